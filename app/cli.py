@@ -1,0 +1,28 @@
+"""The ``phantomchain`` console script.
+
+Sub-commands live in their own modules and are attached here, so that importing the CLI
+stays cheap: ``phantomchain --help`` must not load the audio stack or open a connection.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="phantomchain")
+def main() -> None:
+    """PhantomChain: self-hosted audio analysis and transcoding."""
+
+
+def _register_commands() -> None:
+    """Attach the sub-commands that exist in this checkout."""
+    from app import cli_analyze
+
+    main.add_command(cli_analyze.analyze)
+
+
+try:
+    _register_commands()
+except ImportError:  # pragma: no cover - only while a sub-command module is being written
+    pass
