@@ -13,16 +13,3 @@ import click
 @click.version_option(package_name="phantomchain")
 def main() -> None:
     """PhantomChain: self-hosted audio analysis and transcoding."""
-
-
-def _register_commands() -> None:
-    """Attach the sub-commands that exist in this checkout."""
-    from app import cli_analyze
-
-    main.add_command(cli_analyze.analyze)
-
-
-try:
-    _register_commands()
-except ImportError:  # pragma: no cover - only while a sub-command module is being written
-    pass

@@ -1,0 +1,57 @@
+"""Fixtures shared by the whole suite: real servers, started here, cleaned up here."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+
+from app.embedded.nats_server import NatsServer
+
+SYSTEM_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def _answers(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 4222), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server 2.x from the wheel, JetStream on, free port, temporary store dir."""
+    server = NatsServer(store_dir=tmp_path_factory.mktemp("nats-store"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def wheel_nats_url(nats_server: NatsServer) -> str:
+    return os.environ.get("TEST_NATS_URL") or nats_server.url
+
+
+def _nats_params() -> list:
+    """Broker tests run against the wheel's server and once more against the system NATS 2.9."""
+    return [
+        pytest.param("wheel", id="nats-wheel"),
+        pytest.param("system", id="nats-system", marks=pytest.mark.system_nats),
+    ]
+
+
+@pytest.fixture(scope="session", params=_nats_params())
+def nats_url(request: pytest.FixtureRequest) -> str:
+    """URL of a JetStream-enabled NATS server: the wheel's (or ``TEST_NATS_URL``), then the
+    machine's system NATS (2.9 on CI) when it answers on the standard port; skipped otherwise."""
+    if request.param == "system":
+        url = os.environ.get("TEST_SYSTEM_NATS_URL", SYSTEM_NATS_URL)
+        if not _answers(url):
+            pytest.skip(f"no system NATS answering at {url}")
+        return url
+    return request.getfixturevalue("wheel_nats_url")
