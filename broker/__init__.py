@@ -1,0 +1,9 @@
+"""A Dramatiq broker on NATS JetStream, with a dead-letter API.
+
+This package imports nothing else of PhantomChain and could be published on its own.
+"""
+
+from broker.dead_letters import DeadLetter, DeadLetters
+from broker.nats_broker import NatsBroker
+
+__all__ = ["DeadLetter", "DeadLetters", "NatsBroker"]

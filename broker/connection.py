@@ -1,0 +1,202 @@
+"""One NATS connection per process, driven by a private asyncio loop in a daemon thread.
+
+nats-py is asyncio; Dramatiq calls the broker from many plain threads. Every blocking call hops
+onto the loop with :meth:`LoopConnection.run`; fire-and-forget work (acks, heartbeats) uses
+:meth:`LoopConnection.submit`. The loop, its thread and the connection belong to the process
+that made them: after ``fork()`` (``dramatiq --processes N``, gunicorn workers) the child finds
+the pid changed and builds its own, never touching the parent's socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+import nats
+from dramatiq.errors import BrokerConnectionError
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+#: Exceptions that mean "the server is not reachable right now" rather than "you asked wrong".
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoServersError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    nats.js.errors.NoStreamResponseError,
+    asyncio.TimeoutError,
+    FutureTimeout,
+    ConnectionError,
+    OSError,
+)
+
+
+class LoopConnection:
+    """A lazily opened, fork-aware NATS + JetStream connection.
+
+    :param servers: NATS server URLs.
+    :param connect_timeout: seconds to keep trying to connect before giving up with
+        :class:`dramatiq.errors.BrokerConnectionError`.
+    :param name: client name shown by the server (``nats server report connections``).
+    """
+
+    def __init__(self, servers: list[str], *, connect_timeout: float = 5.0, name: str = "") -> None:
+        self.servers = servers
+        self.connect_timeout = connect_timeout
+        self.name = name
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._closed = False
+
+    # -- loop ------------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop of this process, started on first use."""
+        if self._pid != os.getpid() or self._loop is None:
+            with self._lock:
+                if self._pid != os.getpid() or self._loop is None:
+                    self._start_loop()
+        assert self._loop is not None
+        return self._loop
+
+    def _start_loop(self) -> None:
+        # After fork the parent's loop thread does not exist here: forget it without closing.
+        self._nc = None
+        self._js = None
+        self._closed = False
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        thread = threading.Thread(target=run, name="nats-broker-loop", daemon=True)
+        thread.start()
+        ready.wait()
+        self._loop, self._thread, self._pid = loop, thread, os.getpid()
+
+    def run(self, coro_fn: Callable[[], Coroutine[Any, Any, T]], timeout: float | None = None) -> T:
+        """Run ``coro_fn()`` on the loop and wait for its result from the calling thread."""
+        future = asyncio.run_coroutine_threadsafe(coro_fn(), self.loop)
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            future.cancel()
+            raise
+
+    def submit(self, coro_fn: Callable[[], Awaitable[Any]]) -> None:
+        """Schedule ``coro_fn()`` on the loop without waiting; failures are logged."""
+
+        def start() -> None:
+            task = asyncio.ensure_future(coro_fn())
+            task.add_done_callback(_log_failure)
+
+        self.loop.call_soon_threadsafe(start)
+
+    # -- connection ------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True when this process holds an open connection that is not reconnecting."""
+        nc = self._nc
+        return self._pid == os.getpid() and nc is not None and nc.is_connected and not nc.is_closed
+
+    async def client(self) -> Client:
+        """The connected client (call on the loop). Connects on first use."""
+        if self._nc is None or self._nc.is_closed:
+            self._nc = await self._connect()
+            self._js = self._nc.jetstream(timeout=self.connect_timeout)
+        return self._nc
+
+    async def jetstream(self) -> JetStreamContext:
+        """The JetStream context (call on the loop)."""
+        await self.client()
+        assert self._js is not None
+        return self._js
+
+    async def _connect(self) -> Client:
+        deadline = time.monotonic() + self.connect_timeout
+        last_error: BaseException | None = None
+        while True:
+            try:
+                return await nats.connect(
+                    servers=self.servers,
+                    name=self.name or None,
+                    connect_timeout=max(0.5, min(2.0, self.connect_timeout)),
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,
+                    ping_interval=10,
+                    max_outstanding_pings=3,
+                    error_cb=_on_error,
+                    disconnected_cb=_on_disconnect,
+                    reconnected_cb=_on_reconnect,
+                )
+            except TRANSIENT_ERRORS as exc:
+                last_error = exc
+            if time.monotonic() >= deadline:
+                raise BrokerConnectionError(
+                    f"could not connect to NATS at {', '.join(self.servers)}: {last_error!r}"
+                )
+            await asyncio.sleep(0.2)
+
+    def close(self) -> None:
+        """Drain and close the connection and stop the loop thread of this process."""
+        if self._loop is None or self._pid != os.getpid() or self._closed:
+            return
+        self._closed = True
+
+        async def _close() -> None:
+            if self._nc is not None and not self._nc.is_closed:
+                try:
+                    await asyncio.wait_for(self._nc.close(), 5)
+                except Exception:  # closing is best effort
+                    logger.debug("error while closing NATS connection", exc_info=True)
+            self._nc = None
+            self._js = None
+
+        try:
+            self.run(_close, timeout=10)
+        except Exception:
+            logger.debug("error while closing NATS connection", exc_info=True)
+        loop, thread = self._loop, self._thread
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+        self._loop, self._thread, self._pid = None, None, None
+
+
+def _log_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("background NATS operation failed: %r", task.exception())
+
+
+async def _on_error(exc: Exception) -> None:
+    logger.debug("NATS client error: %r", exc)
+
+
+async def _on_disconnect() -> None:
+    logger.warning("disconnected from NATS; reconnecting")
+
+
+async def _on_reconnect() -> None:
+    logger.info("reconnected to NATS")

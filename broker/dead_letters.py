@@ -1,0 +1,260 @@
+"""Dead letters: messages that failed for good, kept in their own stream to inspect and replay.
+
+A dead letter is one JetStream message on ``<ns>.dlq.<queue>`` whose body is a JSON record: the
+Dramatiq message (or, for bytes that never decoded, those bytes in base64), why it died, its
+traceback, how many times it was delivered, and when. The stream's ``max_age`` expires them
+(7 days by default). The dead letter's id is its sequence number in that stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dramatiq
+from nats.js import api
+from nats.js.errors import NotFoundError
+
+from broker.connection import LoopConnection
+from broker.topology import Topology
+
+#: How long an admin call may take before it gives up.
+ADMIN_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-lettered message.
+
+    :param id: its sequence number in the dead-letter stream, as a string.
+    :param payload: the Dramatiq message as a dict (``None`` if the bytes never decoded;
+        then ``raw`` holds them).
+    """
+
+    id: str
+    queue_name: str
+    actor_name: str | None
+    message_id: str | None
+    reason: str
+    traceback: str | None
+    deliveries: int
+    failed_at: datetime
+    enqueued_at: datetime | None
+    payload: dict[str, Any] | None
+    raw: bytes | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (for the CLI and the HTTP admin routes)."""
+        return {
+            "id": self.id,
+            "queue_name": self.queue_name,
+            "actor_name": self.actor_name,
+            "message_id": self.message_id,
+            "reason": self.reason,
+            "traceback": self.traceback,
+            "deliveries": self.deliveries,
+            "failed_at": self.failed_at.isoformat(),
+            "enqueued_at": self.enqueued_at.isoformat() if self.enqueued_at else None,
+            "payload": self.payload,
+        }
+
+
+def encode_record(
+    *,
+    queue_name: str,
+    reason: str,
+    deliveries: int,
+    message: dramatiq.Message | None = None,
+    raw: bytes | None = None,
+    traceback: str | None = None,
+) -> bytes:
+    """Serialize what is kept of a failed message."""
+    record: dict[str, Any] = {
+        "queue_name": queue_name,
+        "reason": reason,
+        "traceback": traceback,
+        "deliveries": deliveries,
+        "failed_at": time.time(),
+    }
+    if message is not None:
+        record["message"] = message.asdict()
+    if raw is not None:
+        record["raw"] = base64.b64encode(raw).decode("ascii")
+    return json.dumps(record, default=str).encode()
+
+
+def decode_record(seq: int, data: bytes) -> DeadLetter:
+    record = json.loads(data)
+    message = record.get("message")
+    raw = record.get("raw")
+    options = (message or {}).get("options") or {}
+    timestamp = (message or {}).get("message_timestamp")
+    return DeadLetter(
+        id=str(seq),
+        queue_name=record["queue_name"],
+        actor_name=(message or {}).get("actor_name"),
+        message_id=(message or {}).get("message_id"),
+        reason=record["reason"],
+        traceback=record.get("traceback") or options.get("traceback"),
+        deliveries=int(record.get("deliveries") or 0),
+        failed_at=datetime.fromtimestamp(record["failed_at"], tz=UTC),
+        enqueued_at=datetime.fromtimestamp(timestamp / 1000, tz=UTC) if timestamp else None,
+        payload=message,
+        raw=base64.b64decode(raw) if raw else None,
+    )
+
+
+class DeadLetters:
+    """List, inspect, replay and delete dead letters of one namespace.
+
+    :param connection: the broker's connection.
+    :param topology: the broker's names.
+    :param enqueue: puts a message back on its queue (the broker's ``enqueue``).
+    """
+
+    def __init__(
+        self,
+        connection: LoopConnection,
+        topology: Topology,
+        enqueue: Callable[[dramatiq.Message], Any],
+    ) -> None:
+        self._conn = connection
+        self._topology = topology
+        self._enqueue = enqueue
+
+    def list(
+        self, *, queue: str | None = None, actor: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first, optionally of one queue and/or one actor."""
+        subject = self._topology.dead_letter_subject(queue) if queue else None
+        letters = self._conn.run(lambda: self._scan(subject), timeout=ADMIN_TIMEOUT_S)
+        if actor is not None:
+            letters = [letter for letter in letters if letter.actor_name == actor]
+        return letters[:limit]
+
+    def get(self, dead_letter_id: str) -> DeadLetter | None:
+        """One dead letter by id, or ``None`` when there is no such (or it expired)."""
+        seq = _parse_id(dead_letter_id)
+        if seq is None:
+            return None
+
+        async def fetch() -> DeadLetter | None:
+            js = await self._conn.jetstream()
+            await self._topology.ensure_streams(js)
+            try:
+                msg = await js.get_msg(self._topology.dead_letter_stream, seq)
+            except NotFoundError:
+                return None
+            return decode_record(seq, msg.data or b"")
+
+        return self._conn.run(fetch, timeout=ADMIN_TIMEOUT_S)
+
+    def replay(self, dead_letter_id: str) -> str:
+        """Send a dead letter back to its queue with fresh retries; returns its message id.
+
+        :raises KeyError: no such dead letter.
+        :raises ValueError: it holds bytes that never decoded as a message.
+        """
+        letter = self.get(dead_letter_id)
+        if letter is None:
+            raise KeyError(f"no dead letter {dead_letter_id}")
+        if letter.payload is None:
+            raise ValueError(f"dead letter {dead_letter_id} is not a decodable message")
+        message = dramatiq.Message(**letter.payload)
+        options = {
+            k: v
+            for k, v in message.options.items()
+            if k not in {"retries", "traceback", "eta", "requeue_timestamp"}
+        }
+        message = message.copy(queue_name=dramatiq.common.q_name(letter.queue_name))
+        message = dramatiq.Message(**{**message.asdict(), "options": options})
+        self._enqueue(message)
+        self.delete(dead_letter_id)
+        return message.message_id
+
+    def delete(self, dead_letter_id: str) -> bool:
+        """Remove one dead letter; ``False`` when it was not there."""
+        seq = _parse_id(dead_letter_id)
+        if seq is None:
+            return False
+
+        async def remove() -> bool:
+            js = await self._conn.jetstream()
+            try:
+                return await js.delete_msg(self._topology.dead_letter_stream, seq)
+            except NotFoundError:
+                return False
+
+        return self._conn.run(remove, timeout=ADMIN_TIMEOUT_S)
+
+    def purge(self, *, queue: str | None = None, actor: str | None = None) -> int:
+        """Remove every dead letter (of one queue and/or actor); returns how many."""
+        if actor is not None:
+            removed = 0
+            for letter in self.list(queue=queue, actor=actor, limit=10**9):
+                removed += self.delete(letter.id)
+            return removed
+
+        async def purge() -> int:
+            js = await self._conn.jetstream()
+            await self._topology.ensure_streams(js)
+            subject = self._topology.dead_letter_subject(queue) if queue else None
+            before = await js.stream_info(self._topology.dead_letter_stream, subject)
+            count = _count(before, subject)
+            await js.purge_stream(self._topology.dead_letter_stream, subject=subject)
+            return count
+
+        return self._conn.run(purge, timeout=ADMIN_TIMEOUT_S)
+
+    async def _scan(self, subject: str | None) -> list[DeadLetter]:
+        """Read the dead-letter stream with a short-lived consumer that acknowledges nothing."""
+        js = await self._conn.jetstream()
+        await self._topology.ensure_streams(js)
+        stream = self._topology.dead_letter_stream
+        info = await js.stream_info(stream)
+        total = info.state.messages
+        if total == 0:
+            return []
+        config = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.NONE,
+            deliver_policy=api.DeliverPolicy.ALL,
+            filter_subject=subject,
+            inactive_threshold=30.0,
+        )
+        sub = await js.pull_subscribe(
+            subject or f"{self._topology.namespace}.dlq.>", None, stream=stream, config=config
+        )
+        letters: list[DeadLetter] = []
+        try:
+            while True:
+                try:
+                    batch = await sub.fetch(min(256, total), timeout=0.5)
+                except TimeoutError:
+                    break
+                for msg in batch:
+                    letters.append(decode_record(msg.metadata.sequence.stream, msg.data))
+                if msg.metadata.num_pending == 0:
+                    break
+        finally:
+            await sub.unsubscribe()
+        return letters
+
+
+def _count(info: api.StreamInfo, subject: str | None) -> int:
+    if subject is None:
+        return info.state.messages
+    subjects = getattr(info.state, "subjects", None) or {}
+    return int(subjects.get(subject, 0))
+
+
+def _parse_id(dead_letter_id: str | int) -> int | None:
+    try:
+        seq = int(dead_letter_id)
+    except (TypeError, ValueError):
+        return None
+    return seq if seq > 0 else None

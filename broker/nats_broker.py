@@ -1,0 +1,257 @@
+"""A Dramatiq broker on NATS JetStream.
+
+>>> import dramatiq
+>>> from broker import NatsBroker
+>>> dramatiq.set_broker(NatsBroker(url="nats://127.0.0.1:4222"))
+
+Messages are stored by JetStream before :meth:`NatsBroker.enqueue` returns; every worker process
+on every machine pulls from one durable consumer per queue; failed messages go to a dead-letter
+stream (see :mod:`broker.dead_letters`). Nothing touches the network until first use, and each
+process (after ``fork()`` too) opens its own connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+
+import dramatiq
+from dramatiq.common import current_millis, dq_name, q_name
+from dramatiq.errors import BrokerConnectionError, QueueJoinTimeout
+from nats.js.errors import NotFoundError
+
+from broker.connection import TRANSIENT_ERRORS, LoopConnection
+from broker.consumer import NatsConsumer
+from broker.dead_letters import DeadLetters
+from broker.topology import Topology
+
+#: Seconds one publish waits for JetStream's acknowledgement before it is tried again.
+PUBLISH_ACK_TIMEOUT_S = 2.0
+
+
+class NatsBroker(dramatiq.Broker):
+    """A Dramatiq broker backed by NATS JetStream (server 2.9 or newer).
+
+    :param url: a NATS URL, several separated by commas, or a list of them.
+    :param middleware: as for :class:`dramatiq.Broker`.
+    :param namespace: prefix of the stream, subject and consumer names; brokers with different
+        namespaces share a server without seeing each other.
+    :param storage: ``"file"`` (survives server restarts) or ``"memory"``.
+    :param replicas: stream replicas in a JetStream cluster.
+    :param ack_wait: seconds after which a message held by a dead worker goes to another one.
+        Live workers keep their messages with heartbeats however long they run.
+    :param max_deliveries: a message delivered this many times without being settled (its
+        workers keep dying) is dead-lettered.
+    :param dead_letter_ttl: seconds dead letters are kept.
+    :param connect_timeout: seconds connection trouble is retried before
+        :class:`dramatiq.errors.BrokerConnectionError` is raised.
+    """
+
+    def __init__(
+        self,
+        url: str | list[str] = "nats://127.0.0.1:4222",
+        *,
+        middleware: list[dramatiq.Middleware] | None = None,
+        namespace: str = "dramatiq",
+        storage: str = "file",
+        replicas: int = 1,
+        ack_wait: float = 30.0,
+        max_deliveries: int = 5,
+        dead_letter_ttl: float = 7 * 86400.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        super().__init__(middleware=middleware)
+        servers = url if isinstance(url, list) else [u.strip() for u in url.split(",")]
+        if not servers or not all(servers):
+            raise ValueError(f"invalid NATS url {url!r}")
+        if max_deliveries < 1:
+            raise ValueError("max_deliveries must be at least 1")
+        self.topology = Topology(
+            namespace=namespace,
+            storage=storage,
+            replicas=replicas,
+            ack_wait=ack_wait,
+            dead_letter_ttl=dead_letter_ttl,
+        )
+        self.max_deliveries = max_deliveries
+        self.connect_timeout = connect_timeout
+        self.connection = LoopConnection(
+            servers, connect_timeout=connect_timeout, name=f"dramatiq-{namespace}"
+        )
+        self.queues: set[str] = set()
+        self._ready_queues: set[str] = set()
+        self._streams_ready = False
+        self.dead_letters = DeadLetters(self.connection, self.topology, self.enqueue)
+
+    @property
+    def namespace(self) -> str:
+        return self.topology.namespace
+
+    # -- queues ------------------------------------------------------------------------------
+
+    def declare_queue(self, queue_name: str) -> None:
+        """Declare a queue and its delay queue. No I/O: JetStream objects appear on first use."""
+        if queue_name in self.queues:
+            return
+        Topology.check_queue_name(queue_name)
+        self.emit_before("declare_queue", queue_name)
+        self.queues.add(queue_name)
+        self.emit_after("declare_queue", queue_name)
+        delayed = dq_name(queue_name)
+        self.delay_queues.add(delayed)
+        self.emit_after("declare_delay_queue", delayed)
+
+    async def ensure_queue_async(self, queue_name: str) -> None:
+        """Create the streams and this queue's consumer if they are missing (on the loop)."""
+        if queue_name in self._ready_queues and self._streams_ready:
+            return
+        js = await self.connection.jetstream()
+        if not self._streams_ready:
+            await self.topology.ensure_streams(js)
+            self._streams_ready = True
+        await self.topology.ensure_consumer(js, queue_name)
+        self._ready_queues.add(queue_name)
+
+    def _ensure_queue(self, queue_name: str) -> None:
+        self._call(lambda: self.ensure_queue_async(queue_name), f"declaring {queue_name!r}")
+
+    def get_declared_queues(self) -> set[str]:
+        return self.queues.copy()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
+        """Store ``message`` in JetStream; returns once the server has acknowledged it.
+
+        :param delay: milliseconds to wait before the message may run.
+        :raises BrokerConnectionError: NATS did not answer within ``connect_timeout``.
+        """
+        queue_name = message.queue_name
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            message = message.copy(
+                queue_name=queue_name, options={"eta": current_millis() + int(delay)}
+            )
+        self.emit_before("enqueue", message, delay)
+        self._publish(queue_name, message.encode(), msg_id=f"{message.message_id}-{uuid.uuid4()}")
+        self.emit_after("enqueue", message, delay)
+        return message
+
+    def _publish(self, queue_name: str, payload: bytes, *, msg_id: str) -> None:
+        subject = self.topology.subject(queue_name)
+        headers = {"Nats-Msg-Id": msg_id}
+        canonical = q_name(queue_name)
+        deadline = time.monotonic() + self.connect_timeout
+
+        async def publish() -> None:
+            if canonical not in self._ready_queues or not self._streams_ready:
+                await self.ensure_queue_async(canonical)
+                await self.ensure_queue_async(dq_name(canonical))
+            js = await self.connection.jetstream()
+            await js.publish(
+                subject,
+                payload,
+                timeout=PUBLISH_ACK_TIMEOUT_S,
+                stream=self.topology.stream,
+                headers=dict(headers),
+            )
+
+        while True:
+            try:
+                self.connection.run(publish, timeout=PUBLISH_ACK_TIMEOUT_S + 1)
+                return
+            except BrokerConnectionError:
+                raise
+            except NotFoundError:
+                # The stream vanished (deleted by an operator): recreate and try again.
+                self._streams_ready = False
+                self._ready_queues.clear()
+            except TRANSIENT_ERRORS as exc:
+                if time.monotonic() >= deadline:
+                    raise BrokerConnectionError(
+                        f"could not enqueue on {queue_name!r}: {exc!r}"
+                    ) from exc
+                time.sleep(0.1)
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> NatsConsumer:
+        """A consumer of ``queue_name`` holding at most ``prefetch`` messages at once.
+
+        :param timeout: milliseconds an idle ``next()`` waits before returning ``None``.
+        """
+        return NatsConsumer(self, queue_name, prefetch, timeout)
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def flush(self, queue_name: str) -> None:
+        """Drop every message of ``queue_name`` and of its delay queue."""
+
+        async def purge() -> None:
+            js = await self.connection.jetstream()
+            for name in (q_name(queue_name), dq_name(queue_name)):
+                await self.ensure_queue_async(name)
+                await js.purge_stream(self.topology.stream, subject=self.topology.subject(name))
+
+        self._call(purge, f"flushing {queue_name!r}")
+
+    def flush_all(self) -> None:
+        """Drop every message of every declared queue."""
+        for queue_name in self.get_declared_queues():
+            self.flush(queue_name)
+
+    def join(self, queue_name: str, *, timeout: int | None = None) -> None:
+        """Wait until ``queue_name`` and its delay queue hold no message, run or unrun.
+
+        :param timeout: milliseconds; ``None`` waits forever.
+        :raises QueueJoinTimeout: still busy after ``timeout``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout / 1000
+        names = (q_name(queue_name), dq_name(queue_name))
+        while True:
+            # Settled messages of a delay queue become new messages on the queue itself:
+            # look at the queue once more so none slips between the two reads.
+            if all(self._outstanding(name) == 0 for name in names) and (
+                self._outstanding(names[0]) == 0
+            ):
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise QueueJoinTimeout(queue_name)
+            time.sleep(0.05)
+
+    def _outstanding(self, queue_name: str) -> int:
+        async def count() -> int:
+            await self.ensure_queue_async(queue_name)
+            js = await self.connection.jetstream()
+            info = await js.consumer_info(self.topology.stream, self.topology.durable(queue_name))
+            return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+        return self._call(count, f"inspecting {queue_name!r}")
+
+    def delete_streams(self) -> None:
+        """Delete this namespace's streams and everything in them (tests, teardown)."""
+
+        async def delete() -> None:
+            js = await self.connection.jetstream()
+            for stream in (self.topology.stream, self.topology.dead_letter_stream):
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_stream(stream)
+            self._streams_ready = False
+            self._ready_queues.clear()
+
+        self._call(delete, "deleting streams")
+
+    def close(self) -> None:
+        """Close this process's connection (after draining what it sent)."""
+        self.connection.close()
+        self._ready_queues.clear()
+        self._streams_ready = False
+
+    def _call(self, coro_fn, what: str, timeout: float | None = None):
+        try:
+            return self.connection.run(coro_fn, timeout=timeout or self.connect_timeout + 5)
+        except BrokerConnectionError:
+            raise
+        except TRANSIENT_ERRORS as exc:
+            raise BrokerConnectionError(f"{what} failed: {exc!r}") from exc
