@@ -173,6 +173,11 @@ class LoopConnection:
                     logger.debug("error while closing NATS connection", exc_info=True)
             self._nc = None
             self._js = None
+            # Let the client's own tasks (flusher, reader, pinger) finish before the loop stops.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         try:
             self.run(_close, timeout=10)
@@ -182,6 +187,8 @@ class LoopConnection:
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
+            if not thread.is_alive():
+                loop.close()
         self._loop, self._thread, self._pid = None, None, None
 
 

@@ -99,7 +99,8 @@ class Topology:
             storage=self._storage(),
             num_replicas=self.replicas,
             max_age=self.dead_letter_ttl,
-            duplicate_window=DUPLICATE_WINDOW_S,
+            # JetStream refuses a de-duplication window longer than the retention.
+            duplicate_window=min(DUPLICATE_WINDOW_S, self.dead_letter_ttl),
         )
 
     def consumer_config(self, queue_name: str) -> api.ConsumerConfig:

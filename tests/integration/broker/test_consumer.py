@@ -1,0 +1,239 @@
+"""What workers see: retries, delays, requeues, heartbeats, poison and unknown messages."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import dramatiq
+import nats
+import pytest
+from dramatiq.common import current_millis
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def test_failing_actor_is_retried_with_backoff_until_it_succeeds(broker, worker):
+    attempts = []
+
+    @dramatiq.actor(broker=broker, max_retries=5, min_backoff=100, max_backoff=400)
+    def flaky():
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+
+    flaky.send()
+    assert wait_for(lambda: len(attempts) == 3)
+    broker.join(flaky.queue_name, timeout=10_000)
+    assert len(attempts) == 3
+    assert attempts[1] - attempts[0] >= 0.09  # the backoff was honoured
+    assert broker.dead_letters.list() == []
+
+
+def test_exhausted_retries_end_in_the_dead_letters_with_the_traceback(broker, worker):
+    @dramatiq.actor(broker=broker, max_retries=1, min_backoff=50, max_backoff=100)
+    def always_fails():
+        raise ValueError("bad input 42")
+
+    always_fails.send()
+    assert wait_for(lambda: len(broker.dead_letters.list()) == 1)
+    (letter,) = broker.dead_letters.list()
+    assert letter.actor_name == "always_fails"
+    assert letter.queue_name == "default"
+    assert "ValueError: bad input 42" in letter.reason
+    assert "bad input 42" in (letter.traceback or "")
+
+
+def test_delayed_messages_run_at_their_own_times(broker, worker):
+    ran: dict[str, int] = {}
+    sent: dict[str, int] = {}
+
+    @dramatiq.actor(broker=broker)
+    def stamp(name):
+        ran[name] = current_millis()
+
+    for name, delay in (("late", 2000), ("soon", 700), ("now", None)):
+        sent[name] = current_millis()
+        stamp.send_with_options(args=(name,), delay=delay)
+
+    assert wait_for(lambda: len(ran) == 3)
+    assert sorted(ran, key=ran.get) == ["now", "soon", "late"]
+    assert ran["soon"] >= sent["soon"] + 700
+    assert ran["late"] >= sent["late"] + 2000
+    assert ran["late"] - (sent["late"] + 2000) < 1500  # fires about on time
+
+
+def test_delayed_message_survives_a_worker_restart(broker, start_worker):
+    ran = []
+
+    @dramatiq.actor(broker=broker)
+    def later():
+        ran.append(current_millis())
+
+    due = current_millis() + 2500
+    later.send_with_options(delay=2500)
+    first = start_worker(broker)
+    time.sleep(1.0)
+    first.stop()
+    assert ran == []
+
+    start_worker(broker)
+    assert wait_for(lambda: len(ran) == 1)
+    assert ran[0] >= due
+    time.sleep(0.5)
+    assert len(ran) == 1
+
+
+def test_requeue_hands_unstarted_messages_back_at_once(make_broker):
+    broker = make_broker(ack_wait=30.0)
+
+    @dramatiq.actor(broker=broker)
+    def noop(n):
+        pass
+
+    for n in range(4):
+        noop.send(n)
+
+    first = broker.consume("default", prefetch=4, timeout=2000)
+    held = [first.__next__() for _ in range(4)]
+    assert all(m is not None for m in held)
+    first.requeue(held)
+    first.close()
+
+    second = broker.consume("default", prefetch=4, timeout=2000)
+    started = time.monotonic()
+    again = [second.__next__() for _ in range(4)]
+    assert sorted(m.args[0] for m in again if m is not None) == [0, 1, 2, 3]
+    assert time.monotonic() - started < 10  # well before the 30 s ack wait
+    for message in again:
+        second.ack(message)
+    second.close()
+    broker.join("default", timeout=5_000)
+
+
+def test_worker_stop_requeues_prefetched_messages(broker, start_worker):
+    done = []
+    gate = threading.Event()
+
+    @dramatiq.actor(broker=broker)
+    def slow(n):
+        gate.wait(5)
+        done.append(n)
+
+    for n in range(6):
+        slow.send(n)
+    first = start_worker(broker, worker_threads=1)
+    assert wait_for(lambda: broker._outstanding("default") == 6)
+    time.sleep(0.5)
+    gate.set()
+    first.stop()
+
+    start_worker(broker, worker_threads=2)
+    broker.join("default", timeout=15_000)
+    assert sorted(set(done)) == list(range(6))
+
+
+def test_a_long_task_is_not_redelivered_while_its_worker_lives(make_broker, start_worker):
+    broker = make_broker(ack_wait=2.0)
+    runs = []
+
+    @dramatiq.actor(broker=broker, time_limit=60_000)
+    def long_task():
+        runs.append(time.monotonic())
+        time.sleep(10)
+
+    long_task.send()
+    start_worker(broker, worker_threads=2)
+    start_worker(broker, worker_threads=2)
+    broker.join(long_task.queue_name, timeout=30_000)
+    assert len(runs) == 1
+
+
+def test_a_message_whose_workers_keep_dying_ends_in_the_dead_letters(make_broker):
+    broker = make_broker(ack_wait=1.0, max_deliveries=2)
+
+    @dramatiq.actor(broker=broker)
+    def deadly():
+        pass
+
+    deadly.send()
+    for _ in range(2):
+        consumer = broker.consume("default", prefetch=1, timeout=3000)
+        assert consumer.__next__() is not None  # taken, then its "worker" vanishes
+        consumer.close()
+
+    consumer = broker.consume("default", prefetch=1, timeout=3000)
+    assert consumer.__next__() is None  # the third delivery is buried, not handed over
+    consumer.close()
+    letters = broker.dead_letters.list()
+    assert len(letters) == 1
+    assert "delivered 3 times" in letters[0].reason
+    broker.join("default", timeout=5_000)
+
+
+def test_messages_for_unknown_actors_are_dead_lettered(broker, worker):
+    seen = []
+
+    @dramatiq.actor(broker=broker)
+    def known():
+        seen.append(1)
+
+    broker.enqueue(dramatiq.Message("default", "no_such_actor", (), {}, {}))
+    known.send()
+    assert wait_for(lambda: len(broker.dead_letters.list()) == 1)
+    assert wait_for(lambda: seen == [1])
+    (letter,) = broker.dead_letters.list()
+    assert letter.actor_name == "no_such_actor"
+    assert "ActorNotFound" in letter.reason
+
+
+def test_undecodable_bytes_are_dead_lettered_and_the_worker_goes_on(broker, worker):
+    seen = []
+
+    @dramatiq.actor(broker=broker)
+    def known():
+        seen.append(1)
+
+    known.send()  # creates the stream and the consumer
+    assert wait_for(lambda: seen == [1])
+
+    async def publish_garbage() -> None:
+        nc = await nats.connect(broker.connection.servers)
+        await nc.jetstream().publish(broker.topology.subject("default"), b"\x00not json")
+        await nc.close()
+
+    asyncio.run(publish_garbage())
+    known.send()
+    assert wait_for(lambda: seen == [1, 1])
+    assert wait_for(lambda: len(broker.dead_letters.list()) == 1)
+    (letter,) = broker.dead_letters.list()
+    assert letter.raw == b"\x00not json"
+    assert letter.payload is None
+    assert "undecodable" in letter.reason
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+def test_a_consumer_never_holds_more_than_prefetch(make_broker, prefetch):
+    broker = make_broker()
+
+    @dramatiq.actor(broker=broker)
+    def noop():
+        pass
+
+    for _ in range(5):
+        noop.send()
+    consumer = broker.consume("default", prefetch=prefetch, timeout=500)
+    held = [consumer.__next__() for _ in range(prefetch)]
+    assert all(m is not None for m in held)
+    assert consumer.__next__() is None
+    consumer.ack(held[0])
+    assert consumer.__next__() is not None
+    consumer.close()
