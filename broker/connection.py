@@ -112,6 +112,11 @@ class LoopConnection:
 
         self.loop.call_soon_threadsafe(start)
 
+    @property
+    def is_running(self) -> bool:
+        """True when this process's loop thread is up (it is started lazily)."""
+        return self._loop is not None and self._pid == os.getpid() and not self._closed
+
     # -- connection ------------------------------------------------------------------------
 
     @property

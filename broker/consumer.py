@@ -257,6 +257,8 @@ class NatsConsumer(Consumer):
         self._closed = True
         sub, self._sub = self._sub, None
         heartbeat, self._heartbeat = self._heartbeat, None
+        if not self._conn.is_running:
+            return  # the broker was closed first: nothing left to stop
 
         async def stop() -> None:
             if heartbeat is not None:

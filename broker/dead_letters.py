@@ -18,7 +18,7 @@ from typing import Any
 
 import dramatiq
 from nats.js import api
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServerError
 
 from broker.connection import LoopConnection
 from broker.topology import Topology
@@ -187,7 +187,10 @@ class DeadLetters:
             js = await self._conn.jetstream()
             try:
                 return await js.delete_msg(self._topology.dead_letter_stream, seq)
-            except NotFoundError:
+            except (NotFoundError, ServerError) as exc:
+                # 10057 "no message found": already gone (deleted, purged or expired).
+                if isinstance(exc, ServerError) and exc.err_code != 10057:
+                    raise
                 return False
 
         return self._conn.run(remove, timeout=ADMIN_TIMEOUT_S)
