@@ -63,6 +63,9 @@ class LoopConnection:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._closed = False
+        self._submit_lock = threading.Lock()
+        self._submitted: list[Callable[[], Awaitable[Any]]] = []
+        self._drain_scheduled = False
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -81,6 +84,9 @@ class LoopConnection:
         self._nc = None
         self._js = None
         self._closed = False
+        self._submit_lock = threading.Lock()
+        self._submitted = []
+        self._drain_scheduled = False
         loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -104,18 +110,35 @@ class LoopConnection:
             raise
 
     def submit(self, coro_fn: Callable[[], Awaitable[Any]]) -> None:
-        """Schedule ``coro_fn()`` on the loop without waiting; failures are logged."""
+        """Schedule ``coro_fn()`` on the loop without waiting; failures are logged.
 
-        def start() -> None:
-            task = asyncio.ensure_future(coro_fn())
-            task.add_done_callback(_log_failure)
+        Calls are queued and run in order by one drain task, so a burst of acks from many
+        worker threads costs one loop wake-up rather than one each.
+        """
+        loop = self.loop
+        with self._submit_lock:
+            self._submitted.append(coro_fn)
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        loop.call_soon_threadsafe(self._start_drain)
 
-        self.loop.call_soon_threadsafe(start)
+    def _start_drain(self) -> None:
+        task = asyncio.ensure_future(self._drain())
+        task.add_done_callback(_log_failure)
 
-    @property
-    def is_running(self) -> bool:
-        """True when this process's loop thread is up (it is started lazily)."""
-        return self._loop is not None and self._pid == os.getpid() and not self._closed
+    async def _drain(self) -> None:
+        while True:
+            with self._submit_lock:
+                if not self._submitted:
+                    self._drain_scheduled = False
+                    return
+                batch, self._submitted = self._submitted, []
+            for coro_fn in batch:
+                try:
+                    await coro_fn()
+                except Exception as exc:  # the message comes back after ack_wait
+                    logger.debug("background NATS operation failed: %r", exc)
 
     # -- connection ------------------------------------------------------------------------
 

@@ -73,10 +73,12 @@ class NatsConsumer(Consumer):
         self.is_delay_queue = queue_name.endswith(".DQ")
         self.prefetch = max(1, prefetch)
         self.timeout_s = max(0.05, timeout / 1000)
+        self._refill_at = max(1, self.prefetch // 2)
         self._conn = broker.connection
         self._buffer: deque[Msg] = deque()
         self._held: dict[int, NatsMessageProxy] = {}
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
         self._sub = None
         self._closed = False
         self._heartbeat: asyncio.Task | None = None
@@ -93,10 +95,18 @@ class NatsConsumer(Consumer):
                 continue
             room = self.prefetch - len(self._held)
             remaining = deadline - time.monotonic()
-            if room <= 0 or remaining <= 0:
-                if room <= 0:
-                    time.sleep(min(0.05, max(remaining, 0)))
+            if remaining <= 0:
                 return None
+            if room < self._refill_at and self._held:
+                # Nearly full: wait until the worker has settled a few, then fetch them in one
+                # request, rather than one round trip per settled message.
+                with self._settled:
+                    self._settled.wait_for(
+                        lambda: self.prefetch - len(self._held) >= self._refill_at, remaining
+                    )
+                if self.prefetch - len(self._held) < self._refill_at:
+                    return None
+                continue
             self._buffer.extend(self._fetch(room, remaining))
             if not self._buffer:
                 return None
@@ -201,6 +211,7 @@ class NatsConsumer(Consumer):
         self._ensure_connected()
         with self._lock:
             self._held.pop(id(message), None)
+            self._settled.notify()
         self._conn.submit(action)
 
     def _ensure_connected(self) -> None:

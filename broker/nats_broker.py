@@ -24,6 +24,7 @@ from nats.js.errors import NotFoundError
 from broker.connection import TRANSIENT_ERRORS, LoopConnection
 from broker.consumer import NatsConsumer
 from broker.dead_letters import DeadLetters
+from broker.publisher import BlockingPublisher, PublisherUnsupported, PublishRejected
 from broker.topology import Topology
 
 #: Seconds one publish waits for JetStream's acknowledgement before it is tried again.
@@ -82,6 +83,9 @@ class NatsBroker(dramatiq.Broker):
         self.queues: set[str] = set()
         self._ready_queues: set[str] = set()
         self._streams_ready = False
+        self._publisher: BlockingPublisher | None = BlockingPublisher(
+            servers, timeout=PUBLISH_ACK_TIMEOUT_S
+        )
         self.dead_letters = DeadLetters(self.connection, self.topology, self.enqueue)
 
     @property
@@ -139,40 +143,56 @@ class NatsBroker(dramatiq.Broker):
         return message
 
     def _publish(self, queue_name: str, payload: bytes, *, msg_id: str) -> None:
+        """Store one message, retrying connection trouble with the same ``Nats-Msg-Id``."""
         subject = self.topology.subject(queue_name)
-        headers = {"Nats-Msg-Id": msg_id}
         canonical = q_name(queue_name)
         deadline = time.monotonic() + self.connect_timeout
+        while True:
+            try:
+                if canonical not in self._ready_queues or not self._streams_ready:
+                    self._call(lambda: self._ensure_pair(canonical), f"declaring {canonical!r}")
+                self._send(subject, payload, msg_id)
+                return
+            except BrokerConnectionError:
+                raise
+            except (PublishRejected, NotFoundError) as exc:
+                if getattr(exc, "code", 503) not in (503, 404, 10059):
+                    raise
+                # The stream vanished (an operator deleted it): create it again and retry.
+                self._streams_ready = False
+                self._ready_queues.clear()
+                error: BaseException = exc
+            except TRANSIENT_ERRORS as exc:
+                error = exc
+            if time.monotonic() >= deadline:
+                raise BrokerConnectionError(f"could not enqueue on {queue_name!r}: {error!r}")
+            time.sleep(0.1)
+
+    async def _ensure_pair(self, queue_name: str) -> None:
+        await self.ensure_queue_async(queue_name)
+        await self.ensure_queue_async(dq_name(queue_name))
+
+    def _send(self, subject: str, payload: bytes, msg_id: str) -> None:
+        if self._publisher is not None:
+            try:
+                self._publisher.publish(
+                    subject, payload, msg_id=msg_id, stream=self.topology.stream
+                )
+                return
+            except PublisherUnsupported:
+                self._publisher = None  # e.g. TLS: the asyncio client handles it from now on
 
         async def publish() -> None:
-            if canonical not in self._ready_queues or not self._streams_ready:
-                await self.ensure_queue_async(canonical)
-                await self.ensure_queue_async(dq_name(canonical))
             js = await self.connection.jetstream()
             await js.publish(
                 subject,
                 payload,
                 timeout=PUBLISH_ACK_TIMEOUT_S,
                 stream=self.topology.stream,
-                headers=dict(headers),
+                headers={"Nats-Msg-Id": msg_id},
             )
 
-        while True:
-            try:
-                self.connection.run(publish, timeout=PUBLISH_ACK_TIMEOUT_S + 1)
-                return
-            except BrokerConnectionError:
-                raise
-            except NotFoundError:
-                # The stream vanished (deleted by an operator): recreate and try again.
-                self._streams_ready = False
-                self._ready_queues.clear()
-            except TRANSIENT_ERRORS as exc:
-                if time.monotonic() >= deadline:
-                    raise BrokerConnectionError(
-                        f"could not enqueue on {queue_name!r}: {exc!r}"
-                    ) from exc
-                time.sleep(0.1)
+        self.connection.run(publish, timeout=PUBLISH_ACK_TIMEOUT_S + 1)
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -245,6 +265,8 @@ class NatsBroker(dramatiq.Broker):
     def close(self) -> None:
         """Close this process's connection (after draining what it sent)."""
         self.connection.close()
+        if self._publisher is not None:
+            self._publisher.close()
         self._ready_queues.clear()
         self._streams_ready = False
 

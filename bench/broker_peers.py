@@ -1,0 +1,21 @@
+"""Build the broker under test by name: ours, or one of dramatiq's own as a peer."""
+
+from __future__ import annotations
+
+import dramatiq
+
+
+def make_broker(kind: str, url: str, namespace: str) -> dramatiq.Broker:
+    if kind == "nats":
+        from broker import NatsBroker
+
+        return NatsBroker(url, namespace=namespace)
+    if kind == "redis":
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=url, namespace=namespace)
+    if kind in ("rabbitmq", "rabbitmq-confirm"):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url, confirm_delivery=kind == "rabbitmq-confirm")
+    raise ValueError(f"unknown broker {kind!r}")
