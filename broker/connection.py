@@ -140,6 +140,11 @@ class LoopConnection:
                 except Exception as exc:  # the message comes back after ack_wait
                     logger.debug("background NATS operation failed: %r", exc)
 
+    @property
+    def is_running(self) -> bool:
+        """True when this process's loop thread is up (it is started lazily)."""
+        return self._loop is not None and self._pid == os.getpid() and not self._closed
+
     # -- connection ------------------------------------------------------------------------
 
     @property
