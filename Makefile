@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-unit lint bench bench-broker bench-audio clean venv
+.PHONY: test lint bench bench-broker clean venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,6 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test-unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests/unit
-
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -27,12 +24,7 @@ lint: $(STAMP)
 bench-broker: $(STAMP)
 	$(BIN)/python bench/broker.py
 
-bench-audio: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	command -v ffmpeg >/dev/null || (apt-get install -y -q ffmpeg >/dev/null)
-	$(BIN)/python bench/audio.py
-
-bench: bench-broker bench-audio
+bench: bench-broker
 
 clean:
 	rm -rf $(VENV) var .pytest_cache build *.egg-info
