@@ -13,15 +13,7 @@ from dramatiq.middleware import default_middleware
 
 from app.embedded.nats_server import NatsServer
 from broker import NatsBroker
-
-
-def wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+from tests.helpers import wait_for
 
 
 @pytest.fixture

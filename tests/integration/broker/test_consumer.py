@@ -11,14 +11,7 @@ import nats
 import pytest
 from dramatiq.common import current_millis
 
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+from tests.helpers import wait_for
 
 
 def test_failing_actor_is_retried_with_backoff_until_it_succeeds(broker, worker):

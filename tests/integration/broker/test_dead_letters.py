@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import dramatiq
 import pytest
 
-
-def wait_for(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+from tests.helpers import wait_for
 
 
 @pytest.fixture

@@ -9,14 +9,7 @@ import pytest
 from dramatiq import group, pipeline
 from dramatiq.middleware import TimeLimitExceeded
 
-
-def wait_for(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+from tests.helpers import wait_for
 
 
 def test_pipelines_pass_results_along(broker, worker):

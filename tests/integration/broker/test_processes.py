@@ -14,18 +14,10 @@ from pathlib import Path
 import pytest
 
 from broker import NatsBroker
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = "tests.integration.broker.worker_app"
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 class Workers:
