@@ -62,6 +62,7 @@ class NatsServer:
     port: int | None = None
     host: str = "127.0.0.1"
     log_file: Path | None = None
+    extra_args: tuple[str, ...] = ()
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -84,6 +85,7 @@ class NatsServer:
             str(self.store_dir),
             "-l",
             str(log),
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

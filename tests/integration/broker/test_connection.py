@@ -134,3 +134,32 @@ def test_a_forked_child_gets_its_own_connection(own_server):
     assert got == ["child", "parent", "parent-again"]
     consumer.close()
     broker.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "credentials"),
+    [(("--auth", "s3cret"), "s3cret@"), (("--user", "ann", "--pass", "pa55"), "ann:pa55@")],
+    ids=["token", "user-password"],
+)
+def test_servers_requiring_authentication(tmp_path, start_worker, args, credentials):
+    server = NatsServer(store_dir=tmp_path / "auth", extra_args=args).start()
+    try:
+        url = server.url.replace("nats://", f"nats://{credentials}")
+        broker = NatsBroker(url, namespace="auth", connect_timeout=2.0)
+        ran = []
+
+        @dramatiq.actor(broker=broker)
+        def noop():
+            ran.append(1)
+
+        noop.send()
+        start_worker(broker)
+        assert wait_for(lambda: ran == [1])
+        broker.close()
+
+        wrong = NatsBroker(server.url, namespace="auth", connect_timeout=1.0)
+        with pytest.raises(BrokerConnectionError):
+            wrong.enqueue(noop.message())
+        wrong.close()
+    finally:
+        server.stop()
