@@ -90,6 +90,10 @@ class DecodedStream:
         length = self.declared_s or self.info.duration_s
         self.timeout_s = timeout_s or default_timeout(length, self.path.stat().st_size)
         self.decoded_frames = 0
+        # MP4 declares its exact length (edit list); AAC's last frame may carry padding past it.
+        self._max_frames = None
+        if self.info.container == "mp4" and self.declared_s:
+            self._max_frames = round(self.declared_s * self.sample_rate)
 
     @property
     def decoded_s(self) -> float:
@@ -116,16 +120,22 @@ class DecodedStream:
                     joined = np.concatenate(pending, axis=1)
                     full = pending_frames - pending_frames % self.block_frames
                     for start in range(0, full, self.block_frames):
-                        yield self._checked(joined[:, start : start + self.block_frames])
+                        block = self._checked(joined[:, start : start + self.block_frames])
+                        if block.shape[1]:
+                            yield block
                     pending = [joined[:, full:]] if full < pending_frames else []
                     pending_frames -= full
             if pending_frames:
-                yield self._checked(np.concatenate(pending, axis=1))
+                block = self._checked(np.concatenate(pending, axis=1))
+                if block.shape[1]:
+                    yield block
             self._check_complete()
         finally:
             self.close()
 
     def _checked(self, block: np.ndarray) -> np.ndarray:
+        if self._max_frames is not None:
+            block = block[:, : max(0, self._max_frames - self.decoded_frames)]
         if not np.isfinite(block).all():
             bad = int(np.argmax(~np.isfinite(block).all(axis=0)))
             at = (self.decoded_frames + bad) / self.sample_rate

@@ -1,0 +1,187 @@
+"""Streaming encoders: float32 blocks in, MP3/Opus/AAC (.m4a)/FLAC/WAV files out.
+
+``AudioEncoder`` takes ``(channels, n)`` blocks of any size and encodes them as they come, so
+a long file never sits in memory. libswresample converts rate, layout and sample format to
+what the codec wants and cuts the codec's fixed frame size. Encoder delay is handled by the
+containers FFmpeg writes (LAME/Info tag for MP3, Opus pre-skip in Ogg, an edit list for AAC
+in MP4), so decoded durations match the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from audio.decode import DecodedStream
+
+
+@dataclass(frozen=True)
+class Format:
+    """How one output format is written."""
+
+    name: str
+    extension: str
+    container: str
+    codec: str
+    sample_format: str
+    default_bitrate: int | None  # None: lossless
+    sample_rate: int | None = None  # None: keep the input's (within ``rates``)
+    channels: int | None = None  # None: keep the input's
+    rates: tuple[int, ...] = ()  # rates the codec accepts; () = any
+
+
+FORMATS: dict[str, Format] = {
+    "mp3": Format("mp3", "mp3", "mp3", "libmp3lame", "fltp", 192_000, 44100, 2),
+    "opus": Format("opus", "opus", "ogg", "libopus", "flt", 128_000, 48000),
+    "aac": Format(
+        "aac",
+        "m4a",
+        "ipod",
+        "aac",
+        "fltp",
+        192_000,
+        rates=(8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000),
+    ),
+    "flac": Format("flac", "flac", "flac", "flac", "s32", None),
+    "wav": Format("wav", "wav", "wav", "pcm_s16le", "s16", None),
+}
+
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+@dataclass(frozen=True)
+class TranscodeResult:
+    path: str
+    format: str
+    bitrate: int | None
+    sample_rate: int
+    channels: int
+    size_bytes: int
+    duration_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AudioEncoder:
+    """Encode blocks into ``out_path`` as ``fmt`` (a key of ``FORMATS``)."""
+
+    def __init__(
+        self,
+        out_path: str | Path,
+        fmt: str,
+        *,
+        in_rate: int,
+        in_channels: int,
+        bitrate: int | None = None,
+    ):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        self.format = FORMATS[fmt]
+        self.out_path = Path(out_path)
+        self.in_rate = int(in_rate)
+        self.in_channels = int(in_channels)
+        self.sample_rate = self._output_rate()
+        self.channels = self.format.channels or self.in_channels
+        self.bitrate = (
+            (bitrate or self.format.default_bitrate) if self.format.default_bitrate else None
+        )
+        self._in_layout = _LAYOUTS[self.in_channels]
+        self._container = av.open(str(self.out_path), "w", format=self.format.container)
+        try:
+            self._stream = self._container.add_stream(self.format.codec, rate=self.sample_rate)
+            self._stream.layout = _LAYOUTS[self.channels]
+            self._stream.format = self.format.sample_format
+            if self.bitrate:
+                self._stream.bit_rate = self.bitrate
+            self._stream.codec_context.open()
+            frame_size = self._stream.codec_context.frame_size or None
+            self._resampler = av.AudioResampler(
+                format=self.format.sample_format,
+                layout=_LAYOUTS[self.channels],
+                rate=self.sample_rate,
+                frame_size=frame_size,
+            )
+        except BaseException:
+            self._container.close()
+            raise
+        self._frames_in = 0
+        self._closed = False
+
+    def _output_rate(self) -> int:
+        if self.format.sample_rate:
+            return self.format.sample_rate
+        rates = self.format.rates
+        if not rates or self.in_rate in rates:
+            return self.in_rate
+        higher = [r for r in rates if r >= self.in_rate]
+        return min(higher) if higher else max(rates)
+
+    def write(self, block: np.ndarray) -> None:
+        """Encode a float32 ``(in_channels, n)`` block."""
+        block = np.atleast_2d(np.asarray(block, dtype=np.float32))
+        if block.shape[0] != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} channels, got {block.shape[0]}")
+        if block.shape[1] == 0:
+            return
+        packed = np.ascontiguousarray(np.clip(block, -1.0, 1.0).T).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=self._in_layout)
+        frame.sample_rate = self.in_rate
+        frame.pts = self._frames_in
+        frame.time_base = Fraction(1, self.in_rate)
+        self._frames_in += block.shape[1]
+        for out in self._resampler.resample(frame):
+            self._encode(out)
+
+    def _encode(self, frame: av.AudioFrame | None) -> None:
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> TranscodeResult:
+        """Flush the encoder, finish the file and describe it."""
+        if not self._closed:
+            self._closed = True
+            try:
+                for out in self._resampler.resample(None):
+                    self._encode(out)
+                self._encode(None)
+            finally:
+                self._container.close()
+        return TranscodeResult(
+            path=str(self.out_path),
+            format=self.format.name,
+            bitrate=self.bitrate,
+            sample_rate=self.sample_rate,
+            channels=self.channels,
+            size_bytes=self.out_path.stat().st_size,
+            duration_s=self._frames_in / self.in_rate,
+        )
+
+    def __enter__(self) -> AudioEncoder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def transcode(
+    path: str | Path, out_path: str | Path, fmt: str, *, bitrate: int | None = None
+) -> TranscodeResult:
+    """Decode ``path`` and encode it as ``fmt`` into ``out_path``, streaming both ways."""
+    stream = DecodedStream(path)
+    encoder = AudioEncoder(
+        out_path, fmt, in_rate=stream.sample_rate, in_channels=stream.channels, bitrate=bitrate
+    )
+    try:
+        for block in stream.blocks():
+            encoder.write(block)
+    except BaseException:
+        stream.close()
+        encoder.close()
+        Path(out_path).unlink(missing_ok=True)
+        raise
+    return encoder.close()

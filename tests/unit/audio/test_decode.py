@@ -1,0 +1,89 @@
+"""Decoding real files of every supported format, written from signals whose truth is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audio.decode import DecodedStream, decode, iter_blocks
+from tests.unit.audio import signals
+
+LOSSLESS = ["wav", "wav24", "wavf32", "aiff", "flac"]
+LOSSY = ["mp3", "ogg", "opus", "m4a"]
+
+
+def _peak_hz(mono: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(mono * np.hanning(len(mono))))
+    return float(np.argmax(spectrum) * rate / len(mono))
+
+
+@pytest.mark.parametrize("fmt", LOSSLESS)
+def test_lossless_formats_decode_to_the_written_samples(tmp_path, fmt):
+    original = signals.chirp(seconds=1.0, channels=2, amplitude=0.5)
+    original[1] *= -0.5
+    path = signals.write_audio(signals.path_for(tmp_path, "c", fmt), original, 44100, fmt)
+    samples, rate = decode(path)
+    assert rate == 44100 and samples.dtype == np.float32
+    assert samples.shape == original.shape
+    assert np.max(np.abs(samples - original)) < 1e-4  # 16-bit quantisation at worst
+
+
+@pytest.mark.parametrize("fmt", LOSSY)
+def test_lossy_formats_keep_duration_and_pitch(tmp_path, fmt):
+    rate = 48000 if fmt == "opus" else 44100
+    original = signals.tone(440.0, seconds=2.0, rate=rate, channels=2)
+    path = signals.write_audio(signals.path_for(tmp_path, "t", fmt), original, rate, fmt)
+    samples, got_rate = decode(path)
+    assert got_rate == rate and samples.shape[0] == 2
+    assert abs(samples.shape[1] / rate - 2.0) < 0.05
+    assert abs(_peak_hz(samples[0], rate) - 440.0) < 2.0
+    rms = float(np.sqrt(np.mean(samples[:, rate // 2 : -rate // 2] ** 2)))
+    assert abs(rms - 0.5 / np.sqrt(2)) < 0.02
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 96000, 192000, 384000])
+def test_any_rate_from_8_to_384_khz(tmp_path, rate):
+    path = signals.write_audio(tmp_path / "r.wav", signals.tone(1000.0, 0.5, rate), rate)
+    samples, got = decode(path)
+    assert got == rate and samples.shape == (1, rate // 2)
+    assert abs(_peak_hz(samples[0], rate) - 1000.0) < 3.0
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6, 8])
+def test_channels_stay_apart(tmp_path, channels):
+    freqs = [200.0 * (i + 1) for i in range(channels)]
+    path = signals.write_audio(tmp_path / "m.flac", signals.channel_tones(freqs, 0.5), 44100)
+    samples, _ = decode(path)
+    assert samples.shape == (channels, 22050)
+    assert [round(_peak_hz(c, 44100) / 200) for c in samples] == [i + 1 for i in range(channels)]
+
+
+def test_resampling_and_mono_downmix(tmp_path):
+    stereo = signals.channel_tones([300.0, 300.0], 2.0)
+    stereo[1] *= 0.5
+    path = signals.write_audio(tmp_path / "s.wav", stereo, 44100)
+    samples, rate = decode(path, sample_rate=22050, mono=True)
+    assert rate == 22050 and samples.shape[0] == 1
+    assert abs(samples.shape[1] - 44100) <= 64
+    mid = samples[0, 2000:-2000]
+    assert abs(np.max(np.abs(mid)) - 0.375) < 0.01  # mean of 0.5 and 0.25 amplitude
+    assert abs(_peak_hz(samples[0], 22050) - 300.0) < 2.0
+
+
+def test_blocks_are_full_sized_and_join_to_the_whole(tmp_path):
+    original = signals.noise(3.0, channels=2)
+    path = signals.write_audio(tmp_path / "n.wav", original, 44100)
+    blocks = list(iter_blocks(path, block_frames=10000))
+    assert [b.shape[1] for b in blocks[:-1]] == [10000] * (len(blocks) - 1)
+    assert blocks[-1].shape[1] == 132300 - 10000 * (len(blocks) - 1)
+    assert np.allclose(np.concatenate(blocks, axis=1), original, atol=1e-4)
+
+
+def test_decoded_stream_reports_info_before_decoding(tmp_path):
+    path = signals.write_audio(tmp_path / "i.flac", signals.tone(seconds=1.5, channels=2), 44100)
+    with DecodedStream(path, sample_rate=22050, mono=True) as stream:
+        assert stream.info.sample_rate == 44100 and stream.info.channels == 2
+        assert (stream.sample_rate, stream.channels) == (22050, 1)
+        total = sum(b.shape[1] for b in stream.blocks())
+    assert abs(total - 33075) <= 64
+    assert abs(stream.decoded_s - 1.5) < 0.01
