@@ -157,7 +157,7 @@ class AudioEncoder:
             bitrate=self.bitrate,
             sample_rate=self.sample_rate,
             channels=self.channels,
-            size_bytes=self.out_path.stat().st_size,
+            size_bytes=self.out_path.stat().st_size if self.out_path.exists() else 0,
             duration_s=self._frames_in / self.in_rate,
         )
 
