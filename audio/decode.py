@@ -177,6 +177,10 @@ class DecodedStream:
                 ):
                     yield self._shaped(frame.to_ndarray())
                     continue
+                if self.mono and frame.format.name == "fltp" and len(frame.layout.channels) < 8:
+                    # Downmix first so libswresample filters one channel, not all of them.
+                    mixed = frame.to_ndarray().mean(axis=0, keepdims=True, dtype=np.float32)
+                    frame = _mono_frame(mixed, frame)
                 if resampler is None:
                     # Packed output: PyAV miscounts the planes of an 8-channel planar frame
                     # (and crashes reading them), so take interleaved samples and transpose.
@@ -194,6 +198,14 @@ class DecodedStream:
         if self.mono and samples.shape[0] > 1:
             return samples.mean(axis=0, keepdims=True)
         return samples
+
+
+def _mono_frame(mixed: np.ndarray, like: av.AudioFrame) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(mixed, format="flt", layout="mono")
+    frame.sample_rate = like.sample_rate
+    frame.pts = like.pts
+    frame.time_base = like.time_base
+    return frame
 
 
 def _deinterleave(frame: av.AudioFrame) -> np.ndarray:
