@@ -17,7 +17,6 @@ instead of run. Delay-queue messages are only handed over when nearly due: earli
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -30,11 +29,11 @@ import dramatiq
 from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.common import current_millis
 from dramatiq.errors import BrokerConnectionError
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from broker.connection import TRANSIENT_ERRORS
 from broker.dead_letters import encode_record
+from broker.pull import AsyncPull, Delivery, PullTransport, WirePull, nak_payload
+from broker.wire import WireUnsupported
 
 if TYPE_CHECKING:
     from broker.nats_broker import NatsBroker
@@ -52,9 +51,9 @@ TIME_LIMIT_GRACE_S = 30.0
 class NatsMessageProxy(MessageProxy):
     """A Dramatiq message together with the JetStream delivery it came from."""
 
-    def __init__(self, message: dramatiq.Message, nats_msg: Msg, beat_until: float) -> None:
+    def __init__(self, message: dramatiq.Message, delivery: Delivery, beat_until: float) -> None:
         super().__init__(message)
-        self._nats_msg = nats_msg
+        self._delivery = delivery
         self._beat_until = beat_until
 
 
@@ -75,13 +74,13 @@ class NatsConsumer(Consumer):
         self.timeout_s = max(0.05, timeout / 1000)
         self._refill_at = max(1, self.prefetch // 2)
         self._conn = broker.connection
-        self._buffer: deque[Msg] = deque()
+        self._transport: PullTransport | None = None
+        self._buffer: deque[Delivery] = deque()
         self._held: dict[int, NatsMessageProxy] = {}
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
-        self._sub = None
-        self._closed = False
-        self._heartbeat: asyncio.Task | None = None
+        self._closed = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     # -- iteration ---------------------------------------------------------------------------
 
@@ -93,11 +92,12 @@ class NatsConsumer(Consumer):
                 if proxy is not None:
                     return proxy
                 continue
+            transport = self._transport or self._open()
             room = self.prefetch - len(self._held)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            if room < self._refill_at and self._held:
+            if room < self._refill_at and self._held and not transport.in_flight:
                 # Nearly full: wait until the worker has settled a few, then fetch them in one
                 # request, rather than one round trip per settled message.
                 with self._settled:
@@ -107,60 +107,61 @@ class NatsConsumer(Consumer):
                 if self.prefetch - len(self._held) < self._refill_at:
                     return None
                 continue
-            self._buffer.extend(self._fetch(room, remaining))
+            try:
+                self._buffer.extend(transport.fetch(room, remaining))
+            except WireUnsupported:
+                self.broker.use_wire = False
+                self._transport = None
+                continue
             if not self._buffer:
                 return None
 
-    def _fetch(self, batch: int, timeout: float) -> list[Msg]:
-        async def fetch() -> list[Msg]:
-            sub = await self._subscription()
-            try:
-                return await sub.fetch(batch, timeout=max(0.05, timeout))
-            except TimeoutError:
-                return []
-
-        try:
-            return self._conn.run(fetch, timeout=timeout + self.broker.connect_timeout)
-        except BrokerConnectionError:
-            raise
-        except TRANSIENT_ERRORS as exc:
-            raise BrokerConnectionError(
-                f"fetching from {self.queue_name!r} failed: {exc!r}"
-            ) from exc
-
-    async def _subscription(self):
-        if self._sub is None:
-            js: JetStreamContext = await self._conn.jetstream()
-            topology = self.broker.topology
-            await self.broker.ensure_queue_async(self.queue_name)
-            self._sub = await js.pull_subscribe_bind(
-                durable=topology.durable(self.queue_name), stream=topology.stream
+    def _open(self) -> PullTransport:
+        """Make sure the queue exists, then pick the wire client or nats-py."""
+        topology = self.broker.topology
+        self.broker._ensure_queue(self.queue_name)
+        durable = topology.durable(self.queue_name)
+        if self.broker.use_wire:
+            self._transport = WirePull(
+                self.broker.connection.servers,
+                topology.stream,
+                durable,
+                min_batch=self._refill_at,
+                timeout=self.broker.connect_timeout,
             )
-            self._heartbeat = asyncio.ensure_future(self._beat())
-        return self._sub
+        else:
+            self._transport = AsyncPull(
+                self._conn, topology.stream, durable, connect_timeout=self.broker.connect_timeout
+            )
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(
+                target=self._beat, name=f"heartbeat-{self.queue_name}", daemon=True
+            )
+            self._heartbeat.start()
+        return self._transport
 
-    def _accept(self, msg: Msg) -> NatsMessageProxy | None:
+    def _accept(self, delivery: Delivery) -> NatsMessageProxy | None:
         """Turn a delivery into a message for the worker, or settle it here and return None."""
         try:
-            message = dramatiq.Message.decode(msg.data)
+            message = dramatiq.Message.decode(delivery.data)
         except Exception as exc:  # any garbage on the subject must not stop the worker
-            self._bury(msg, None, f"undecodable message: {exc}", raw=msg.data)
+            self._bury(delivery, None, f"undecodable message: {exc}", raw=delivery.data)
             return None
-        deliveries = msg.metadata.num_delivered
+        deliveries = delivery.num_delivered
         if self.is_delay_queue:
             due_in_ms = int(message.options.get("eta", 0)) - current_millis()
             if due_in_ms > DELAY_HANDOVER_MS:
                 delay_s = (due_in_ms - DELAY_HANDOVER_MS / 2) / 1000
-                self._conn.submit(lambda: msg.nak(delay=delay_s))
+                self._send(delivery, nak_payload(delay_s))
                 return None
         elif deliveries > self.broker.max_deliveries:
             reason = (
                 f"delivered {deliveries} times without being acknowledged "
                 "(its worker process probably died while running it)"
             )
-            self._bury(msg, message, reason)
+            self._bury(delivery, message, reason)
             return None
-        proxy = NatsMessageProxy(message, msg, time.monotonic() + self._beat_budget(message))
+        proxy = NatsMessageProxy(message, delivery, time.monotonic() + self._beat_budget(message))
         with self._lock:
             self._held[id(proxy)] = proxy
         return proxy
@@ -181,7 +182,7 @@ class NatsConsumer(Consumer):
     # -- settling ----------------------------------------------------------------------------
 
     def ack(self, message: NatsMessageProxy) -> None:
-        self._settle(message, lambda: message._nats_msg.ack())
+        self._settle(message, b"+ACK")
 
     def nack(self, message: NatsMessageProxy) -> None:
         exc = message._exception
@@ -192,35 +193,32 @@ class NatsConsumer(Consumer):
         record = encode_record(
             queue_name=self.queue_name,
             reason=reason,
-            deliveries=message._nats_msg.metadata.num_delivered,
+            deliveries=message._delivery.num_delivered,
             message=message._message,
             traceback=tb,
         )
-        self._ensure_connected()
         self._publish_dead_letter(record)
-        self._settle(message, lambda: message._nats_msg.ack())
+        self._settle(message, b"+ACK")
 
     def requeue(self, messages: Iterable[NatsMessageProxy]) -> None:
         for message in messages:
-            self._settle(message, lambda m=message: m._nats_msg.nak())
+            self._settle(message, b"-NAK")
         while self._buffer:
-            msg = self._buffer.popleft()
-            self._conn.submit(msg.nak)
+            self._send(self._buffer.popleft(), b"-NAK")
 
-    def _settle(self, message: NatsMessageProxy, action) -> None:
-        self._ensure_connected()
+    def _settle(self, message: NatsMessageProxy, payload: bytes) -> None:
+        self._send(message._delivery, payload)
         with self._lock:
             self._held.pop(id(message), None)
             self._settled.notify()
-        self._conn.submit(action)
 
-    def _ensure_connected(self) -> None:
-        if not self._conn.connected:
-            raise BrokerConnectionError("not connected to NATS; the operation will be retried")
+    def _send(self, delivery: Delivery, payload: bytes) -> None:
+        transport = self._transport or self._open()
+        transport.settle(delivery, payload)
 
     def _bury(
         self,
-        msg: Msg,
+        delivery: Delivery,
         message: dramatiq.Message | None,
         reason: str,
         raw: bytes | None = None,
@@ -230,12 +228,12 @@ class NatsConsumer(Consumer):
         record = encode_record(
             queue_name=self.queue_name,
             reason=reason,
-            deliveries=msg.metadata.num_delivered,
+            deliveries=delivery.num_delivered,
             message=message,
             raw=raw,
         )
         self._publish_dead_letter(record)
-        self._conn.submit(msg.ack)
+        self._send(delivery, b"+ACK")
 
     def _publish_dead_letter(self, record: bytes) -> None:
         subject = self.broker.topology.dead_letter_subject(self.queue_name)
@@ -251,36 +249,34 @@ class NatsConsumer(Consumer):
 
     # -- heartbeats --------------------------------------------------------------------------
 
-    async def _beat(self) -> None:
+    def _beat(self) -> None:
+        """Tell the server every ``ack_wait / 3`` that held messages are still being worked on."""
         interval = max(0.1, self.broker.topology.ack_wait / 3)
-        while not self._closed:
-            await asyncio.sleep(interval)
+        while not self._closed.wait(interval):
             now = time.monotonic()
             with self._lock:
                 alive = [p for p in self._held.values() if p._beat_until > now]
+            transport = self._transport
+            if transport is None:
+                continue
             for proxy in alive:
                 try:
-                    await proxy._nats_msg.in_progress()
+                    transport.settle(proxy._delivery, b"+WPI")
                 except Exception:  # reconnecting: the next beat tries again
                     break
 
     def close(self) -> None:
-        self._closed = True
-        sub, self._sub = self._sub, None
-        heartbeat, self._heartbeat = self._heartbeat, None
-        if not self._conn.is_running:
-            return  # the broker was closed first: nothing left to stop
-
-        async def stop() -> None:
-            if heartbeat is not None:
-                heartbeat.cancel()
-            if sub is not None:
-                try:
-                    await sub.unsubscribe()
-                except Exception:
-                    logger.debug("unsubscribe failed", exc_info=True)
-
+        self._closed.set()
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        # Requests still open on the server may bring messages after the worker stopped
+        # taking them: hand those back at once rather than after the ack wait.
         try:
-            self._conn.run(stop, timeout=5)
+            late = [*self._buffer, *transport.close()]
+            self._buffer.clear()
+            for delivery in late:
+                transport.settle(delivery, b"-NAK")
         except Exception:
-            logger.debug("closing consumer failed", exc_info=True)
+            logger.debug("handing back late deliveries failed", exc_info=True)
+        transport.shutdown()

@@ -24,8 +24,9 @@ from nats.js.errors import NotFoundError
 from broker.connection import TRANSIENT_ERRORS, LoopConnection
 from broker.consumer import NatsConsumer
 from broker.dead_letters import DeadLetters
-from broker.publisher import BlockingPublisher, PublisherUnsupported, PublishRejected
+from broker.publisher import BlockingPublisher, PublishRejected
 from broker.topology import Topology
+from broker.wire import WireUnsupported
 
 #: Seconds one publish waits for JetStream's acknowledgement before it is tried again.
 PUBLISH_ACK_TIMEOUT_S = 2.0
@@ -47,6 +48,9 @@ class NatsBroker(dramatiq.Broker):
     :param dead_letter_ttl: seconds dead letters are kept.
     :param connect_timeout: seconds connection trouble is retried before
         :class:`dramatiq.errors.BrokerConnectionError` is raised.
+    :param wire: publish, pull and ack on plain sockets speaking the NATS protocol (fast);
+        ``False`` uses nats-py for everything. Servers needing TLS or nkeys switch to nats-py
+        by themselves.
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class NatsBroker(dramatiq.Broker):
         max_deliveries: int = 5,
         dead_letter_ttl: float = 7 * 86400.0,
         connect_timeout: float = 5.0,
+        wire: bool = True,
     ) -> None:
         super().__init__(middleware=middleware)
         servers = url if isinstance(url, list) else [u.strip() for u in url.split(",")]
@@ -83,8 +88,9 @@ class NatsBroker(dramatiq.Broker):
         self.queues: set[str] = set()
         self._ready_queues: set[str] = set()
         self._streams_ready = False
-        self._publisher: BlockingPublisher | None = BlockingPublisher(
-            servers, timeout=PUBLISH_ACK_TIMEOUT_S
+        self.use_wire = wire
+        self._publisher: BlockingPublisher | None = (
+            BlockingPublisher(servers, timeout=PUBLISH_ACK_TIMEOUT_S) if wire else None
         )
         self.dead_letters = DeadLetters(self.connection, self.topology, self.enqueue)
 
@@ -179,8 +185,9 @@ class NatsBroker(dramatiq.Broker):
                     subject, payload, msg_id=msg_id, stream=self.topology.stream
                 )
                 return
-            except PublisherUnsupported:
+            except WireUnsupported:
                 self._publisher = None  # e.g. TLS: the asyncio client handles it from now on
+                self.use_wire = False
 
         async def publish() -> None:
             js = await self.connection.jetstream()

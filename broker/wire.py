@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote, urlparse
 
 
@@ -28,8 +28,7 @@ class WireUnsupported(Exception):
     """This server needs something this client does not speak (TLS, nkeys…)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     """One message received on a subscription.
 
     :param subject: the subject it was delivered on (one of our inboxes).
@@ -51,6 +50,14 @@ class Frame:
         first = self.headers.split(b"\r\n", 1)[0].split()
         if len(first) >= 2 and first[1].isdigit():
             return int(first[1])
+        return None
+
+    def header(self, name: bytes) -> bytes | None:
+        """The value of header ``name`` (case-insensitive), if present."""
+        wanted = name.lower() + b":"
+        for line in self.headers.split(b"\r\n")[1:]:
+            if line.lower().startswith(wanted):
+                return line[len(wanted) :].strip()
         return None
 
     @property
@@ -78,12 +85,17 @@ class WireConnection:
         self.inbox = f"_INBOX.{uuid.uuid4().hex}".encode()
         self._send_lock = threading.Lock()
         self._buffer = bytearray()
+        self._chunk = bytearray(65536)
+        self._chunk_view = memoryview(self._chunk)
+        self._poller = select.poll()
+        self._poller.register(self.sock, select.POLLIN)
         self.closed = False
         try:
             self._handshake(parsed, name, timeout)
         except BaseException:
             self.close()
             raise
+        self.sock.settimeout(timeout)  # bounds a write to a server that stopped reading
 
     def _handshake(self, parsed, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -139,24 +151,27 @@ class WireConnection:
 
         Answers the server's ``PING``; raises ``ConnectionError`` on ``-ERR`` or a closed socket.
         """
+        if self._buffer:
+            frames = self._parse()
+            if frames:
+                return frames
         deadline = time.monotonic() + timeout
-        while True:
+        remaining = timeout
+        while remaining > 0 and self._fill(remaining):
             frames = self._parse()
             if frames:
                 return frames
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._fill(remaining):
-                return []
+        return []
 
     def _fill(self, timeout: float) -> bool:
         """Read what the socket has, waiting up to ``timeout``; False if nothing came."""
-        ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
-        if not ready:
+        if not self._poller.poll(max(0.0, timeout) * 1000):
             return False
-        chunk = self.sock.recv(262144)
-        if not chunk:
+        size = self.sock.recv_into(self._chunk)
+        if not size:
             raise ConnectionError("NATS closed the connection")
-        self._buffer += chunk
+        self._buffer += self._chunk_view[:size]
         return True
 
     def _line(self, deadline: float) -> bytes:
@@ -179,22 +194,22 @@ class WireConnection:
             end = buf.find(b"\r\n", pos)
             if end < 0:
                 break
-            op = bytes(buf[pos : pos + 4])
-            if op in (b"MSG ", b"HMSG"):
+            with_headers = buf.startswith(b"HMSG ", pos)
+            if with_headers or buf.startswith(b"MSG ", pos):
                 parts = bytes(buf[pos:end]).split()
                 size = int(parts[-1])
                 start = end + 2
                 if len(buf) < start + size + 2:
                     break  # the body has not all arrived yet
-                body = bytes(buf[start : start + size])
                 pos = start + size + 2
-                if op == b"HMSG":
-                    header_len = int(parts[-2])
+                if with_headers:
+                    split = start + int(parts[-2])
                     reply = parts[3] if len(parts) == 6 else b""
-                    frames.append(Frame(parts[1], reply, body[:header_len], body[header_len:]))
+                    headers = bytes(buf[start:split])
+                    frames.append(Frame(parts[1], reply, headers, bytes(buf[split : pos - 2])))
                 else:
                     reply = parts[3] if len(parts) == 5 else b""
-                    frames.append(Frame(parts[1], reply, b"", body))
+                    frames.append(Frame(parts[1], reply, b"", bytes(buf[start : pos - 2])))
                 continue
             line = bytes(buf[pos:end])
             pos = end + 2
