@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from math import gcd
 
+import av
 import numpy as np
 from scipy.signal import resample_poly
 
@@ -24,3 +25,43 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     up, down = int(to_rate) // g, int(from_rate) // g
     out = resample_poly(samples, up, down, axis=-1, window=("kaiser", 8.6))
     return out.astype(np.float32, copy=False)
+
+
+class StreamResampler:
+    """Resample a mono stream block by block (libswresample through PyAV: filter state is
+    carried across blocks, so there are no seams; cheap on large blocks).
+
+    :param from_rate: input rate, Hz.
+    :param to_rate: output rate, Hz.
+    """
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        self.from_rate = from_rate
+        self.to_rate = to_rate
+        self._resampler = None
+        if from_rate != to_rate:
+            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=to_rate)
+
+    def add(self, mono: np.ndarray) -> np.ndarray:
+        """Resampled ``mono`` (float32, 1-D); may lag the input by a few samples."""
+        mono = np.ascontiguousarray(mono, dtype=np.float32)
+        if self._resampler is None:
+            return mono
+        if len(mono) == 0:
+            return np.zeros(0, dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(mono[None, :], format="flt", layout="mono")
+        frame.sample_rate = self.from_rate
+        return self._collect(self._resampler.resample(frame))
+
+    def flush(self) -> np.ndarray:
+        """What the filter still holds at the end of the stream."""
+        if self._resampler is None:
+            return np.zeros(0, dtype=np.float32)
+        return self._collect(self._resampler.resample(None))
+
+    @staticmethod
+    def _collect(frames) -> np.ndarray:
+        parts = [f.to_ndarray()[0] for f in frames]
+        if not parts:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(parts).astype(np.float32, copy=False)

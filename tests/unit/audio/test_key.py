@@ -1,0 +1,96 @@
+"""Key on synthesized music of known key: all 24 keys, idiomatic progressions, i–VI–VII too."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from audio.key import TONICS, KeyAnalyzer, camelot, estimate_key
+from audio.resample import resample
+from tests.unit.audio.music import synthesize_track
+
+
+def mirex_score(truth_tonic, truth_scale, tonic, scale) -> float:
+    """MIREX key weighting: exact 1, fifth 0.5, relative 0.3, parallel 0.2."""
+    t, e = TONICS.index(truth_tonic), TONICS.index(tonic)
+    if t == e and truth_scale == scale:
+        return 1.0
+    if truth_scale == scale and (e - t) % 12 in (5, 7):
+        return 0.5
+    if truth_scale != scale:
+        relative = (t + 3) % 12 if truth_scale == "minor" else (t - 3) % 12
+        if e == relative:
+            return 0.3
+        if e == t:
+            return 0.2
+    return 0.0
+
+
+def test_mirex_score_and_exact_rate_on_the_corpus(music_corpus):
+    scores = []
+    misses = []
+    for track in music_corpus:
+        key = estimate_key(track.samples.mean(axis=0), track.sample_rate)
+        score = mirex_score(track.tonic, track.scale, key.tonic, key.scale)
+        scores.append(score)
+        if score < 1:
+            misses.append(f"{track.tonic} {track.scale} -> {key.name}")
+    assert np.mean(scores) >= 0.95, misses
+    assert np.mean([s == 1 for s in scores]) >= 0.90, misses
+    assert {(t.tonic, t.scale) for t in music_corpus} == {
+        (tonic, scale) for tonic in TONICS for scale in ("major", "minor")
+    }
+
+
+@pytest.mark.parametrize(("tonic", "seed"), [("A", 5), ("C#", 6), ("F", 7), ("Bb", 8)])
+def test_the_minor_i_vi_vii_loop_stays_minor(tonic, seed):
+    loop = [0, 5, 6, 0]  # i–VI–VII–i: its notes are the relative major's
+    track = synthesize_track(100.0, tonic, "minor", 20, 11025, seed=seed, progression=loop)
+    key = estimate_key(track.samples.mean(axis=0), 11025)
+    assert key.name == f"{tonic} minor"
+    assert key.camelot == camelot(tonic, "minor")
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 96000])
+def test_a_twin_at_another_rate_gives_the_same_key(rate):
+    track = synthesize_track(110.0, "F#", "minor", seconds=15, sample_rate=22050, seed=21)
+    mono = track.samples.mean(axis=0)
+    assert estimate_key(resample(mono, 22050, rate), rate).name == "F# minor"
+
+
+def test_streaming_in_odd_blocks_equals_one_shot():
+    track = synthesize_track(120.0, "Bb", "major", seconds=12, sample_rate=11025, seed=8)
+    mono = track.samples.mean(axis=0)
+    analyzer = KeyAnalyzer(11025)
+    for start in range(0, len(mono), 5003):
+        analyzer.add(mono[start : start + 5003])
+    streamed, whole = analyzer.result(), estimate_key(mono, 11025)
+    assert streamed.name == whole.name
+    assert streamed.confidence == pytest.approx(whole.confidence, abs=1e-9)
+
+
+def test_camelot_wheel():
+    assert camelot("A", "minor") == "8A"
+    assert camelot("C", "major") == "8B"
+    assert camelot("G", "major") == "9B"
+    assert camelot("E", "minor") == "9A"
+    assert camelot("B", "major") == "1B"
+    assert camelot("Ab", "minor") == "1A"
+    codes = {camelot(t, s) for t in TONICS for s in ("major", "minor")}
+    assert codes == {f"{n}{m}" for n in range(1, 13) for m in "AB"}
+    # Relative keys share a number; a fifth up is one step round the wheel.
+    for i, tonic in enumerate(TONICS):
+        relative_minor = TONICS[(i + 9) % 12]
+        assert camelot(tonic, "major")[:-1] == camelot(relative_minor, "minor")[:-1]
+        fifth = TONICS[(i + 7) % 12]
+        assert (
+            int(camelot(fifth, "major")[:-1]) % 12 == (int(camelot(tonic, "major")[:-1]) + 1) % 12
+        )
+
+
+def test_silence_has_no_key():
+    key = estimate_key(np.zeros(11025 * 5, dtype=np.float32), 11025)
+    assert key.name is None and key.camelot is None
+    assert json.dumps(key.to_dict(), allow_nan=False)
