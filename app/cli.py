@@ -13,3 +13,12 @@ import click
 @click.version_option(package_name="phantomchain")
 def main() -> None:
     """PhantomChain: self-hosted audio analysis and transcoding."""
+
+
+def _attach() -> None:
+    from app.cli_analyze import analyze
+
+    main.add_command(analyze)
+
+
+_attach()

@@ -1,0 +1,152 @@
+"""``phantomchain analyze``: the service's audio code on local files, no servers.
+
+With ``--json`` each file gives one JSON object on its own line (JSON Lines), in the order the
+files were given; a file that cannot be analysed gives ``error`` set and the other fields null,
+and the run goes on. Without ``--json`` a person gets a progress bar and a table. The exit
+status is 1 if any file failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import click
+
+#: The keys of a record, in order (DESIGN.md's list, then extras).
+FIELDS = (
+    "path",
+    "duration_s",
+    "sample_rate",
+    "channels",
+    "codec",
+    "integrated_lufs",
+    "loudness_range_lu",
+    "true_peak_dbtp",
+    "sample_peak_dbfs",
+    "bpm",
+    "bpm_confidence",
+    "key",
+    "key_confidence",
+    "camelot",
+    "error",
+)
+
+
+def analyze_one(path: str, formats: tuple[str, ...], out_dir: str | None) -> dict:
+    """One file's record; never raises for a bad file (the message goes in ``error``)."""
+    from audio.analyze import analyze_file
+    from audio.errors import AudioError
+
+    try:
+        return analyze_file(path, formats=formats, out_dir=out_dir).to_dict()
+    except AudioError as exc:
+        return failed(path, str(exc))
+    except (OSError, ValueError) as exc:
+        return failed(path, f"cannot read the file: {exc}")
+
+
+def failed(path: str, message: str) -> dict:
+    record = dict.fromkeys(FIELDS)
+    record.update(path=path, error=message, outputs=[])
+    return record
+
+
+def parse_formats(value: str | None) -> tuple[str, ...]:
+    from audio.transcode import FORMATS
+
+    if not value:
+        return ()
+    formats = tuple(f.strip().lower() for f in value.split(",") if f.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown format {', '.join(unknown)}; choose from {', '.join(FORMATS)}"
+        )
+    return formats
+
+
+@click.command("analyze")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file per line.")
+@click.option("--formats", help="Also transcode, e.g. mp3,opus (mp3, opus, aac, flac, wav).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Where transcodes go.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=lambda: os.cpu_count() or 1,
+    show_default="number of cores",
+    help="Files analysed at once, in separate processes.",
+)
+def analyze(
+    files: tuple[str, ...], as_json: bool, formats: str | None, out_dir: str | None, jobs: int
+) -> None:
+    """Measure loudness (EBU R128), tempo, key and waveform of FILES."""
+    wanted = parse_formats(formats)
+    if wanted and out_dir is None:
+        out_dir = "."
+    records = _run(list(files), wanted, out_dir, jobs, show_progress=not as_json)
+    for record in records:
+        if as_json:
+            click.echo(json.dumps(record, allow_nan=False))
+    if not as_json:
+        click.echo(_table(records))
+    if any(r["error"] for r in records):
+        sys.exit(1)
+
+
+def _run(files: list[str], formats, out_dir, jobs: int, show_progress: bool) -> list[dict]:
+    """Records in input order; with ``jobs > 1`` files are spread over processes."""
+    bar = (
+        click.progressbar(length=len(files), label="analysing", file=sys.stderr)
+        if show_progress
+        else contextlib.nullcontext()
+    )
+    records: list[dict] = []
+    with bar:
+        if jobs == 1 or len(files) == 1:
+            results = (analyze_one(path, formats, out_dir) for path in files)
+            for record in results:
+                records.append(record)
+                if show_progress:
+                    bar.update(1)
+        else:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
+                futures = [pool.submit(analyze_one, p, formats, out_dir) for p in files]
+                for future in futures:
+                    records.append(future.result())
+                    if show_progress:
+                        bar.update(1)
+    return records
+
+
+def _table(records: list[dict]) -> str:
+    headers = ("file", "length", "LUFS", "LRA", "dBTP", "BPM", "key", "camelot", "error")
+    rows = []
+    for r in records:
+        minutes, seconds = divmod(r["duration_s"] or 0, 60)
+        rows.append(
+            (
+                Path(r["path"]).name,
+                f"{int(minutes)}:{seconds:04.1f}" if r["duration_s"] else "",
+                _number(r["integrated_lufs"]),
+                _number(r["loudness_range_lu"]),
+                _number(r["true_peak_dbtp"]),
+                _number(r["bpm"]),
+                r["key"] or "",
+                r["camelot"] or "",
+                r["error"] or "",
+            )
+        )
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
