@@ -1,0 +1,91 @@
+"""``phantomchain analyze``: JSON Lines, the human table, failures, parallel jobs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli import main
+from app.cli_analyze import FIELDS
+from tests.unit.audio.music import synthesize_track
+from tests.unit.audio.signals import write_audio
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    songs = []
+    for name, bpm, tonic, scale, fmt in [
+        ("one.flac", 96.0, "G", "major", "flac"),
+        ("two.mp3", 140.0, "D", "minor", "mp3"),
+    ]:
+        track = synthesize_track(bpm, tonic, scale, seconds=15, sample_rate=44100, seed=len(songs))
+        path = folder / name
+        write_audio(path, track.samples, 44100, fmt)
+        songs.append((path, bpm, f"{tonic} {scale}"))
+    garbage = folder / "garbage.wav"
+    garbage.write_bytes(b"RIFF" + bytes(range(256)) * 40)
+    return songs, garbage
+
+
+def test_json_lines_in_input_order_with_errors_and_exit_status(files, tmp_path):
+    songs, garbage = files
+    paths = [str(songs[0][0]), str(garbage), str(songs[1][0])]
+    result = CliRunner().invoke(main, ["analyze", "--json", "--jobs", "2", *paths])
+    assert result.exit_code == 1  # one file failed
+    records = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [r["path"] for r in records] == paths
+    for record in records:
+        assert set(FIELDS) <= set(record)
+    good = [records[0], records[2]]
+    for record, (_, bpm, key) in zip(good, songs, strict=True):
+        assert record["error"] is None
+        assert abs(record["bpm"] / bpm - 1) < 0.04
+        assert record["key"] == key
+        assert record["integrated_lufs"] < 0
+    assert records[1]["error"] and records[1]["bpm"] is None
+
+
+def test_all_good_exits_zero_and_transcodes_go_to_out(files, tmp_path):
+    songs, _ = files
+    result = CliRunner().invoke(
+        main,
+        ["analyze", "--json", "--jobs", "1", "--formats", "mp3,opus", "--out", str(tmp_path),
+         str(songs[0][0])],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert {o["format"] for o in record["outputs"]} == {"mp3", "opus"}
+    assert (tmp_path / "one.mp3").stat().st_size > 0
+    assert (tmp_path / "one.opus").stat().st_size > 0
+
+
+def test_a_person_gets_a_table(files):
+    songs, garbage = files
+    result = CliRunner().invoke(main, ["analyze", "--jobs", "1", str(songs[1][0]), str(garbage)])
+    assert result.exit_code == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split()[:4] == ["file", "length", "LUFS", "LRA"]
+    assert "two.mp3" in lines[1] and "D minor" in lines[1]
+    assert "garbage.wav" in lines[2]
+
+
+def test_unknown_format_is_a_usage_error(files):
+    songs, _ = files
+    result = CliRunner().invoke(main, ["analyze", "--formats", "mp4", str(songs[0][0])])
+    assert result.exit_code == 2
+    assert "unknown format mp4" in result.output
+
+
+def test_the_console_script_runs(files):
+    songs, _ = files
+    out = subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; main()", "analyze", "--json",
+         str(songs[1][0])],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(out.stdout)["camelot"] == "7A"  # D minor

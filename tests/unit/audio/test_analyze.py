@@ -1,0 +1,109 @@
+"""One-pass analysis of files: the numbers match the truth, transcodes are produced."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from audio.analyze import analyze_file
+from audio.decode import decode
+from audio.errors import NotAudioError
+from audio.loudness import measure_loudness
+from audio.transcode import AudioEncoder
+from tests.unit.audio.music import synthesize_track
+from tests.unit.audio.signals import write_audio
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """20 s at 118 BPM in C# minor, written as FLAC (lossless: the truth survives)."""
+    track = synthesize_track(118.0, "C#", "minor", seconds=20, sample_rate=44100, seed=31)
+    path = tmp_path_factory.mktemp("song") / "song.flac"
+    write_audio(path, track.samples, 44100, "flac")
+    return path, track
+
+
+def test_the_analysis_matches_the_truth(song):
+    path, track = song
+    analysis = analyze_file(path)
+    record = analysis.to_dict()
+    assert abs(record["bpm"] / 118.0 - 1) < 0.04
+    assert record["key"] == "C# minor" and record["camelot"] == "12A"
+    expected = measure_loudness(track.samples, 44100)
+    assert record["integrated_lufs"] == pytest.approx(expected.integrated_lufs, abs=0.05)
+    assert record["true_peak_dbtp"] == pytest.approx(expected.true_peak_dbtp, abs=0.05)
+    assert record["duration_s"] == pytest.approx(20.0, abs=0.01)
+    assert record["sample_rate"] == 44100 and record["channels"] == 2
+    assert record["error"] is None
+    json.dumps(record, allow_nan=False)
+    assert analysis.waveform.width == 800
+
+
+def test_requested_transcodes_are_written_and_decode(song, tmp_path):
+    path, _ = song
+    progress: list[float] = []
+    analysis = analyze_file(
+        path, formats=("mp3", "opus"), out_dir=tmp_path, progress=progress.append
+    )
+    assert [o.format for o in analysis.outputs] == ["mp3", "opus"]
+    for output in analysis.outputs:
+        samples, rate = decode(output.path)
+        assert abs(samples.shape[1] / rate - 20.0) < 0.05
+        assert output.size_bytes > 0
+    assert (tmp_path / "song.mp3").exists() and (tmp_path / "song.opus").exists()
+    assert progress[-1] == 1.0 and progress == sorted(progress)
+
+
+def test_bad_input_raises_the_typed_error_and_leaves_no_output(tmp_path):
+    bad = tmp_path / "notes.mp3"
+    bad.write_text("these are my notes, not a song\n" * 100)
+    with pytest.raises(NotAudioError, match="not an audio file"):
+        analyze_file(bad, formats=("mp3",), out_dir=tmp_path / "out")
+    assert not list((tmp_path).glob("out/*"))
+
+
+def test_unknown_format_is_refused():
+    with pytest.raises(ValueError, match="unknown format"):
+        analyze_file("whatever.wav", formats=("mp4",))
+
+
+MEMORY_PROBE = textwrap.dedent(
+    """
+    import resource, sys
+    from audio.analyze import analyze_file
+    analyze_file(sys.argv[1])
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    """
+)
+
+
+def write_noise_wav(path, seconds: int) -> None:
+    rng = np.random.default_rng(0)
+    with AudioEncoder(path, "wav", in_rate=44100, in_channels=2) as encoder:
+        for _ in range(seconds // 10):
+            encoder.write((rng.standard_normal((2, 441000)) * 0.1).astype(np.float32))
+
+
+def test_memory_does_not_grow_with_the_length(tmp_path):
+    """Peak RSS of a process analysing a 1-minute and a 10-minute file: within a few MB."""
+
+    def peak_mb(seconds: int) -> int:
+        path = tmp_path / f"long{seconds}.wav"
+        write_noise_wav(path, seconds)
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_PROBE, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        path.unlink()
+        return int(out.stdout.strip())
+
+    short, long = peak_mb(60), peak_mb(600)
+    assert long - short < 15, (short, long)
+    assert long < 300
