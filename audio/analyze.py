@@ -83,7 +83,7 @@ def analyze_file(
     """Analyse ``path`` and write the transcodes in ``formats`` to ``out_dir``.
 
     :param formats: keys of :data:`audio.transcode.FORMATS` (``mp3``, ``opus``, …).
-    :param out_dir: where transcodes go (``<stem>.<extension>``); default: next to ``path``.
+    :param out_dir: where transcodes go (see :func:`output_path`); default: next to ``path``.
     :param timeout_s: bound on decoding (see :func:`audio.decode.default_timeout`).
     :param progress: called with the fraction done (0…1) after each block.
     :raises audio.errors.AudioError: the file cannot be analysed (message says why); no
@@ -107,7 +107,7 @@ def analyze_file(
         if formats:
             target.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
-            out_path = target / f"{path.stem}.{FORMATS[fmt].extension}"
+            out_path = output_path(path, target, fmt)
             encoders.append(AudioEncoder(out_path, fmt, in_rate=rate, in_channels=channels))
         for block in stream.blocks():
             meter.add(block)
@@ -139,6 +139,16 @@ def analyze_file(
         waveform=waveform.result(),
         outputs=outputs,
     )
+
+
+def output_path(source: Path, folder: Path, fmt: str) -> Path:
+    """``<folder>/<stem>.<extension>`` — or ``<stem>-<format>.<extension>`` where that would
+    be the source itself (an MP3 transcoded to MP3 next to it)."""
+    extension = FORMATS[fmt].extension
+    candidate = folder / f"{source.stem}.{extension}"
+    if candidate.resolve() == source.resolve():
+        candidate = folder / f"{source.stem}-{fmt}.{extension}"
+    return candidate
 
 
 def _feed(mono: np.ndarray, tempo: TempoAnalyzer, key: KeyAnalyzer) -> None:

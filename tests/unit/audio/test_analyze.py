@@ -59,6 +59,15 @@ def test_requested_transcodes_are_written_and_decode(song, tmp_path):
     assert progress[-1] == 1.0 and progress == sorted(progress)
 
 
+def test_a_transcode_never_overwrites_its_source(song, tmp_path):
+    path, _ = song
+    source = tmp_path / "song.flac"
+    source.write_bytes(path.read_bytes())
+    analysis = analyze_file(source, formats=("flac",), out_dir=tmp_path)
+    assert analysis.outputs[0].path == str(tmp_path / "song-flac.flac")
+    assert source.read_bytes() == path.read_bytes()
+
+
 def test_bad_input_raises_the_typed_error_and_leaves_no_output(tmp_path):
     bad = tmp_path / "notes.mp3"
     bad.write_text("these are my notes, not a song\n" * 100)
