@@ -41,7 +41,7 @@ SINGLE_THREAD = {
 BPM, TONIC, SCALE = 124.0, "E", "minor"
 
 OURS = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 from audio.analyze import analyze_file
 from audio.decode import decode
@@ -55,7 +55,9 @@ from audio.waveform import WaveformBuilder
 path, out_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 if mode == "rss":
     analyze_file(path, formats=("mp3",), out_dir=out_dir)
-    print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the parent's size.
+    hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
+    print(json.dumps({"rss_mb": int(hwm.split()[1]) / 1024}))
     sys.exit()
 
 def timed(fn):
