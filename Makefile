@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint bench bench-broker clean venv
+.PHONY: test lint bench bench-broker bench-audio clean venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ lint: $(STAMP)
 bench-broker: $(STAMP)
 	$(BIN)/python bench/broker.py
 
-bench: bench-broker
+# Needs ffmpeg on the PATH for the peer (Debian: apt-get install ffmpeg).
+bench-audio: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/audio.py
+
+bench: bench-broker bench-audio
 
 clean:
 	rm -rf $(VENV) var .pytest_cache build *.egg-info

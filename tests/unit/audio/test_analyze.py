@@ -44,6 +44,26 @@ def test_the_analysis_matches_the_truth(song):
     assert analysis.waveform.width == 800
 
 
+@pytest.mark.parametrize(
+    ("rate", "channels", "fmt"),
+    [(8000, 1, "wav"), (96000, 6, "flac"), (384000, 2, "wavf32"), (48000, 8, "flac")],
+)
+def test_any_rate_and_up_to_eight_channels(tmp_path, rate, channels, fmt):
+    t = np.arange(3 * rate) / rate
+    tone = (0.25 * np.sin(2 * np.pi * 997 * t)).astype(np.float32)
+    samples = np.tile(tone, (channels, 1))
+    path = tmp_path / f"tone.{'wav' if fmt.startswith('wav') else fmt}"
+    write_audio(path, samples, rate, fmt)
+    record = analyze_file(path, formats=("mp3",), out_dir=tmp_path / "out").to_dict()
+    assert record["sample_rate"] == rate and record["channels"] == channels
+    expected = measure_loudness(samples, rate, analyze_file(path).info.channel_names)
+    assert record["integrated_lufs"] == pytest.approx(expected.integrated_lufs, abs=0.05)
+    assert record["true_peak_dbtp"] == pytest.approx(20 * np.log10(0.25), abs=0.1)
+    mp3, mp3_rate = decode(record["outputs"][0]["path"])
+    assert mp3_rate == 44100 and mp3.shape[0] == 2
+    assert abs(mp3.shape[1] / mp3_rate - 3.0) < 0.05
+
+
 def test_requested_transcodes_are_written_and_decode(song, tmp_path):
     path, _ = song
     progress: list[float] = []
