@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audio.frames import FrameStream
-from audio.resample import StreamResampler
+from audio.frames import SpectrumStream
 from audio.tempo import ANALYSIS_RATE
 
 TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -115,25 +114,21 @@ class KeyAnalyzer:
     """
 
     def __init__(self, sample_rate: int = ANALYSIS_RATE) -> None:
-        self._resampler = StreamResampler(sample_rate, ANALYSIS_RATE)
-        self._frames = FrameStream(FFT_SIZE, HOP)
-        self._window = np.hanning(FFT_SIZE).astype(np.float32)
+        self._spectra = SpectrumStream(sample_rate, ANALYSIS_RATE, FFT_SIZE, HOP)
         self._full = np.zeros(12)
         self._bass = np.zeros(12)
 
     def add(self, mono: np.ndarray) -> None:
-        self._consume(self._resampler.add(mono))
+        self._consume(self._spectra.add(mono))
 
-    def _consume(self, samples: np.ndarray) -> None:
-        frames = self._frames.add(samples)
-        if len(frames) == 0:
+    def _consume(self, magnitude: np.ndarray) -> None:
+        if len(magnitude) == 0:
             return
-        magnitude = np.abs(np.fft.rfft(frames * self._window, axis=1))
         for total, low, high in ((self._full, 55.0, 2000.0), (self._bass, 40.0, 250.0)):
             total += _peak_chroma(magnitude, low, high)
 
     def result(self) -> Key:
-        self._consume(self._resampler.flush())
+        self._consume(self._spectra.flush())
         if self._full.max() <= 0:
             return NO_KEY
         scores = np.zeros((2, 12))

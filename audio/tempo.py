@@ -17,8 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from audio.frames import FrameStream
-from audio.resample import StreamResampler
+from audio.frames import SpectrumStream
 
 #: The mono sample rate tempo and key analysis run at.
 ANALYSIS_RATE = 11025
@@ -54,20 +53,16 @@ class TempoAnalyzer:
     """
 
     def __init__(self, sample_rate: int = ANALYSIS_RATE) -> None:
-        self._resampler = StreamResampler(sample_rate, ANALYSIS_RATE)
-        self._frames = FrameStream(FFT_SIZE, HOP)
-        self._window = np.hanning(FFT_SIZE).astype(np.float32)
+        self._spectra = SpectrumStream(sample_rate, ANALYSIS_RATE, FFT_SIZE, HOP)
         self._previous: np.ndarray | None = None
         self._envelope: list[np.ndarray] = []
 
     def add(self, mono: np.ndarray) -> None:
-        self._consume(self._resampler.add(mono))
+        self._consume(self._spectra.add(mono))
 
-    def _consume(self, samples: np.ndarray) -> None:
-        frames = self._frames.add(samples)
-        if len(frames) == 0:
+    def _consume(self, spectrum: np.ndarray) -> None:
+        if len(spectrum) == 0:
             return
-        spectrum = np.abs(np.fft.rfft(frames * self._window, axis=1))
         log_spectrum = np.log1p(1000.0 * spectrum)
         previous = log_spectrum[:1] if self._previous is None else self._previous
         rise = np.diff(np.concatenate([previous, log_spectrum]), axis=0)
@@ -76,7 +71,7 @@ class TempoAnalyzer:
         self._envelope.append(rise.sum(axis=1))
 
     def result(self) -> Tempo:
-        self._consume(self._resampler.flush())
+        self._consume(self._spectra.flush())
         if not self._envelope:
             return NO_TEMPO
         envelope = _normalise(np.concatenate(self._envelope))
