@@ -95,14 +95,28 @@ def _normalise(envelope: np.ndarray) -> np.ndarray | None:
     return out / scale if scale > 0 else None
 
 
+#: Frames per piece the autocorrelation is computed over (≈ 6 minutes): memory stays flat
+#: however long the track.
+ACF_PIECE = 1 << 15
+
+
 def _autocorrelation(envelope: np.ndarray, max_lag: int) -> np.ndarray:
-    """Normalised, unbiased (each lag averages what overlaps); zero beyond the signal."""
+    """Normalised, unbiased (each lag averages what overlaps); zero beyond the signal.
+
+    Summed piece by piece — each piece with the ``max_lag`` frames that follow it — so a long
+    file needs no FFT of its whole length.
+    """
     n = len(envelope)
-    size = 1 << math.ceil(math.log2(2 * n))
-    spectrum = np.fft.rfft(envelope - envelope.mean(), size)
     usable = min(max_lag, n // 2)
-    acf = np.fft.irfft(spectrum * np.conj(spectrum), size)[: usable + 1]
-    acf /= np.arange(n, n - usable - 1, -1)
+    centred = envelope - envelope.mean()
+    sums = np.zeros(usable + 1)
+    size = 1 << math.ceil(math.log2(ACF_PIECE + 2 * usable + 1))
+    for start in range(0, n, ACF_PIECE):
+        head = centred[start : start + ACF_PIECE]  # lags start in this piece …
+        tail = centred[start : start + ACF_PIECE + usable]  # … and may end in the next
+        cross = np.fft.irfft(np.conj(np.fft.rfft(head, size)) * np.fft.rfft(tail, size), size)
+        sums += cross[: usable + 1]
+    acf = sums / np.arange(n, n - usable - 1, -1)
     if acf[0] > 0:
         acf /= acf[0]
     return np.concatenate([acf, np.zeros(max_lag - usable)])

@@ -64,3 +64,13 @@ def test_silence_and_noise_without_a_beat():
     assert json.dumps(silent.to_dict(), allow_nan=False)
     short = estimate_tempo(np.ones(11025, dtype=np.float32), 11025)  # 1 s: too short
     assert short.bpm is None
+
+
+def test_piecewise_autocorrelation_equals_the_direct_sum():
+    from audio.tempo import ACF_PIECE, _autocorrelation
+
+    x = np.random.default_rng(0).random(3 * ACF_PIECE + 123)
+    centred = x - x.mean()
+    lags = range(0, 801, 40)
+    direct = np.array([centred[: len(x) - k] @ centred[k:] / (len(x) - k) for k in lags])
+    assert np.allclose(_autocorrelation(x, 800)[list(lags)], direct / direct[0], atol=1e-12)
