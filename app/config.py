@@ -1,0 +1,107 @@
+"""Configuration: every setting from the environment, read and checked in one place.
+
+``Config.from_env()`` fails at start with one readable message per bad value
+(:class:`ConfigError`), never with a stack trace deep inside a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """One or more settings are missing or malformed; the message lists them all."""
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    nats_url: str = "nats://127.0.0.1:4222"
+    storage_url: str = "file://./var/storage"
+    api_tokens: frozenset[str] = field(default_factory=frozenset)
+    admin_token: str | None = None
+    max_upload_mb: int = 500
+    log_level: str = "INFO"
+    worker_processes: int = 2
+    worker_threads: int = 4
+
+    @property
+    def open_access(self) -> bool:
+        """No tokens configured: every route is open (dev mode, said on start)."""
+        return not self.api_tokens and not self.admin_token
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        problems: list[str] = []
+
+        def text(name: str, default: str | None = None) -> str | None:
+            value = env.get(name, "").strip()
+            return value or default
+
+        def number(name: str, default: int, low: int, high: int) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                problems.append(f"{name} must be a whole number, got {raw!r}")
+                return default
+            if not low <= value <= high:
+                problems.append(f"{name} must be between {low} and {high}, got {value}")
+            return value
+
+        database_url = text("DATABASE_URL")
+        if database_url is None:
+            problems.append("DATABASE_URL is not set (e.g. postgresql://user:pass@host/db)")
+        else:
+            database_url = normalise_database_url(database_url, problems)
+        nats_url = text("NATS_URL", cls.nats_url)
+        for url in nats_url.split(","):
+            if urlparse(url.strip()).scheme not in ("nats", "tls", "ws", "wss"):
+                problems.append(f"NATS_URL must be nats://host:port, got {url.strip()!r}")
+        storage_url = text("STORAGE_URL", cls.storage_url)
+        if urlparse(storage_url).scheme not in ("file", "nats"):
+            problems.append(
+                f"STORAGE_URL must be file:///path or nats://host:port/bucket, got {storage_url!r}"
+            )
+        tokens = frozenset(t.strip() for t in (text("API_TOKENS") or "").split(",") if t.strip())
+        log_level = (text("LOG_LEVEL", "INFO") or "INFO").upper()
+        if log_level not in LOG_LEVELS:
+            problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        config = cls(
+            database_url=database_url or "",
+            nats_url=nats_url,
+            storage_url=storage_url,
+            api_tokens=tokens,
+            admin_token=text("ADMIN_TOKEN"),
+            max_upload_mb=number("MAX_UPLOAD_MB", cls.max_upload_mb, 1, 100_000),
+            log_level=log_level,
+            worker_processes=number("WORKER_PROCESSES", cls.worker_processes, 1, 256),
+            worker_threads=number("WORKER_THREADS", cls.worker_threads, 1, 256),
+        )
+        if problems:
+            raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+        return config
+
+
+def normalise_database_url(url: str, problems: list[str]) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` (Heroku-style); use the psycopg 3 driver."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+        problems.append(f"DATABASE_URL must be a postgres:// or postgresql:// URL, got {url!r}")
+        return url
+    return f"postgresql+psycopg://{rest}"
+
+
+def storage_path(storage_url: str) -> Path:
+    """The directory of a ``file://`` storage URL (``file://./var`` is relative)."""
+    parsed = urlparse(storage_url)
+    return Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path)
