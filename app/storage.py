@@ -1,0 +1,231 @@
+"""File storage behind one interface, chosen by ``STORAGE_URL``.
+
+* ``file:///srv/phantomchain`` — a local (or shared) directory;
+* ``nats://host:4222/bucket`` — a NATS JetStream Object Store bucket, so web and worker
+  processes on different machines share files with no server beyond NATS.
+
+Writes stream: :meth:`Storage.save` takes an iterable of chunks and computes the SHA-256 on the
+way, so an upload is never held in memory whole. Readers get a local file path for the time
+they need it (the audio code reads paths), or a stream of chunks to send over HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+CHUNK = 1 << 20
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+
+
+class StorageError(Exception):
+    """The key is invalid or the object does not exist."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    key: str
+    size: int
+    sha256: str
+
+
+def check_key(key: str) -> str:
+    """Keys are relative paths of safe names (``uploads/<id>/original.mp3``): no ``..``."""
+    if not _KEY.match(key) or len(key) > 512:
+        raise StorageError(f"invalid storage key {key!r}")
+    return key
+
+
+class Storage(Protocol):
+    def save(self, key: str, chunks: Iterable[bytes]) -> Stored: ...
+    def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
+    def read_chunks(self, key: str) -> Iterator[bytes]: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+
+
+class _Hashing:
+    """Counts and hashes the chunks passing through."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            if chunk:
+                self._sha.update(chunk)
+                self.size += len(chunk)
+                yield chunk
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+
+class LocalStorage:
+    """Objects as files below ``root``; each written to a temporary name, then renamed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def save(self, key: str, chunks: Iterable[bytes]) -> Stored:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        hashing = _Hashing(chunks)
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in hashing:
+                    out.write(chunk)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return Stored(key, hashing.size, hashing.sha256)
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        if not path.is_file():
+            raise StorageError(f"no object {key!r}")
+        yield path
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        with self.local_path(key) as path, path.open("rb") as stream:
+            while chunk := stream.read(CHUNK):
+                yield chunk
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+class NatsObjectStorage:
+    """Objects in a JetStream Object Store bucket (created on first use).
+
+    :param servers: NATS URLs.
+    :param bucket: the bucket's name.
+    """
+
+    def __init__(self, servers: list[str], bucket: str) -> None:
+        from broker.connection import LoopConnection
+
+        self.bucket = bucket
+        self._conn = LoopConnection(servers, name=f"phantomchain-storage-{bucket}")
+        self._store = None
+
+    async def _bucket(self):
+        if self._store is None:
+            from nats.js.errors import BucketNotFoundError
+
+            js = await self._conn.jetstream()
+            try:
+                self._store = await js.object_store(self.bucket)
+            except BucketNotFoundError:
+                self._store = await js.create_object_store(self.bucket)
+        return self._store
+
+    def _run(self, make_coroutine, timeout: float = 600.0):
+        return self._conn.run(make_coroutine, timeout=timeout)
+
+    def save(self, key: str, chunks: Iterable[bytes]) -> Stored:
+        check_key(key)
+        hashing = _Hashing(chunks)
+        # Spooled: kept in memory up to 8 MB, then on disk — the object store reads a stream.
+        with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+            for chunk in hashing:
+                spool.write(chunk)
+            spool.seek(0)
+
+            async def put() -> None:
+                store = await self._bucket()
+                await store.put(key, spool)  # type: ignore[arg-type]
+
+            self._run(put)
+        return Stored(key, hashing.size, hashing.sha256)
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        check_key(key)
+        suffix = Path(key).suffix
+        with tempfile.TemporaryDirectory(prefix="phantomchain-") as folder:
+            path = Path(folder) / f"object{suffix}"
+            with path.open("wb") as out:
+                self._get_into(key, out)
+            yield path
+
+    def _get_into(self, key: str, out) -> None:
+        from nats.js.errors import ObjectNotFoundError
+
+        async def get() -> None:
+            store = await self._bucket()
+            try:
+                await store.get(key, writeinto=out)
+            except ObjectNotFoundError as exc:
+                raise StorageError(f"no object {key!r}") from exc
+
+        self._run(get)
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        with self.local_path(key) as path, path.open("rb") as stream:
+            while chunk := stream.read(CHUNK):
+                yield chunk
+
+    def exists(self, key: str) -> bool:
+        from nats.js.errors import ObjectNotFoundError
+
+        check_key(key)
+
+        async def info() -> bool:
+            store = await self._bucket()
+            try:
+                found = await store.get_info(key)
+            except ObjectNotFoundError:
+                return False
+            return not getattr(found, "deleted", False)
+
+        return self._run(info)
+
+    def delete(self, key: str) -> None:
+        from nats.js.errors import ObjectNotFoundError
+
+        check_key(key)
+
+        async def delete() -> None:
+            store = await self._bucket()
+            with contextlib.suppress(ObjectNotFoundError):
+                await store.delete(key)
+
+        self._run(delete)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def open_storage(storage_url: str) -> LocalStorage | NatsObjectStorage:
+    """The storage ``STORAGE_URL`` names."""
+    parsed = urlparse(storage_url)
+    if parsed.scheme == "file":
+        root = Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path)
+        return LocalStorage(root)
+    if parsed.scheme == "nats":
+        bucket = parsed.path.strip("/") or "phantomchain"
+        server = parsed._replace(path="", query="", fragment="").geturl()
+        return NatsObjectStorage([server], bucket)
+    raise StorageError(f"unsupported STORAGE_URL {storage_url!r} (file:// or nats://)")
