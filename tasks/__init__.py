@@ -1,0 +1,1 @@
+"""Dramatiq actors: the processing pipeline of an upload, on :class:`broker.NatsBroker`."""

@@ -1,0 +1,91 @@
+"""The pipeline, as data: ``transcode → loudness → tempo/key → finalize``.
+
+One actor runs any stage of a job and, on success, sends the job's next stage. Adding a stage
+is one line in :data:`STAGES`. Failures:
+
+* input that can never work (not audio, truncated beyond repair — a permanent
+  :class:`audio.errors.AudioError`) fails the job at once with the reason, no retries;
+* anything else is retried with exponential backoff (``MAX_RETRIES`` times); the last failure
+  fails the job and leaves the message in the dead letters, from where it can be replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from audio.errors import AudioError
+from tasks import progress, stages
+from tasks.broker import broker
+from tasks.context import WorkerContext, get_context
+
+MAX_RETRIES = 3
+QUEUE = "pipeline"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[WorkerContext, str], str]  # returns a line for the job's events
+    progress: int  # percent done when it finishes
+
+
+STAGES: list[Stage] = [
+    Stage("transcode", stages.transcode_stage, 40),
+    Stage("loudness", stages.loudness_stage, 60),
+    Stage("tempo_key", stages.tempo_key_stage, 85),
+    Stage("finalize", stages.finalize_stage, 100),
+]
+_BY_NAME = {stage.name: i for i, stage in enumerate(STAGES)}
+
+
+def start(job_id: str) -> None:
+    """Queue a job's first stage."""
+    run_stage.send(job_id, STAGES[0].name)
+
+
+@dramatiq.actor(
+    broker=broker,
+    queue_name=QUEUE,
+    max_retries=MAX_RETRIES,
+    min_backoff=1_000,
+    max_backoff=60_000,
+    time_limit=30 * 60_000,
+)
+def run_stage(job_id: str, stage_name: str) -> None:
+    ctx = get_context()
+    index = _BY_NAME[stage_name]
+    stage = STAGES[index]
+    before = STAGES[index - 1].progress if index else 0
+    progress.stage_started(ctx.sessions, job_id, stage.name, before)
+    try:
+        message = stage.run(ctx, job_id)
+    except AudioError as exc:
+        if exc.permanent:
+            progress.job_failed(ctx.sessions, job_id, stage.name, str(exc))
+            return  # settled: retrying cannot help
+        _failed_attempt(ctx, job_id, stage.name, exc)
+        raise
+    except Exception as exc:
+        _failed_attempt(ctx, job_id, stage.name, exc)
+        raise
+    progress.stage_done(ctx.sessions, job_id, stage.name, stage.progress, message)
+    if index + 1 < len(STAGES):
+        run_stage.send(job_id, STAGES[index + 1].name)
+    else:
+        progress.job_done(ctx.sessions, job_id)
+
+
+def _failed_attempt(ctx: WorkerContext, job_id: str, stage: str, exc: Exception) -> None:
+    message = CurrentMessage.get_current_message()
+    retries = message.options.get("retries", 0) if message is not None else MAX_RETRIES
+    reason = f"{type(exc).__name__}: {exc}"
+    if retries >= MAX_RETRIES:
+        progress.job_failed(
+            ctx.sessions, job_id, stage, f"gave up after {retries + 1} attempts: {reason}"
+        )
+    else:
+        progress.stage_retrying(ctx.sessions, job_id, stage, reason)

@@ -1,0 +1,131 @@
+"""The pipeline end to end on real NATS, Postgres and storage, with an in-process worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dramatiq
+import pytest
+
+from app.config import Config
+from app.models import Analysis, Job, JobEvent, Output, Upload
+from audio.decode import decode
+from tests.unit.audio.music import synthesize_track
+from tests.unit.audio.signals import write_audio
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def pipeline(database_url, wheel_nats_url, tmp_path):
+    """(pipeline module, worker context) on a fresh database, storage and namespace."""
+    os.environ.setdefault("NATS_URL", wheel_nats_url)
+    from tasks import pipeline as module
+    from tasks.broker import broker
+    from tasks.context import configure
+
+    migrated = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url}, capture_output=True,
+    )  # fmt: skip
+    assert migrated.returncode == 0, migrated.stderr
+    ctx = configure(
+        Config.from_env({"DATABASE_URL": database_url, "STORAGE_URL": f"file://{tmp_path}/store"})
+    )
+    broker.flush_all()
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    yield module, ctx
+    worker.stop()
+    broker.flush_all()
+    ctx.sessions.kw["bind"].dispose()
+
+
+def add_upload(ctx, path: Path, formats: list[str]) -> str:
+    stored = ctx.storage.save(f"uploads/{path.name}", [path.read_bytes()])
+    with ctx.sessions.begin() as session:
+        upload = Upload(
+            filename=path.name, content_type="audio/flac", size_bytes=stored.size,
+            sha256=stored.sha256, storage_key=stored.key,
+        )  # fmt: skip
+        session.add(upload)
+        session.flush()
+        job = Job(upload_id=upload.id, formats=formats)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def wait_finished(ctx, job_id: str, timeout: float = 120) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with ctx.sessions() as session:
+            job = session.get(Job, job_id)
+            if job.status in ("done", "failed"):
+                return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_a_track_goes_through_every_stage(pipeline, tmp_path):
+    module, ctx = pipeline
+    track = synthesize_track(104.0, "Bb", "major", seconds=12, sample_rate=44100, seed=4)
+    source = tmp_path / "song.flac"
+    write_audio(source, track.samples, 44100, "flac")
+    job_id = add_upload(ctx, source, ["mp3", "opus"])
+    module.start(job_id)
+    job = wait_finished(ctx, job_id)
+    assert job.status == "done", job.error
+    with ctx.sessions() as session:
+        job = session.get(Job, job_id)
+        analysis = session.get(Analysis, job.upload_id)
+        outputs = session.query(Output).filter_by(upload_id=job.upload_id).all()
+        events = session.query(JobEvent).filter_by(job_id=job_id).order_by(JobEvent.id).all()
+        upload = session.get(Upload, job.upload_id)
+    assert job.progress == 100 and job.attempts == 4
+    assert abs(analysis.bpm / 104.0 - 1) < 0.04
+    assert (analysis.key, analysis.key_scale, analysis.camelot) == ("Bb", "major", "6B")
+    assert analysis.integrated_lufs < 0 and analysis.true_peak_dbtp <= 0.5
+    assert upload.duration_s == pytest.approx(12.0, abs=0.01) and upload.channels == 2
+    assert sorted(o.format for o in outputs) == ["mp3", "opus"]
+    for output in outputs:
+        with ctx.storage.local_path(output.storage_key) as path:
+            samples, rate = decode(path)
+            assert abs(samples.shape[1] / rate - 12.0) < 0.05
+    assert ctx.storage.exists(analysis.waveform_png_key)
+    stages = [e.stage for e in events if e.message.endswith("started")]
+    assert stages == ["transcode", "loudness", "tempo_key", "finalize"]
+    assert events[-1].message == "done"
+
+
+def test_a_stage_run_twice_overwrites(pipeline, tmp_path):
+    module, ctx = pipeline
+    track = synthesize_track(120.0, "A", "minor", seconds=6, sample_rate=44100, seed=2)
+    source = tmp_path / "again.flac"
+    write_audio(source, track.samples, 44100, "flac")
+    job_id = add_upload(ctx, source, ["mp3"])
+    for _ in range(2):  # as if the first run's acknowledgement was lost
+        module.stages.transcode_stage(ctx, job_id)
+        module.stages.loudness_stage(ctx, job_id)
+    with ctx.sessions() as session:
+        upload_id = session.get(Job, job_id).upload_id
+        assert session.query(Output).filter_by(upload_id=upload_id).count() == 1
+        assert session.query(Analysis).filter_by(upload_id=upload_id).count() == 1
+
+
+def test_not_audio_fails_at_once_with_a_reason_and_no_retries(pipeline, tmp_path):
+    module, ctx = pipeline
+    source = tmp_path / "fake.flac"
+    source.write_bytes(b"fLaC" + os.urandom(5000))
+    job_id = add_upload(ctx, source, ["mp3"])
+    module.start(job_id)
+    job = wait_finished(ctx, job_id)
+    assert job.status == "failed"
+    assert job.attempts == 1
+    assert job.error == "damaged or truncated FLAC file: its container cannot be read"
+    time.sleep(0.5)
+    assert module.broker.dead_letters.list() == []
