@@ -54,6 +54,8 @@ class Upload(Base):
     channels: Mapped[int | None] = mapped_column(Integer)
     codec: Mapped[str | None] = mapped_column(String(50))
     bitrate: Mapped[int | None] = mapped_column(Integer)
+    #: The client's ``Idempotency-Key``: a retried upload with the same key gets the first answer.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
 
     jobs: Mapped[list[Job]] = relationship(back_populates="upload")
 

@@ -1,0 +1,161 @@
+"""Jobs: list and inspect them, follow one live (Server-Sent Events), re-run a failed one."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+from sqlalchemy import func, select
+
+from app.models import JOB_STATUSES, Job, JobEvent
+from app.web import ApiError, require_admin, require_token, sessions
+
+jobs = Blueprint("jobs", __name__)
+MAX_PAGE = 200
+
+
+def job_dict(job: Job, events: list[JobEvent] | None = None) -> dict:
+    body = {
+        "id": job.id,
+        "upload_id": job.upload_id,
+        "status": job.status,
+        "stage": job.stage,
+        "progress": job.progress,
+        "attempts": job.attempts,
+        "error": job.error,
+        "formats": job.formats,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+    if events is not None:
+        body["events"] = [event_dict(e) for e in events]
+    return body
+
+
+def event_dict(event: JobEvent) -> dict:
+    return {"id": event.id, "at": event.at.isoformat(), "stage": event.stage,
+            "level": event.level, "message": event.message}  # fmt: skip
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, "bad_parameter", f"{name} must be a number from {low} to {high}")
+    return int(raw)
+
+
+@jobs.get("/api/jobs")
+@require_token
+def list_jobs():
+    status = request.args.get("status")
+    if status is not None and status not in JOB_STATUSES:
+        raise ApiError(400, "bad_parameter", f"status must be one of {', '.join(JOB_STATUSES)}")
+    limit = _int_arg("limit", 50, 1, MAX_PAGE)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    query = select(Job)
+    if status:
+        query = query.where(Job.status == status)
+    with sessions()() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = session.scalars(
+            query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+        ).all()
+        return jsonify({"jobs": [job_dict(j) for j in rows], "total": total,
+                        "limit": limit, "offset": offset})  # fmt: skip
+
+
+def _job_or_404(session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {job_id}")
+    return job
+
+
+@jobs.get("/api/jobs/<job_id>")
+@require_token
+def get_job(job_id: str):
+    with sessions()() as session:
+        job = _job_or_404(session, job_id)
+        events = session.scalars(
+            select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+        ).all()
+        return jsonify(job_dict(job, events))
+
+
+@jobs.get("/api/jobs/<job_id>/events")
+@require_token
+def job_events(job_id: str):
+    """Server-Sent Events: each new event, then the job's state, until it is done or failed."""
+    with sessions()() as session:
+        _job_or_404(session, job_id)
+    factory = sessions()
+
+    def stream():
+        last_id = 0
+        while True:
+            with factory() as session:
+                job = session.get(Job, job_id)
+                new = session.scalars(
+                    select(JobEvent)
+                    .where(JobEvent.job_id == job_id, JobEvent.id > last_id)
+                    .order_by(JobEvent.id)
+                ).all()
+                for event in new:
+                    last_id = event.id
+                    data = json.dumps(event_dict(event))
+                    yield f"id: {event.id}\nevent: progress\ndata: {data}\n\n"
+                if job.status in ("done", "failed"):
+                    yield f"event: {job.status}\ndata: {json.dumps(job_dict(job))}\n\n"
+                    return
+            yield ": waiting\n\n"
+            time.sleep(0.5)
+
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+
+
+@jobs.post("/api/jobs/<job_id>/retry")
+@require_admin
+def retry_job(job_id: str):
+    from tasks import pipeline
+
+    with sessions().begin() as session:
+        job = _job_or_404(session, job_id)
+        if job.status != "failed":
+            raise ApiError(409, "not_failed", f"job {job_id} is {job.status}, not failed")
+        job.status, job.error, job.progress, job.stage, job.finished_at = (
+            "queued",
+            None,
+            0,
+            None,
+            None,
+        )
+        session.add(
+            JobEvent(job_id=job_id, stage=None, level="info", message="retried by an admin")
+        )
+    pipeline.start(job_id)
+    return jsonify({"id": job_id, "status": "queued"}), 202
+
+
+@jobs.patch("/api/jobs/<job_id>")
+@require_admin
+def patch_job(job_id: str):
+    """The Go service's PATCH, now admin-only: set ``status`` (and ``error``)."""
+    body = request.get_json(silent=True) or {}
+    status = body.get("status")
+    if status not in JOB_STATUSES:
+        raise ApiError(400, "bad_parameter", f"status must be one of {', '.join(JOB_STATUSES)}")
+    with sessions().begin() as session:
+        job = _job_or_404(session, job_id)
+        job.status = status
+        if "error" in body:
+            job.error = body["error"]
+        session.add(
+            JobEvent(job_id=job_id, level="warning", message=f"status set to {status} by an admin")
+        )
+    with sessions()() as session:
+        return jsonify(job_dict(session.get(Job, job_id)))

@@ -1,0 +1,206 @@
+"""The HTTP API over real Postgres, NATS and storage, with an in-process worker."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dramatiq
+import pytest
+
+from app.config import Config
+from app.web import create_app
+from audio.decode import decode
+from tests.unit.audio.music import synthesize_track
+from tests.unit.audio.signals import write_audio
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def make_client(database_url, wheel_nats_url, tmp_path):
+    os.environ.setdefault("NATS_URL", wheel_nats_url)
+    from tasks.broker import broker
+    from tasks.context import configure
+
+    migrated = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url}, capture_output=True,
+    )  # fmt: skip
+    assert migrated.returncode == 0, migrated.stderr
+    workers = []
+
+    def make(**env):
+        config = Config.from_env(
+            {"DATABASE_URL": database_url, "STORAGE_URL": f"file://{tmp_path}/store", **env}
+        )
+        configure(config)
+        broker.flush_all()
+        worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+        worker.start()
+        workers.append(worker)
+        return create_app(config).test_client()
+
+    yield make
+    for worker in workers:
+        worker.stop()
+    broker.flush_all()
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory) -> bytes:
+    track = synthesize_track(132.0, "F", "minor", seconds=10, sample_rate=44100, seed=12)
+    path = tmp_path_factory.mktemp("api") / "song.flac"
+    write_audio(path, track.samples, 44100, "flac")
+    return path.read_bytes()
+
+
+def upload(client, data: bytes, name="My Song.flac", **form):
+    return client.post(
+        "/api/uploads",
+        data={"file": (io.BytesIO(data), name), **form},
+        content_type="multipart/form-data",
+    )
+
+
+def wait_done(client, upload_id: str, timeout=120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/uploads/{upload_id}/analysis")
+        if response.status_code != 202:
+            return response
+        time.sleep(0.2)
+    raise AssertionError("analysis never finished")
+
+
+def test_upload_poll_analysis_download(client, song):
+    response = upload(client, song, formats="mp3,opus")
+    assert response.status_code == 202, response.json
+    body = response.json
+    assert body["status"] == "queued" and set(body["links"]) >= {"analysis", "job", "events"}
+    analysis = wait_done(client, body["upload_id"])
+    assert analysis.status_code == 200, analysis.json
+    result = analysis.json
+    assert abs(result["bpm"] / 132.0 - 1) < 0.04
+    assert result["key"] == "F minor" and result["camelot"] == "4A"
+    assert result["integrated_lufs"] < 0
+    for fmt in ("mp3", "opus"):
+        download = client.get(result["outputs"][fmt]["url"])
+        assert download.status_code == 200
+        out = Path(os.environ.get("TMPDIR", "/tmp")) / f"api-test-{body['upload_id']}.{fmt}"
+        out.write_bytes(download.data)
+        samples, rate = decode(out)
+        out.unlink()
+        assert abs(samples.shape[1] / rate - 10.0) < 0.05
+    png = client.get(result["waveform"]["png"])
+    assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
+    peaks = client.get(result["waveform"]["json"]).json
+    assert peaks["version"] == 2 and peaks["length"] == 800
+    job = client.get(body["links"]["job"]).json
+    started = [e["stage"] for e in job["events"] if e["message"].endswith("started")]
+    assert started == ["transcode", "loudness", "tempo_key", "finalize"]
+    meta = client.get(f"/api/uploads/{body['upload_id']}").json
+    assert meta["filename"] == "My_Song.flac" and meta["duration_s"] == pytest.approx(10, abs=0.01)
+    events = client.get(body["links"]["events"])
+    text = events.get_data(as_text=True)
+    assert "event: done" in text and text.count("event: progress") >= 8
+
+
+def test_text_is_refused_and_nothing_is_kept(client, tmp_path):
+    response = upload(client, b"just some notes\n" * 100, name="notes.mp3")
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "not_audio"
+    assert client.get("/api/jobs").json["total"] == 0
+    assert not list((tmp_path / "store").rglob("original.*"))
+
+
+def test_missing_file_unknown_format_and_unknown_ids(client, song):
+    assert client.post("/api/uploads", data={}).status_code == 400
+    bad = upload(client, song, formats="mp4")
+    assert bad.status_code == 400 and "unknown format mp4" in bad.json["error"]["message"]
+    assert client.get("/api/uploads/nope").status_code == 404
+    assert client.get("/api/uploads/nope/analysis").json["error"]["code"] == "not_found"
+    assert client.get("/api/jobs/nope").status_code == 404
+    assert client.get("/api/no/such/route").json["error"]["code"] == "not_found"
+
+
+def test_oversized_upload_is_413(make_client, song):
+    client = make_client(MAX_UPLOAD_MB="1")
+    response = upload(client, song + b"\0" * (2 << 20))
+    assert response.status_code == 413
+    assert "MAX_UPLOAD_MB" in response.json["error"]["message"]
+
+
+def test_corrupt_audio_fails_once_with_a_reason(client):
+    response = upload(client, b"fLaC" + os.urandom(20000), name="broken.flac")
+    assert response.status_code == 202
+    analysis = wait_done(client, response.json["upload_id"])
+    assert analysis.status_code == 409
+    assert "damaged or truncated" in analysis.json["error"]["message"]
+    job = client.get(f"/api/jobs/{response.json['job_id']}").json
+    assert job["status"] == "failed" and job["attempts"] == 1
+
+
+def test_idempotency_key_returns_the_first_answer(client, song):
+    first = client.post(
+        "/api/uploads", data={"file": (io.BytesIO(song), "a.flac")},
+        headers={"Idempotency-Key": "k-123"}, content_type="multipart/form-data",
+    )  # fmt: skip
+    again = client.post(
+        "/api/uploads", data={"file": (io.BytesIO(song), "a.flac")},
+        headers={"Idempotency-Key": "k-123"}, content_type="multipart/form-data",
+    )  # fmt: skip
+    assert again.json["upload_id"] == first.json["upload_id"]
+    assert again.json["job_id"] == first.json["job_id"]
+    assert client.get("/api/jobs").json["total"] == 1
+
+
+def test_tokens(make_client, song):
+    client = make_client(API_TOKENS="user-token", ADMIN_TOKEN="admin-token")
+    assert client.get("/api/jobs").status_code == 401
+    wrong = client.get("/api/jobs", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json["error"]["code"] == "unauthorized"
+    user = {"Authorization": "Bearer user-token"}
+    assert client.get("/api/jobs", headers=user).status_code == 200
+    patch = client.patch("/api/jobs/x", json={"status": "done"}, headers=user)
+    assert patch.status_code == 401  # the Go service's PATCH now needs the admin token
+    admin = {"Authorization": "Bearer admin-token"}
+    assert client.patch("/api/jobs/x", json={"status": "done"}, headers=admin).status_code == 404
+    assert client.get("/healthz").status_code == 200  # health needs no token
+
+
+def test_go_routes_are_aliases(client, song):
+    response = client.post(
+        "/upload", data={"file": (io.BytesIO(song), "go.flac")}, content_type="multipart/form-data"
+    )
+    assert response.status_code == 202
+    upload_id = response.json["upload_id"]
+    assert client.get(f"/uploads/{upload_id}").json["id"] == upload_id
+    assert client.get(f"/uploads/{upload_id}/analysis").status_code in (200, 202)
+
+
+def test_jobs_list_filters_and_pages(client, song):
+    ids = [upload(client, song).json["job_id"] for _ in range(3)]
+    page = client.get("/api/jobs?limit=2").json
+    assert page["total"] == 3 and len(page["jobs"]) == 2
+    rest = client.get("/api/jobs?limit=2&offset=2").json
+    assert {j["id"] for j in page["jobs"] + rest["jobs"]} == set(ids)
+    assert client.get("/api/jobs?status=nonsense").status_code == 400
+    assert client.get("/api/jobs?limit=0").status_code == 400
+
+
+def test_readyz_checks_database_nats_and_migrations(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.json
+    assert response.json["checks"] == {"database": "ok", "migrations": "ok", "nats": "ok"}
+    assert json.loads(client.get("/healthz").data) == {"status": "ok"}
