@@ -1,7 +1,8 @@
 """Uploads: receive a file (streamed to storage, sniffed, hashed), queue its job, serve results.
 
 The Go service's routes stay as aliases: ``POST /upload``, ``GET /uploads/<id>``,
-``GET /uploads/<id>/analysis``.
+``GET /uploads/<id>/analysis``. (The ``/api`` rule of each view is declared first, nearest the
+function, so ``url_for`` builds links to it.)
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def accepted(upload: Upload, job: Job):
     return jsonify(body), 202
 
 
-@uploads.post("/api/uploads")
 @uploads.post("/upload")
+@uploads.post("/api/uploads")
 @require_token
 def create_upload():
     key = request.headers.get("Idempotency-Key", "").strip() or None
@@ -143,16 +144,16 @@ def _upload_or_404(session, upload_id: str) -> Upload:
     return upload
 
 
-@uploads.get("/api/uploads/<upload_id>")
 @uploads.get("/uploads/<upload_id>")
+@uploads.get("/api/uploads/<upload_id>")
 @require_token
 def get_upload(upload_id: str):
     with sessions()() as session:
         return jsonify(upload_dict(_upload_or_404(session, upload_id)))
 
 
-@uploads.get("/api/uploads/<upload_id>/analysis")
 @uploads.get("/uploads/<upload_id>/analysis")
+@uploads.get("/api/uploads/<upload_id>/analysis")
 @require_token
 def get_analysis(upload_id: str):
     with sessions()() as session:

@@ -17,8 +17,10 @@ def main() -> None:
 
 def _attach() -> None:
     from app.cli_analyze import analyze
+    from app.dev import dev
 
     main.add_command(analyze)
+    main.add_command(dev)
 
 
 _attach()

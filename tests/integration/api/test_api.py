@@ -88,6 +88,7 @@ def test_upload_poll_analysis_download(client, song):
     assert response.status_code == 202, response.json
     body = response.json
     assert body["status"] == "queued" and set(body["links"]) >= {"analysis", "job", "events"}
+    assert all(link.startswith("/api/") for link in body["links"].values())
     analysis = wait_done(client, body["upload_id"])
     assert analysis.status_code == 200, analysis.json
     result = analysis.json

@@ -1,0 +1,100 @@
+"""``phantomchain dev`` (what ``make run`` runs): up, an upload completes, Ctrl-C leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import psutil
+import pytest
+
+from app.embedded.nats_server import free_port
+from tests.unit.audio.music import synthesize_track
+from tests.unit.audio.signals import write_audio
+
+
+def get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def post_file(url: str, name: str, data: bytes) -> dict:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+        return json.loads(response.read())
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (urllib.error.URLError, ConnectionError, OSError):
+            value = None
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
+    port = free_port()
+    var = tmp_path / "var"
+    command = [sys.executable, "-c", "from app.cli import main; main()", "dev", "--var", str(var)]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
+    process = subprocess.Popen(
+        command, env={**env, "PORT": str(port)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: get(f"{base}/readyz")[0] == 200, 90, "/readyz")
+        track = synthesize_track(100.0, "G", "major", seconds=5, sample_rate=44100, seed=1)
+        path = tmp_path / "song.flac"
+        write_audio(path, track.samples, 44100, "flac")
+        accepted = post_file(f"{base}/api/uploads", "song.flac", path.read_bytes())
+        status, analysis = wait_for(
+            lambda: (r := get(f"{base}{accepted['links']['analysis']}"))[0] != 202 and r,
+            120,
+            "the analysis",
+        )
+        assert status == 200, analysis
+        assert analysis["key"] == "G major"
+        family = psutil.Process(process.pid).children(recursive=True)
+        assert len(family) >= 4  # gunicorn, dramatiq, nats-server, postgres …
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0].decode(errors="replace")
+    assert process.returncode == 0, output
+    time.sleep(1)
+    alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], [p.cmdline() for p in alive]
+    leftovers = [
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
+        if str(var) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []
+    assert not (var / "pg" / "postmaster.pid").exists()
