@@ -58,11 +58,13 @@ def create_app(config: Config | None = None) -> Flask:
 
     from app.api_health import health
     from app.api_jobs import jobs
+    from app.api_openapi import openapi
     from app.api_uploads import uploads
 
     app.register_blueprint(health)
     app.register_blueprint(uploads)
     app.register_blueprint(jobs)
+    app.register_blueprint(openapi)
     return app
 
 

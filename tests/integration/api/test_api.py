@@ -205,3 +205,17 @@ def test_readyz_checks_database_nats_and_migrations(client):
     assert response.status_code == 200, response.json
     assert response.json["checks"] == {"database": "ok", "migrations": "ok", "nats": "ok"}
     assert json.loads(client.get("/healthz").data) == {"status": "ok"}
+
+
+def test_openapi_lists_every_api_route(client):
+    import re
+
+    document = client.get("/api/openapi.json").json
+    assert document["openapi"].startswith("3.")
+    app = client.application
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        if not (path.startswith("/api/") or path in ("/healthz", "/readyz")):
+            continue  # the Go aliases and static files
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert method.lower() in document["paths"].get(path, {}), (method, path)

@@ -1,0 +1,150 @@
+"""``GET /api/openapi.json``: an OpenAPI 3.1 description of the HTTP API.
+
+Written by hand, next to the routes; a test checks that every ``/api`` route of the app is in
+it, so the two cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+openapi = Blueprint("openapi", __name__)
+
+_ERROR = {
+    "description": "error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def _op(summary: str, responses: dict, **extra) -> dict:
+    return {"summary": summary, "responses": {**responses, "default": _ERROR}, **extra}
+
+
+def _json(description: str, schema: str | None = None) -> dict:
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    return {"description": description, **({"content": content} if schema else {})}
+
+
+_ID = {"in": "path", "required": True, "schema": {"type": "string"}}
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {"title": "PhantomChain", "version": "1"},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            },
+            "Accepted": {
+                "type": "object",
+                "properties": {
+                    "upload_id": {"type": "string"},
+                    "job_id": {"type": "string"},
+                    "status": {"type": "string"},
+                    "links": {"type": "object"},
+                },
+            },
+            "Job": {"type": "object"},
+            "Upload": {"type": "object"},
+            "Analysis": {"type": "object"},
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/uploads": {
+            "post": _op(
+                "Upload audio (multipart field `file`; optional `formats`, e.g. mp3,opus)",
+                {"202": _json("queued", "Accepted"), "400": _ERROR, "413": _ERROR},
+                parameters=[
+                    {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}}
+                ],
+            )
+        },
+        "/api/uploads/{upload_id}": {
+            "get": _op(
+                "An upload and its audio properties",
+                {"200": _json("the upload", "Upload")},
+                parameters=[{**_ID, "name": "upload_id"}],
+            )
+        },
+        "/api/uploads/{upload_id}/analysis": {
+            "get": _op(
+                "The analysis: 202 while it runs, 409 if it failed",
+                {"200": _json("the analysis", "Analysis"), "202": _json("running"), "409": _ERROR},
+                parameters=[{**_ID, "name": "upload_id"}],
+            )
+        },
+        "/api/uploads/{upload_id}/outputs/{fmt}": {
+            "get": _op(
+                "Download a transcode",
+                {"200": {"description": "the audio file"}},
+                parameters=[{**_ID, "name": "upload_id"}, {**_ID, "name": "fmt"}],
+            )
+        },
+        "/api/uploads/{upload_id}/waveform.{kind}": {
+            "get": _op(
+                "The waveform: png, or json (BBC audiowaveform layout)",
+                {"200": {"description": "image or peaks"}},
+                parameters=[{**_ID, "name": "upload_id"}, {**_ID, "name": "kind"}],
+            )
+        },
+        "/api/jobs": {
+            "get": _op(
+                "Jobs, newest first",
+                {"200": _json("a page of jobs")},
+                parameters=[
+                    {"in": "query", "name": "status", "schema": {"type": "string"}},
+                    {"in": "query", "name": "limit", "schema": {"type": "integer"}},
+                    {"in": "query", "name": "offset", "schema": {"type": "integer"}},
+                ],
+            )
+        },
+        "/api/jobs/{job_id}": {
+            "get": _op(
+                "A job with its events",
+                {"200": _json("the job", "Job")},
+                parameters=[{**_ID, "name": "job_id"}],
+            ),
+            "patch": _op(
+                "Admin: set a job's status (the Go service's route)",
+                {"200": _json("the job", "Job")},
+                parameters=[{**_ID, "name": "job_id"}],
+            ),
+        },
+        "/api/jobs/{job_id}/events": {
+            "get": _op(
+                "Progress as Server-Sent Events until done or failed",
+                {"200": {"description": "text/event-stream"}},
+                parameters=[{**_ID, "name": "job_id"}],
+            )
+        },
+        "/api/jobs/{job_id}/retry": {
+            "post": _op(
+                "Admin: run a failed job again",
+                {"202": _json("queued")},
+                parameters=[{**_ID, "name": "job_id"}],
+            )
+        },
+        "/api/openapi.json": {"get": _op("This document", {"200": _json("OpenAPI")}, security=[])},
+        "/healthz": {"get": _op("Liveness", {"200": _json("ok")}, security=[])},
+        "/readyz": {
+            "get": _op(
+                "Readiness: database, NATS, migrations",
+                {"200": _json("ready"), "503": _json("not ready")},
+                security=[],
+            )
+        },
+    },
+}
+
+
+@openapi.get("/api/openapi.json")
+def document():
+    return jsonify(DOCUMENT)
