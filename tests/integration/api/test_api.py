@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dramatiq
@@ -83,7 +85,12 @@ def wait_done(client, upload_id: str, timeout=120) -> dict:
     raise AssertionError("analysis never finished")
 
 
-def test_upload_poll_analysis_download(client, song):
+@pytest.mark.parametrize("backend", ["file", "nats"])
+def test_upload_poll_analysis_download(make_client, song, backend, wheel_nats_url):
+    if backend == "nats":
+        client = make_client(STORAGE_URL=f"{wheel_nats_url}/api-{uuid.uuid4().hex[:8]}")
+    else:
+        client = make_client()
     response = upload(client, song, formats="mp3,opus")
     assert response.status_code == 202, response.json
     body = response.json
@@ -219,3 +226,28 @@ def test_openapi_lists_every_api_route(client):
             continue  # the Go aliases and static files
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in document["paths"].get(path, {}), (method, path)
+
+
+def test_fifty_uploads_at_once_all_finish_each_stage_once(client, tmp_path):
+    track = synthesize_track(110.0, "D", "major", seconds=2, sample_rate=22050, seed=8)
+    path = tmp_path / "short.flac"
+    write_audio(path, track.samples, 22050, "flac")
+    data = path.read_bytes()
+    app = client.application
+
+    def send(i: int) -> dict:
+        with app.test_client() as own:
+            response = upload(own, data, name=f"take{i}.flac")
+            assert response.status_code == 202, response.json
+            return response.json
+
+    with ThreadPoolExecutor(8) as pool:
+        accepted = list(pool.map(send, range(50)))
+    for item in accepted:
+        assert wait_done(client, item["upload_id"], timeout=300).status_code == 200
+    for item in accepted:
+        job = client.get(f"/api/jobs/{item['job_id']}").json
+        assert job["status"] == "done" and job["attempts"] == 4
+        started = [e["stage"] for e in job["events"] if e["message"].endswith("started")]
+        assert started == ["transcode", "loudness", "tempo_key", "finalize"]
+    assert client.get("/api/jobs?status=done&limit=200").json["total"] == 50
