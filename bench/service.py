@@ -1,0 +1,187 @@
+"""Service benchmark: uploads through the whole stack against in-process analysis, same run.
+
+    .venv/bin/python bench/service.py [--uploads 40] [--seconds 30]
+
+Starts the embedded stack (``phantomchain dev``'s: NATS, PostgreSQL, gunicorn, two ``dramatiq``
+worker processes) in a temporary directory, then:
+
+* uploads N synthesized MP3 tracks (8 at a time) and waits for every analysis: jobs per minute
+  and upload → done latency p50/p95;
+* streams a 200 MB WAV upload while sampling the API processes' RSS (goal: grows < 30 MB);
+* runs ``phantomchain analyze --jobs 2 --formats mp3`` on the same files (the same audio work in
+  two processes, no servers) for the in-process throughput.
+
+The last line is ``service/in-process throughput: X.XX`` (goal ≥ 0.85).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from app.dev import Stack  # noqa: E402
+from app.embedded.nats_server import free_port  # noqa: E402
+
+
+def make_tracks(folder: Path, count: int, seconds: float) -> list[Path]:
+    from audio.transcode import AudioEncoder
+    from tests.unit.audio.music import TONICS, synthesize_track
+
+    paths = []
+    for i in range(count):
+        track = synthesize_track(
+            80 + (i * 7) % 100, TONICS[i % 12], "minor" if i % 2 else "major", seconds, 44100, i
+        )
+        path = folder / f"track{i:03d}.mp3"
+        with AudioEncoder(path, "mp3", in_rate=44100, in_channels=2) as encoder:
+            encoder.write(track.samples)
+        paths.append(path)
+    return paths
+
+
+def make_big_wav(path: Path, megabytes: int = 200) -> None:
+    import numpy as np
+
+    from audio.transcode import AudioEncoder
+
+    seconds = megabytes * 1024 * 1024 / (44100 * 4)
+    rng = np.random.default_rng(0)
+    with AudioEncoder(path, "wav", in_rate=44100, in_channels=2) as encoder:
+        for _ in range(int(seconds // 10)):
+            encoder.write((rng.standard_normal((2, 441000)) * 0.05).astype(np.float32))
+
+
+def multipart(path: Path):
+    """A streaming multipart body (never in memory whole) and its headers."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body():
+        yield head
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                yield chunk
+        yield tail
+
+    length = len(head) + path.stat().st_size + len(tail)
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
+               "Content-Length": str(length)}  # fmt: skip
+    return body(), headers
+
+
+def post(base: str, path: Path) -> dict:
+    body, headers = multipart(path)
+    request = urllib.request.Request(f"{base}/api/uploads", data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return json.loads(response.read())
+
+
+def wait_all(database_url: str, job_ids: list[str]) -> list[float]:
+    """Upload → done latencies from the jobs' own timestamps; one cheap query a second, so
+    watching does not take CPU from the service being measured."""
+    import psycopg
+
+    while True:
+        with psycopg.connect(database_url) as connection:
+            rows = connection.execute(
+                "SELECT status, EXTRACT(EPOCH FROM finished_at - created_at) FROM jobs "
+                "WHERE id = ANY(%s)",
+                (job_ids,),
+            ).fetchall()
+        if len(rows) == len(job_ids) and all(status in ("done", "failed") for status, _ in rows):
+            failed = [r for r in rows if r[0] != "done"]
+            if failed:
+                raise SystemExit(f"{len(failed)} jobs failed")
+            return sorted(float(latency) for _, latency in rows)
+        time.sleep(1.0)
+
+
+def api_rss(stack: Stack) -> int:
+    web = stack.children[-1]
+    family = [psutil.Process(web.pid), *psutil.Process(web.pid).children(recursive=True)]
+    return sum(p.memory_info().rss for p in family if p.is_running())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--uploads", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    tracks = make_tracks(folder, args.uploads, args.seconds)
+    port = free_port()
+    stack = Stack(folder / "var", port)
+    base = f"http://127.0.0.1:{port}"
+    os.environ["WORKER_PROCESSES"] = "2"
+    os.environ["WORKER_THREADS"] = os.environ.get("BENCH_WORKER_THREADS", "2")
+    try:
+        stack.start()
+        time.sleep(2)
+        started = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            job_ids = [accepted["job_id"] for accepted in pool.map(lambda p: post(base, p), tracks)]
+        latencies = wait_all(stack.postgres.url("phantomchain"), job_ids)
+        service_s = time.monotonic() - started
+        big = folder / "big.wav"
+        make_big_wav(big)
+        before = api_rss(stack)
+        peak = before
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, api_rss(stack))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        post(base, big)
+        done.set()
+        sampler.join()
+    finally:
+        stack.stop()
+    out = folder / "inprocess"
+    t0 = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; main()", "analyze", "--json",
+         "--jobs", "2", "--formats", "mp3", "--out", str(out), *map(str, tracks)],
+        check=True, stdout=subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+    inprocess_s = time.monotonic() - t0
+    ratio = inprocess_s / service_s
+    print(f"\n{args.uploads} uploads of {args.seconds:.0f} s MP3, 2 worker processes, 2 cores\n")
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| service: jobs per minute | {60 * args.uploads / service_s:.1f} |")
+    print(f"| upload → done latency p50 / p95 | {statistics.median(latencies):.2f} s / "
+          f"{latencies[int(0.95 * (len(latencies) - 1))]:.2f} s |")  # fmt: skip
+    per_minute = 60 * args.uploads / inprocess_s
+    print(f"| `phantomchain analyze --jobs 2`: files per minute | {per_minute:.1f} |")
+    growth = (peak - before) / 2**20
+    print(f"| API RSS growth during a 200 MB upload | {growth:.1f} MB (goal < 30) |")
+    print(f"\nservice/in-process throughput: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
