@@ -98,3 +98,17 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
     ]
     assert leftovers == []
     assert not (var / "pg" / "postmaster.pid").exists()
+
+    # A second run finds the data of the first.
+    again = subprocess.Popen(
+        command, env={**env, "PORT": str(port)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for(lambda: get(f"{base}/readyz")[0] == 200, 90, "/readyz after a restart")
+        status, listing = get(f"{base}/api/jobs")
+        assert status == 200 and [j["id"] for j in listing["jobs"]] == [accepted["job_id"]]
+        assert get(f"{base}{accepted['links']['analysis']}")[1]["key"] == "G major"
+    finally:
+        again.send_signal(signal.SIGINT)
+        again.communicate(timeout=60)
+    assert again.returncode == 0
