@@ -81,3 +81,21 @@ def database_url(postgres_admin_url: str) -> str:
         connection.execute(f'CREATE DATABASE "{name}"')
     parsed = urlparse(postgres_admin_url)
     return parsed._replace(path=f"/{name}").geturl()
+
+
+@pytest.fixture
+def migrated_database_url(database_url: str) -> str:
+    """A new database with the schema built by ``alembic upgrade head``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    migrated = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    return database_url

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,16 +23,12 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def make_client(database_url, wheel_nats_url, tmp_path):
+def make_client(migrated_database_url, wheel_nats_url, tmp_path):
+    database_url = migrated_database_url
     os.environ.setdefault("NATS_URL", wheel_nats_url)
     from tasks.broker import broker
     from tasks.context import configure
 
-    migrated = subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url}, capture_output=True,
-    )  # fmt: skip
-    assert migrated.returncode == 0, migrated.stderr
     workers = []
 
     def make(**env):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,18 +19,14 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def pipeline(database_url, wheel_nats_url, tmp_path):
+def pipeline(migrated_database_url, wheel_nats_url, tmp_path):
     """(pipeline module, worker context) on a fresh database, storage and namespace."""
+    database_url = migrated_database_url
     os.environ.setdefault("NATS_URL", wheel_nats_url)
     from tasks import pipeline as module
     from tasks.broker import broker
     from tasks.context import configure
 
-    migrated = subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url}, capture_output=True,
-    )  # fmt: skip
-    assert migrated.returncode == 0, migrated.stderr
     ctx = configure(
         Config.from_env({"DATABASE_URL": database_url, "STORAGE_URL": f"file://{tmp_path}/store"})
     )
