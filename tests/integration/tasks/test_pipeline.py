@@ -123,3 +123,25 @@ def test_not_audio_fails_at_once_with_a_reason_and_no_retries(pipeline, tmp_path
     assert job.error == "damaged or truncated FLAC file: its container cannot be read"
     time.sleep(0.5)
     assert module.broker.dead_letters.list() == []
+
+
+def test_a_transient_failure_is_retried_then_fails_and_is_dead_lettered(pipeline, tmp_path):
+    module, ctx = pipeline
+    track = synthesize_track(100.0, "C", "major", seconds=3, sample_rate=22050, seed=5)
+    source = tmp_path / "gone.flac"
+    write_audio(source, track.samples, 22050, "flac")
+    job_id = add_upload(ctx, source, ["mp3"])
+    ctx.storage.delete("uploads/gone.flac")  # storage lost the file: not the audio's fault
+    module.start(job_id)
+    job = wait_finished(ctx, job_id, timeout=90)
+    assert job.status == "failed"
+    assert job.attempts == module.MAX_RETRIES + 1
+    assert job.error.startswith(f"gave up after {module.MAX_RETRIES + 1} attempts: StorageError")
+    with ctx.sessions() as session:
+        retries = session.query(JobEvent).filter_by(job_id=job_id, level="warning").count()
+    assert retries == module.MAX_RETRIES
+    wait_for_dead_letter = time.monotonic() + 10
+    while not module.broker.dead_letters.list() and time.monotonic() < wait_for_dead_letter:
+        time.sleep(0.1)
+    (letter,) = module.broker.dead_letters.list()
+    assert letter.actor_name == "run_stage" and "StorageError" in letter.reason
