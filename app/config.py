@@ -29,7 +29,7 @@ class Config:
     max_upload_mb: int = 500
     log_level: str = "INFO"
     worker_processes: int = 2
-    worker_threads: int = 4
+    worker_threads: int = 1
 
     @property
     def open_access(self) -> bool:

@@ -53,7 +53,7 @@ class Stack:
             cwd=Path(__file__).resolve().parents[1],
         )  # fmt: skip
         processes = os.environ.get("WORKER_PROCESSES", "2")
-        threads = os.environ.get("WORKER_THREADS", "4")
+        threads = os.environ.get("WORKER_THREADS", "1")
         self._spawn(
             [str(bin_dir / "dramatiq"), "tasks.pipeline", "--processes", processes,
              "--threads", threads],

@@ -1,29 +1,23 @@
 """Everything about one file from a single decode: loudness, tempo, key, waveform, transcodes.
 
-Each decoded block goes to every consumer in turn — the loudness meter and the waveform at the
-file's own rate and channels, the encoders of the requested formats, and a mono downmix,
-resampled once to :data:`audio.tempo.ANALYSIS_RATE`, to the tempo and key analyzers — so the
-file is read once and memory stays at a few blocks whatever its length.
+:func:`audio.features.extract` reads the file once, feeding the measurements and the encoders of
+the requested formats, so memory stays at a few blocks whatever the file's length.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from audio.decode import DecodedStream
-from audio.key import Key, KeyAnalyzer
-from audio.loudness import Loudness, LoudnessMeter
+from audio.features import Features, extract
+from audio.key import Key
+from audio.loudness import Loudness
 from audio.probe import AudioInfo
-from audio.resample import StreamResampler
-from audio.tempo import ANALYSIS_RATE, Tempo, TempoAnalyzer
+from audio.tempo import Tempo
 from audio.transcode import FORMATS, AudioEncoder, TranscodeResult
-from audio.waveform import Waveform, WaveformBuilder
+from audio.waveform import Waveform
 
 
 @dataclass(frozen=True)
@@ -94,50 +88,35 @@ def analyze_file(
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     target = Path(out_dir) if out_dir is not None else path.parent
-    stream = DecodedStream(path, timeout_s=timeout_s)
-    info, rate, channels = stream.info, stream.sample_rate, stream.channels
-    expected_frames = round(info.duration_s * rate) if info.duration_s else None
-    meter = LoudnessMeter(rate, channels, info.channel_names)
-    waveform = WaveformBuilder(expected_frames, rate, waveform_width)
-    to_analysis_rate = StreamResampler(rate, ANALYSIS_RATE)
-    tempo = TempoAnalyzer(ANALYSIS_RATE)
-    key = KeyAnalyzer(ANALYSIS_RATE)
-    encoders: list[AudioEncoder] = []
-    try:
+
+    def encoders(rate: int, channels: int) -> list[AudioEncoder]:
         if formats:
             target.mkdir(parents=True, exist_ok=True)
-        for fmt in formats:
-            out_path = output_path(path, target, fmt)
-            encoders.append(AudioEncoder(out_path, fmt, in_rate=rate, in_channels=channels))
-        for block in stream.blocks():
-            meter.add(block)
-            waveform.add(block)
-            for encoder in encoders:
-                encoder.write(block)
-            mono = block[0] if channels == 1 else block.mean(axis=0, dtype=np.float32)
-            _feed(to_analysis_rate.add(mono), tempo, key)
-            if progress is not None and expected_frames:
-                progress(min(1.0, stream.decoded_frames / expected_frames))
-        _feed(to_analysis_rate.flush(), tempo, key)
-        outputs = [encoder.close() for encoder in encoders]
-    except BaseException:
-        stream.close()
-        for encoder in encoders:
-            try:
-                encoder.close()
-            finally:
-                encoder.out_path.unlink(missing_ok=True)
-        raise
+        return [
+            AudioEncoder(output_path(path, target, fmt), fmt, in_rate=rate, in_channels=channels)
+            for fmt in formats
+        ]
+
+    features, writers = extract(
+        path, encoders=encoders, timeout_s=timeout_s, progress=progress,
+        waveform_width=waveform_width,
+    )  # fmt: skip
+    outputs = [writer.close() for writer in writers]
     if progress is not None:
         progress(1.0)
+    return from_features(str(path), features, outputs)
+
+
+def from_features(path: str, features: Features, outputs=()) -> Analysis:
+    """The measurements, computed from extracted features."""
     return Analysis(
-        path=str(path),
-        info=dataclasses.replace(info, duration_s=stream.decoded_s),  # what was really there
-        loudness=meter.result(),
-        tempo=tempo.result(),
-        key=key.result(),
-        waveform=waveform.result(),
-        outputs=outputs,
+        path=path,
+        info=features.info,
+        loudness=features.loudness.result(),
+        tempo=features.tempo.result(),
+        key=features.key.result(),
+        waveform=features.waveform.result(),
+        outputs=list(outputs),
     )
 
 
@@ -149,9 +128,3 @@ def output_path(source: Path, folder: Path, fmt: str) -> Path:
     if candidate.resolve() == source.resolve():
         candidate = folder / f"{source.stem}-{fmt}.{extension}"
     return candidate
-
-
-def _feed(mono: np.ndarray, tempo: TempoAnalyzer, key: KeyAnalyzer) -> None:
-    if len(mono):
-        tempo.add(mono)
-        key.add(mono)

@@ -127,6 +127,17 @@ class KeyAnalyzer:
         for total, low, high in ((self._full, 55.0, 2000.0), (self._bass, 40.0, 250.0)):
             total += _peak_chroma(magnitude, low, high)
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything :meth:`result` needs (the two chroma sums), after the last block."""
+        self._consume(self._spectra.flush())
+        return {"key_chroma": self._full.copy(), "key_bass": self._bass.copy()}
+
+    @classmethod
+    def restore(cls, state: dict[str, np.ndarray]) -> KeyAnalyzer:
+        analyzer = cls(ANALYSIS_RATE)
+        analyzer._full, analyzer._bass = state["key_chroma"].copy(), state["key_bass"].copy()
+        return analyzer
+
     def result(self) -> Key:
         self._consume(self._spectra.flush())
         if self._full.max() <= 0:

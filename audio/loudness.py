@@ -220,6 +220,24 @@ class LoudnessMeter:
             curve.append(level if level > ABSOLUTE_GATE_LUFS else None)
         return curve
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything :meth:`result` needs: the energy slices and the peaks (a few kB/min)."""
+        sums, counts = self._slices()
+        tp = self._true_peak
+        return {
+            "loudness_sums": sums,
+            "loudness_counts": counts,
+            "loudness_meta": np.array([self.sample_rate, self.channels, tp.peak, tp.sample_peak]),
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, np.ndarray]) -> LoudnessMeter:
+        rate, channels, peak, sample_peak = state["loudness_meta"]
+        meter = cls(int(rate), int(channels))
+        meter._sums, meter._counts = [state["loudness_sums"]], [state["loudness_counts"]]
+        meter._true_peak.peak, meter._true_peak.sample_peak = float(peak), float(sample_peak)
+        return meter
+
     def result(self) -> Loudness:
         tp = self._true_peak
         return Loudness(

@@ -70,6 +70,19 @@ class TempoAnalyzer:
         self._previous = log_spectrum[-1:]
         self._envelope.append(rise.sum(axis=1))
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything :meth:`result` needs (the onset envelope), after the last block."""
+        self._consume(self._spectra.flush())
+        parts = self._envelope or [np.zeros(0)]
+        return {"tempo_envelope": np.concatenate(parts)}
+
+    @classmethod
+    def restore(cls, state: dict[str, np.ndarray]) -> TempoAnalyzer:
+        analyzer = cls(ANALYSIS_RATE)
+        envelope = state["tempo_envelope"]
+        analyzer._envelope = [envelope] if len(envelope) else []
+        return analyzer
+
     def result(self) -> Tempo:
         self._consume(self._spectra.flush())
         if not self._envelope:

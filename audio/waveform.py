@@ -113,6 +113,25 @@ class WaveformBuilder:
         if len(self._low) > 256:
             self._low, self._high = [np.concatenate(self._low)], [np.concatenate(self._high)]
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The peak buckets so far (bounded by the bucket size), for :meth:`restore`."""
+        lows = self._low + ([np.array([self._rest_low.min()])] if len(self._rest_low) else [])
+        highs = self._high + ([np.array([self._rest_high.max()])] if len(self._rest_high) else [])
+        return {
+            "waveform_low": np.concatenate(lows) if lows else np.zeros(0),
+            "waveform_high": np.concatenate(highs) if highs else np.zeros(0),
+            "waveform_meta": np.array([self.sample_rate, self.width, self.frames]),
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, np.ndarray]) -> WaveformBuilder:
+        rate, width, frames = (int(v) for v in state["waveform_meta"])
+        builder = cls(None, rate, width)
+        low, high = state["waveform_low"], state["waveform_high"]
+        builder._low, builder._high = ([low], [high]) if len(low) else ([], [])
+        builder.frames = frames
+        return builder
+
     def result(self) -> Waveform:
         lows = self._low + ([np.array([self._rest_low.min()])] if len(self._rest_low) else [])
         highs = self._high + ([np.array([self._rest_high.max()])] if len(self._rest_high) else [])

@@ -133,7 +133,7 @@ def main() -> None:
     stack = Stack(folder / "var", port)
     base = f"http://127.0.0.1:{port}"
     os.environ["WORKER_PROCESSES"] = "2"
-    os.environ["WORKER_THREADS"] = os.environ.get("BENCH_WORKER_THREADS", "2")
+    os.environ["WORKER_THREADS"] = os.environ.get("BENCH_WORKER_THREADS", "1")
     try:
         stack.start()
         time.sleep(2)

@@ -1,7 +1,10 @@
 """What each pipeline stage does to an upload. Each is idempotent: run twice, same result.
 
-Stages read the original from storage as a local file, run the pure audio code, and write
-results with upserts keyed by upload (and format), so a re-run after a crash overwrites.
+The transcode stage decodes the original once: the encoders and the feature extraction
+(:mod:`audio.features`) share that pass, and the features — a few kB per minute — go to storage.
+Loudness, tempo/key and the waveform are then computed from them without decoding again (if
+they went missing, the stage decodes and extracts them itself). Results are written with upserts
+keyed by upload (and format), so a re-run after a crash overwrites.
 """
 
 from __future__ import annotations
@@ -14,14 +17,8 @@ from pathlib import Path
 from sqlalchemy.dialects.postgresql import insert
 
 from app.models import Analysis, Job, Output, Upload
-from audio.decode import DecodedStream
-from audio.key import KeyAnalyzer
-from audio.loudness import LoudnessMeter
-from audio.probe import probe
-from audio.resample import StreamResampler
-from audio.tempo import ANALYSIS_RATE, TempoAnalyzer
-from audio.transcode import FORMATS, transcode
-from audio.waveform import WaveformBuilder
+from audio.features import Features, extract
+from audio.transcode import FORMATS, AudioEncoder
 from tasks.context import WorkerContext
 
 DEFAULT_FORMATS = ("mp3",)
@@ -49,18 +46,42 @@ def _file_chunks(path: Path, size: int = 1 << 20):
             yield chunk
 
 
+def _features_key(upload_id: str) -> str:
+    return f"features/{upload_id}.npz"
+
+
+def _features(ctx: WorkerContext, upload_id: str, key: str) -> Features:
+    """The features the transcode stage saved; decoded again only if they went missing."""
+    features_key = _features_key(upload_id)
+    if ctx.storage.exists(features_key):
+        return Features.from_bytes(b"".join(ctx.storage.read_chunks(features_key)))
+    with ctx.storage.local_path(key) as source:
+        features, _ = extract(source)
+    ctx.storage.save(features_key, [features.to_bytes()])
+    return features
+
+
 def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
+    """Decode once: write the transcodes and keep the features the next stages measure from."""
     upload_id, key, formats = _upload(ctx, job_id)
     with ctx.storage.local_path(key) as source, tempfile.TemporaryDirectory() as folder:
-        info = probe(source)
+
+        def encoders(rate: int, channels: int) -> list[AudioEncoder]:
+            return [
+                AudioEncoder(Path(folder) / f"out.{FORMATS[fmt].extension}", fmt,
+                             in_rate=rate, in_channels=channels)
+                for fmt in formats
+            ]  # fmt: skip
+
+        features, writers = extract(source, encoders=encoders)
+        results = [writer.close() for writer in writers]
+        info = features.info
         with ctx.sessions.begin() as session:
             upload = session.get(Upload, upload_id)
             upload.duration_s, upload.sample_rate = info.duration_s, info.sample_rate
             upload.channels, upload.codec, upload.bitrate = info.channels, info.codec, info.bitrate
-        for fmt in formats:
-            extension = FORMATS[fmt].extension
-            result = transcode(source, Path(folder) / f"out.{extension}", fmt)
-            out_key = f"outputs/{upload_id}/{fmt}.{extension}"
+        for fmt, result in zip(formats, results, strict=True):
+            out_key = f"outputs/{upload_id}/{fmt}.{FORMATS[fmt].extension}"
             stored = ctx.storage.save(out_key, _file_chunks(Path(result.path)))
             values = {
                 "bitrate": result.bitrate,
@@ -74,17 +95,13 @@ def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
             )
             with ctx.sessions.begin() as session:
                 session.execute(statement)
+    ctx.storage.save(_features_key(upload_id), [features.to_bytes()])
     return f"transcoded to {', '.join(formats)}"
 
 
 def loudness_stage(ctx: WorkerContext, job_id: str) -> str:
     upload_id, key, _ = _upload(ctx, job_id)
-    with ctx.storage.local_path(key) as source:
-        stream = DecodedStream(source)
-        meter = LoudnessMeter(stream.sample_rate, stream.channels, stream.info.channel_names)
-        for block in stream.blocks():
-            meter.add(block)
-    result = meter.result()
+    result = _features(ctx, upload_id, key).loudness.result()
     _save_analysis(
         ctx,
         upload_id,
@@ -100,18 +117,8 @@ def loudness_stage(ctx: WorkerContext, job_id: str) -> str:
 
 def tempo_key_stage(ctx: WorkerContext, job_id: str) -> str:
     upload_id, key, _ = _upload(ctx, job_id)
-    with ctx.storage.local_path(key) as source:
-        stream = DecodedStream(source)
-        resampler = StreamResampler(stream.sample_rate, ANALYSIS_RATE)
-        tempo, key_analyzer = TempoAnalyzer(ANALYSIS_RATE), KeyAnalyzer(ANALYSIS_RATE)
-        for block in stream.blocks():
-            mono = resampler.add(block.mean(axis=0))
-            tempo.add(mono)
-            key_analyzer.add(mono)
-        rest = resampler.flush()
-        tempo.add(rest)
-        key_analyzer.add(rest)
-    t, k = tempo.result(), key_analyzer.result()
+    features = _features(ctx, upload_id, key)
+    t, k = features.tempo.result(), features.key.result()
     _save_analysis(
         ctx,
         upload_id,
@@ -127,17 +134,12 @@ def tempo_key_stage(ctx: WorkerContext, job_id: str) -> str:
 
 def finalize_stage(ctx: WorkerContext, job_id: str) -> str:
     upload_id, key, _ = _upload(ctx, job_id)
-    with ctx.storage.local_path(key) as source:
-        stream = DecodedStream(source)
-        frames = round(stream.info.duration_s * stream.sample_rate) or None
-        builder = WaveformBuilder(frames, stream.sample_rate)
-        for block in stream.blocks():
-            builder.add(block)
-    waveform = builder.result()
+    waveform = _features(ctx, upload_id, key).waveform.result()
     png = io.BytesIO()
     waveform.render_png(png)
     png_key, json_key = f"waveforms/{upload_id}.png", f"waveforms/{upload_id}.json"
     ctx.storage.save(png_key, [png.getvalue()])
     ctx.storage.save(json_key, [json.dumps(waveform.to_audiowaveform_json()).encode()])
     _save_analysis(ctx, upload_id, waveform_png_key=png_key, waveform_json_key=json_key)
+    ctx.storage.delete(_features_key(upload_id))
     return "waveform drawn"

@@ -1,0 +1,116 @@
+"""Features: what every measurement needs, taken from one decode, small enough to keep.
+
+:func:`extract` reads a file once and feeds the loudness meter, the waveform builder, the tempo
+and key analyzers (through one downmix resampled to :data:`audio.tempo.ANALYSIS_RATE`) and any
+encoders given. :class:`Features` holds the analyzers' state — energy slices, the onset envelope,
+chroma sums, peak buckets: a few kB per minute of audio — and serialises it, so the service's
+later stages compute their results without decoding the file again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audio.decode import DecodedStream
+from audio.key import KeyAnalyzer
+from audio.loudness import LoudnessMeter
+from audio.probe import AudioInfo
+from audio.resample import StreamResampler
+from audio.tempo import ANALYSIS_RATE, TempoAnalyzer
+from audio.transcode import AudioEncoder
+from audio.waveform import WaveformBuilder
+
+
+@dataclass
+class Features:
+    info: AudioInfo  # duration_s is what was really decoded
+    loudness: LoudnessMeter
+    tempo: TempoAnalyzer
+    key: KeyAnalyzer
+    waveform: WaveformBuilder
+
+    def to_bytes(self) -> bytes:
+        """An ``.npz`` archive of the analyzers' state and the file's description."""
+        arrays = {
+            **self.loudness.state(),
+            **self.tempo.state(),
+            **self.key.state(),
+            **self.waveform.state(),
+            "info": np.frombuffer(json.dumps(self.info.to_dict()).encode(), dtype=np.uint8),
+        }
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Features:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            state = {name: archive[name] for name in archive.files}
+        info = json.loads(state.pop("info").tobytes())
+        info["channel_names"] = tuple(info["channel_names"])
+        return cls(
+            info=AudioInfo(**info),
+            loudness=LoudnessMeter.restore(state),
+            tempo=TempoAnalyzer.restore(state),
+            key=KeyAnalyzer.restore(state),
+            waveform=WaveformBuilder.restore(state),
+        )
+
+
+def extract(
+    path: str | Path,
+    *,
+    encoders: Callable[[int, int], Sequence[AudioEncoder]] | None = None,
+    timeout_s: float | None = None,
+    progress: Callable[[float], None] | None = None,
+    waveform_width: int = 800,
+) -> tuple[Features, list[AudioEncoder]]:
+    """Decode ``path`` once into :class:`Features`.
+
+    :param encoders: called with the decoded rate and channel count; returns encoders that get
+        every block too (closed by the caller; removed here if decoding fails).
+    :raises audio.errors.AudioError: the file cannot be decoded (the message says why).
+    """
+    stream = DecodedStream(path, timeout_s=timeout_s)
+    info, rate, channels = stream.info, stream.sample_rate, stream.channels
+    expected = round(info.duration_s * rate) if info.duration_s else None
+    meter = LoudnessMeter(rate, channels, info.channel_names)
+    waveform = WaveformBuilder(expected, rate, waveform_width)
+    to_analysis_rate = StreamResampler(rate, ANALYSIS_RATE)
+    tempo, key = TempoAnalyzer(ANALYSIS_RATE), KeyAnalyzer(ANALYSIS_RATE)
+    writers: list[AudioEncoder] = []
+    try:
+        writers = list(encoders(rate, channels)) if encoders else []
+        for block in stream.blocks():
+            meter.add(block)
+            waveform.add(block)
+            for writer in writers:
+                writer.write(block)
+            mono = block[0] if channels == 1 else block.mean(axis=0, dtype=np.float32)
+            _feed(to_analysis_rate.add(mono), tempo, key)
+            if progress is not None and expected:
+                progress(min(1.0, stream.decoded_frames / expected))
+        _feed(to_analysis_rate.flush(), tempo, key)
+    except BaseException:
+        stream.close()
+        for writer in writers:
+            try:
+                writer.close()
+            finally:
+                writer.out_path.unlink(missing_ok=True)
+        raise
+    info = dataclasses.replace(info, duration_s=stream.decoded_s)
+    return Features(info, meter, tempo, key, waveform), writers
+
+
+def _feed(mono: np.ndarray, tempo: TempoAnalyzer, key: KeyAnalyzer) -> None:
+    if len(mono):
+        tempo.add(mono)
+        key.add(mono)
