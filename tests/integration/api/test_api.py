@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import dramatiq
 import pytest
 
 from app.config import Config
@@ -24,27 +26,41 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def make_client(migrated_database_url, wheel_nats_url, tmp_path):
-    database_url = migrated_database_url
+    """A test client on the API, with two worker processes started by the ``dramatiq`` CLI
+    (as the Procfile's worker line starts them) on the same database, NATS and storage."""
     os.environ.setdefault("NATS_URL", wheel_nats_url)
     from tasks.broker import broker
-    from tasks.context import configure
 
-    workers = []
+    workers: list[subprocess.Popen] = []
 
     def make(**env):
-        config = Config.from_env(
-            {"DATABASE_URL": database_url, "STORAGE_URL": f"file://{tmp_path}/store", **env}
-        )
-        configure(config)
+        settings = {
+            "DATABASE_URL": migrated_database_url,
+            "NATS_URL": os.environ["NATS_URL"],
+            "STORAGE_URL": f"file://{tmp_path}/store",
+            **env,
+        }
         broker.flush_all()
-        worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
-        worker.start()
-        workers.append(worker)
-        return create_app(config).test_client()
+        log = (tmp_path / f"workers{len(workers)}.log").open("wb")
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "dramatiq", "tasks.pipeline",
+                 "--processes", "2", "--threads", "1"],
+                env={**os.environ, **settings, "PYTHONPATH": str(ROOT)},
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            )
+        )  # fmt: skip
+        return create_app(Config.from_env(settings)).test_client()
 
     yield make
     for worker in workers:
-        worker.stop()
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
     broker.flush_all()
 
 
