@@ -77,6 +77,17 @@ def song(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
+@pytest.fixture(scope="module")
+def song_lufs(song, tmp_path_factory) -> float:
+    """The song's loudness, measured on the samples themselves (the truth for the API)."""
+    from audio.loudness import measure_loudness
+
+    path = tmp_path_factory.mktemp("truth") / "song.flac"
+    path.write_bytes(song)
+    samples, rate = decode(path)
+    return measure_loudness(samples, rate).integrated_lufs
+
+
 def upload(client, data: bytes, name="My Song.flac", **form):
     return client.post(
         "/api/uploads",
@@ -96,7 +107,7 @@ def wait_done(client, upload_id: str, timeout=120) -> dict:
 
 
 @pytest.mark.parametrize("backend", ["file", "nats"])
-def test_upload_poll_analysis_download(make_client, song, backend, wheel_nats_url):
+def test_upload_poll_analysis_download(make_client, song, song_lufs, backend, wheel_nats_url):
     if backend == "nats":
         client = make_client(STORAGE_URL=f"{wheel_nats_url}/api-{uuid.uuid4().hex[:8]}")
     else:
@@ -111,7 +122,7 @@ def test_upload_poll_analysis_download(make_client, song, backend, wheel_nats_ur
     result = analysis.json
     assert abs(result["bpm"] / 132.0 - 1) < 0.04
     assert result["key"] == "F minor" and result["camelot"] == "4A"
-    assert result["integrated_lufs"] < 0
+    assert result["integrated_lufs"] == pytest.approx(song_lufs, abs=0.05)
     for fmt in ("mp3", "opus"):
         download = client.get(result["outputs"][fmt]["url"])
         assert download.status_code == 200
