@@ -64,9 +64,10 @@ class Config:
         else:
             database_url = normalise_database_url(database_url, problems)
         nats_url = text("NATS_URL", cls.nats_url)
-        for url in nats_url.split(","):
-            if urlparse(url.strip()).scheme not in ("nats", "tls", "ws", "wss"):
-                problems.append(f"NATS_URL must be nats://host:port, got {url.strip()!r}")
+        try:
+            nats_url_from_env({"NATS_URL": nats_url})
+        except ConfigError as error:
+            problems.append(str(error))
         storage_url = text("STORAGE_URL", cls.storage_url)
         if urlparse(storage_url).scheme not in ("file", "nats"):
             problems.append(
@@ -90,6 +91,17 @@ class Config:
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
         return config
+
+
+def nats_url_from_env(env: Mapping[str, str] | None = None) -> str:
+    """Just ``NATS_URL`` (checked), for processes that need nothing else at import time (the
+    Dramatiq broker is declared before any actor, before the rest is read)."""
+    env = os.environ if env is None else env
+    url = env.get("NATS_URL", "").strip() or Config.nats_url
+    for part in url.split(","):
+        if urlparse(part.strip()).scheme not in ("nats", "tls", "ws", "wss"):
+            raise ConfigError(f"NATS_URL must be nats://host:port, got {part.strip()!r}")
+    return url
 
 
 def normalise_database_url(url: str, problems: list[str]) -> str:

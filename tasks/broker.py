@@ -6,15 +6,14 @@ it does no I/O (the connection opens on first use, per process).
 
 from __future__ import annotations
 
-import os
-
 import dramatiq
 from dramatiq.middleware import CurrentMessage, default_middleware
 
+from app.config import nats_url_from_env
 from broker import NatsBroker
 
 broker = NatsBroker(
-    os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+    nats_url_from_env(),
     namespace="phantomchain",
     middleware=[m() for m in default_middleware] + [CurrentMessage()],
 )
