@@ -8,35 +8,13 @@ import time
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sqlalchemy import func, select
 
+from app.job_ops import JobNotFailed, JobNotFound, event_dict, job_dict
+from app.job_ops import retry_job as retry_failed_job
 from app.models import JOB_STATUSES, Job, JobEvent
 from app.web import ApiError, require_admin, require_token, sessions
 
 jobs = Blueprint("jobs", __name__)
 MAX_PAGE = 200
-
-
-def job_dict(job: Job, events: list[JobEvent] | None = None) -> dict:
-    body = {
-        "id": job.id,
-        "upload_id": job.upload_id,
-        "status": job.status,
-        "stage": job.stage,
-        "progress": job.progress,
-        "attempts": job.attempts,
-        "error": job.error,
-        "formats": job.formats,
-        "created_at": job.created_at.isoformat(),
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }
-    if events is not None:
-        body["events"] = [event_dict(e) for e in events]
-    return body
-
-
-def event_dict(event: JobEvent) -> dict:
-    return {"id": event.id, "at": event.at.isoformat(), "stage": event.stage,
-            "level": event.level, "message": event.message}  # fmt: skip
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -121,23 +99,12 @@ def job_events(job_id: str):
 @jobs.post("/api/jobs/<job_id>/retry")
 @require_admin
 def retry_job(job_id: str):
-    from tasks import pipeline
-
-    with sessions().begin() as session:
-        job = _job_or_404(session, job_id)
-        if job.status != "failed":
-            raise ApiError(409, "not_failed", f"job {job_id} is {job.status}, not failed")
-        job.status, job.error, job.progress, job.stage, job.finished_at = (
-            "queued",
-            None,
-            0,
-            None,
-            None,
-        )
-        session.add(
-            JobEvent(job_id=job_id, stage=None, level="info", message="retried by an admin")
-        )
-    pipeline.start(job_id)
+    try:
+        retry_failed_job(sessions(), job_id)
+    except JobNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    except JobNotFailed as exc:
+        raise ApiError(409, "not_failed", str(exc)) from exc
     return jsonify({"id": job_id, "status": "queued"}), 202
 
 

@@ -26,6 +26,10 @@ def _json(description: str, schema: str | None = None) -> dict:
 
 
 _ID = {"in": "path", "required": True, "schema": {"type": "string"}}
+_DLQ_FILTERS = [
+    {"in": "query", "name": "queue", "schema": {"type": "string"}},
+    {"in": "query", "name": "actor", "schema": {"type": "string"}},
+]
 
 DOCUMENT = {
     "openapi": "3.1.0",
@@ -130,6 +134,50 @@ DOCUMENT = {
                 "Admin: run a failed job again",
                 {"202": _json("queued")},
                 parameters=[{**_ID, "name": "job_id"}],
+            )
+        },
+        "/api/dead-letters": {
+            "get": _op(
+                "Admin: dead letters, oldest first",
+                {"200": _json("{dead_letters, count}")},
+                parameters=[
+                    *_DLQ_FILTERS,
+                    {"in": "query", "name": "limit", "schema": {"type": "integer"}},
+                ],
+            ),
+            "delete": _op(
+                "Admin: purge dead letters (optionally of one queue and/or actor)",
+                {"200": _json("{purged}")},
+                parameters=_DLQ_FILTERS,
+            ),
+        },
+        "/api/dead-letters/retry": {
+            "post": _op(
+                'Admin: replay dead letters: {"ids": [...]} or {"all": true, "queue", "actor"}',
+                {
+                    "202": _json("{retried, not_found, not_replayable}"),
+                    "200": _json("none retried"),
+                    "400": _ERROR,
+                },
+            )
+        },
+        "/api/dead-letters/{dead_letter_id}": {
+            "get": _op(
+                "Admin: one dead letter with payload and traceback",
+                {"200": _json("the dead letter"), "404": _ERROR},
+                parameters=[{**_ID, "name": "dead_letter_id"}],
+            ),
+            "delete": _op(
+                "Admin: drop one dead letter",
+                {"204": {"description": "deleted"}, "404": _ERROR},
+                parameters=[{**_ID, "name": "dead_letter_id"}],
+            ),
+        },
+        "/api/dead-letters/{dead_letter_id}/retry": {
+            "post": _op(
+                "Admin: replay one dead letter (its pipeline job goes back to queued)",
+                {"202": _json("{id, message_id, job_id}"), "404": _ERROR, "409": _ERROR},
+                parameters=[{**_ID, "name": "dead_letter_id"}],
             )
         },
         "/api/openapi.json": {"get": _op("This document", {"200": _json("OpenAPI")}, security=[])},

@@ -17,10 +17,14 @@ def main() -> None:
 
 def _attach() -> None:
     from app.cli_analyze import analyze
+    from app.cli_dlq import dlq
+    from app.cli_jobs import jobs
     from app.dev import dev
 
     main.add_command(analyze)
     main.add_command(dev)
+    main.add_command(dlq)
+    main.add_command(jobs)
 
 
 _attach()

@@ -56,6 +56,7 @@ def create_app(config: Config | None = None) -> Flask:
             message = f"the upload is larger than MAX_UPLOAD_MB ({config.max_upload_mb} MB)"
         return error_response(error.code or 500, code, message)
 
+    from app.api_dead_letters import dead_letters
     from app.api_health import health
     from app.api_jobs import jobs
     from app.api_openapi import openapi
@@ -65,6 +66,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(uploads)
     app.register_blueprint(jobs)
     app.register_blueprint(openapi)
+    app.register_blueprint(dead_letters)
     return app
 
 

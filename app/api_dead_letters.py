@@ -1,0 +1,106 @@
+"""Admin routes over the dead letters: list, show, retry (one, some or all), delete, purge.
+
+Thin HTTP wrappers around :mod:`app.dead_letter_ops`, the code ``phantomchain dlq`` runs too.
+Every route needs the admin token: a dead letter's payload and traceback are internals.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from app import dead_letter_ops as ops
+from app.web import ApiError, require_admin, sessions
+
+dead_letters = Blueprint("dead_letters", __name__)
+MAX_PAGE = 1000
+
+
+def _letters():
+    from tasks.broker import broker  # NATS is touched on first use, not at import
+
+    return broker.dead_letters
+
+
+def _filters() -> dict[str, str | None]:
+    return {"queue": request.args.get("queue") or None, "actor": request.args.get("actor") or None}
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return 100
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise ApiError(400, "bad_parameter", f"limit must be a number from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def _not_found(exc: ops.DeadLetterNotFound) -> ApiError:
+    return ApiError(404, "not_found", str(exc))
+
+
+@dead_letters.get("/api/dead-letters")
+@require_admin
+def list_dead_letters():
+    letters = ops.list_letters(_letters(), **_filters(), limit=_limit())
+    return jsonify({"dead_letters": letters, "count": len(letters)})
+
+
+@dead_letters.get("/api/dead-letters/<dead_letter_id>")
+@require_admin
+def get_dead_letter(dead_letter_id: str):
+    try:
+        return jsonify(ops.show(_letters(), dead_letter_id))
+    except ops.DeadLetterNotFound as exc:
+        raise _not_found(exc) from exc
+
+
+@dead_letters.post("/api/dead-letters/<dead_letter_id>/retry")
+@require_admin
+def retry_dead_letter(dead_letter_id: str):
+    try:
+        replayed = ops.retry(_letters(), sessions(), dead_letter_id)
+    except ops.DeadLetterNotFound as exc:
+        raise _not_found(exc) from exc
+    except ops.NotReplayable as exc:
+        raise ApiError(409, "not_replayable", str(exc)) from exc
+    return jsonify(replayed.to_dict()), 202
+
+
+@dead_letters.post("/api/dead-letters/retry")
+@require_admin
+def retry_dead_letters():
+    """Body ``{"ids": [...]}`` or ``{"all": true, "queue": ..., "actor": ...}``."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_body", 'send JSON: {"ids": [...]} or {"all": true}')
+    ids, everything = body.get("ids"), body.get("all") is True
+    if (ids is None) == (not everything):
+        raise ApiError(400, "bad_body", 'give either "ids" or "all": true, not both')
+    if ids is not None:
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str | int) for i in ids):
+            raise ApiError(400, "bad_body", '"ids" must be a non-empty list of dead-letter ids')
+        if body.get("queue") or body.get("actor"):
+            raise ApiError(400, "bad_body", '"queue" and "actor" only go with "all"')
+    filters = {key: body.get(key) for key in ("queue", "actor")}
+    if any(value is not None and not isinstance(value, str) for value in filters.values()):
+        raise ApiError(400, "bad_body", '"queue" and "actor" must be strings')
+    report = ops.retry_many(
+        _letters(), sessions(), ids=[str(i) for i in ids] if ids else None, **filters
+    )
+    return jsonify(report.to_dict()), 202 if report.retried else 200
+
+
+@dead_letters.delete("/api/dead-letters/<dead_letter_id>")
+@require_admin
+def delete_dead_letter(dead_letter_id: str):
+    try:
+        ops.delete(_letters(), dead_letter_id)
+    except ops.DeadLetterNotFound as exc:
+        raise _not_found(exc) from exc
+    return "", 204
+
+
+@dead_letters.delete("/api/dead-letters")
+@require_admin
+def purge_dead_letters():
+    return jsonify({"purged": ops.purge(_letters(), **_filters())})

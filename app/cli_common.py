@@ -1,0 +1,97 @@
+"""What the admin CLI commands (``dlq``, ``jobs``) share: settings, errors, tables.
+
+Operators run these in a hurry: every expected failure (bad settings, unknown id, a server
+that does not answer) ends with one line on stderr and a meaningful exit status — 2 for
+configuration, 1 for the rest — never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from app.config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from broker.dead_letters import DeadLetters
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def load_config() -> Config:
+    """Settings from the environment; a bad one ends the command with exit status 2."""
+    try:
+        return Config.from_env()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+
+
+def make_sessions(config: Config) -> sessionmaker[Session]:
+    from app.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(config.database_url))
+
+
+def dead_letters() -> DeadLetters:
+    """The broker's dead letters (importing the broker reads ``NATS_URL``: load_config first)."""
+    from tasks.broker import broker
+
+    return broker.dead_letters
+
+
+def handle_errors(command: F) -> F:
+    """Turn unreachable servers into one readable line (exit 1) instead of a traceback."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from dramatiq.errors import BrokerConnectionError
+        from sqlalchemy.exc import OperationalError
+
+        from broker.connection import TRANSIENT_ERRORS
+
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_CONFIG)
+        except OperationalError as exc:
+            fail(f"cannot reach the database: {exc.orig or exc}")
+        except (BrokerConnectionError, *TRANSIENT_ERRORS) as exc:
+            url = os.environ.get("NATS_URL") or Config.nats_url
+            fail(f"cannot reach NATS at {url}: {type(exc).__name__} {exc}".rstrip())
+
+    return run  # type: ignore[return-value]
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain left-aligned table (no colours: it is often piped or pasted)."""
+    cells = [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def short(text: Any, width: int = 60) -> str:
+    """One line of at most ``width`` characters."""
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

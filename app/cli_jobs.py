@@ -1,0 +1,99 @@
+"""``phantomchain jobs``: list, inspect and retry jobs from a terminal.
+
+The same code as ``GET /api/jobs…`` and ``POST /api/jobs/<id>/retry`` (:mod:`app.job_ops`), on
+the database (and, to retry, NATS) named by the environment. Exit status as ``dlq``'s.
+"""
+
+from __future__ import annotations
+
+import click
+
+from app.cli_common import echo_json, fail, handle_errors, load_config, make_sessions, short, table
+
+
+@click.group("jobs")
+def jobs() -> None:
+    """Jobs: list them, show one with its events, retry failed ones."""
+
+
+@jobs.command("list")
+@click.option("--status", help="Only jobs in this state: queued, running, done or failed.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON ({jobs, total}) instead of a table.")
+@handle_errors
+def list_command(status: str | None, limit: int, as_json: bool) -> None:
+    """Jobs, newest first."""
+    from app import job_ops
+    from app.models import JOB_STATUSES
+
+    if status is not None and status not in JOB_STATUSES:
+        raise click.BadParameter(f"must be one of {', '.join(JOB_STATUSES)}", param_hint="--status")
+    rows, total = job_ops.list_jobs(make_sessions(load_config()), status=status, limit=limit)
+    if as_json:
+        echo_json({"jobs": rows, "total": total})
+        return
+    if not rows:
+        click.echo("no jobs")
+        return
+    headers = ("id", "status", "stage", "progress", "attempts", "created (UTC)", "error")
+    click.echo(table(headers, [_row(j) for j in rows]))
+    if total > len(rows):
+        click.echo(f"({len(rows)} of {total}; use --limit for more)")
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="The job and its events as JSON.")
+@handle_errors
+def show_command(job_id: str, as_json: bool) -> None:
+    """One job and its events, oldest first."""
+    from app import job_ops
+
+    try:
+        job = job_ops.get_job(make_sessions(load_config()), job_id)
+    except job_ops.JobNotFound as exc:
+        fail(str(exc))
+    if as_json:
+        echo_json(job)
+        return
+    for key in ("id", "upload_id", "status", "stage", "progress", "attempts", "error",
+                "created_at", "started_at", "finished_at"):  # fmt: skip
+        click.echo(f"{key + ':':<13}{'' if job[key] is None else job[key]}")
+    click.echo("events:")
+    click.echo(
+        table(
+            ("at (UTC)", "level", "stage", "message"),
+            [
+                (e["at"][:19].replace("T", " "), e["level"], e["stage"] or "", e["message"])
+                for e in job["events"]
+            ],
+        )
+    )
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1, required=True, metavar="JOB_ID...")
+@handle_errors
+def retry_command(job_ids: tuple[str, ...]) -> None:
+    """Run failed jobs again from their first stage (as ``POST /api/jobs/<id>/retry``)."""
+    from app import job_ops
+
+    sessions = make_sessions(load_config())
+    problems = 0
+    for job_id in job_ids:
+        try:
+            job_ops.retry_job(sessions, job_id)
+        except (job_ops.JobNotFound, job_ops.JobNotFailed) as exc:
+            click.echo(f"error: {exc}", err=True)
+            problems += 1
+            continue
+        click.echo(f"job {job_id} queued")
+    if problems:
+        raise SystemExit(1)
+
+
+def _row(job: dict) -> tuple:
+    created = job["created_at"][:19].replace("T", " ")
+    progress = f"{job['progress']}%"
+    return (job["id"], job["status"], job["stage"], progress, job["attempts"], created,
+            short(job["error"], 50))  # fmt: skip
