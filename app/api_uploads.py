@@ -16,6 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.utils import secure_filename
 
+from app.logs import bind
+from app.metrics import metrics
 from app.models import Analysis, Job, Output, Upload, new_id
 from app.web import ApiError, require_token, sessions, storage
 from audio.sniff import HEAD_BYTES, sniff
@@ -95,7 +97,11 @@ def create_upload():
         if earlier is None:
             raise
         return accepted(*earlier)
+    bind(upload_id=upload.id, job_id=job.id)
+    metrics().uploads.inc()
+    metrics().upload_bytes.inc(stored.size)
     _queue(job)
+    logger.info("upload %s stored (%d bytes), job %s queued", upload.id, stored.size, job.id)
     return accepted(upload, job)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
 
 
 class ConfigError(ValueError):
@@ -28,6 +29,8 @@ class Config:
     admin_token: str | None = None
     max_upload_mb: int = 500
     log_level: str = "INFO"
+    log_format: str = "json"
+    worker_metrics_port: int = 9191
     worker_processes: int = 2
     worker_threads: int = 1
 
@@ -77,6 +80,9 @@ class Config:
         log_level = (text("LOG_LEVEL", "INFO") or "INFO").upper()
         if log_level not in LOG_LEVELS:
             problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        log_format = (text("LOG_FORMAT", "json") or "json").lower()
+        if log_format not in LOG_FORMATS:
+            problems.append(f"LOG_FORMAT must be json or text, got {log_format!r}")
         config = cls(
             database_url=database_url or "",
             nats_url=nats_url,
@@ -85,6 +91,8 @@ class Config:
             admin_token=text("ADMIN_TOKEN"),
             max_upload_mb=number("MAX_UPLOAD_MB", cls.max_upload_mb, 1, 100_000),
             log_level=log_level,
+            log_format=log_format,
+            worker_metrics_port=number("WORKER_METRICS_PORT", cls.worker_metrics_port, 0, 65535),
             worker_processes=number("WORKER_PROCESSES", cls.worker_processes, 1, 256),
             worker_threads=number("WORKER_THREADS", cls.worker_threads, 1, 256),
         )

@@ -46,6 +46,8 @@ class Stack:
             "DATABASE_URL": database_url,
             "NATS_URL": self.nats.url,
             "STORAGE_URL": os.environ.get("STORAGE_URL", f"file://{self.var / 'storage'}"),
+            "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # people read these
+            "METRICS_DIR": os.environ.get("METRICS_DIR", str(self.var / "metrics")),
         }
         bin_dir = Path(sys.executable).parent
         subprocess.run(
@@ -55,13 +57,13 @@ class Stack:
         processes = os.environ.get("WORKER_PROCESSES", "2")
         threads = os.environ.get("WORKER_THREADS", "1")
         self._spawn(
-            [str(bin_dir / "dramatiq"), "tasks.pipeline", "--processes", processes,
-             "--threads", threads],
+            [str(bin_dir / "dramatiq"), "tasks.pipeline", "--skip-logging",
+             "--processes", processes, "--threads", threads],
             env,
         )  # fmt: skip
         self._spawn(
-            [str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
-             "--threads", "4", "--worker-class", "gthread", "--graceful-timeout", "10",
+            [str(bin_dir / "gunicorn"), "--config", "python:app.gunicorn_conf",
+             "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--graceful-timeout", "10",
              "app.web:create_app()"],
             env,
         )  # fmt: skip

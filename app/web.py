@@ -67,6 +67,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(jobs)
     app.register_blueprint(openapi)
     app.register_blueprint(dead_letters)
+    from app import request_observability
+
+    request_observability.install(app)
     return app
 
 

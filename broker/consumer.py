@@ -277,6 +277,15 @@ class NatsConsumer(Consumer):
             self._buffer.clear()
             for delivery in late:
                 transport.settle(delivery, b"-NAK")
+            if self.broker.shutting_down:
+                # The worker waited its shutdown timeout and is going: what its threads still
+                # hold is abandoned. Another worker gets it now, not after the ack wait.
+                with self._lock:
+                    abandoned = list(self._held.values())
+                    self._held.clear()
+                for proxy in abandoned:
+                    logger.warning("handing back %s, unfinished at shutdown", proxy._message)
+                    transport.settle(proxy._delivery, b"-NAK")
         except Exception:
             logger.debug("handing back late deliveries failed", exc_info=True)
         transport.shutdown()

@@ -137,6 +137,21 @@ class DeadLetters:
             letters = [letter for letter in letters if letter.actor_name == actor]
         return letters[:limit]
 
+    def count(self) -> dict[str, int]:
+        """How many dead letters each queue holds (queues with none are left out)."""
+
+        async def count() -> dict[str, int]:
+            js = await self._conn.jetstream()
+            await self._topology.ensure_streams(js)
+            prefix = self._topology.dead_letter_subject("")
+            info = await js.stream_info(
+                self._topology.dead_letter_stream, subjects_filter=f"{prefix}>"
+            )
+            subjects = getattr(info.state, "subjects", None) or {}
+            return {subject.removeprefix(prefix): int(n) for subject, n in subjects.items()}
+
+        return self._conn.run(count, timeout=ADMIN_TIMEOUT_S)
+
     def get(self, dead_letter_id: str) -> DeadLetter | None:
         """One dead letter by id, or ``None`` when there is no such (or it expired)."""
         seq = _parse_id(dead_letter_id)

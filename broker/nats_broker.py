@@ -68,6 +68,9 @@ class NatsBroker(dramatiq.Broker):
         wire: bool = True,
     ) -> None:
         super().__init__(middleware=middleware)
+        #: Set when a worker starts shutting down: messages its threads still hold once the
+        #: shutdown timeout is over are handed back to the server, not left to the ack wait.
+        self.shutting_down = False
         servers = url if isinstance(url, list) else [u.strip() for u in url.split(",")]
         if not servers or not all(servers):
             raise ValueError(f"invalid NATS url {url!r}")
@@ -246,6 +249,27 @@ class NatsBroker(dramatiq.Broker):
             if deadline is not None and time.monotonic() >= deadline:
                 raise QueueJoinTimeout(queue_name)
             time.sleep(0.05)
+
+    def queue_stats(self, timeout: float = 3.0) -> dict[str, tuple[int, int]]:
+        """``{queue: (waiting, in_progress)}`` for every declared queue, read from JetStream in
+        one round of calls: messages not yet delivered, and delivered but not yet settled."""
+        names = sorted(self.get_declared_queues())
+
+        async def read() -> dict[str, tuple[int, int]]:
+            js = await self.connection.jetstream()
+            stats = {}
+            for name in names:
+                await self.ensure_queue_async(name)
+                info = await js.consumer_info(self.topology.stream, self.topology.durable(name))
+                stats[name] = (int(info.num_pending or 0), int(info.num_ack_pending or 0))
+            return stats
+
+        return self._call(read, "reading queue statistics", timeout=timeout)
+
+    def emit_before(self, signal: str, *args, **kwargs) -> None:
+        if signal == "worker_shutdown":
+            self.shutting_down = True
+        super().emit_before(signal, *args, **kwargs)
 
     def _outstanding(self, queue_name: str) -> int:
         async def count() -> int:

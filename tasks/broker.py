@@ -11,10 +11,11 @@ from dramatiq.middleware import CurrentMessage, default_middleware
 
 from app.config import nats_url_from_env
 from broker import NatsBroker
+from tasks.observability import Observability
 
 broker = NatsBroker(
     nats_url_from_env(),
     namespace="phantomchain",
-    middleware=[m() for m in default_middleware] + [CurrentMessage()],
+    middleware=[m() for m in default_middleware] + [CurrentMessage(), Observability()],
 )
 dramatiq.set_broker(broker)

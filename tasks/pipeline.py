@@ -11,16 +11,22 @@ is one line in :data:`STAGES`. Failures:
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from app.logs import log_context
+from app.metrics import metrics
 from audio.errors import AudioError
 from tasks import progress, stages
 from tasks.broker import broker
 from tasks.context import WorkerContext, get_context
+
+logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
 QUEUE = "pipeline"
@@ -60,11 +66,22 @@ def run_stage(job_id: str, stage_name: str) -> None:
     index = _BY_NAME[stage_name]
     stage = STAGES[index]
     before = STAGES[index - 1].progress if index else 0
-    progress.stage_started(ctx.sessions, job_id, stage.name, before)
+    with log_context(job_id=job_id, stage=stage.name):
+        upload_id = progress.stage_started(ctx.sessions, job_id, stage.name, before)
+        with log_context(upload_id=upload_id):
+            _run(ctx, job_id, index, stage)
+
+
+def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
+    started = time.perf_counter()
+    outcome = "error"
     try:
         message = stage.run(ctx, job_id)
+        outcome = "ok"
     except AudioError as exc:
         if exc.permanent:
+            outcome = "rejected"
+            logger.warning("job failed: %s", exc)
             progress.job_failed(ctx.sessions, job_id, stage.name, str(exc))
             return  # settled: retrying cannot help
         _failed_attempt(ctx, job_id, stage.name, exc)
@@ -72,17 +89,23 @@ def run_stage(job_id: str, stage_name: str) -> None:
     except Exception as exc:
         _failed_attempt(ctx, job_id, stage.name, exc)
         raise
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics().stage_duration.labels(stage.name, outcome).observe(elapsed)
+    logger.info("%s done in %.2f s: %s", stage.name, elapsed, message)
     progress.stage_done(ctx.sessions, job_id, stage.name, stage.progress, message)
     if index + 1 < len(STAGES):
         run_stage.send(job_id, STAGES[index + 1].name)
     else:
         progress.job_done(ctx.sessions, job_id)
+        logger.info("job done")
 
 
 def _failed_attempt(ctx: WorkerContext, job_id: str, stage: str, exc: Exception) -> None:
     message = CurrentMessage.get_current_message()
     retries = message.options.get("retries", 0) if message is not None else MAX_RETRIES
     reason = f"{type(exc).__name__}: {exc}"
+    logger.warning("attempt %d failed: %s", retries + 1, reason, exc_info=exc)
     if retries >= MAX_RETRIES:
         progress.job_failed(
             ctx.sessions, job_id, stage, f"gave up after {retries + 1} attempts: {reason}"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.metrics import metrics
 from app.models import Job, JobEvent, utcnow
 
 
-def stage_started(sessions: sessionmaker[Session], job_id: str, stage: str, progress: int) -> None:
+def stage_started(sessions: sessionmaker[Session], job_id: str, stage: str, progress: int) -> str:
+    """Mark the stage running; returns the job's upload id."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None:
@@ -22,6 +24,7 @@ def stage_started(sessions: sessionmaker[Session], job_id: str, stage: str, prog
         job.attempts += 1
         job.started_at = job.started_at or utcnow()
         session.add(JobEvent(job_id=job_id, stage=stage, level="info", message=f"{stage} started"))
+        return job.upload_id
 
 
 def stage_done(
@@ -39,6 +42,7 @@ def job_done(sessions: sessionmaker[Session], job_id: str) -> None:
         job.status, job.progress, job.stage, job.error = "done", 100, None, None
         job.finished_at = utcnow()
         session.add(JobEvent(job_id=job_id, stage="finalize", level="info", message="done"))
+    metrics().jobs_finished.labels("done").inc()
 
 
 def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason: str) -> None:
@@ -48,6 +52,7 @@ def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason:
             return
         job.status, job.error, job.finished_at = "failed", reason, utcnow()
         session.add(JobEvent(job_id=job_id, stage=stage, level="error", message=reason))
+    metrics().jobs_finished.labels("failed").inc()
 
 
 def stage_retrying(sessions: sessionmaker[Session], job_id: str, stage: str, reason: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.dialects.postgresql import insert
 
+from app.metrics import metrics
 from app.models import Analysis, Job, Output, Upload
 from audio.features import Features, extract
 from audio.transcode import FORMATS, AudioEncoder
@@ -96,6 +97,7 @@ def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
             with ctx.sessions.begin() as session:
                 session.execute(statement)
     ctx.storage.save(_features_key(upload_id), [features.to_bytes()])
+    metrics().audio_seconds.inc(info.duration_s or 0.0)
     return f"transcoded to {', '.join(formats)}"
 
 

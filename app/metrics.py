@@ -1,0 +1,238 @@
+"""Prometheus metrics: what they are, where their files live, how they are served.
+
+Every process (gunicorn workers, dramatiq worker processes) counts in prometheus-client's
+multiprocess mode: values live in files under ``$METRICS_DIR/<role>-<owner>``, where the owner
+is the gunicorn or dramatiq master of this run. A new master starts with an empty directory and
+removes those of masters that are gone, so a restart never adds up old values. The API serves
+``/metrics`` (its own processes plus queue figures read from JetStream at scrape time); the
+worker master runs a small server of its own on ``WORKER_METRICS_PORT`` (see
+:func:`serve_worker_metrics`).
+
+``prometheus_client`` is imported only once the directory is chosen: it decides at import
+whether values go to files or to memory. With no directory chosen (tests, ``flask`` shell),
+values stay in the process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Seconds buckets for request durations (fast) and stage durations (slow).
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+
+
+def metrics_base() -> Path:
+    default = Path(tempfile.gettempdir()) / "phantomchain-metrics"
+    return Path(os.environ.get("METRICS_DIR") or default)
+
+
+def process_identity(pid: int) -> str:
+    """``<pid>-<start time>``: unique per process even when pids are reused (containers)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        start = stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return str(pid)
+    return f"{pid}-{start}"
+
+
+def _owner_alive(identity: str) -> bool:
+    pid = int(identity.split("-", 1)[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return process_identity(pid) == identity
+
+
+def use_multiprocess_dir(role: str, owner_pid: int) -> Path:
+    """Count into ``$METRICS_DIR/<role>-<owner>`` from now on (this process and its children).
+
+    Removes directories of the same role whose owner is gone. Must run before the first metric
+    of the process is created.
+    """
+    base = metrics_base()
+    base.mkdir(parents=True, exist_ok=True)
+    for stale in base.glob(f"{role}-*"):
+        if not _owner_alive(stale.name.removeprefix(f"{role}-")):
+            shutil.rmtree(stale, ignore_errors=True)
+    directory = base / f"{role}-{process_identity(owner_pid)}"
+    directory.mkdir(exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead process's live gauges (its counters stay counted)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
+class Metrics:
+    """The metric families. One prefix, seconds, ``_total`` counters, no ids as labels."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        self.http_requests = Counter(
+            "phantomchain_http_requests", "HTTP requests answered.", ["method", "route", "status"]
+        )
+        self.http_duration = Histogram(
+            "phantomchain_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+        )
+        self.uploads = Counter("phantomchain_uploads", "Uploads accepted.")
+        self.upload_bytes = Counter("phantomchain_upload_bytes", "Bytes of accepted uploads.")
+        self.jobs_finished = Counter(
+            "phantomchain_jobs_finished", "Jobs that ended, by final status.", ["status"]
+        )
+        self.stage_duration = Histogram(
+            "phantomchain_stage_duration_seconds",
+            "Time one attempt of a pipeline stage took.",
+            ["stage", "outcome"],
+            buckets=STAGE_BUCKETS,
+        )
+        self.audio_seconds = Counter(
+            "phantomchain_audio_processed_seconds", "Seconds of audio transcoded and analysed."
+        )
+        self.messages = Counter(
+            "phantomchain_messages_processed", "Messages processed by actors.", ["actor", "outcome"]
+        )
+        self.retries = Counter(
+            "phantomchain_message_retries", "Messages sent again after a failure.", ["actor"]
+        )
+        self.dead_letters = Counter(
+            "phantomchain_dead_lettered_messages", "Messages that failed for good.", ["actor"]
+        )
+        self.in_flight = Gauge(
+            "phantomchain_messages_in_flight",
+            "Messages being processed right now.",
+            ["actor"],
+            multiprocess_mode="livesum",
+        )
+
+
+_metrics: Metrics | None = None
+_lock = threading.Lock()
+
+
+def metrics() -> Metrics:
+    """The process's metric families, created on first use."""
+    global _metrics
+    if _metrics is None:
+        with _lock:
+            if _metrics is None:
+                _metrics = Metrics()
+    return _metrics
+
+
+class QueueCollector:
+    """Queue figures read from JetStream when Prometheus scrapes (never stored, never stale).
+
+    :param broker: a :class:`broker.NatsBroker`.
+    """
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        waiting = GaugeMetricFamily(
+            "phantomchain_queue_waiting_messages", "Messages not yet delivered.", labels=["queue"]
+        )
+        unsettled = GaugeMetricFamily(
+            "phantomchain_queue_unsettled_messages",
+            "Messages delivered to a worker and not yet settled (consumer ack pending).",
+            labels=["queue"],
+        )
+        dead = GaugeMetricFamily(
+            "phantomchain_dead_letters", "Dead letters kept, by queue.", labels=["queue"]
+        )
+        up = GaugeMetricFamily("phantomchain_nats_up", "1 when JetStream answered the scrape.")
+        try:
+            for queue, (pending, in_progress) in self.broker.queue_stats().items():
+                waiting.add_metric([queue], pending)
+                unsettled.add_metric([queue], in_progress)
+            for queue, count in self.broker.dead_letters.count().items():
+                dead.add_metric([queue], count)
+            up.add_metric([], 1)
+        except Exception:  # an unreachable NATS must not break the scrape of everything else
+            up.add_metric([], 0)
+        return [waiting, unsettled, dead, up]
+
+
+def render(extra_collectors: tuple = ()) -> tuple[bytes, str]:
+    """The exposition text of this process (or of all processes sharing its directory)."""
+    import prometheus_client as prom
+    from prometheus_client import multiprocess
+
+    metrics()  # families appear (at zero) before their first use
+    if os.environ.get(MULTIPROC_ENV):
+        registry = prom.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        body = prom.generate_latest(registry)
+    else:
+        body = prom.generate_latest(prom.REGISTRY)
+    if extra_collectors:
+        extra = prom.CollectorRegistry()
+        for collector in extra_collectors:
+            extra.register(collector)
+        body += prom.generate_latest(extra)
+    return body, prom.CONTENT_TYPE_LATEST
+
+
+def serve_worker_metrics() -> None:
+    """Dramatiq fork process: serve the worker processes' metrics on ``WORKER_METRICS_PORT``.
+
+    Runs in a process of its own next to the worker processes of one dramatiq master, reading
+    the directory they count into. A taken port is logged, not fatal: the workers go on.
+    """
+    import logging
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from app.config import Config
+    from app.logs import configure_logging
+
+    port = int(os.environ.get("WORKER_METRICS_PORT") or Config.worker_metrics_port)
+    if port == 0:
+        return
+    configure_logging(os.environ.get("LOG_LEVEL") or "INFO", os.environ.get("LOG_FORMAT") or "json")
+    logger = logging.getLogger(__name__)
+    use_multiprocess_dir("worker", os.getppid())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404)
+                return
+            body, content_type = render()
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug(format, *args)
+
+    try:
+        server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    except OSError as exc:
+        logger.error("worker metrics not served: port %d: %s (set WORKER_METRICS_PORT)", port, exc)
+        return
+    logger.info("worker metrics on http://0.0.0.0:%d/metrics", port)
+    server.serve_forever()

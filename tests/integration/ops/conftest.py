@@ -1,0 +1,168 @@
+"""A real deployment in miniature: gunicorn with the Procfile's config, and ``dramatiq`` worker
+masters, as separate processes on a real Postgres and NATS, each logging to its own file."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.embedded.nats_server import free_port, port_answers
+from tests.helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen
+    log: Path
+    port: int
+
+    def log_lines(self) -> list[str]:
+        return [line for line in self.log.read_text().splitlines() if line.strip()]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
+
+
+class Deployment:
+    """Starts the Procfile's processes with one environment; stops whatever it started."""
+
+    def __init__(self, tmp: Path, database_url: str, nats_url: str) -> None:
+        self.tmp = tmp
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "NATS_URL": nats_url,
+            "STORAGE_URL": f"file://{tmp}/store",
+            "METRICS_DIR": str(tmp / "metrics"),
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+            "PYTHONPATH": str(ROOT),
+        }
+        self.processes: list[Process] = []
+
+    def api(self, **env: str) -> Process:
+        port = free_port()
+        process = self._spawn(
+            "api",
+            [str(BIN / "gunicorn"), "--config", "python:app.gunicorn_conf",
+             "--bind", f"127.0.0.1:{port}", "app.web:create_app()"],
+            port, env,
+        )  # fmt: skip
+        assert wait_for(lambda: port_answers("127.0.0.1", port) or process.popen.poll(), 60)
+        assert process.popen.poll() is None, process.log.read_text()
+        return process
+
+    def workers(self, *extra: str, **env: str) -> Process:
+        """A ``dramatiq`` master (the Procfile's worker line) with its metrics on a free port."""
+        port = free_port()
+        process = self._spawn(
+            "worker",
+            [str(BIN / "dramatiq"), "tasks.pipeline", "--skip-logging", "--processes", "1",
+             "--threads", "1", *extra],
+            port, {"WORKER_METRICS_PORT": str(port), **env},
+        )  # fmt: skip
+        assert wait_for(lambda: port_answers("127.0.0.1", port) or process.popen.poll(), 60)
+        assert process.popen.poll() is None, process.log.read_text()
+        return process
+
+    def _spawn(self, name: str, command: list[str], port: int, env: dict) -> Process:
+        log = self.tmp / f"{name}-{len(self.processes)}.log"
+        popen = subprocess.Popen(
+            command, env={**self.env, **env}, cwd=ROOT,
+            stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        process = Process(popen, log, port)
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop(signal.SIGKILL if process.popen.poll() is None else signal.SIGTERM, 30)
+
+
+@pytest.fixture
+def deployment(migrated_database_url, wheel_nats_url, tmp_path):
+    os.environ.setdefault("NATS_URL", wheel_nats_url)
+    from tasks.broker import broker
+
+    broker.flush_all()
+    deployed = Deployment(tmp_path, migrated_database_url, wheel_nats_url)
+    yield deployed
+    for process in deployed.processes:
+        if process.popen.poll() is None:
+            process.stop(signal.SIGTERM, 30)
+    broker.flush_all()
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def get_json(port: int, path: str) -> dict:
+    status, body = get(port, path)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def upload(port: int, data: bytes, name: str = "song.flac", chunks=None) -> tuple[int, dict]:
+    """POST a multipart upload; ``chunks`` (an iterator of the body's pieces) streams it."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    if chunks is None:
+        connection.request("POST", "/api/uploads", head + data + tail, headers)
+    else:
+        headers["Content-Length"] = str(len(head) + len(data) + len(tail))
+        connection.putrequest("POST", "/api/uploads")
+        for key, value in headers.items():
+            connection.putheader(key, value)
+        connection.endheaders()
+        connection.send(head)
+        for piece in chunks(data):
+            connection.send(piece)
+        connection.send(tail)
+    response = connection.getresponse()
+    body = json.loads(response.read() or b"{}")
+    connection.close()
+    return response.status, body
+
+
+def wait_job(port: int, job_id: str, timeout: float = 180) -> dict:
+    job: dict = {}
+
+    def finished() -> bool:
+        nonlocal job
+        job = get_json(port, f"/api/jobs/{job_id}")
+        return job["status"] in ("done", "failed")
+
+    assert wait_for(finished, timeout, interval=0.2), job
+    return job

@@ -1,0 +1,101 @@
+"""``/metrics`` of the API and of the workers move with an upload; logs are JSON with ids."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.ops.conftest import get, get_json, upload, wait_job
+from tests.unit.audio.music import synthesize_track
+from tests.unit.audio.signals import write_audio
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory) -> bytes:
+    track = synthesize_track(120.0, "A", "minor", seconds=8, sample_rate=44100, seed=3)
+    path = tmp_path_factory.mktemp("ops") / "song.flac"
+    write_audio(path, track.samples, 44100, "flac")
+    return path.read_bytes()
+
+
+def scrape(port: int) -> dict[tuple[str, frozenset], float]:
+    status, body = get(port, "/metrics")
+    assert status == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_move_with_an_upload_and_logs_are_json(deployment, song):
+    api = deployment.api()
+    workers = deployment.workers()
+    api_before, workers_before = scrape(api.port), scrape(workers.port)
+
+    status, body = upload(api.port, song)
+    assert status == 202, body
+    job = wait_job(api.port, body["job_id"])
+    assert job["status"] == "done", job
+    api_after, workers_after = scrape(api.port), scrape(workers.port)
+
+    def moved(before, after, name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    route = {"method": "POST", "route": "/api/uploads", "status": "202"}
+    assert moved(api_before, api_after, "phantomchain_http_requests_total", **route) == 1
+    assert moved(api_before, api_after, "phantomchain_uploads_total") == 1
+    assert moved(api_before, api_after, "phantomchain_upload_bytes_total") == len(song)
+    duration = {"method": "POST", "route": "/api/uploads"}
+    assert moved(api_before, api_after, "phantomchain_http_request_duration_seconds_count",
+                 **duration) == 1  # fmt: skip
+    # Queue figures come from JetStream at scrape time; nothing waits once the job is done.
+    assert value(api_after, "phantomchain_nats_up") == 1
+    assert ("phantomchain_queue_waiting_messages", frozenset({("queue", "pipeline")})) in api_after
+    assert value(api_after, "phantomchain_queue_waiting_messages", queue="pipeline") == 0
+
+    assert moved(workers_before, workers_after, "phantomchain_jobs_finished_total",
+                 status="done") == 1  # fmt: skip
+    for stage in ("transcode", "loudness", "tempo_key", "finalize"):
+        count = "phantomchain_stage_duration_seconds_count"
+        assert moved(workers_before, workers_after, count, stage=stage, outcome="ok") == 1
+    processed = moved(workers_before, workers_after, "phantomchain_audio_processed_seconds_total")
+    assert processed == pytest.approx(8.0, abs=0.05)
+    ok = {"actor": "run_stage", "outcome": "ok"}
+    assert moved(workers_before, workers_after, "phantomchain_messages_processed_total", **ok) == 4
+    assert value(workers_after, "phantomchain_messages_in_flight", actor="run_stage") == 0
+    # No job, upload or message id ever becomes a label.
+    for name, labels in [*api_after, *workers_after]:
+        assert body["job_id"] not in dict(labels).values(), name
+
+    # Logs: every line of every process is one JSON object; the job can be followed by its id.
+    api_log = [json.loads(line) for line in api.log_lines()]
+    worker_log = [json.loads(line) for line in workers.log_lines()]
+    upload_lines = [e for e in api_log if e.get("upload_id") == body["upload_id"]]
+    assert upload_lines and all(e.get("request_id") for e in upload_lines)
+    assert any(e.get("job_id") == body["job_id"] for e in upload_lines)
+    job_lines = [e for e in worker_log if e.get("job_id") == body["job_id"]]
+    assert {e["stage"] for e in job_lines} == {"transcode", "loudness", "tempo_key", "finalize"}
+    assert all(e["upload_id"] == body["upload_id"] for e in job_lines)
+    assert any(e["message"] == "job done" for e in job_lines)
+
+
+def test_request_id_is_echoed_and_logged(deployment):
+    import urllib.request
+
+    api = deployment.api()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{api.port}/api/jobs", headers={"X-Request-ID": "trace-42"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["X-Request-ID"] == "trace-42"
+    lines = [json.loads(line) for line in api.log_lines()]
+    logged = [e for e in lines if e.get("request_id") == "trace-42"]
+    assert logged and logged[0]["route"] == "/api/jobs" and logged[0]["status"] == 200
+    assert get_json(api.port, "/healthz")["status"] == "ok"
