@@ -248,6 +248,8 @@ def test_bulk_retry_of_a_queue_reopens_its_jobs(make_stack, song):
     job_id = accepted["job_id"]
     letter = bury("pipeline", "run_stage", [job_id, "transcode"])
     other = bury("mail", "notify", ["x@example.com"])
+    patched = stack.client.patch(f"/api/jobs/{job_id}", json={"status": "failed", "error": "x"})
+    assert patched.json["status"] == "failed"
 
     unknown = stack.client.post("/api/dead-letters/retry", json={"ids": ["424242"]})
     assert unknown.status_code == 200 and unknown.json["not_found"] == ["424242"]
@@ -256,6 +258,12 @@ def test_bulk_retry_of_a_queue_reopens_its_jobs(make_stack, song):
     assert [r["id"] for r in response.json["retried"]] == [letter]
     assert response.json["retried"][0]["job_id"] == job_id
     assert [d["id"] for d in stack.client.get("/api/dead-letters").json["dead_letters"]] == [other]
+    reopened = stack.job(job_id)
+    assert (reopened["status"], reopened["error"], reopened["finished_at"]) == (
+        "queued",
+        None,
+        None,
+    )
 
     stack.start_workers()
     assert wait_done(stack.client, accepted["upload_id"], timeout=90).status_code == 200
