@@ -70,7 +70,8 @@ def _finish(response: Response) -> Response:
 
 
 def _serve_metrics() -> Response:
-    from tasks.broker import broker
+    from tasks import pipeline  # declares the pipeline's queues, so they are reported
 
+    broker = pipeline.broker
     body, content_type = render((QueueCollector(broker),))
     return Response(body, content_type=content_type)

@@ -181,7 +181,7 @@ class LoopConnection:
                     ping_interval=10,
                     max_outstanding_pings=3,
                     error_cb=_on_error,
-                    disconnected_cb=_on_disconnect,
+                    disconnected_cb=self._on_disconnect,
                     reconnected_cb=_on_reconnect,
                 )
             except TRANSIENT_ERRORS as exc:
@@ -191,6 +191,10 @@ class LoopConnection:
                     f"could not connect to NATS at {', '.join(self.servers)}: {last_error!r}"
                 )
             await asyncio.sleep(0.2)
+
+    async def _on_disconnect(self) -> None:
+        if not self._closed:  # closing on purpose is not news
+            logger.warning("disconnected from NATS; reconnecting")
 
     def close(self) -> None:
         """Drain and close the connection and stop the loop thread of this process."""
@@ -232,10 +236,6 @@ def _log_failure(task: asyncio.Future) -> None:
 
 async def _on_error(exc: Exception) -> None:
     logger.debug("NATS client error: %r", exc)
-
-
-async def _on_disconnect() -> None:
-    logger.warning("disconnected from NATS; reconnecting")
 
 
 async def _on_reconnect() -> None:

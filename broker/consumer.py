@@ -17,6 +17,7 @@ instead of run. Delay-queue messages are only handed over when nearly due: earli
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -272,20 +273,21 @@ class NatsConsumer(Consumer):
             return
         # Requests still open on the server may bring messages after the worker stopped
         # taking them: hand those back at once rather than after the ack wait.
+        if self.broker.shutting_down:
+            # The worker waited its shutdown timeout and is going: what its threads still hold
+            # is abandoned. Another worker gets it now, not after the ack wait.
+            with self._lock:
+                abandoned = list(self._held.values())
+                self._held.clear()
+            for proxy in abandoned:
+                logger.warning("handing back %s, unfinished at shutdown", proxy._message)
+                with contextlib.suppress(Exception):
+                    transport.settle(proxy._delivery, b"-NAK")
         try:
             late = [*self._buffer, *transport.close()]
             self._buffer.clear()
             for delivery in late:
                 transport.settle(delivery, b"-NAK")
-            if self.broker.shutting_down:
-                # The worker waited its shutdown timeout and is going: what its threads still
-                # hold is abandoned. Another worker gets it now, not after the ack wait.
-                with self._lock:
-                    abandoned = list(self._held.values())
-                    self._held.clear()
-                for proxy in abandoned:
-                    logger.warning("handing back %s, unfinished at shutdown", proxy._message)
-                    transport.settle(proxy._delivery, b"-NAK")
         except Exception:
-            logger.debug("handing back late deliveries failed", exc_info=True)
+            logger.warning("handing back late deliveries failed", exc_info=True)
         transport.shutdown()

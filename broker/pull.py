@@ -114,6 +114,9 @@ class WirePull:
         self.timeout = timeout
         self._conn: WireConnection | None = None
         self._conn_lock = threading.Lock()
+        # One reader at a time: a worker shutting down past its timeout closes the consumer
+        # from another thread while the consumer thread may still be reading.
+        self._read_lock = threading.Lock()
         self._pending: dict[bytes, float] = {}  # open requests: reply subject -> expiry
         self._credits = 0  # messages the open requests may still bring
         self._pending_conn: WireConnection | None = None
@@ -124,6 +127,10 @@ class WirePull:
         return self._credits
 
     def fetch(self, room: int, timeout: float) -> list[Delivery]:
+        with self._read_lock:
+            return self._fetch(room, timeout)
+
+    def _fetch(self, room: int, timeout: float) -> list[Delivery]:
         conn = self._connection()
         if self._pending_conn is not conn:
             self._forget_requests()
@@ -214,15 +221,24 @@ class WirePull:
             raise BrokerConnectionError(f"settling a message failed: {exc!r}") from exc
 
     def close(self) -> list[Delivery]:
-        """Wait out the open requests (at most about a second) and return what they bring."""
+        """Wait out the open requests (at most about a second) and return what they bring.
+
+        Gives up on that if the consumer thread is still reading after a while: the server then
+        redelivers whatever it sent after its ack wait.
+        """
         conn = self._conn
         arrived: list[Delivery] = []
-        if conn is not None and self._pending_conn is conn and self._pending:
-            deadline = min(max(self._pending.values()), time.monotonic() + 1.5)
-            with contextlib.suppress(OSError, ValueError):
-                while self._pending and time.monotonic() < deadline:
-                    arrived.extend(self._receive(conn, deadline - time.monotonic()))
-        self._forget_requests()
+        if not self._read_lock.acquire(timeout=MAX_REQUEST_S):
+            return arrived
+        try:
+            if conn is not None and self._pending_conn is conn and self._pending:
+                deadline = min(max(self._pending.values()), time.monotonic() + 1.5)
+                with contextlib.suppress(OSError, ValueError):
+                    while self._pending and time.monotonic() < deadline:
+                        arrived.extend(self._receive(conn, deadline - time.monotonic()))
+            self._forget_requests()
+        finally:
+            self._read_lock.release()
         return arrived
 
     def shutdown(self) -> None:

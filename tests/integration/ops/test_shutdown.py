@@ -1,0 +1,104 @@
+"""SIGTERM loses nothing: a worker finishes (or hands back) what it holds, the API finishes
+the requests in flight."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from tests.helpers import wait_for
+from tests.integration.ops.conftest import get_json, upload, wait_job
+from tests.unit.audio.signals import write_audio
+
+RATE = 44100
+
+
+@pytest.fixture(scope="module")
+def long_song(tmp_path_factory) -> bytes:
+    """Four minutes of chords: long enough that a stage is still running when told to stop."""
+    t = np.arange(240 * RATE) / RATE
+    tone = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) / 6
+    rng = np.random.default_rng(5)
+    samples = np.stack([tone, tone]) + 0.01 * rng.standard_normal((2, t.size))
+    path = tmp_path_factory.mktemp("shutdown") / "long.flac"
+    write_audio(path, samples.astype(np.float32), RATE, "flac")
+    return path.read_bytes()
+
+
+def wait_running(port: int, job_id: str, stage: str) -> None:
+    def running() -> bool:
+        job = get_json(port, f"/api/jobs/{job_id}")
+        return job["status"] == "running" and job["stage"] == stage
+
+    assert wait_for(running, 120, interval=0.02)
+
+
+def stages_logged(process, job_id: str) -> set[str]:
+    import json
+
+    lines = [json.loads(line) for line in process.log_lines()]
+    return {e["stage"] for e in lines if e.get("job_id") == job_id and "stage" in e}
+
+
+def started(job: dict, stage: str) -> int:
+    return sum(e["message"] == f"{stage} started" for e in job["events"])
+
+
+def test_sigterm_during_a_stage_finishes_it_and_the_other_worker_goes_on(deployment, long_song):
+    api = deployment.api()
+    first = deployment.workers()
+    status, body = upload(api.port, long_song, "long.flac")
+    assert status == 202, body
+    wait_running(api.port, body["job_id"], "transcode")
+
+    first.popen.send_signal(signal.SIGTERM)
+    second = deployment.workers()
+    assert first.popen.wait(120) == 0
+    job = wait_job(api.port, body["job_id"])
+
+    assert job["status"] == "done", job
+    assert all(started(job, stage) == 1 for stage in ("transcode", "loudness", "finalize"))
+    assert stages_logged(first, body["job_id"]) == {"transcode"}
+    assert stages_logged(second, body["job_id"]) == {"loudness", "tempo_key", "finalize"}
+
+
+def test_sigterm_past_the_shutdown_timeout_hands_the_message_back(deployment, long_song):
+    api = deployment.api()
+    first = deployment.workers("--worker-shutdown-timeout", "100")
+    status, body = upload(api.port, long_song, "long.flac")
+    assert status == 202, body
+    wait_running(api.port, body["job_id"], "transcode")
+    second = deployment.workers()
+
+    first.popen.send_signal(signal.SIGTERM)
+    first.popen.wait(120)
+    job = wait_job(api.port, body["job_id"])
+
+    assert job["status"] == "done", job
+    assert started(job, "transcode") == 2  # abandoned on the first worker, redone on the second
+    assert started(job, "finalize") == 1
+    assert any("handing back" in line for line in first.log_lines())
+    assert "transcode" in stages_logged(second, body["job_id"])
+
+
+def test_sigterm_to_the_api_finishes_the_upload_in_flight(deployment, long_song):
+    api = deployment.api()
+    deployment.workers()
+
+    def slowly(data: bytes):
+        piece = len(data) // 8
+        yield data[:piece]
+        api.popen.send_signal(signal.SIGTERM)  # the master tells its workers to stop
+        time.sleep(1.0)
+        for start in range(piece, len(data), piece):
+            yield data[start : start + piece]
+
+    status, body = upload(api.port, long_song, "long.flac", chunks=slowly)
+    assert status == 202, body
+    assert api.popen.wait(60) == 0
+    restarted = deployment.api()
+    job = wait_job(restarted.port, body["job_id"])
+    assert job["status"] == "done", job
