@@ -252,7 +252,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
         "--only",
-        help="comma-separated subset: nats,nats-system,redis,rabbitmq,rabbitmq-confirm,raw",
+        help="comma-separated subset: "
+        "nats,nats-metrics,nats-system,redis,rabbitmq,rabbitmq-confirm,raw",
+    )
+    parser.add_argument(
+        "--metrics-rounds",
+        type=int,
+        default=1,
+        help="how many times NatsBroker runs without and then with the metrics middleware",
     )
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
@@ -264,6 +271,9 @@ def main() -> None:
     try:
         if want("nats"):
             rows.append(run_broker("NatsBroker (nats-server 2.15, file)", "nats", server.url, args))
+        if want("nats-metrics"):
+            metrics_rows = run_metrics_rounds(server.url, args)
+            rows.extend(metrics_rows)
         if want("nats-system"):
             if answers("127.0.0.1", 4222):
                 rows.append(
@@ -306,11 +316,32 @@ def main() -> None:
     ):
         if nats_row and key in by_name and by_name[key].e2e_rate:
             print(f"{label} throughput ratio: {nats_row.e2e_rate / by_name[key].e2e_rate:.2f}")
+    plain = [r.e2e_rate for r in rows if r.name.startswith("NatsBroker, metrics off")]
+    measured = [r.e2e_rate for r in rows if r.name.startswith("NatsBroker, metrics on")]
+    if plain and measured:
+        ratio = statistics.median(measured) / statistics.median(plain)
+        print(f"metrics on/off throughput ratio: {ratio:.3f} (cost {100 * (1 - ratio):.1f}%)")
     redis = by_name.get("RedisBroker")
     if nats_row and redis and redis.e2e_rate:
         print(f"nats/redis throughput ratio: {nats_row.e2e_rate / redis.e2e_rate:.2f}")
     else:
         print("nats/redis throughput ratio: n/a (Redis or NATS row missing)")
+
+
+def run_metrics_rounds(url: str, args: argparse.Namespace) -> list[Row]:
+    """NatsBroker without and with the service's Observability middleware, alternately, so
+    that the machine's drift hits both alike."""
+    rows = []
+    metrics_dir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    os.environ.update(METRICS_DIR=str(metrics_dir), WORKER_METRICS_PORT="0")
+    try:
+        for round_no in range(1, args.metrics_rounds + 1):
+            for kind, label in (("nats", "off"), ("nats-metrics", "on")):
+                name = f"NatsBroker, metrics {label} (round {round_no})"
+                rows.append(run_broker(name, kind, url, args))
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return rows
 
 
 def print_table(rows: list[Row], args: argparse.Namespace) -> None:

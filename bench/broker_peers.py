@@ -10,6 +10,14 @@ def make_broker(kind: str, url: str, namespace: str) -> dramatiq.Broker:
         from broker import NatsBroker
 
         return NatsBroker(url, namespace=namespace)
+    if kind == "nats-metrics":  # ours, with the service's worker logs and metrics middleware
+        from dramatiq.middleware import default_middleware
+
+        from broker import NatsBroker
+        from tasks.observability import Observability
+
+        middleware = [m() for m in default_middleware] + [Observability()]
+        return NatsBroker(url, namespace=namespace, middleware=middleware)
     if kind == "redis":
         from dramatiq.brokers.redis import RedisBroker
 
