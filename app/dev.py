@@ -73,6 +73,11 @@ class Stack:
                 raise click.ClickException("the API did not start; see the output above")
             time.sleep(0.1)
         click.echo(f"API           http://127.0.0.1:{self.port}  (workers: {processes}×{threads})")
+        metrics_port = os.environ.get("WORKER_METRICS_PORT", "9191")
+        click.echo(
+            f"metrics       http://127.0.0.1:{self.port}/metrics, "
+            f"workers http://127.0.0.1:{metrics_port}/metrics"
+        )
         click.echo("Ctrl-C stops everything.")
 
     def _spawn(self, command: list[str], env: dict) -> None:

@@ -108,9 +108,6 @@ class Metrics:
         self.audio_seconds = Counter(
             "phantomchain_audio_processed_seconds", "Seconds of audio transcoded and analysed."
         )
-        self.messages = Counter(
-            "phantomchain_messages_processed", "Messages processed by actors.", ["actor", "outcome"]
-        )
         self.retries = Counter(
             "phantomchain_message_retries", "Messages sent again after a failure.", ["actor"]
         )
@@ -119,7 +116,7 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "phantomchain_messages_in_flight",
-            "Messages being processed right now.",
+            "Messages being processed right now (sampled every second).",
             ["actor"],
             multiprocess_mode="livesum",
         )

@@ -95,10 +95,6 @@ class Deployment:
         self.processes.append(process)
         return process
 
-    def stop(self) -> None:
-        for process in self.processes:
-            process.stop(signal.SIGKILL if process.popen.poll() is None else signal.SIGTERM, 30)
-
 
 @pytest.fixture
 def deployment(migrated_database_url, wheel_nats_url, tmp_path):
