@@ -9,6 +9,7 @@ servers: no process and no lock is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +20,10 @@ from pathlib import Path
 import click
 
 from app.embedded.nats_server import NatsServer, free_port, port_answers
+
+#: Seconds the API and the workers get to stop; a stage still running after half of it is
+#: handed back to the queue (it runs again on the next start).
+SHUTDOWN_S = 20
 
 
 class Stack:
@@ -58,7 +63,8 @@ class Stack:
         threads = os.environ.get("WORKER_THREADS", "1")
         self._spawn(
             [str(bin_dir / "dramatiq"), "tasks.pipeline", "--skip-logging",
-             "--processes", processes, "--threads", threads],
+             "--processes", processes, "--threads", threads,
+             "--worker-shutdown-timeout", str(int(SHUTDOWN_S * 1000 / 2))],
             env,
         )  # fmt: skip
         self._spawn(
@@ -93,15 +99,19 @@ class Stack:
             time.sleep(0.2)
 
     def stop(self) -> None:
+        # SIGTERM to each leader only (gunicorn and dramatiq masters stop their own children
+        # gracefully); then SIGKILL to whatever is left of each process group.
         for child in reversed(self.children):
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+                child.send_signal(signal.SIGTERM)
         for child in reversed(self.children):
             try:
-                child.wait(20)
+                child.wait(SHUTDOWN_S)
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+                child.kill()
                 child.wait()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
         self.children.clear()
         if self.postgres is not None:
             self.postgres.stop()

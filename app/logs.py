@@ -139,6 +139,7 @@ def gunicorn_logconfig(level: str = "INFO", log_format: str = "json") -> dict[st
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
-            "gunicorn.access": {"level": level, "handlers": [], "propagate": True},
+            # Our own request line (app.requests) says more; gunicorn's would repeat it.
+            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
         },
     }

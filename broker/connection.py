@@ -10,6 +10,7 @@ the pid changed and builds its own, never touching the parent's socket.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import threading
@@ -102,7 +103,9 @@ class LoopConnection:
 
     def run(self, coro_fn: Callable[[], Coroutine[Any, Any, T]], timeout: float | None = None) -> T:
         """Run ``coro_fn()`` on the loop and wait for its result from the calling thread."""
-        future = asyncio.run_coroutine_threadsafe(coro_fn(), self.loop)
+        # In a context of its own: tasks started on the loop (the client's reader, its
+        # callbacks) must not keep the calling thread's context variables (a request's ids).
+        future = contextvars.Context().run(asyncio.run_coroutine_threadsafe, coro_fn(), self.loop)
         try:
             return future.result(timeout)
         except FutureTimeout:
@@ -121,7 +124,7 @@ class LoopConnection:
             if self._drain_scheduled:
                 return
             self._drain_scheduled = True
-        loop.call_soon_threadsafe(self._start_drain)
+        loop.call_soon_threadsafe(self._start_drain, context=contextvars.Context())
 
     def _start_drain(self) -> None:
         task = asyncio.ensure_future(self._drain())
