@@ -19,3 +19,30 @@ def wait_for(
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def stop_all(processes, timeout: float = 30.0) -> None:
+    """SIGTERM every process, then wait for each (SIGKILL the ones still there at ``timeout``)."""
+    import signal
+    import subprocess
+
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def song_flac(folder, bpm: float, tonic: str, mode: str, *, seconds: float, rate: int,
+              seed: int) -> bytes:  # fmt: skip
+    """A synthesized song of known tempo and key, as FLAC bytes."""
+    from tests.unit.audio.music import synthesize_track
+    from tests.unit.audio.signals import write_audio
+
+    track = synthesize_track(bpm, tonic, mode, seconds=seconds, sample_rate=rate, seed=seed)
+    path = write_audio(folder / "song.flac", track.samples, rate, "flac")
+    return path.read_bytes()

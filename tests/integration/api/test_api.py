@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from app.config import Config
 from app.web import create_app
 from audio.decode import decode
+from tests.helpers import song_flac, stop_all
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import write_audio
 
@@ -53,14 +53,7 @@ def make_client(migrated_database_url, wheel_nats_url, tmp_path):
         return create_app(Config.from_env(settings)).test_client()
 
     yield make
-    for worker in workers:
-        worker.send_signal(signal.SIGTERM)
-    for worker in workers:
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    stop_all(workers)
     broker.flush_all()
 
 
@@ -71,10 +64,8 @@ def client(make_client):
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory) -> bytes:
-    track = synthesize_track(132.0, "F", "minor", seconds=10, sample_rate=44100, seed=12)
-    path = tmp_path_factory.mktemp("api") / "song.flac"
-    write_audio(path, track.samples, 44100, "flac")
-    return path.read_bytes()
+    folder = tmp_path_factory.mktemp("api")
+    return song_flac(folder, 132.0, "F", "minor", seconds=10, rate=44100, seed=12)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -26,10 +25,8 @@ from app.config import Config
 from app.models import Upload
 from app.web import create_app
 from broker.dead_letters import encode_record
-from tests.helpers import wait_for
+from tests.helpers import song_flac, stop_all, wait_for
 from tests.integration.api.test_api import upload, wait_done
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.signals import write_audio
 
 ROOT = Path(__file__).resolve().parents[3]
 PHANTOMCHAIN = Path(sys.executable).parent / "phantomchain"
@@ -96,25 +93,15 @@ def make_stack(migrated_database_url, wheel_nats_url, tmp_path):
         return stacks[-1]
 
     yield make
-    workers = [w for stack in stacks for w in stack.workers]
-    for worker in workers:
-        worker.send_signal(signal.SIGTERM)
-    for worker in workers:
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    stop_all([w for stack in stacks for w in stack.workers])
     broker.flush_all()
     broker.dead_letters.purge()
 
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory) -> bytes:
-    track = synthesize_track(120.0, "A", "minor", seconds=4, sample_rate=22050, seed=3)
-    path = tmp_path_factory.mktemp("dlq") / "song.flac"
-    write_audio(path, track.samples, 22050, "flac")
-    return path.read_bytes()
+    folder = tmp_path_factory.mktemp("dlq")
+    return song_flac(folder, 120.0, "A", "minor", seconds=4, rate=22050, seed=3)
 
 
 def bury(queue: str, actor: str, args: list, reason: str = "RuntimeError: boom") -> str:

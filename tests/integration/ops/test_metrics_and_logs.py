@@ -7,18 +7,14 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import wait_for
+from tests.helpers import song_flac, wait_for
 from tests.integration.ops.conftest import get, get_json, upload, wait_job
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.signals import write_audio
 
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory) -> bytes:
-    track = synthesize_track(120.0, "A", "minor", seconds=8, sample_rate=44100, seed=3)
-    path = tmp_path_factory.mktemp("ops") / "song.flac"
-    write_audio(path, track.samples, 44100, "flac")
-    return path.read_bytes()
+    folder = tmp_path_factory.mktemp("ops")
+    return song_flac(folder, 120.0, "A", "minor", seconds=8, rate=44100, seed=3)
 
 
 def scrape(port: int) -> dict[tuple[str, frozenset], float]:
