@@ -85,7 +85,9 @@ class Observability(dramatiq.Middleware):
             time.sleep(SAMPLE_S)
 
     def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: Any) -> None:
-        if "retries" in message.options:  # set by the Retries middleware
+        # The Retries middleware sends a failed message again with a backoff delay; when that
+        # delay is over it is enqueued once more (undelayed): count the first only.
+        if delay and "retries" in message.options:
             app_metrics.metrics().retries.labels(message.actor_name).inc()
 
     def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:

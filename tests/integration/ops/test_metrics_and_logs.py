@@ -98,3 +98,40 @@ def test_request_id_is_echoed_and_logged(deployment):
     logged = [e for e in lines if e.get("request_id") == "trace-42"]
     assert logged and logged[0]["route"] == "/api/jobs" and logged[0]["status"] == 200
     assert get_json(api.port, "/healthz")["status"] == "ok"
+
+
+def test_queue_depth_retries_and_dead_letters_are_counted(deployment, song):
+    import psycopg
+
+    api = deployment.api()
+    status, body = upload(api.port, song)
+    assert status == 202, body
+    # No worker yet: the first stage waits in the queue, and the API reads that from JetStream.
+    assert value(scrape(api.port), "phantomchain_queue_waiting_messages", queue="pipeline") == 1
+    with psycopg.connect(deployment.env["DATABASE_URL"]) as connection:
+        key = connection.execute(
+            "SELECT storage_key FROM uploads WHERE id = %s", (body["upload_id"],)
+        ).fetchone()[0]
+    (deployment.tmp / "store" / key).unlink()  # the transcode will not find its input
+
+    workers = deployment.workers()
+    before = scrape(workers.port)
+    job = wait_job(api.port, body["job_id"])
+    assert job["status"] == "failed", job
+    assert wait_for(
+        lambda: value(scrape(api.port), "phantomchain_dead_letters", queue="pipeline") == 1
+    )
+    after = scrape(workers.port)
+
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("phantomchain_message_retries_total", actor="run_stage") == 3
+    assert moved("phantomchain_dead_lettered_messages_total", actor="run_stage") == 1
+    assert moved("phantomchain_jobs_finished_total", status="failed") == 1
+    count = "phantomchain_stage_duration_seconds_count"
+    assert moved(count, stage="transcode", outcome="error") == 4
+    assert moved(count, stage="transcode", outcome="ok") == 0
+    failed = [json.loads(line) for line in workers.log_lines()]
+    attempts = [e for e in failed if e.get("job_id") == body["job_id"] and e["level"] == "warning"]
+    assert len(attempts) == 4 and all("exception" in e for e in attempts)
