@@ -1,5 +1,6 @@
-"""A real deployment in miniature: gunicorn with the Procfile's config, and ``dramatiq`` worker
-masters, as separate processes on a real Postgres and NATS, each logging to its own file."""
+"""A real deployment in miniature: the Procfile's own lines — release, web, worker — run by a
+shell as a Procfile host runs them, on a real Postgres and NATS, each process logging to its
+own file."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
 @dataclass
@@ -57,38 +63,39 @@ class Deployment:
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO",
             "PYTHONPATH": str(ROOT),
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "WORKER_PROCESSES": "1",
+            "WORKER_THREADS": "1",
         }
         self.processes: list[Process] = []
+        self.lines = procfile()
+
+    def release(self) -> None:
+        """The release line (migrations), once, as before every deploy."""
+        done = subprocess.run(["bash", "-c", self.lines["release"]], env=self.env, cwd=ROOT,
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
 
     def api(self, **env: str) -> Process:
         port = free_port()
-        process = self._spawn(
-            "api",
-            [str(BIN / "gunicorn"), "--config", "python:app.gunicorn_conf",
-             "--bind", f"127.0.0.1:{port}", "app.web:create_app()"],
-            port, env,
-        )  # fmt: skip
+        process = self._spawn("web", port, {"PORT": str(port), **env})
         assert wait_for(lambda: port_answers("127.0.0.1", port) or process.popen.poll(), 60)
         assert process.popen.poll() is None, process.log.read_text()
         return process
 
-    def workers(self, *extra: str, **env: str) -> Process:
-        """A ``dramatiq`` master (the Procfile's worker line) with its metrics on a free port."""
+    def workers(self, **env: str) -> Process:
+        """A ``dramatiq`` master (the worker line) with its metrics on a free port."""
         port = free_port()
-        process = self._spawn(
-            "worker",
-            [str(BIN / "dramatiq"), "tasks.pipeline", "--skip-logging", "--processes", "1",
-             "--threads", "1", *extra],
-            port, {"WORKER_METRICS_PORT": str(port), **env},
-        )  # fmt: skip
+        process = self._spawn("worker", port, {"WORKER_METRICS_PORT": str(port), **env})
         assert wait_for(lambda: port_answers("127.0.0.1", port) or process.popen.poll(), 60)
         assert process.popen.poll() is None, process.log.read_text()
         return process
 
-    def _spawn(self, name: str, command: list[str], port: int, env: dict) -> Process:
+    def _spawn(self, name: str, port: int, env: dict) -> Process:
+        """Run a Procfile line; ``exec`` makes signals reach the server itself, not the shell."""
         log = self.tmp / f"{name}-{len(self.processes)}.log"
         popen = subprocess.Popen(
-            command, env={**self.env, **env}, cwd=ROOT,
+            ["bash", "-c", f"exec {self.lines[name]}"], env={**self.env, **env}, cwd=ROOT,
             stdout=log.open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         process = Process(popen, log, port)
@@ -97,12 +104,14 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(migrated_database_url, wheel_nats_url, tmp_path):
+def deployment(database_url, wheel_nats_url, tmp_path):
+    """An empty database, migrated by the release line, and the Procfile's processes on it."""
     os.environ.setdefault("NATS_URL", wheel_nats_url)
     from tasks.broker import broker
 
     broker.flush_all()
-    deployed = Deployment(tmp_path, migrated_database_url, wheel_nats_url)
+    deployed = Deployment(tmp_path, database_url, wheel_nats_url)
+    deployed.release()
     yield deployed
     for process in deployed.processes:
         if process.popen.poll() is None:

@@ -67,7 +67,7 @@ def test_sigterm_during_a_stage_finishes_it_and_the_other_worker_goes_on(deploym
 
 def test_sigterm_past_the_shutdown_timeout_hands_the_message_back(deployment, long_song):
     api = deployment.api()
-    first = deployment.workers("--worker-shutdown-timeout", "100")
+    first = deployment.workers(WORKER_SHUTDOWN_TIMEOUT_MS="100")
     status, body = upload(api.port, long_song, "long.flac")
     assert status == 202, body
     wait_running(api.port, body["job_id"], "transcode")
