@@ -1,7 +1,9 @@
 """The pipeline, as data: ``transcode → loudness → tempo/key → finalize``.
 
 One actor runs any stage of a job and, on success, sends the job's next stage. Adding a stage
-is one line in :data:`STAGES`. Failures:
+is one line in :data:`STAGES`. The stage functions (:mod:`tasks.stages`, and with them the
+audio stack) load when a worker process boots: the web process, which only enqueues, never
+pays for them. Failures:
 
 * input that can never work (not audio, truncated beyond repair — a permanent
   :class:`audio.errors.AudioError`) fails the job at once with the reason, no retries;
@@ -11,6 +13,8 @@ is one line in :data:`STAGES`. Failures:
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,7 +26,7 @@ from dramatiq.middleware import CurrentMessage
 from app.logs import log_context
 from app.metrics import metrics
 from audio.errors import AudioError
-from tasks import progress, stages
+from tasks import progress
 from tasks.broker import broker
 from tasks.context import WorkerContext, get_context
 
@@ -35,17 +39,36 @@ QUEUE = "pipeline"
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: Callable[[WorkerContext, str], str]  # returns a line for the job's events
+    function: str  # in tasks.stages: (WorkerContext, job_id) -> a line for the job's events
     progress: int  # percent done when it finishes
+
+    @property
+    def run(self) -> Callable[[WorkerContext, str], str]:
+        return getattr(_stages(), self.function)
 
 
 STAGES: list[Stage] = [
-    Stage("transcode", stages.transcode_stage, 40),
-    Stage("loudness", stages.loudness_stage, 60),
-    Stage("tempo_key", stages.tempo_key_stage, 85),
-    Stage("finalize", stages.finalize_stage, 100),
+    Stage("transcode", "transcode_stage", 40),
+    Stage("loudness", "loudness_stage", 60),
+    Stage("tempo_key", "tempo_key_stage", 85),
+    Stage("finalize", "finalize_stage", 100),
 ]
 _BY_NAME = {stage.name: i for i, stage in enumerate(STAGES)}
+
+
+@functools.cache
+def _stages():
+    return importlib.import_module("tasks.stages")
+
+
+class _LoadStages(dramatiq.Middleware):
+    """Worker processes load the stages as they boot, not while their first message waits."""
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        _stages()
+
+
+broker.add_middleware(_LoadStages())
 
 
 def start(job_id: str) -> None:
