@@ -18,13 +18,15 @@ from typing import Any
 
 import dramatiq
 from nats.js import api
-from nats.js.errors import NotFoundError, ServerError
+from nats.js.errors import APIError, NotFoundError
 
 from broker.connection import LoopConnection
 from broker.topology import Topology
 
 #: How long an admin call may take before it gives up.
 ADMIN_TIMEOUT_S = 10.0
+#: JetStream error codes meaning "that message is not there".
+ALREADY_GONE = frozenset({10057, 10043})
 
 
 @dataclass(frozen=True)
@@ -202,11 +204,14 @@ class DeadLetters:
             js = await self._conn.jetstream()
             try:
                 return await js.delete_msg(self._topology.dead_letter_stream, seq)
-            except (NotFoundError, ServerError) as exc:
-                # 10057 "no message found": already gone (deleted, purged or expired).
-                if isinstance(exc, ServerError) and exc.err_code != 10057:
-                    raise
+            except NotFoundError:
                 return False
+            except APIError as exc:
+                # Already gone (deleted, purged or expired): servers say so as 10057 "no message
+                # found" or, now and then, 10043 "sequence N not found".
+                if exc.err_code in ALREADY_GONE:
+                    return False
+                raise
 
         return self._conn.run(remove, timeout=ADMIN_TIMEOUT_S)
 

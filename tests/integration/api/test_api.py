@@ -41,6 +41,7 @@ def make_client(migrated_database_url, wheel_nats_url, tmp_path):
             **env,
         }
         broker.flush_all()
+        broker.dead_letters.purge()  # the namespace is shared by the session's tests
         log = (tmp_path / f"workers{len(workers)}.log").open("wb")
         workers.append(
             subprocess.Popen(
@@ -55,6 +56,7 @@ def make_client(migrated_database_url, wheel_nats_url, tmp_path):
     yield make
     stop_all(workers)
     broker.flush_all()
+    broker.dead_letters.purge()  # the namespace is shared by the session's tests
 
 
 @pytest.fixture

@@ -110,6 +110,7 @@ def deployment(database_url, wheel_nats_url, tmp_path):
     from tasks.broker import broker
 
     broker.flush_all()
+    broker.dead_letters.purge()  # the namespace is shared by the session's tests
     deployed = Deployment(tmp_path, database_url, wheel_nats_url)
     deployed.release()
     yield deployed
@@ -117,6 +118,7 @@ def deployment(database_url, wheel_nats_url, tmp_path):
         if process.popen.poll() is None:
             process.stop(signal.SIGTERM, 30)
     broker.flush_all()
+    broker.dead_letters.purge()  # the namespace is shared by the session's tests
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:

@@ -31,11 +31,13 @@ def pipeline(migrated_database_url, wheel_nats_url, tmp_path):
         Config.from_env({"DATABASE_URL": database_url, "STORAGE_URL": f"file://{tmp_path}/store"})
     )
     broker.flush_all()
+    broker.dead_letters.purge()  # the namespace is shared by the session's tests
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     worker.start()
     yield module, ctx
     worker.stop()
     broker.flush_all()
+    broker.dead_letters.purge()  # the namespace is shared by the session's tests
     ctx.sessions.kw["bind"].dispose()
 
 
