@@ -227,6 +227,14 @@ class WireConnection:
         with contextlib.suppress(OSError):
             self.sock.close()
 
+    def __del__(self) -> None:
+        # Per-thread connections (the publisher's) go when their thread ends: close the socket
+        # then, rather than leave it to the garbage collector's "unclosed socket" warning.
+        sock = getattr(self, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
 
 def encode_publish(
     subject: bytes, payload: bytes, reply: bytes = b"", headers: bytes = b""

@@ -42,15 +42,15 @@ def make_client(migrated_database_url, wheel_nats_url, tmp_path):
         }
         broker.flush_all()
         broker.dead_letters.purge()  # the namespace is shared by the session's tests
-        log = (tmp_path / f"workers{len(workers)}.log").open("wb")
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "dramatiq", "tasks.pipeline",
-                 "--processes", "2", "--threads", "1"],
-                env={**os.environ, **settings, "PYTHONPATH": str(ROOT)},
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-            )
-        )  # fmt: skip
+        with (tmp_path / f"workers{len(workers)}.log").open("wb") as log:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "dramatiq", "tasks.pipeline",
+                     "--processes", "2", "--threads", "1"],
+                    env={**os.environ, **settings, "PYTHONPATH": str(ROOT)},
+                    stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                )
+            )  # fmt: skip
         return create_app(Config.from_env(settings)).test_client()
 
     yield make

@@ -44,14 +44,14 @@ class Stack:
     workers: list[subprocess.Popen] = field(default_factory=list)
 
     def start_workers(self) -> None:
-        log = (self.log_dir / f"workers{len(self.workers)}.log").open("wb")
-        self.workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "dramatiq", "tasks.pipeline",
-                 "--processes", "2", "--threads", "1"],
-                env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-            )
-        )  # fmt: skip
+        with (self.log_dir / f"workers{len(self.workers)}.log").open("wb") as log:
+            self.workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "dramatiq", "tasks.pipeline",
+                     "--processes", "2", "--threads", "1"],
+                    env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                )
+            )  # fmt: skip
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, **self.settings, "PYTHONPATH": str(ROOT), **extra}

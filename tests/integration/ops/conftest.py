@@ -94,10 +94,11 @@ class Deployment:
     def _spawn(self, name: str, port: int, env: dict) -> Process:
         """Run a Procfile line; ``exec`` makes signals reach the server itself, not the shell."""
         log = self.tmp / f"{name}-{len(self.processes)}.log"
-        popen = subprocess.Popen(
-            ["bash", "-c", f"exec {self.lines[name]}"], env={**self.env, **env}, cwd=ROOT,
-            stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        with log.open("wb") as output:  # the child keeps its own copy of the descriptor
+            popen = subprocess.Popen(
+                ["bash", "-c", f"exec {self.lines[name]}"], env={**self.env, **env}, cwd=ROOT,
+                stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         process = Process(popen, log, port)
         self.processes.append(process)
         return process
