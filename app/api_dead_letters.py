@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from app import dead_letter_ops as ops
-from app.web import ApiError, require_admin, sessions
+from app.web import ApiError, int_arg, require_admin, sessions
 
 dead_letters = Blueprint("dead_letters", __name__)
 MAX_PAGE = 1000
@@ -25,15 +25,6 @@ def _filters() -> dict[str, str | None]:
     return {"queue": request.args.get("queue") or None, "actor": request.args.get("actor") or None}
 
 
-def _limit() -> int:
-    raw = request.args.get("limit")
-    if raw is None:
-        return 100
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise ApiError(400, "bad_parameter", f"limit must be a number from 1 to {MAX_PAGE}")
-    return int(raw)
-
-
 def _not_found(exc: ops.DeadLetterNotFound) -> ApiError:
     return ApiError(404, "not_found", str(exc))
 
@@ -41,7 +32,7 @@ def _not_found(exc: ops.DeadLetterNotFound) -> ApiError:
 @dead_letters.get("/api/dead-letters")
 @require_admin
 def list_dead_letters():
-    letters = ops.list_letters(_letters(), **_filters(), limit=_limit())
+    letters = ops.list_letters(_letters(), **_filters(), limit=int_arg("limit", 100, 1, MAX_PAGE))
     return jsonify({"dead_letters": letters, "count": len(letters)})
 
 

@@ -6,24 +6,15 @@ import json
 import time
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from app.job_ops import JobNotFailed, JobNotFound, event_dict, job_dict
-from app.job_ops import retry_job as retry_failed_job
+from app import job_ops
+from app.job_ops import event_dict, job_dict
 from app.models import JOB_STATUSES, Job, JobEvent
-from app.web import ApiError, require_admin, require_token, sessions
+from app.web import ApiError, int_arg, require_admin, require_token, sessions
 
 jobs = Blueprint("jobs", __name__)
 MAX_PAGE = 200
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(400, "bad_parameter", f"{name} must be a number from {low} to {high}")
-    return int(raw)
 
 
 @jobs.get("/api/jobs")
@@ -32,18 +23,10 @@ def list_jobs():
     status = request.args.get("status")
     if status is not None and status not in JOB_STATUSES:
         raise ApiError(400, "bad_parameter", f"status must be one of {', '.join(JOB_STATUSES)}")
-    limit = _int_arg("limit", 50, 1, MAX_PAGE)
-    offset = _int_arg("offset", 0, 0, 10**9)
-    query = select(Job)
-    if status:
-        query = query.where(Job.status == status)
-    with sessions()() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
-        rows = session.scalars(
-            query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
-        ).all()
-        return jsonify({"jobs": [job_dict(j) for j in rows], "total": total,
-                        "limit": limit, "offset": offset})  # fmt: skip
+    limit = int_arg("limit", 50, 1, MAX_PAGE)
+    offset = int_arg("offset", 0, 0, 10**9)
+    rows, total = job_ops.list_jobs(sessions(), status=status, limit=limit, offset=offset)
+    return jsonify({"jobs": rows, "total": total, "limit": limit, "offset": offset})
 
 
 def _job_or_404(session, job_id: str) -> Job:
@@ -56,12 +39,10 @@ def _job_or_404(session, job_id: str) -> Job:
 @jobs.get("/api/jobs/<job_id>")
 @require_token
 def get_job(job_id: str):
-    with sessions()() as session:
-        job = _job_or_404(session, job_id)
-        events = session.scalars(
-            select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
-        ).all()
-        return jsonify(job_dict(job, events))
+    try:
+        return jsonify(job_ops.get_job(sessions(), job_id))
+    except job_ops.JobNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
 
 
 @jobs.get("/api/jobs/<job_id>/events")
@@ -100,10 +81,10 @@ def job_events(job_id: str):
 @require_admin
 def retry_job(job_id: str):
     try:
-        retry_failed_job(sessions(), job_id)
-    except JobNotFound as exc:
+        job_ops.retry_job(sessions(), job_id)
+    except job_ops.JobNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
-    except JobNotFailed as exc:
+    except job_ops.JobNotFailed as exc:
         raise ApiError(409, "not_failed", str(exc)) from exc
     return jsonify({"id": job_id, "status": "queued"}), 202
 

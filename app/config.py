@@ -77,12 +77,16 @@ class Config:
                 f"STORAGE_URL must be file:///path or nats://host:port/bucket, got {storage_url!r}"
             )
         tokens = frozenset(t.strip() for t in (text("API_TOKENS") or "").split(",") if t.strip())
-        log_level = (text("LOG_LEVEL", "INFO") or "INFO").upper()
-        if log_level not in LOG_LEVELS:
-            problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
-        log_format = (text("LOG_FORMAT", "json") or "json").lower()
-        if log_format not in LOG_FORMATS:
-            problems.append(f"LOG_FORMAT must be json or text, got {log_format!r}")
+        log_level, log_format = cls.log_level, cls.log_format
+        try:
+            log_level, log_format = logging_from_env(env)
+        except ConfigError as error:
+            problems.extend(str(error).split("; "))
+        worker_metrics_port = cls.worker_metrics_port
+        try:
+            worker_metrics_port = worker_metrics_port_from_env(env)
+        except ConfigError as error:
+            problems.append(str(error))
         config = cls(
             database_url=database_url or "",
             nats_url=nats_url,
@@ -92,7 +96,7 @@ class Config:
             max_upload_mb=number("MAX_UPLOAD_MB", cls.max_upload_mb, 1, 100_000),
             log_level=log_level,
             log_format=log_format,
-            worker_metrics_port=number("WORKER_METRICS_PORT", cls.worker_metrics_port, 0, 65535),
+            worker_metrics_port=worker_metrics_port,
             worker_processes=number("WORKER_PROCESSES", cls.worker_processes, 1, 256),
             worker_threads=number("WORKER_THREADS", cls.worker_threads, 1, 256),
         )
@@ -110,6 +114,33 @@ def nats_url_from_env(env: Mapping[str, str] | None = None) -> str:
         if urlparse(part.strip()).scheme not in ("nats", "tls", "ws", "wss"):
             raise ConfigError(f"NATS_URL must be nats://host:port, got {part.strip()!r}")
     return url
+
+
+def logging_from_env(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """``(LOG_LEVEL, LOG_FORMAT)`` (checked), for processes that set up logging before, or
+    without, reading the rest: gunicorn's master, dramatiq's worker and fork processes."""
+    env = os.environ if env is None else env
+    level = (env.get("LOG_LEVEL", "").strip() or Config.log_level).upper()
+    log_format = (env.get("LOG_FORMAT", "").strip() or Config.log_format).lower()
+    problems = []
+    if level not in LOG_LEVELS:
+        problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    if log_format not in LOG_FORMATS:
+        problems.append(f"LOG_FORMAT must be json or text, got {log_format!r}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return level, log_format
+
+
+def worker_metrics_port_from_env(env: Mapping[str, str] | None = None) -> int:
+    """``WORKER_METRICS_PORT`` (checked; 0 turns the workers' metrics server off)."""
+    env = os.environ if env is None else env
+    raw = env.get("WORKER_METRICS_PORT", "").strip()
+    if not raw:
+        return Config.worker_metrics_port
+    if not raw.isdigit() or int(raw) > 65535:
+        raise ConfigError(f"WORKER_METRICS_PORT must be a port number (0 = off), got {raw!r}")
+    return int(raw)
 
 
 def normalise_database_url(url: str, problems: list[str]) -> str:

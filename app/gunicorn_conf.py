@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from app.config import logging_from_env
 from app.logs import gunicorn_logconfig
 from app.metrics import mark_process_dead, use_multiprocess_dir
 
@@ -20,10 +21,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "4"))
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
-logconfig_dict = gunicorn_logconfig(
-    os.environ.get("LOG_LEVEL", "").upper() or "INFO",
-    os.environ.get("LOG_FORMAT", "").lower() or "json",
-)
+logconfig_dict = gunicorn_logconfig(*logging_from_env())
 
 
 def child_exit(server, worker) -> None:

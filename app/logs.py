@@ -45,10 +45,6 @@ def reset_context(**fields: str | None) -> None:
     _context.set({k: str(v) for k, v in fields.items() if v})
 
 
-def current_context() -> dict[str, str]:
-    return dict(_context.get() or {})
-
-
 class ContextFilter(logging.Filter):
     """Copies the current context onto each record (``record.job_id`` …)."""
 

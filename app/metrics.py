@@ -201,13 +201,11 @@ def serve_worker_metrics() -> None:
     import logging
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from app.config import Config
+    from app.config import logging_from_env, worker_metrics_port_from_env
     from app.logs import configure_logging
 
-    port = int(os.environ.get("WORKER_METRICS_PORT") or Config.worker_metrics_port)
-    if port == 0:
-        return
-    configure_logging(os.environ.get("LOG_LEVEL") or "INFO", os.environ.get("LOG_FORMAT") or "json")
+    port = worker_metrics_port_from_env()
+    configure_logging(*logging_from_env())
     logger = logging.getLogger(__name__)
     use_multiprocess_dir("worker", os.getppid())
 

@@ -145,14 +145,15 @@ class DeadLetters:
         async def count() -> dict[str, int]:
             js = await self._conn.jetstream()
             await self._topology.ensure_streams(js)
-            prefix = self._topology.dead_letter_subject("")
-            info = await js.stream_info(
-                self._topology.dead_letter_stream, subjects_filter=f"{prefix}>"
-            )
-            subjects = getattr(info.state, "subjects", None) or {}
-            return {subject.removeprefix(prefix): int(n) for subject, n in subjects.items()}
+            return await self._counts(js)
 
         return self._conn.run(count, timeout=ADMIN_TIMEOUT_S)
+
+    async def _counts(self, js) -> dict[str, int]:
+        prefix = self._topology.dead_letter_subject("")
+        info = await js.stream_info(self._topology.dead_letter_stream, subjects_filter=f"{prefix}>")
+        subjects = getattr(info.state, "subjects", None) or {}
+        return {subject.removeprefix(prefix): int(n) for subject, n in subjects.items()}
 
     def get(self, dead_letter_id: str) -> DeadLetter | None:
         """One dead letter by id, or ``None`` when there is no such (or it expired)."""
@@ -226,9 +227,9 @@ class DeadLetters:
         async def purge() -> int:
             js = await self._conn.jetstream()
             await self._topology.ensure_streams(js)
+            counts = await self._counts(js)
+            count = counts.get(queue, 0) if queue else sum(counts.values())
             subject = self._topology.dead_letter_subject(queue) if queue else None
-            before = await js.stream_info(self._topology.dead_letter_stream, subject)
-            count = _count(before, subject)
             await js.purge_stream(self._topology.dead_letter_stream, subject=subject)
             return count
 
@@ -266,13 +267,6 @@ class DeadLetters:
         finally:
             await sub.unsubscribe()
         return letters
-
-
-def _count(info: api.StreamInfo, subject: str | None) -> int:
-    if subject is None:
-        return info.state.messages
-    subjects = getattr(info.state, "subjects", None) or {}
-    return int(subjects.get(subject, 0))
 
 
 def _parse_id(dead_letter_id: str | int) -> int | None:

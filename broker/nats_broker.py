@@ -256,13 +256,7 @@ class NatsBroker(dramatiq.Broker):
         names = sorted(self.get_declared_queues())
 
         async def read() -> dict[str, tuple[int, int]]:
-            js = await self.connection.jetstream()
-            stats = {}
-            for name in names:
-                await self.ensure_queue_async(name)
-                info = await js.consumer_info(self.topology.stream, self.topology.durable(name))
-                stats[name] = (int(info.num_pending or 0), int(info.num_ack_pending or 0))
-            return stats
+            return {name: await self._counts(name) for name in names}
 
         return self._call(read, "reading queue statistics", timeout=timeout)
 
@@ -273,12 +267,16 @@ class NatsBroker(dramatiq.Broker):
 
     def _outstanding(self, queue_name: str) -> int:
         async def count() -> int:
-            await self.ensure_queue_async(queue_name)
-            js = await self.connection.jetstream()
-            info = await js.consumer_info(self.topology.stream, self.topology.durable(queue_name))
-            return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            return sum(await self._counts(queue_name))
 
         return self._call(count, f"inspecting {queue_name!r}")
+
+    async def _counts(self, queue_name: str) -> tuple[int, int]:
+        """(not yet delivered, delivered but unsettled) of one queue's consumer."""
+        await self.ensure_queue_async(queue_name)
+        js = await self.connection.jetstream()
+        info = await js.consumer_info(self.topology.stream, self.topology.durable(queue_name))
+        return int(info.num_pending or 0), int(info.num_ack_pending or 0)
 
     def delete_streams(self) -> None:
         """Delete this namespace's streams and everything in them (tests, teardown)."""

@@ -136,12 +136,14 @@ class WirePull:
             self._forget_requests()
             self._pending_conn = conn
         try:
-            # Whatever already arrived first — deliveries, and the notices that end requests —
-            # so that only requests the server really left unanswered count as lapsed.
-            waiting = self._receive(conn, 0.0) if self._pending else []
-            self._drop_lapsed()
-            if waiting:
-                return waiting
+            if self._pending and min(self._pending.values()) < time.monotonic():
+                # A request may have lapsed: read what already arrived first (deliveries, and
+                # the notices that end requests), so only requests the server really left
+                # unanswered count as lapsed.
+                waiting = self._receive(conn, 0.0)
+                self._drop_lapsed()
+                if waiting:
+                    return waiting
             wanted = room - self._credits
             if wanted > 0 and (not self._pending or wanted >= self.min_batch):
                 self._request(conn, wanted, timeout)

@@ -21,6 +21,7 @@ from typing import Any
 import dramatiq
 
 from app import metrics as app_metrics
+from app.config import logging_from_env, worker_metrics_port_from_env
 from app.logs import configure_logging
 
 #: Seconds between two readings of the messages in flight.
@@ -35,15 +36,12 @@ class Observability(dramatiq.Middleware):
 
     @property
     def forks(self) -> list:
-        if os.environ.get("WORKER_METRICS_PORT", "").strip() == "0":
+        if worker_metrics_port_from_env() == 0:
             return []
         return [app_metrics.serve_worker_metrics]
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        configure_logging(
-            os.environ.get("LOG_LEVEL", "").upper() or "INFO",
-            os.environ.get("LOG_FORMAT", "").lower() or "json",
-        )
+        configure_logging(*logging_from_env())
         app_metrics.use_multiprocess_dir("worker", os.getppid())
         app_metrics.metrics()  # import and create now, not while the first message waits
 

@@ -77,16 +77,17 @@ class Deployment:
         assert done.returncode == 0, done.stderr
 
     def api(self, **env: str) -> Process:
-        port = free_port()
-        process = self._spawn("web", port, {"PORT": str(port), **env})
-        assert wait_for(lambda: port_answers("127.0.0.1", port) or process.popen.poll(), 60)
-        assert process.popen.poll() is None, process.log.read_text()
-        return process
+        """A gunicorn master (the web line) on a free port."""
+        return self._start("web", "PORT", env)
 
     def workers(self, **env: str) -> Process:
         """A ``dramatiq`` master (the worker line) with its metrics on a free port."""
+        return self._start("worker", "WORKER_METRICS_PORT", env)
+
+    def _start(self, name: str, port_variable: str, env: dict) -> Process:
+        """Run a Procfile line with ``port_variable`` set to a free port; wait until it answers."""
         port = free_port()
-        process = self._spawn("worker", port, {"WORKER_METRICS_PORT": str(port), **env})
+        process = self._spawn(name, port, {port_variable: str(port), **env})
         assert wait_for(lambda: port_answers("127.0.0.1", port) or process.popen.poll(), 60)
         assert process.popen.poll() is None, process.log.read_text()
         return process
