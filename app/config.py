@@ -1,12 +1,19 @@
-"""Configuration: every setting from the environment, read and checked in one place.
+"""Configuration: every setting, for every process, read from the environment and checked here.
 
-``Config.from_env()`` fails at start with one readable message per bad value
-(:class:`ConfigError`), never with a stack trace deep inside a request.
+This is the only module that reads the environment. ``Config.from_env()`` fails at start with
+one message that lists every bad value (:class:`ConfigError`), never with a stack trace deep
+inside a request. The web line (gunicorn), the workers, the CLI, ``phantomchain dev`` and the
+migrations all start from it.
+
+``make run`` (``phantomchain dev``) leaves the running stack's addresses in ``var/dev.env``;
+the CLI reads that file for the variables that are not set (:func:`cli_environment`), so a
+second terminal reaches the stack with no settings of its own.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +21,19 @@ from urllib.parse import urlparse
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
+#: Where ``phantomchain dev`` leaves the running stack's settings for the CLI (relative to the
+#: directory it runs in, like its ``var`` folder).
+DEV_ENV_FILE = Path("var") / "dev.env"
+#: The settings ``dev.env`` carries: what the CLI needs to reach the stack.
+DEV_ENV_NAMES = ("DATABASE_URL", "NATS_URL", "STORAGE_URL")
 
 
 class ConfigError(ValueError):
     """One or more settings are missing or malformed; the message lists them all."""
+
+
+def _default_metrics_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "phantomchain-metrics"
 
 
 @dataclass(frozen=True)
@@ -30,9 +46,14 @@ class Config:
     max_upload_mb: int = 500
     log_level: str = "INFO"
     log_format: str = "json"
+    metrics_dir: Path = field(default_factory=_default_metrics_dir)
     worker_metrics_port: int = 9191
     worker_processes: int = 2
     worker_threads: int = 1
+    port: int = 8080
+    web_concurrency: int = 2
+    web_threads: int = 4
+    graceful_timeout: int = 30
 
     @property
     def open_access(self) -> bool:
@@ -41,6 +62,10 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Every setting from ``env`` (default: this process's environment), checked.
+
+        :raises ConfigError: listing every setting that is missing or malformed.
+        """
         env = os.environ if env is None else env
         problems: list[str] = []
 
@@ -48,17 +73,17 @@ class Config:
             value = env.get(name, "").strip()
             return value or default
 
-        def number(name: str, default: int, low: int, high: int) -> int:
+        def number(name: str, default: int, low: int, high: int, meaning: str = "") -> int:
             raw = text(name)
             if raw is None:
                 return default
             try:
                 value = int(raw)
             except ValueError:
-                problems.append(f"{name} must be a whole number, got {raw!r}")
+                problems.append(f"{name} must be a whole number{meaning}, got {raw!r}")
                 return default
             if not low <= value <= high:
-                problems.append(f"{name} must be between {low} and {high}, got {value}")
+                problems.append(f"{name} must be between {low} and {high}{meaning}, got {value}")
             return value
 
         database_url = text("DATABASE_URL")
@@ -66,27 +91,23 @@ class Config:
             problems.append("DATABASE_URL is not set (e.g. postgresql://user:pass@host/db)")
         else:
             database_url = normalise_database_url(database_url, problems)
-        nats_url = text("NATS_URL", cls.nats_url)
-        try:
-            nats_url_from_env({"NATS_URL": nats_url})
-        except ConfigError as error:
-            problems.append(str(error))
-        storage_url = text("STORAGE_URL", cls.storage_url)
+        nats_url = text("NATS_URL", cls.nats_url) or cls.nats_url
+        for part in nats_url.split(","):
+            if urlparse(part.strip()).scheme not in ("nats", "tls", "ws", "wss"):
+                problems.append(f"NATS_URL must be nats://host:port, got {part.strip()!r}")
+        storage_url = text("STORAGE_URL", cls.storage_url) or cls.storage_url
         if urlparse(storage_url).scheme not in ("file", "nats"):
             problems.append(
                 f"STORAGE_URL must be file:///path or nats://host:port/bucket, got {storage_url!r}"
             )
         tokens = frozenset(t.strip() for t in (text("API_TOKENS") or "").split(",") if t.strip())
-        log_level, log_format = cls.log_level, cls.log_format
-        try:
-            log_level, log_format = logging_from_env(env)
-        except ConfigError as error:
-            problems.extend(str(error).split("; "))
-        worker_metrics_port = cls.worker_metrics_port
-        try:
-            worker_metrics_port = worker_metrics_port_from_env(env)
-        except ConfigError as error:
-            problems.append(str(error))
+        log_level = (text("LOG_LEVEL") or cls.log_level).upper()
+        if log_level not in LOG_LEVELS:
+            problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        log_format = (text("LOG_FORMAT") or cls.log_format).lower()
+        if log_format not in LOG_FORMATS:
+            problems.append(f"LOG_FORMAT must be json or text, got {log_format!r}")
+        metrics_dir = text("METRICS_DIR")
         config = cls(
             database_url=database_url or "",
             nats_url=nats_url,
@@ -96,51 +117,22 @@ class Config:
             max_upload_mb=number("MAX_UPLOAD_MB", cls.max_upload_mb, 1, 100_000),
             log_level=log_level,
             log_format=log_format,
-            worker_metrics_port=worker_metrics_port,
+            metrics_dir=Path(metrics_dir) if metrics_dir else _default_metrics_dir(),
+            worker_metrics_port=number(
+                "WORKER_METRICS_PORT", cls.worker_metrics_port, 0, 65535, " (a port; 0 = off)"
+            ),
             worker_processes=number("WORKER_PROCESSES", cls.worker_processes, 1, 256),
             worker_threads=number("WORKER_THREADS", cls.worker_threads, 1, 256),
+            port=number("PORT", cls.port, 1, 65535, " (a port)"),
+            web_concurrency=number("WEB_CONCURRENCY", cls.web_concurrency, 1, 256),
+            web_threads=number("WEB_THREADS", cls.web_threads, 1, 1024),
+            graceful_timeout=number(
+                "GRACEFUL_TIMEOUT", cls.graceful_timeout, 0, 3600, " of seconds"
+            ),
         )
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
         return config
-
-
-def nats_url_from_env(env: Mapping[str, str] | None = None) -> str:
-    """Just ``NATS_URL`` (checked), for processes that need nothing else at import time (the
-    Dramatiq broker is declared before any actor, before the rest is read)."""
-    env = os.environ if env is None else env
-    url = env.get("NATS_URL", "").strip() or Config.nats_url
-    for part in url.split(","):
-        if urlparse(part.strip()).scheme not in ("nats", "tls", "ws", "wss"):
-            raise ConfigError(f"NATS_URL must be nats://host:port, got {part.strip()!r}")
-    return url
-
-
-def logging_from_env(env: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """``(LOG_LEVEL, LOG_FORMAT)`` (checked), for processes that set up logging before, or
-    without, reading the rest: gunicorn's master, dramatiq's worker and fork processes."""
-    env = os.environ if env is None else env
-    level = (env.get("LOG_LEVEL", "").strip() or Config.log_level).upper()
-    log_format = (env.get("LOG_FORMAT", "").strip() or Config.log_format).lower()
-    problems = []
-    if level not in LOG_LEVELS:
-        problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-    if log_format not in LOG_FORMATS:
-        problems.append(f"LOG_FORMAT must be json or text, got {log_format!r}")
-    if problems:
-        raise ConfigError("; ".join(problems))
-    return level, log_format
-
-
-def worker_metrics_port_from_env(env: Mapping[str, str] | None = None) -> int:
-    """``WORKER_METRICS_PORT`` (checked; 0 turns the workers' metrics server off)."""
-    env = os.environ if env is None else env
-    raw = env.get("WORKER_METRICS_PORT", "").strip()
-    if not raw:
-        return Config.worker_metrics_port
-    if not raw.isdigit() or int(raw) > 65535:
-        raise ConfigError(f"WORKER_METRICS_PORT must be a port number (0 = off), got {raw!r}")
-    return int(raw)
 
 
 def normalise_database_url(url: str, problems: list[str]) -> str:
@@ -152,7 +144,57 @@ def normalise_database_url(url: str, problems: list[str]) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
+def migration_database_url(given: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The database ``alembic`` migrates: ``given`` (``-x url=…``), else ``DATABASE_URL``.
+
+    Migrations need nothing else, so nothing else is checked here.
+
+    :raises ConfigError: no URL, or not a PostgreSQL one.
+    """
+    env = os.environ if env is None else env
+    url = (given or env.get("DATABASE_URL", "")).strip()
+    if not url:
+        raise ConfigError("DATABASE_URL is not set (e.g. postgresql://user:pass@host/db)")
+    problems: list[str] = []
+    url = normalise_database_url(url, problems)
+    if problems:
+        raise ConfigError(problems[0])
+    return url
+
+
 def storage_path(storage_url: str) -> Path:
     """The directory of a ``file://`` storage URL (``file://./var`` is relative)."""
     parsed = urlparse(storage_url)
     return Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path)
+
+
+def environment(defaults: Mapping[str, str] | None = None, **overrides: str) -> dict[str, str]:
+    """This process's environment over ``defaults`` and under ``overrides``: what a child
+    process is started with (check it with :meth:`Config.from_env` first). Empty variables
+    count as unset."""
+    given = {name: value for name, value in os.environ.items() if value.strip()}
+    return {**(defaults or {}), **given, **overrides}
+
+
+def cli_environment(dev_env_file: Path = DEV_ENV_FILE) -> dict[str, str]:
+    """The environment, with the settings of a running ``make run`` (``var/dev.env``) for the
+    variables that are not set: an operator's own settings always win."""
+    return environment(read_dev_env(dev_env_file))
+
+
+def read_dev_env(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines of a file written by :func:`write_dev_env` ({} if there is none)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs if name.strip() in DEV_ENV_NAMES}
+
+
+def write_dev_env(path: Path, settings: Mapping[str, str]) -> None:
+    """Leave the running stack's :data:`DEV_ENV_NAMES` settings where the CLI finds them."""
+    lines = ["# written by `phantomchain dev` (make run) while it runs; removed when it stops"]
+    lines += [f"{name}={settings[name]}" for name in DEV_ENV_NAMES if settings.get(name)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")

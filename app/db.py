@@ -1,16 +1,18 @@
-"""Engines and sessions, usable from Flask requests and from Dramatiq workers alike.
+"""Engines and sessions, for web requests, workers and the CLI alike; the schema's state.
 
-Workers have no application context: they call :func:`session_scope` with the factory made at
-process start. Each call is one short transaction (commit on success, rollback on error).
+Every process makes one session factory at start (``create_app``, the worker context, a CLI
+command) and opens one short transaction per step with ``sessions.begin()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
+
+#: The migrations' settings (the project's root ``alembic.ini``, which names ``migrations/``).
+ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
 
 def make_engine(database_url: str) -> Engine:
@@ -22,15 +24,20 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-@contextmanager
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction: committed when the block ends, rolled back if it raises."""
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+def make_sessions(database_url: str) -> sessionmaker[Session]:
+    """A session factory on its own engine (one per process)."""
+    return make_session_factory(make_engine(database_url))
+
+
+def schema_state(sessions: sessionmaker[Session]) -> str:
+    """``"ok"`` when the database's schema is at the migrations' head, else what to do.
+
+    :raises sqlalchemy.exc.SQLAlchemyError: the database does not answer.
+    """
+    from alembic.config import Config as AlembicConfig  # only /readyz needs alembic
+    from alembic.script import ScriptDirectory
+
+    with sessions() as session:
+        version = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    head = ScriptDirectory.from_config(AlembicConfig(str(ALEMBIC_INI))).get_current_head()
+    return "ok" if version == head else f"at {version}, head is {head}: run alembic upgrade head"

@@ -5,8 +5,8 @@ multiprocess mode: values live in files under ``$METRICS_DIR/<role>-<owner>``, w
 is the gunicorn or dramatiq master of this run. A new master starts with an empty directory and
 removes those of masters that are gone, so a restart never adds up old values. The API serves
 ``/metrics`` (its own processes plus queue figures read from JetStream at scrape time); the
-worker master runs a small server of its own on ``WORKER_METRICS_PORT`` (see
-:func:`serve_worker_metrics`).
+worker master runs a small server of its own on ``WORKER_METRICS_PORT``
+(:func:`tasks.observability.serve_worker_metrics`).
 
 ``prometheus_client`` is imported only once the directory is chosen: it decides at import
 whether values go to files or to memory. With no directory chosen (tests, ``flask`` shell),
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,8 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 
 
-def metrics_base() -> Path:
-    default = Path(tempfile.gettempdir()) / "phantomchain-metrics"
-    return Path(os.environ.get("METRICS_DIR") or default)
+#: This process's multiprocess directory, once chosen (inherited by forked children).
+_directory: Path | None = None
 
 
 def process_identity(pid: int) -> str:
@@ -54,29 +52,31 @@ def _owner_alive(identity: str) -> bool:
     return process_identity(pid) == identity
 
 
-def use_multiprocess_dir(role: str, owner_pid: int) -> Path:
-    """Count into ``$METRICS_DIR/<role>-<owner>`` from now on (this process and its children).
+def use_multiprocess_dir(base: Path, role: str, owner_pid: int) -> Path:
+    """Count into ``<base>/<role>-<owner>`` (``base`` is ``METRICS_DIR``) from now on, in this
+    process and its children.
 
     Removes directories of the same role whose owner is gone. Must run before the first metric
     of the process is created.
     """
-    base = metrics_base()
+    global _directory
     base.mkdir(parents=True, exist_ok=True)
     for stale in base.glob(f"{role}-*"):
         if not _owner_alive(stale.name.removeprefix(f"{role}-")):
             shutil.rmtree(stale, ignore_errors=True)
     directory = base / f"{role}-{process_identity(owner_pid)}"
     directory.mkdir(exist_ok=True)
-    os.environ[MULTIPROC_ENV] = str(directory)
+    os.environ[MULTIPROC_ENV] = str(directory)  # prometheus_client reads it at import
+    _directory = directory
     return directory
 
 
 def mark_process_dead(pid: int) -> None:
     """Drop a dead process's live gauges (its counters stay counted)."""
-    if os.environ.get(MULTIPROC_ENV):
+    if _directory is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid, str(_directory))
 
 
 class Metrics:
@@ -178,9 +178,9 @@ def render(extra_collectors: tuple = ()) -> tuple[bytes, str]:
     from prometheus_client import multiprocess
 
     metrics()  # families appear (at zero) before their first use
-    if os.environ.get(MULTIPROC_ENV):
+    if _directory is not None:
         registry = prom.CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry, str(_directory))
         body = prom.generate_latest(registry)
     else:
         body = prom.generate_latest(prom.REGISTRY)
@@ -190,44 +190,3 @@ def render(extra_collectors: tuple = ()) -> tuple[bytes, str]:
             extra.register(collector)
         body += prom.generate_latest(extra)
     return body, prom.CONTENT_TYPE_LATEST
-
-
-def serve_worker_metrics() -> None:
-    """Dramatiq fork process: serve the worker processes' metrics on ``WORKER_METRICS_PORT``.
-
-    Runs in a process of its own next to the worker processes of one dramatiq master, reading
-    the directory they count into. A taken port is logged, not fatal: the workers go on.
-    """
-    import logging
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from app.config import logging_from_env, worker_metrics_port_from_env
-    from app.logs import configure_logging
-
-    port = worker_metrics_port_from_env()
-    configure_logging(*logging_from_env())
-    logger = logging.getLogger(__name__)
-    use_multiprocess_dir("worker", os.getppid())
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?")[0] not in ("/metrics", "/"):
-                self.send_error(404)
-                return
-            body, content_type = render()
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.debug(format, *args)
-
-    try:
-        server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
-    except OSError as exc:
-        logger.error("worker metrics not served: port %d: %s (set WORKER_METRICS_PORT)", port, exc)
-        return
-    logger.info("worker metrics on http://0.0.0.0:%d/metrics", port)
-    server.serve_forever()

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audio.features import Features, extract
+from audio.formats import FORMATS, check_formats
 from audio.key import Key
 from audio.loudness import Loudness
 from audio.probe import AudioInfo
 from audio.tempo import Tempo
-from audio.transcode import FORMATS, AudioEncoder, TranscodeResult
+from audio.transcode import AudioEncoder, TranscodeResult
 from audio.waveform import Waveform
 
 
@@ -76,7 +77,7 @@ def analyze_file(
 ) -> Analysis:
     """Analyse ``path`` and write the transcodes in ``formats`` to ``out_dir``.
 
-    :param formats: keys of :data:`audio.transcode.FORMATS` (``mp3``, ``opus``, …).
+    :param formats: keys of :data:`audio.formats.FORMATS` (``mp3``, ``opus``, …).
     :param out_dir: where transcodes go (see :func:`output_path`); default: next to ``path``.
     :param timeout_s: bound on decoding (see :func:`audio.decode.default_timeout`).
     :param progress: called with the fraction done (0…1) after each block.
@@ -84,9 +85,7 @@ def analyze_file(
         partial transcode is left behind.
     """
     path = Path(path)
-    for fmt in formats:
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    check_formats(formats)
     target = Path(out_dir) if out_dir is not None else path.parent
 
     def encoders(rate: int, channels: int) -> list[AudioEncoder]:

@@ -18,39 +18,8 @@ import av
 import numpy as np
 
 from audio.decode import DecodedStream
+from audio.formats import FORMATS, check_formats
 from audio.mp3 import Mp3Writer
-
-
-@dataclass(frozen=True)
-class Format:
-    """How one output format is written."""
-
-    name: str
-    extension: str
-    container: str
-    codec: str
-    sample_format: str
-    default_bitrate: int | None  # None: lossless
-    sample_rate: int | None = None  # None: keep the input's (within ``rates``)
-    channels: int | None = None  # None: keep the input's
-    rates: tuple[int, ...] = ()  # rates the codec accepts; () = any
-
-
-FORMATS: dict[str, Format] = {
-    "mp3": Format("mp3", "mp3", "mp3", "libmp3lame", "fltp", 192_000, 44100, 2),
-    "opus": Format("opus", "opus", "ogg", "libopus", "flt", 128_000, 48000),
-    "aac": Format(
-        "aac",
-        "m4a",
-        "ipod",
-        "aac",
-        "fltp",
-        192_000,
-        rates=(8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000),
-    ),
-    "flac": Format("flac", "flac", "flac", "flac", "s32", None),
-    "wav": Format("wav", "wav", "wav", "pcm_s16le", "s16", None),
-}
 
 _LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
@@ -81,8 +50,7 @@ class AudioEncoder:
         in_channels: int,
         bitrate: int | None = None,
     ):
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        check_formats([fmt])
         self.format = FORMATS[fmt]
         self.out_path = Path(out_path)
         self.in_rate = int(in_rate)

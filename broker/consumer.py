@@ -24,20 +24,18 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import dramatiq
 from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.common import current_millis
 from dramatiq.errors import BrokerConnectionError
 
-from broker.connection import TRANSIENT_ERRORS
+from broker.connection import TRANSIENT_ERRORS, LoopConnection
 from broker.dead_letters import encode_record
 from broker.pull import AsyncPull, Delivery, PullTransport, WirePull, nak_payload
+from broker.topology import Topology
 from broker.wire import WireUnsupported
-
-if TYPE_CHECKING:
-    from broker.nats_broker import NatsBroker
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +56,24 @@ class NatsMessageProxy(MessageProxy):
         self._beat_until = beat_until
 
 
+class QueueOwner(Protocol):
+    """What a consumer needs of the broker that made it (:class:`broker.NatsBroker`)."""
+
+    connection: LoopConnection
+    topology: Topology
+    connect_timeout: float
+    max_deliveries: int
+    #: Pull on plain sockets; a consumer that finds the server needs nats-py turns it off.
+    use_wire: bool
+    #: Set when the worker starts shutting down: held messages are handed back.
+    shutting_down: bool
+
+    def ensure_queue(self, queue_name: str) -> None:
+        """Create the queue's stream and durable consumer if they are missing."""
+
+    def get_actor(self, actor_name: str) -> dramatiq.Actor: ...
+
+
 class NatsConsumer(Consumer):
     """A pull consumer on one queue's durable JetStream consumer.
 
@@ -67,7 +83,7 @@ class NatsConsumer(Consumer):
     :param timeout: milliseconds ``__next__`` waits before returning ``None``.
     """
 
-    def __init__(self, broker: NatsBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+    def __init__(self, broker: QueueOwner, queue_name: str, prefetch: int, timeout: int) -> None:
         self.broker = broker
         self.queue_name = queue_name
         self.is_delay_queue = queue_name.endswith(".DQ")
@@ -120,7 +136,7 @@ class NatsConsumer(Consumer):
     def _open(self) -> PullTransport:
         """Make sure the queue exists, then pick the wire client or nats-py."""
         topology = self.broker.topology
-        self.broker._ensure_queue(self.queue_name)
+        self.broker.ensure_queue(self.queue_name)
         durable = topology.durable(self.queue_name)
         if self.broker.use_wire:
             self._transport = WirePull(

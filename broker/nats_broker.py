@@ -126,7 +126,8 @@ class NatsBroker(dramatiq.Broker):
         await self.topology.ensure_consumer(js, queue_name)
         self._ready_queues.add(queue_name)
 
-    def _ensure_queue(self, queue_name: str) -> None:
+    def ensure_queue(self, queue_name: str) -> None:
+        """Create the streams and this queue's consumer if they are missing."""
         self._call(lambda: self.ensure_queue_async(queue_name), f"declaring {queue_name!r}")
 
     def get_declared_queues(self) -> set[str]:

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
-
 from alembic import context
 from sqlalchemy import create_engine
 
-from app.config import normalise_database_url
+from app.config import ConfigError, migration_database_url
 from app.models import Base
 
 target_metadata = Base.metadata
 
 
 def database_url() -> str:
-    url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get("DATABASE_URL")
-    if not url:
-        raise SystemExit("DATABASE_URL is not set (e.g. postgresql://user:pass@host/db)")
-    problems: list[str] = []
-    url = normalise_database_url(url, problems)
-    if problems:
-        raise SystemExit(problems[0])
-    return url
+    try:
+        return migration_database_url(context.get_x_argument(as_dictionary=True).get("url"))
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
 
 
 def run_offline() -> None:

@@ -1,30 +1,42 @@
-"""What a worker process needs — configuration, database sessions, storage — made once.
+"""What a worker process works with — its settings, database sessions, storage — made once.
 
-Workers have no Flask application: the first task in a process builds these from the
-environment (:func:`configure` sets them explicitly, for tests and ``phantomchain dev``).
+The settings are read (and checked) once per process, when :mod:`tasks.pipeline` is imported
+by the ``dramatiq`` CLI: a bad one stops the worker at start with the message that lists them
+all. The first task builds the rest; :func:`configure` sets it explicitly (tests).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import Config
-from app.db import make_engine, make_session_factory
-from app.storage import LocalStorage, NatsObjectStorage, open_storage
+from app.config import Config, ConfigError
+from app.db import make_sessions
+from app.storage import Storage, open_storage
 
 
 @dataclass
 class WorkerContext:
     config: Config
     sessions: sessionmaker[Session]
-    storage: LocalStorage | NatsObjectStorage
+    storage: Storage
 
 
 _context: WorkerContext | None = None
 _lock = threading.Lock()
+
+
+@functools.cache
+def worker_config() -> Config:
+    """This process's settings from the environment; a bad one ends the process with the
+    message (dramatiq's worker process would otherwise print a traceback around it)."""
+    try:
+        return Config.from_env()
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
 
 
 def configure(config: Config) -> WorkerContext:
@@ -32,7 +44,7 @@ def configure(config: Config) -> WorkerContext:
     with _lock:
         _context = WorkerContext(
             config=config,
-            sessions=make_session_factory(make_engine(config.database_url)),
+            sessions=make_sessions(config.database_url),
             storage=open_storage(config.storage_url),
         )
         return _context
@@ -40,5 +52,5 @@ def configure(config: Config) -> WorkerContext:
 
 def get_context() -> WorkerContext:
     if _context is None:
-        return configure(Config.from_env())
+        return configure(worker_config())
     return _context

@@ -4,7 +4,7 @@ In each worker process started by the ``dramatiq`` CLI it sets up JSON (or text)
 the metrics directory once the process boots; it keeps the messages in flight (sampled once a
 second), retries and dead letters by actor (the pipeline itself puts job, upload and stage into
 the log context, and times the stages). The worker master also forks
-:func:`app.metrics.serve_worker_metrics`.
+:func:`serve_worker_metrics`.
 
 Per message that is one dict write and one pop, no lock: ``bench/broker.py --only
 nats-metrics`` measures the cost.
@@ -12,17 +12,20 @@ nats-metrics`` measures the cost.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import dramatiq
 
 from app import metrics as app_metrics
-from app.config import logging_from_env, worker_metrics_port_from_env
+from app.config import Config
 from app.logs import configure_logging
+from tasks.context import worker_config
 
 #: Seconds between two readings of the messages in flight.
 SAMPLE_S = 1.0
@@ -31,18 +34,17 @@ SAMPLE_S = 1.0
 class Observability(dramatiq.Middleware):
     """Logs and Prometheus metrics for worker processes."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: Config) -> None:
+        self.config = config
         self._active: dict[str, str] = {}  # message id -> actor, while it runs
 
     @property
     def forks(self) -> list:
-        if worker_metrics_port_from_env() == 0:
-            return []
-        return [app_metrics.serve_worker_metrics]
+        return [serve_worker_metrics] if self.config.worker_metrics_port else []
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        configure_logging(*logging_from_env())
-        app_metrics.use_multiprocess_dir("worker", os.getppid())
+        configure_logging(self.config.log_level, self.config.log_format)
+        app_metrics.use_multiprocess_dir(self.config.metrics_dir, "worker", os.getppid())
         app_metrics.metrics()  # import and create now, not while the first message waits
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
@@ -90,3 +92,39 @@ class Observability(dramatiq.Middleware):
 
     def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         app_metrics.metrics().dead_letters.labels(message.actor_name).inc()
+
+
+def serve_worker_metrics() -> None:
+    """Dramatiq fork process: serve the worker processes' metrics on ``WORKER_METRICS_PORT``.
+
+    Runs in a process of its own next to the worker processes of one dramatiq master, reading
+    the directory they count into. A taken port is logged, not fatal: the workers go on.
+    """
+    config = worker_config()
+    configure_logging(config.log_level, config.log_format)
+    logger = logging.getLogger(__name__)
+    app_metrics.use_multiprocess_dir(config.metrics_dir, "worker", os.getppid())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404)
+                return
+            body, content_type = app_metrics.render()
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug(format, *args)
+
+    port = config.worker_metrics_port
+    try:
+        server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    except OSError as exc:
+        logger.error("worker metrics not served: port %d: %s (set WORKER_METRICS_PORT)", port, exc)
+        return
+    logger.info("worker metrics on http://0.0.0.0:%d/metrics", port)
+    server.serve_forever()

@@ -1,9 +1,9 @@
 """The pipeline, as data: ``transcode → loudness → tempo/key → finalize``.
 
 One actor runs any stage of a job and, on success, sends the job's next stage. Adding a stage
-is one line in :data:`STAGES`. The stage functions (:mod:`tasks.stages`, and with them the
-audio stack) load when a worker process boots: the web process, which only enqueues, never
-pays for them. Failures:
+is one line in :data:`STAGES`. This module is the worker (``dramatiq tasks.pipeline``): it loads
+the stage functions and the audio stack with them; the web process never imports it, it sends
+the first stage by the actor's name (:func:`app.queue.start_job`). Failures:
 
 * input that can never work (not audio, truncated beyond repair — a permanent
   :class:`audio.errors.AudioError`) fails the job at once with the reason, no retries;
@@ -13,8 +13,6 @@ pays for them. Failures:
 
 from __future__ import annotations
 
-import functools
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,74 +21,56 @@ from dataclasses import dataclass
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from app import jobs
 from app.logs import log_context
 from app.metrics import metrics
+from app.queue import PIPELINE_ACTOR, PIPELINE_QUEUE, make_broker
 from audio.errors import AudioError
-from tasks import progress
-from tasks.broker import broker
-from tasks.context import WorkerContext, get_context
+from tasks import stages
+from tasks.context import WorkerContext, get_context, worker_config
+from tasks.observability import Observability
 
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
-QUEUE = "pipeline"
+
+broker = make_broker(worker_config().nats_url, middleware=[Observability(worker_config())])
+dramatiq.set_broker(broker)
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
-    function: str  # in tasks.stages: (WorkerContext, job_id) -> a line for the job's events
+    run: Callable[[WorkerContext, str], str]  # (context, job_id) -> a line for the job's events
     progress: int  # percent done when it finishes
-
-    @property
-    def run(self) -> Callable[[WorkerContext, str], str]:
-        return getattr(_stages(), self.function)
 
 
 STAGES: list[Stage] = [
-    Stage("transcode", "transcode_stage", 40),
-    Stage("loudness", "loudness_stage", 60),
-    Stage("tempo_key", "tempo_key_stage", 85),
-    Stage("finalize", "finalize_stage", 100),
+    Stage("transcode", stages.transcode_stage, 40),
+    Stage("loudness", stages.loudness_stage, 60),
+    Stage("tempo_key", stages.tempo_key_stage, 85),
+    Stage("finalize", stages.finalize_stage, 100),
 ]
 _BY_NAME = {stage.name: i for i, stage in enumerate(STAGES)}
 
 
-@functools.cache
-def _stages():
-    return importlib.import_module("tasks.stages")
-
-
-class _LoadStages(dramatiq.Middleware):
-    """Worker processes load the stages as they boot, not while their first message waits."""
-
-    def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        _stages()
-
-
-broker.add_middleware(_LoadStages())
-
-
-def start(job_id: str) -> None:
-    """Queue a job's first stage."""
-    run_stage.send(job_id, STAGES[0].name)
-
-
 @dramatiq.actor(
     broker=broker,
-    queue_name=QUEUE,
+    actor_name=PIPELINE_ACTOR,
+    queue_name=PIPELINE_QUEUE,
     max_retries=MAX_RETRIES,
     min_backoff=1_000,
     max_backoff=60_000,
     time_limit=30 * 60_000,
 )
-def run_stage(job_id: str, stage_name: str) -> None:
+def run_stage(job_id: str, stage_name: str | None = None) -> None:
+    """Run one stage of a job (the first when ``stage_name`` is not given)."""
     ctx = get_context()
-    index = _BY_NAME[stage_name]
+    index = _BY_NAME[stage_name] if stage_name else 0
     stage = STAGES[index]
     before = STAGES[index - 1].progress if index else 0
     with log_context(job_id=job_id, stage=stage.name):
-        upload_id = progress.stage_started(ctx.sessions, job_id, stage.name, before)
+        upload_id = jobs.stage_started(ctx.sessions, job_id, stage.name, before)
         with log_context(upload_id=upload_id):
             _run(ctx, job_id, index, stage)
 
@@ -105,7 +85,7 @@ def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
         if exc.permanent:
             outcome = "rejected"
             logger.warning("job failed: %s", exc)
-            progress.job_failed(ctx.sessions, job_id, stage.name, str(exc))
+            jobs.job_failed(ctx.sessions, job_id, stage.name, str(exc))
             return  # settled: retrying cannot help
         _failed_attempt(ctx, job_id, stage.name, exc)
         raise
@@ -116,11 +96,11 @@ def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
         elapsed = time.perf_counter() - started
         metrics().stage_duration.labels(stage.name, outcome).observe(elapsed)
     logger.info("%s done in %.2f s: %s", stage.name, elapsed, message)
-    progress.stage_done(ctx.sessions, job_id, stage.name, stage.progress, message)
+    jobs.stage_done(ctx.sessions, job_id, stage.name, stage.progress, message)
     if index + 1 < len(STAGES):
         run_stage.send(job_id, STAGES[index + 1].name)
     else:
-        progress.job_done(ctx.sessions, job_id)
+        jobs.job_done(ctx.sessions, job_id)
         logger.info("job done")
 
 
@@ -130,8 +110,8 @@ def _failed_attempt(ctx: WorkerContext, job_id: str, stage: str, exc: Exception)
     reason = f"{type(exc).__name__}: {exc}"
     logger.warning("attempt %d failed: %s", retries + 1, reason, exc_info=exc)
     if retries >= MAX_RETRIES:
-        progress.job_failed(
+        jobs.job_failed(
             ctx.sessions, job_id, stage, f"gave up after {retries + 1} attempts: {reason}"
         )
     else:
-        progress.stage_retrying(ctx.sessions, job_id, stage, reason)
+        jobs.stage_retrying(ctx.sessions, job_id, stage, reason)

@@ -16,20 +16,20 @@ from pathlib import Path
 
 from sqlalchemy.dialects.postgresql import insert
 
+from app.jobs import JobNotFound
 from app.metrics import metrics
 from app.models import Analysis, Job, Output, Upload
 from audio.features import Features, extract
-from audio.transcode import FORMATS, AudioEncoder
+from audio.formats import DEFAULT_FORMATS, FORMATS
+from audio.transcode import AudioEncoder
 from tasks.context import WorkerContext
-
-DEFAULT_FORMATS = ("mp3",)
 
 
 def _upload(ctx: WorkerContext, job_id: str) -> tuple[str, str, list[str]]:
     with ctx.sessions() as session:
         job = session.get(Job, job_id)
         if job is None:
-            raise LookupError(f"job {job_id} does not exist")
+            raise JobNotFound(job_id)
         upload = session.get(Upload, job.upload_id)
         return upload.id, upload.storage_key, list(job.formats or DEFAULT_FORMATS)
 

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from app.web import create_app
 
 from app.config import Config
-from app.web import create_app
 from audio.decode import decode
 from tests.helpers import song_flac, stop_all
 from tests.unit.audio.music import synthesize_track

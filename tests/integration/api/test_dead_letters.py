@@ -17,13 +17,13 @@ from typing import Any
 
 import dramatiq
 import pytest
+from app.web import create_app
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from app.config import Config
 from app.models import Upload
-from app.web import create_app
 from broker.dead_letters import encode_record
 from tests.helpers import song_flac, stop_all, wait_for
 from tests.integration.api.test_api import upload, wait_done

@@ -23,8 +23,9 @@ def pipeline(migrated_database_url, wheel_nats_url, tmp_path):
     """(pipeline module, worker context) on a fresh database, storage and namespace."""
     database_url = migrated_database_url
     os.environ.setdefault("NATS_URL", wheel_nats_url)
-    from tasks import pipeline as module
     from tasks.broker import broker
+
+    from tasks import pipeline as module
     from tasks.context import configure
 
     ctx = configure(

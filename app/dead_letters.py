@@ -13,17 +13,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Job, JobEvent
+from app.jobs import reopening
+from app.queue import PIPELINE_ACTOR
 from broker.dead_letters import DeadLetter, DeadLetters
 
-#: The pipeline's actor (tasks.pipeline.run_stage), named here so the CLI need not import it.
-PIPELINE_ACTOR = "run_stage"
 #: "All" means all: the dead-letter stream is bounded by its max_age, not by a page.
 EVERYTHING = 10**9
 
 
 class DeadLetterNotFound(LookupError):
     """No dead letter with that id (never was, replayed, deleted, purged or expired)."""
+
+    def __init__(self, dead_letter_id: str) -> None:
+        super().__init__(f"no dead letter {dead_letter_id}")
 
 
 class NotReplayable(ValueError):
@@ -72,7 +74,7 @@ def show(letters: DeadLetters, dead_letter_id: str) -> dict[str, Any]:
     """
     letter = letters.get(str(dead_letter_id))
     if letter is None:
-        raise DeadLetterNotFound(f"no dead letter {dead_letter_id}")
+        raise DeadLetterNotFound(dead_letter_id)
     return letter.to_dict()
 
 
@@ -88,10 +90,8 @@ def pipeline_job(letter: DeadLetter) -> tuple[str, str | None] | None:
 
 
 def retry(letters: DeadLetters, sessions: sessionmaker[Session], dead_letter_id: str) -> Replayed:
-    """Send one dead letter back to its queue (fresh retries) and reopen its job.
-
-    The job row is locked while the message is sent and committed right after, so a worker
-    that picks the message up at once waits for ``queued`` to be written, never the reverse.
+    """Send one dead letter back to its queue (fresh retries) and reopen its job
+    (:func:`app.jobs.reopening`).
 
     :raises DeadLetterNotFound: no such dead letter.
     :raises NotReplayable: it holds bytes that never decoded as a message.
@@ -99,31 +99,25 @@ def retry(letters: DeadLetters, sessions: sessionmaker[Session], dead_letter_id:
     dead_letter_id = str(dead_letter_id)
     letter = letters.get(dead_letter_id)
     if letter is None:
-        raise DeadLetterNotFound(f"no dead letter {dead_letter_id}")
+        raise DeadLetterNotFound(dead_letter_id)
     if letter.payload is None:
         raise NotReplayable(f"dead letter {dead_letter_id} is not a decodable message")
     target = pipeline_job(letter)
     if target is None:
         return Replayed(dead_letter_id, _replay(letters, dead_letter_id))
     job_id, stage = target
-    with sessions.begin() as session:
-        job = session.get(Job, job_id, with_for_update=True)
-        if job is not None:
-            job.status, job.error, job.finished_at = "queued", None, None
-            where = f" (stage {stage})" if stage else ""
-            session.add(
-                JobEvent(job_id=job_id, stage=stage, level="warning",
-                         message=f"replayed from dead letter {dead_letter_id}{where}")
-            )  # fmt: skip
-        message_id = _replay(letters, dead_letter_id)  # raises: the job update rolls back
-    return Replayed(dead_letter_id, message_id, job_id if job is not None else None)
+    where = f" (stage {stage})" if stage else ""
+    why = f"replayed from dead letter {dead_letter_id}{where}"
+    with reopening(sessions, job_id, stage, why=why) as found:
+        message_id = _replay(letters, dead_letter_id)  # raises: the job stays as it was
+    return Replayed(dead_letter_id, message_id, job_id if found else None)
 
 
 def _replay(letters: DeadLetters, dead_letter_id: str) -> str:
     try:
         return letters.replay(dead_letter_id)
     except KeyError as exc:  # gone between get() and replay(): replayed or deleted meanwhile
-        raise DeadLetterNotFound(f"no dead letter {dead_letter_id}") from exc
+        raise DeadLetterNotFound(dead_letter_id) from exc
     except ValueError as exc:
         raise NotReplayable(str(exc)) from exc
 
@@ -159,7 +153,7 @@ def delete(letters: DeadLetters, dead_letter_id: str) -> None:
     :raises DeadLetterNotFound: no such dead letter.
     """
     if not letters.delete(str(dead_letter_id)):
-        raise DeadLetterNotFound(f"no dead letter {dead_letter_id}")
+        raise DeadLetterNotFound(dead_letter_id)
 
 
 def purge(letters: DeadLetters, *, queue: str | None = None, actor: str | None = None) -> int:

@@ -1,6 +1,6 @@
 """Admin routes over the dead letters: list, show, retry (one, some or all), delete, purge.
 
-Thin HTTP wrappers around :mod:`app.dead_letter_ops`, the code ``phantomchain dlq`` runs too.
+Thin HTTP wrappers around :mod:`app.dead_letters`, the code ``phantomchain dlq`` runs too.
 Every route needs the admin token: a dead letter's payload and traceback are internals.
 """
 
@@ -8,56 +8,46 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from app import dead_letter_ops as ops
-from app.web import ApiError, int_arg, require_admin, sessions
+from app import dead_letters as ops
+from app.api.auth import require_admin
+from app.api.current import broker, sessions
+from app.api.errors import ApiError
+from app.api.params import int_arg
+from broker.dead_letters import DeadLetters
 
-dead_letters = Blueprint("dead_letters", __name__)
+bp = Blueprint("dead_letters", __name__)
 MAX_PAGE = 1000
 
 
-def _letters():
-    from tasks.broker import broker  # NATS is touched on first use, not at import
-
-    return broker.dead_letters
+def _letters() -> DeadLetters:
+    return broker().dead_letters
 
 
 def _filters() -> dict[str, str | None]:
     return {"queue": request.args.get("queue") or None, "actor": request.args.get("actor") or None}
 
 
-def _not_found(exc: ops.DeadLetterNotFound) -> ApiError:
-    return ApiError(404, "not_found", str(exc))
-
-
-@dead_letters.get("/api/dead-letters")
+@bp.get("/api/dead-letters")
 @require_admin
 def list_dead_letters():
     letters = ops.list_letters(_letters(), **_filters(), limit=int_arg("limit", 100, 1, MAX_PAGE))
     return jsonify({"dead_letters": letters, "count": len(letters)})
 
 
-@dead_letters.get("/api/dead-letters/<dead_letter_id>")
+@bp.get("/api/dead-letters/<dead_letter_id>")
 @require_admin
 def get_dead_letter(dead_letter_id: str):
-    try:
-        return jsonify(ops.show(_letters(), dead_letter_id))
-    except ops.DeadLetterNotFound as exc:
-        raise _not_found(exc) from exc
+    return jsonify(ops.show(_letters(), dead_letter_id))
 
 
-@dead_letters.post("/api/dead-letters/<dead_letter_id>/retry")
+@bp.post("/api/dead-letters/<dead_letter_id>/retry")
 @require_admin
 def retry_dead_letter(dead_letter_id: str):
-    try:
-        replayed = ops.retry(_letters(), sessions(), dead_letter_id)
-    except ops.DeadLetterNotFound as exc:
-        raise _not_found(exc) from exc
-    except ops.NotReplayable as exc:
-        raise ApiError(409, "not_replayable", str(exc)) from exc
+    replayed = ops.retry(_letters(), sessions(), dead_letter_id)
     return jsonify(replayed.to_dict()), 202
 
 
-@dead_letters.post("/api/dead-letters/retry")
+@bp.post("/api/dead-letters/retry")
 @require_admin
 def retry_dead_letters():
     """Body ``{"ids": [...]}`` or ``{"all": true, "queue": ..., "actor": ...}``."""
@@ -81,17 +71,14 @@ def retry_dead_letters():
     return jsonify(report.to_dict()), 202 if report.retried else 200
 
 
-@dead_letters.delete("/api/dead-letters/<dead_letter_id>")
+@bp.delete("/api/dead-letters/<dead_letter_id>")
 @require_admin
 def delete_dead_letter(dead_letter_id: str):
-    try:
-        ops.delete(_letters(), dead_letter_id)
-    except ops.DeadLetterNotFound as exc:
-        raise _not_found(exc) from exc
+    ops.delete(_letters(), dead_letter_id)
     return "", 204
 
 
-@dead_letters.delete("/api/dead-letters")
+@bp.delete("/api/dead-letters")
 @require_admin
 def purge_dead_letters():
     return jsonify({"purged": ops.purge(_letters(), **_filters())})

@@ -16,6 +16,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from app.api.current import broker
 from app.logs import reset_context
 from app.metrics import QueueCollector, metrics, render
 
@@ -70,8 +71,5 @@ def _finish(response: Response) -> Response:
 
 
 def _serve_metrics() -> Response:
-    from tasks import pipeline  # declares the pipeline's queues, so they are reported
-
-    broker = pipeline.broker
-    body, content_type = render((QueueCollector(broker),))
+    body, content_type = render((QueueCollector(broker()),))
     return Response(body, content_type=content_type)

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import click
 
+from app.cli.common import table
+from audio.formats import UnknownFormat, parse_formats
+
 #: The keys of a record, in order (DESIGN.md's list, then extras).
 FIELDS = (
     "path",
@@ -56,18 +59,12 @@ def failed(path: str, message: str) -> dict:
     return record
 
 
-def parse_formats(value: str | None) -> tuple[str, ...]:
-    from audio.transcode import FORMATS
-
-    if not value:
-        return ()
-    formats = tuple(f.strip().lower() for f in value.split(",") if f.strip())
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown format {', '.join(unknown)}; choose from {', '.join(FORMATS)}"
-        )
-    return formats
+def wanted_formats(value: str | None) -> tuple[str, ...]:
+    """``--formats``: none unless asked for."""
+    try:
+        return parse_formats(value, default=())
+    except UnknownFormat as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @click.command("analyze")
@@ -86,7 +83,7 @@ def analyze(
     files: tuple[str, ...], as_json: bool, formats: str | None, out_dir: str | None, jobs: int
 ) -> None:
     """Measure loudness (EBU R128), tempo, key and waveform of FILES."""
-    wanted = parse_formats(formats)
+    wanted = wanted_formats(formats)
     if wanted and out_dir is None:
         out_dir = "."
     records = _run(list(files), wanted, out_dir, jobs, show_progress=not as_json)
@@ -142,10 +139,7 @@ def _table(records: list[dict]) -> str:
                 r["error"] or "",
             )
         )
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(line.rstrip() for line in lines)
+    return table(headers, rows)
 
 
 def _number(value: float | None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-openapi = Blueprint("openapi", __name__)
+bp = Blueprint("openapi", __name__)
 
 _ERROR = {
     "description": "error",
@@ -193,6 +193,6 @@ DOCUMENT = {
 }
 
 
-@openapi.get("/api/openapi.json")
+@bp.get("/api/openapi.json")
 def document():
     return jsonify(DOCUMENT)

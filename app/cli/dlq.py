@@ -1,6 +1,6 @@
 """``phantomchain dlq``: inspect, replay and drop dead letters from a terminal.
 
-The same operations as the admin routes (:mod:`app.dead_letter_ops`, imported inside each
+The same operations as the admin routes (:mod:`app.dead_letters`, imported inside each
 command so ``phantomchain --help`` stays fast), on the NATS and database named by the
 environment. Tables for people, ``--json`` for scripts. Exit status: 0 done, 1 something asked
 for was not there (unknown id) or a server did not answer, 2 bad settings.
@@ -8,18 +8,23 @@ for was not there (unknown id) or a server did not answer, 2 bad settings.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from app.cli_common import (
-    dead_letters,
+from app.cli.common import (
     echo_json,
     fail,
     handle_errors,
     load_config,
+    make_broker,
     make_sessions,
     short,
     table,
 )
+
+if TYPE_CHECKING:
+    from broker.dead_letters import DeadLetters
 
 
 @click.group("dlq")
@@ -35,10 +40,9 @@ def dlq() -> None:
 @handle_errors
 def list_command(queue: str | None, actor: str | None, limit: int, as_json: bool) -> None:
     """Dead letters, oldest first."""
-    from app import dead_letter_ops as ops
+    from app import dead_letters as ops
 
-    load_config()
-    letters = ops.list_letters(dead_letters(), queue=queue, actor=actor, limit=limit)
+    letters = ops.list_letters(_letters(), queue=queue, actor=actor, limit=limit)
     if as_json:
         echo_json(letters)
         return
@@ -59,11 +63,10 @@ def list_command(queue: str | None, actor: str | None, limit: int, as_json: bool
 @handle_errors
 def show_command(dead_letter_id: str, as_json: bool) -> None:
     """One dead letter: payload, actor, queue, deliveries, reason and traceback."""
-    from app import dead_letter_ops as ops
+    from app import dead_letters as ops
 
-    load_config()
     try:
-        letter = ops.show(dead_letters(), dead_letter_id)
+        letter = ops.show(_letters(), dead_letter_id)
     except ops.DeadLetterNotFound as exc:
         fail(str(exc))
     if as_json:
@@ -98,7 +101,7 @@ def retry_command(
     ids: tuple[str, ...], everything: bool, queue: str | None, actor: str | None, as_json: bool
 ) -> None:
     """Send dead letters back to their queue with fresh retries (jobs go back to queued)."""
-    from app import dead_letter_ops as ops
+    from app import dead_letters as ops
 
     if bool(ids) == everything:
         raise click.UsageError("give dead-letter IDs or --all, not both and not neither")
@@ -106,7 +109,7 @@ def retry_command(
         raise click.UsageError("--queue and --actor only go with --all")
     config = load_config()
     report = ops.retry_many(
-        dead_letters(), make_sessions(config),
+        make_broker(config).dead_letters, make_sessions(config),
         ids=list(ids) if ids else None, queue=queue, actor=actor,
     )  # fmt: skip
     if as_json:
@@ -130,10 +133,9 @@ def retry_command(
 @handle_errors
 def delete_command(ids: tuple[str, ...]) -> None:
     """Drop dead letters for good."""
-    from app import dead_letter_ops as ops
+    from app import dead_letters as ops
 
-    load_config()
-    letters, missing = dead_letters(), []
+    letters, missing = _letters(), []
     for dead_letter_id in ids:
         try:
             ops.delete(letters, dead_letter_id)
@@ -152,16 +154,21 @@ def delete_command(ids: tuple[str, ...]) -> None:
 @handle_errors
 def purge_command(queue: str | None, actor: str | None, yes: bool) -> None:
     """Drop every dead letter (of one queue and/or actor)."""
-    from app import dead_letter_ops as ops
+    from app import dead_letters as ops
 
-    load_config()
+    letters = _letters()
     what = " and ".join(
         part for part in (queue and f"queue {queue}", actor and f"actor {actor}") if part
     )
     if not yes:
         click.confirm(f"Delete every dead letter{' of ' + what if what else ''}?", abort=True)
-    removed = ops.purge(dead_letters(), queue=queue, actor=actor)
+    removed = ops.purge(letters, queue=queue, actor=actor)
     click.echo(f"purged {removed} dead letter{'s' if removed != 1 else ''}")
+
+
+def _letters() -> DeadLetters:
+    """The dead letters of the broker the settings name."""
+    return make_broker(load_config()).dead_letters
 
 
 def _args(letter: dict) -> str:

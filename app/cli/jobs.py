@@ -1,14 +1,24 @@
 """``phantomchain jobs``: list, inspect and retry jobs from a terminal.
 
-The same code as ``GET /api/jobs…`` and ``POST /api/jobs/<id>/retry`` (:mod:`app.job_ops`), on
-the database (and, to retry, NATS) named by the environment. Exit status as ``dlq``'s.
+The same code as ``GET /api/jobs…`` and ``POST /api/jobs/<id>/retry`` (:mod:`app.jobs`, imported
+inside each command so ``phantomchain --help`` stays fast), on the database (and, to retry, NATS)
+named by the environment. Exit status as ``dlq``'s.
 """
 
 from __future__ import annotations
 
 import click
 
-from app.cli_common import echo_json, fail, handle_errors, load_config, make_sessions, short, table
+from app.cli.common import (
+    echo_json,
+    fail,
+    handle_errors,
+    load_config,
+    make_broker,
+    make_sessions,
+    short,
+    table,
+)
 
 
 @click.group("jobs")
@@ -23,12 +33,13 @@ def jobs() -> None:
 @handle_errors
 def list_command(status: str | None, limit: int, as_json: bool) -> None:
     """Jobs, newest first."""
-    from app import job_ops
-    from app.models import JOB_STATUSES
+    from app import jobs as service
 
-    if status is not None and status not in JOB_STATUSES:
-        raise click.BadParameter(f"must be one of {', '.join(JOB_STATUSES)}", param_hint="--status")
-    rows, total = job_ops.list_jobs(make_sessions(load_config()), status=status, limit=limit)
+    try:
+        service.check_status(status)
+    except service.BadStatus as exc:
+        raise click.BadParameter(str(exc).removeprefix("status "), param_hint="--status") from exc
+    rows, total = service.list_jobs(make_sessions(load_config()), status=status, limit=limit)
     if as_json:
         echo_json({"jobs": rows, "total": total})
         return
@@ -47,11 +58,11 @@ def list_command(status: str | None, limit: int, as_json: bool) -> None:
 @handle_errors
 def show_command(job_id: str, as_json: bool) -> None:
     """One job and its events, oldest first."""
-    from app import job_ops
+    from app import jobs as service
 
     try:
-        job = job_ops.get_job(make_sessions(load_config()), job_id)
-    except job_ops.JobNotFound as exc:
+        job = service.get_job(make_sessions(load_config()), job_id)
+    except service.JobNotFound as exc:
         fail(str(exc))
     if as_json:
         echo_json(job)
@@ -76,14 +87,15 @@ def show_command(job_id: str, as_json: bool) -> None:
 @handle_errors
 def retry_command(job_ids: tuple[str, ...]) -> None:
     """Run failed jobs again from their first stage (as ``POST /api/jobs/<id>/retry``)."""
-    from app import job_ops
+    from app import jobs as service
 
-    sessions = make_sessions(load_config())
+    config = load_config()
+    sessions, broker = make_sessions(config), make_broker(config)
     problems = 0
     for job_id in job_ids:
         try:
-            job_ops.retry_job(sessions, job_id)
-        except (job_ops.JobNotFound, job_ops.JobNotFailed) as exc:
+            service.retry_job(sessions, broker, job_id)
+        except (service.JobNotFound, service.JobNotFailed) as exc:
             click.echo(f"error: {exc}", err=True)
             problems += 1
             continue

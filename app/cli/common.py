@@ -1,4 +1,4 @@
-"""What the admin CLI commands (``dlq``, ``jobs``) share: settings, errors, tables.
+"""What the commands share: settings, the services' connections, errors, tables.
 
 Operators run these in a hurry: every expected failure (bad settings, unknown id, a server
 that does not answer) ends with one line on stderr and a meaningful exit status — 2 for
@@ -8,7 +8,6 @@ configuration, 1 for the rest — never a stack trace.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
@@ -16,12 +15,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from app.config import Config, ConfigError
+from app.config import Config, ConfigError, cli_environment
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from broker.dead_letters import DeadLetters
+    from broker import NatsBroker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,24 +34,24 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 
 
 def load_config() -> Config:
-    """Settings from the environment; a bad one ends the command with exit status 2."""
+    """Settings from the environment — completed by a running ``make run``'s ``var/dev.env``
+    where unset; a bad one ends the command with exit status 2."""
     try:
-        return Config.from_env()
+        return Config.from_env(cli_environment())
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
 
 
 def make_sessions(config: Config) -> sessionmaker[Session]:
-    from app.db import make_engine, make_session_factory
+    from app.db import make_sessions  # the database driver loads only for commands that use it
 
-    return make_session_factory(make_engine(config.database_url))
+    return make_sessions(config.database_url)
 
 
-def dead_letters() -> DeadLetters:
-    """The broker's dead letters (importing the broker reads ``NATS_URL``: load_config first)."""
-    from tasks.broker import broker
+def make_broker(config: Config) -> NatsBroker:
+    from app.queue import make_broker  # dramatiq and nats-py load only for commands that use it
 
-    return broker.dead_letters
+    return make_broker(config.nats_url)
 
 
 def handle_errors(command: F) -> F:
@@ -72,7 +71,7 @@ def handle_errors(command: F) -> F:
         except OperationalError as exc:
             fail(f"cannot reach the database: {exc.orig or exc}")
         except (BrokerConnectionError, *TRANSIENT_ERRORS) as exc:
-            url = os.environ.get("NATS_URL") or Config.nats_url
+            url = load_config().nats_url
             fail(f"cannot reach NATS at {url}: {type(exc).__name__} {exc}".rstrip())
 
     return run  # type: ignore[return-value]

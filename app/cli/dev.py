@@ -19,22 +19,47 @@ from pathlib import Path
 
 import click
 
+from app.cli.common import EXIT_CONFIG, fail
+from app.config import Config, ConfigError, environment, write_dev_env
+from app.db import ALEMBIC_INI
 from app.embedded.nats_server import NatsServer, free_port, port_answers
 
 #: Seconds the API and the workers get to stop; a stage still running after half of it is
 #: handed back to the queue (it runs again on the next start).
 SHUTDOWN_S = 20
+#: Stands in for the database's URL while the settings are checked, before PostgreSQL starts.
+PENDING_DATABASE_URL = "postgresql://embedded-postgres/phantomchain"
+
+
+def dev_defaults(var: Path) -> dict[str, str]:
+    """What ``make run`` uses where a variable is not set: everything under ``var``, text logs."""
+    return {
+        "STORAGE_URL": f"file://{var / 'storage'}",
+        "LOG_FORMAT": "text",  # people read these
+        "METRICS_DIR": str(var / "metrics"),
+    }
 
 
 class Stack:
-    """The child processes of the dev stack, stopped in reverse order."""
+    """The child processes of the dev stack, stopped in reverse order.
 
-    def __init__(self, var: Path, port: int) -> None:
+    :raises ConfigError: the settings are wrong (checked before anything starts).
+    """
+
+    def __init__(self, var: Path, port: int | None = None) -> None:
         self.var = var.resolve()
-        self.port = port
-        self.nats = NatsServer(store_dir=self.var / "nats")
+        self.nats = NatsServer(store_dir=self.var / "nats", port=free_port())
+        self.env = environment(
+            dev_defaults(self.var), DATABASE_URL=PENDING_DATABASE_URL, NATS_URL=self.nats.url
+        )
+        self.config = Config.from_env(self.env)
+        self.port = port or self.config.port
         self.postgres = None
         self.children: list[subprocess.Popen] = []
+
+    @property
+    def dev_env(self) -> Path:
+        return self.var / "dev.env"
 
     def start(self) -> None:
         from app.embedded.postgres import EmbeddedPostgres
@@ -44,33 +69,25 @@ class Stack:
         click.echo(f"nats-server   {self.nats.url}  (data in {self.var / 'nats'})")
         self.postgres = EmbeddedPostgres(self.var / "pg")
         self.postgres.start()
-        database_url = self.postgres.create_database("phantomchain")
-        click.echo(f"postgres      {database_url}")
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "NATS_URL": self.nats.url,
-            "STORAGE_URL": os.environ.get("STORAGE_URL", f"file://{self.var / 'storage'}"),
-            "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # people read these
-            "METRICS_DIR": os.environ.get("METRICS_DIR", str(self.var / "metrics")),
-        }
+        self.env["DATABASE_URL"] = self.postgres.create_database("phantomchain")
+        click.echo(f"postgres      {self.env['DATABASE_URL']}")
+        env = self.env
         bin_dir = Path(sys.executable).parent
         subprocess.run(
-            [str(bin_dir / "alembic"), "upgrade", "head"], env=env, check=True,
-            cwd=Path(__file__).resolve().parents[1],
+            [str(bin_dir / "alembic"), "-c", str(ALEMBIC_INI), "upgrade", "head"], env=env,
+            check=True, cwd=ALEMBIC_INI.parent,
         )  # fmt: skip
-        processes = os.environ.get("WORKER_PROCESSES", "2")
-        threads = os.environ.get("WORKER_THREADS", "1")
+        processes, threads = self.config.worker_processes, self.config.worker_threads
         self._spawn(
             [str(bin_dir / "dramatiq"), "tasks.pipeline", "--skip-logging",
-             "--processes", processes, "--threads", threads,
+             "--processes", str(processes), "--threads", str(threads),
              "--worker-shutdown-timeout", str(int(SHUTDOWN_S * 1000 / 2))],
             env,
         )  # fmt: skip
         self._spawn(
-            [str(bin_dir / "gunicorn"), "--config", "python:app.gunicorn_conf",
+            [str(bin_dir / "gunicorn"), "--config", "python:app.api.gunicorn_conf",
              "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--graceful-timeout", "10",
-             "app.web:create_app()"],
+             "app.api:create_app()"],
             env,
         )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -78,11 +95,15 @@ class Stack:
             if time.monotonic() > deadline or any(c.poll() is not None for c in self.children):
                 raise click.ClickException("the API did not start; see the output above")
             time.sleep(0.1)
+        write_dev_env(self.dev_env, env)
         click.echo(f"API           http://127.0.0.1:{self.port}  (workers: {processes}×{threads})")
-        metrics_port = os.environ.get("WORKER_METRICS_PORT", "9191")
         click.echo(
             f"metrics       http://127.0.0.1:{self.port}/metrics, "
-            f"workers http://127.0.0.1:{metrics_port}/metrics"
+            f"workers http://127.0.0.1:{self.config.worker_metrics_port}/metrics"
+        )
+        click.echo(
+            f"settings      {self.dev_env}  (read by `.venv/bin/phantomchain jobs list`, "
+            "`dlq list` … run from this folder)"
         )
         click.echo("Ctrl-C stops everything.")
 
@@ -113,6 +134,7 @@ class Stack:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child.pid, signal.SIGKILL)
         self.children.clear()
+        self.dev_env.unlink(missing_ok=True)
         if self.postgres is not None:
             self.postgres.stop()
             self.postgres = None
@@ -123,11 +145,13 @@ class Stack:
 @click.option("--var", "var", default="var", show_default=True, help="Where data is kept.")
 def dev(var: str) -> None:
     """Run NATS, Postgres, migrations, the API and two workers; Ctrl-C stops all."""
-    port = int(os.environ.get("PORT", "8080"))
-    if port_answers("127.0.0.1", port):
-        port = free_port()
-        click.echo(f"port 8080 is taken; using {port} (set PORT to choose)")
-    stack = Stack(Path(var), port)
+    try:
+        stack = Stack(Path(var))
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    if port_answers("127.0.0.1", stack.port):
+        taken, stack.port = stack.port, free_port()
+        click.echo(f"port {taken} is taken; using {stack.port} (set PORT to choose)")
 
     def terminate(signum, frame):
         raise KeyboardInterrupt

@@ -1,0 +1,27 @@
+"""What a request works with, made once by :func:`app.api.create_app` and kept on the app:
+the configuration, database sessions, storage and the broker."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Config
+from app.storage import Storage
+from broker import NatsBroker
+
+
+def config() -> Config:
+    return current_app.config["PHANTOMCHAIN"]
+
+
+def sessions() -> sessionmaker[Session]:
+    return current_app.extensions["sessions"]
+
+
+def storage() -> Storage:
+    return current_app.extensions["storage"]
+
+
+def broker() -> NatsBroker:
+    return current_app.extensions["broker"]

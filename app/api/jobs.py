@@ -1,0 +1,75 @@
+"""Jobs: list and inspect them, follow one live (Server-Sent Events), re-run a failed one."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from app import jobs
+from app.api.auth import require_admin, require_token
+from app.api.current import broker, sessions
+from app.api.params import int_arg
+
+bp = Blueprint("jobs", __name__)
+MAX_PAGE = 200
+
+
+@bp.get("/api/jobs")
+@require_token
+def list_jobs():
+    status = jobs.check_status(request.args.get("status"))
+    limit = int_arg("limit", 50, 1, MAX_PAGE)
+    offset = int_arg("offset", 0, 0, 10**9)
+    rows, total = jobs.list_jobs(sessions(), status=status, limit=limit, offset=offset)
+    return jsonify({"jobs": rows, "total": total, "limit": limit, "offset": offset})
+
+
+@bp.get("/api/jobs/<job_id>")
+@require_token
+def get_job(job_id: str):
+    return jsonify(jobs.get_job(sessions(), job_id))
+
+
+@bp.get("/api/jobs/<job_id>/events")
+@require_token
+def job_events(job_id: str):
+    """Server-Sent Events: each new event, then the job's state, until it is done or failed."""
+    factory = sessions()
+    jobs.events_after(factory, job_id, 0)  # 404 now, before the stream starts
+
+    def stream():
+        last_id = 0
+        while True:
+            job, new = jobs.events_after(factory, job_id, last_id)
+            for event in new:
+                last_id = event["id"]
+                yield f"id: {event['id']}\nevent: progress\ndata: {json.dumps(event)}\n\n"
+            if job["status"] in ("done", "failed"):
+                yield f"event: {job['status']}\ndata: {json.dumps(job)}\n\n"
+                return
+            yield ": waiting\n\n"
+            time.sleep(0.5)
+
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+
+
+@bp.post("/api/jobs/<job_id>/retry")
+@require_admin
+def retry_job(job_id: str):
+    jobs.retry_job(sessions(), broker(), job_id)
+    return jsonify({"id": job_id, "status": "queued"}), 202
+
+
+@bp.patch("/api/jobs/<job_id>")
+@require_admin
+def patch_job(job_id: str):
+    """The Go service's PATCH, now admin-only: set ``status`` (and ``error``)."""
+    body = request.get_json(silent=True) or {}
+    return jsonify(
+        jobs.set_status(
+            sessions(), job_id, body.get("status"), body.get("error"), set_error="error" in body
+        )
+    )

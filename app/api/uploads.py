@@ -1,0 +1,173 @@
+"""Uploads: receive a file (streamed to storage, sniffed, hashed), queue its job, serve results.
+
+The Go service's routes stay as aliases: ``POST /upload``, ``GET /uploads/<id>``,
+``GET /uploads/<id>/analysis``. (The ``/api`` rule of each view is declared first, nearest the
+function, so ``url_for`` builds links to it.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+from dramatiq.errors import BrokerConnectionError
+from flask import Blueprint, Response, jsonify, request, url_for
+from sqlalchemy.exc import IntegrityError
+from werkzeug.utils import secure_filename
+
+from app import jobs, uploads
+from app.api.auth import require_token
+from app.api.current import broker, sessions, storage
+from app.api.errors import ApiError
+from app.logs import bind
+from app.metrics import metrics
+from app.models import Analysis, Output, Upload, new_id
+from app.queue import start_job
+from audio.formats import FORMATS, parse_formats
+from audio.sniff import HEAD_BYTES, sniff
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("uploads", __name__)
+CHUNK = 1 << 20
+
+
+def links(upload_id: str, job_id: str) -> dict:
+    return {
+        "upload": url_for("uploads.get_upload", upload_id=upload_id),
+        "analysis": url_for("uploads.get_analysis", upload_id=upload_id),
+        "job": url_for("jobs.get_job", job_id=job_id),
+        "events": url_for("jobs.job_events", job_id=job_id),
+    }
+
+
+def accepted(done: uploads.Accepted):
+    body = {"upload_id": done.upload_id, "job_id": done.job_id, "status": done.status,
+            "links": links(done.upload_id, done.job_id)}  # fmt: skip
+    return jsonify(body), 202
+
+
+@bp.post("/upload")
+@bp.post("/api/uploads")
+@require_token
+def create_upload():
+    key = request.headers.get("Idempotency-Key", "").strip() or None
+    if key is not None:
+        earlier = uploads.by_idempotency_key(sessions(), key)
+        if earlier is not None:
+            return accepted(earlier)
+    file = request.files.get("file")
+    if file is None:
+        raise ApiError(400, "no_file", "send the audio as a multipart form field named 'file'")
+    formats = parse_formats(request.form.get("formats") or request.args.get("formats"))
+    head = file.stream.read(HEAD_BYTES)
+    kind = sniff(head)
+    if kind is None:
+        raise ApiError(400, "not_audio", "not an audio file (MP3, WAV, FLAC, Ogg, M4A or AIFF)")
+    extension, content_type = kind
+    upload_id = new_id()
+    filename = secure_filename(file.filename or "") or f"upload.{extension}"
+    chunks = itertools.chain([head], iter(lambda: file.stream.read(CHUNK), b""))
+    stored = storage().save(f"uploads/{upload_id}/original.{extension}", chunks)
+    upload = Upload(
+        id=upload_id, filename=filename[:255], content_type=content_type,
+        size_bytes=stored.size, sha256=stored.sha256, storage_key=stored.key,
+        idempotency_key=key,
+    )  # fmt: skip
+    try:
+        done = uploads.record(sessions(), upload, list(formats))
+    except IntegrityError:  # the same Idempotency-Key raced us: answer with the first upload
+        storage().delete(stored.key)
+        earlier = uploads.by_idempotency_key(sessions(), key) if key else None
+        if earlier is None:
+            raise
+        return accepted(earlier)
+    bind(upload_id=done.upload_id, job_id=done.job_id)
+    metrics().uploads.inc()
+    metrics().upload_bytes.inc(stored.size)
+    _queue(done.job_id)
+    logger.info("upload %s stored (%d bytes), job %s queued", upload_id, stored.size, done.job_id)
+    return accepted(done)
+
+
+def _queue(job_id: str) -> None:
+    try:
+        start_job(broker(), job_id)
+    except BrokerConnectionError as exc:
+        logger.error("could not queue job %s: %s", job_id, exc)
+        jobs.job_failed(sessions(), job_id, "queue", "could not be queued; retry the job")
+        raise ApiError(503, "queue_unavailable", "the job queue is unreachable; retry") from exc
+
+
+@bp.get("/uploads/<upload_id>")
+@bp.get("/api/uploads/<upload_id>")
+@require_token
+def get_upload(upload_id: str):
+    return jsonify(uploads.upload_dict(uploads.get_upload(sessions(), upload_id)))
+
+
+@bp.get("/uploads/<upload_id>/analysis")
+@bp.get("/api/uploads/<upload_id>/analysis")
+@require_token
+def get_analysis(upload_id: str):
+    found = uploads.analysis(sessions(), upload_id)
+    if isinstance(found, uploads.Pending):
+        body = {"status": found.status, "stage": found.stage, "progress": found.progress}
+        return jsonify(body), 202
+    return jsonify(analysis_dict(*found))
+
+
+def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
+    key = f"{analysis.key} {analysis.key_scale}" if analysis.key else None
+    return {
+        "upload_id": analysis.upload_id,
+        "integrated_lufs": analysis.integrated_lufs,
+        "loudness_range_lu": analysis.loudness_range_lu,
+        "true_peak_dbtp": analysis.true_peak_dbtp,
+        "sample_peak_dbfs": analysis.sample_peak_dbfs,
+        "short_term_lufs": analysis.short_term_lufs,
+        "bpm": analysis.bpm,
+        "bpm_confidence": analysis.bpm_confidence,
+        "key": key,
+        "key_scale": analysis.key_scale,
+        "key_confidence": analysis.key_confidence,
+        "camelot": analysis.camelot,
+        "waveform": {
+            "png": url_for("uploads.waveform", upload_id=analysis.upload_id, kind="png"),
+            "json": url_for("uploads.waveform", upload_id=analysis.upload_id, kind="json"),
+        },
+        "outputs": {
+            o.format: {
+                "url": url_for("uploads.get_output", upload_id=o.upload_id, fmt=o.format),
+                "size_bytes": o.size_bytes,
+                "bitrate": o.bitrate,
+            }
+            for o in outputs
+        },
+    }
+
+
+def _stream(key: str, mimetype: str, filename: str | None = None) -> Response:
+    response = Response(storage().read_chunks(key), mimetype=mimetype)
+    if filename:
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.get("/api/uploads/<upload_id>/outputs/<fmt>")
+@require_token
+def get_output(upload_id: str, fmt: str):
+    upload, output = uploads.output(sessions(), upload_id, fmt)
+    known = FORMATS.get(fmt)
+    stem = upload.filename.rsplit(".", 1)[0] or "audio"
+    name = f"{stem}.{known.extension}" if known else None
+    return _stream(output.storage_key, known.mime_type if known else "application/octet-stream",
+                   name)  # fmt: skip
+
+
+@bp.get("/api/uploads/<upload_id>/waveform.<kind>")
+@require_token
+def waveform(upload_id: str, kind: str):
+    if kind not in ("png", "json"):
+        raise ApiError(404, "not_found", "waveform.png or waveform.json")
+    key = uploads.waveform_key(sessions(), upload_id, kind)
+    return _stream(key, "image/png" if kind == "png" else "application/json")

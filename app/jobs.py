@@ -1,0 +1,261 @@
+"""A job's state and its story: the one place that changes a job's status, stage, progress
+and events, for the workers, the HTTP routes, the CLI and dead-letter replays alike.
+
+Each change is its own short transaction (the job row locked while it is written), so a crash
+loses at most the step in progress and readers see progress as it happens. The functions take
+a session factory rather than reaching for Flask's, so the terminal and the API run the very
+same code: a retry from the CLI is a retry from the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dramatiq
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.metrics import metrics
+from app.models import JOB_STATUSES, Job, JobEvent, utcnow
+from app.queue import start_job
+
+
+class JobNotFound(LookupError):
+    """No job with that id."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id}")
+
+
+class JobNotFailed(ValueError):
+    """Only a failed job may be retried; this one is queued, running or done."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id} is {status}, not failed")
+        self.status = status
+
+
+class BadStatus(ValueError):
+    """Not one of :data:`app.models.JOB_STATUSES`."""
+
+    def __init__(self) -> None:
+        super().__init__(f"status must be one of {', '.join(JOB_STATUSES)}")
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def job_dict(job: Job, events: list[JobEvent] | None = None) -> dict:
+    """A job as JSON (with its events when given)."""
+    body = {
+        "id": job.id,
+        "upload_id": job.upload_id,
+        "status": job.status,
+        "stage": job.stage,
+        "progress": job.progress,
+        "attempts": job.attempts,
+        "error": job.error,
+        "formats": job.formats,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+    if events is not None:
+        body["events"] = [event_dict(e) for e in events]
+    return body
+
+
+def event_dict(event: JobEvent) -> dict:
+    return {"id": event.id, "at": event.at.isoformat(), "stage": event.stage,
+            "level": event.level, "message": event.message}  # fmt: skip
+
+
+def check_status(status: str | None) -> str | None:
+    """``status`` if it is a job status (or ``None``).
+
+    :raises BadStatus: anything else.
+    """
+    if status is not None and status not in JOB_STATUSES:
+        raise BadStatus()
+    return status
+
+
+def list_jobs(
+    sessions: sessionmaker[Session], *, status: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[dict], int]:
+    """A page of jobs, newest first, and how many match in all.
+
+    :raises BadStatus: ``status`` is not a job status.
+    """
+    query = select(Job)
+    if check_status(status):
+        query = query.where(Job.status == status)
+    with sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(
+            query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+        ).all()
+        return [job_dict(j) for j in rows], total
+
+
+def get_job(sessions: sessionmaker[Session], job_id: str) -> dict:
+    """One job with its events, oldest event first.
+
+    :raises JobNotFound: no such job.
+    """
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job_dict(job, _events(session, job_id))
+
+
+def events_after(
+    sessions: sessionmaker[Session], job_id: str, last_id: int
+) -> tuple[dict, list[dict]]:
+    """The job, and its events newer than ``last_id`` (for a live stream).
+
+    :raises JobNotFound: no such job.
+    """
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job_dict(job), [event_dict(e) for e in _events(session, job_id, after=last_id)]
+
+
+def _events(session: Session, job_id: str, after: int = 0) -> list[JobEvent]:
+    return list(
+        session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.id > after)
+            .order_by(JobEvent.id)
+        ).all()
+    )
+
+
+# -- the pipeline's steps (workers) ----------------------------------------------------------
+
+
+def stage_started(sessions: sessionmaker[Session], job_id: str, stage: str, progress: int) -> str:
+    """Mark the stage running; returns the job's upload id.
+
+    :raises JobNotFound: no such job.
+    """
+    with sessions.begin() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None:
+            raise JobNotFound(job_id)
+        job.status = "running"
+        job.stage = stage
+        job.progress = max(job.progress, progress)
+        job.attempts += 1
+        job.started_at = job.started_at or utcnow()
+        session.add(JobEvent(job_id=job_id, stage=stage, level="info", message=f"{stage} started"))
+        return job.upload_id
+
+
+def stage_done(
+    sessions: sessionmaker[Session], job_id: str, stage: str, progress: int, message: str
+) -> None:
+    with sessions.begin() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        job.progress = max(job.progress, progress)
+        session.add(JobEvent(job_id=job_id, stage=stage, level="info", message=message))
+
+
+def stage_retrying(sessions: sessionmaker[Session], job_id: str, stage: str, reason: str) -> None:
+    with sessions.begin() as session:
+        session.add(
+            JobEvent(job_id=job_id, stage=stage, level="warning", message=f"will retry: {reason}")
+        )
+
+
+def job_done(sessions: sessionmaker[Session], job_id: str) -> None:
+    with sessions.begin() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        job.status, job.progress, job.stage, job.error = "done", 100, None, None
+        job.finished_at = utcnow()
+        session.add(JobEvent(job_id=job_id, stage="finalize", level="info", message="done"))
+    metrics().jobs_finished.labels("done").inc()
+
+
+def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason: str) -> None:
+    """The job ends ``failed`` with ``reason`` (a sentence for the person who uploaded)."""
+    with sessions.begin() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None:
+            return
+        job.status, job.error, job.finished_at = "failed", reason, utcnow()
+        session.add(JobEvent(job_id=job_id, stage=stage, level="error", message=reason))
+    metrics().jobs_finished.labels("failed").inc()
+
+
+# -- operators' actions (API and CLI) --------------------------------------------------------
+
+
+def retry_job(
+    sessions: sessionmaker[Session], broker: dramatiq.Broker, job_id: str, *, by: str = "an admin"
+) -> None:
+    """Run a failed job again from its first stage (the job is reset, an event says who).
+
+    :raises JobNotFound: no such job.
+    :raises JobNotFailed: the job is not failed (retrying a live job would run it twice).
+    """
+    with sessions.begin() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.status != "failed":
+            raise JobNotFailed(job_id, job.status)
+        job.status, job.error, job.progress, job.stage, job.finished_at = (
+            "queued", None, 0, None, None,
+        )  # fmt: skip
+        session.add(JobEvent(job_id=job_id, stage=None, level="info", message=f"retried by {by}"))
+    start_job(broker, job_id)
+
+
+@contextmanager
+def reopening(
+    sessions: sessionmaker[Session], job_id: str, stage: str | None, *, why: str
+) -> Iterator[bool]:
+    """Put a job back to ``queued`` (an event says ``why``) while the block sends the message
+    that runs it again; yields whether the job exists.
+
+    The job row stays locked until the block is over and is committed only if the block
+    succeeds: a worker that picks the message up at once waits for ``queued`` to be written,
+    never the reverse, and a failed send leaves the job as it was.
+    """
+    with sessions.begin() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is not None:
+            job.status, job.error, job.finished_at = "queued", None, None
+            session.add(JobEvent(job_id=job_id, stage=stage, level="warning", message=why))
+        yield job is not None
+
+
+def set_status(
+    sessions: sessionmaker[Session], job_id: str, status: str, error: str | None = None, *,
+    set_error: bool = False,
+) -> dict:  # fmt: skip
+    """The Go service's manual override (admins only): set ``status`` (and ``error`` when
+    ``set_error``); returns the job.
+
+    :raises BadStatus: ``status`` is not a job status.
+    :raises JobNotFound: no such job.
+    """
+    if status not in JOB_STATUSES:
+        raise BadStatus()
+    with sessions.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        job.status = status
+        if set_error:
+            job.error = error
+        session.add(
+            JobEvent(job_id=job_id, level="warning", message=f"status set to {status} by an admin")
+        )
+    with sessions() as session:
+        return job_dict(session.get(Job, job_id))

@@ -1,0 +1,54 @@
+"""The job queue: the broker built from :class:`app.config.Config`, and "start this job".
+
+The web process and the CLI only *send* pipeline messages; they name the pipeline's actor
+instead of importing it, so they never load the worker's code (nor the audio stack behind it).
+:mod:`tasks.pipeline` declares its actor with these same names, on a broker made here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage, default_middleware
+
+from broker import NatsBroker
+
+#: Prefix of every JetStream stream, subject and consumer of the service.
+NAMESPACE = "phantomchain"
+#: The queue and the actor that run the stages of a job (:func:`tasks.pipeline.run_stage`).
+PIPELINE_QUEUE = "pipeline"
+PIPELINE_ACTOR = "run_stage"
+
+
+def make_broker(
+    nats_url: str,
+    *,
+    middleware: Iterable[dramatiq.Middleware] = (),
+    namespace: str = NAMESPACE,
+) -> NatsBroker:
+    """The service's broker at ``nats_url`` (no I/O until first use), with the pipeline's
+    queue declared so that its figures are reported even where no actor is loaded."""
+    broker = NatsBroker(
+        nats_url,
+        namespace=namespace,
+        middleware=[m() for m in default_middleware] + [CurrentMessage(), *middleware],
+    )
+    broker.declare_queue(PIPELINE_QUEUE)
+    return broker
+
+
+def start_job(broker: dramatiq.Broker, job_id: str) -> None:
+    """Queue a job's first stage; returns once JetStream has stored the message.
+
+    :raises dramatiq.errors.BrokerConnectionError: NATS did not answer.
+    """
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=PIPELINE_QUEUE,
+            actor_name=PIPELINE_ACTOR,
+            args=(job_id,),
+            kwargs={},
+            options={},
+        )
+    )

@@ -1,0 +1,156 @@
+"""Uploads and what the pipeline made of them: the rows behind an upload's routes.
+
+Lookups raise typed errors (:class:`UploadNotFound`, :class:`OutputNotFound`,
+:class:`NotReady`, :class:`AnalysisFailed`) that ``app.api.errors`` turns into statuses, so
+every route says "not found" the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import Analysis, Job, Output, Upload
+
+
+class UploadNotFound(LookupError):
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"no upload {upload_id}")
+
+
+class OutputNotFound(LookupError):
+    def __init__(self, upload_id: str, fmt: str) -> None:
+        super().__init__(f"no {fmt} output for upload {upload_id}")
+
+
+class NotReady(Exception):
+    """Asked for something the pipeline has not made yet."""
+
+
+class AnalysisFailed(Exception):
+    """The upload's job failed: the message is its reason."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An upload and the job it started."""
+
+    upload_id: str
+    job_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The analysis is not there yet: the job's state."""
+
+    status: str
+    stage: str | None
+    progress: int
+
+
+def upload_dict(upload: Upload) -> dict:
+    return {
+        "id": upload.id,
+        "filename": upload.filename,
+        "content_type": upload.content_type,
+        "size_bytes": upload.size_bytes,
+        "sha256": upload.sha256,
+        "created_at": upload.created_at.isoformat(),
+        "duration_s": upload.duration_s,
+        "sample_rate": upload.sample_rate,
+        "channels": upload.channels,
+        "codec": upload.codec,
+        "bitrate": upload.bitrate,
+    }
+
+
+def record(sessions: sessionmaker[Session], upload: Upload, formats: list[str]) -> Accepted:
+    """Store the rows of a file already in storage, and its queued job.
+
+    :raises sqlalchemy.exc.IntegrityError: the upload's idempotency key is taken.
+    """
+    with sessions.begin() as session:
+        session.add(upload)
+        session.flush()
+        job = Job(upload_id=upload.id, formats=formats)
+        session.add(job)
+        session.flush()
+        return Accepted(upload.id, job.id, job.status)
+
+
+def by_idempotency_key(sessions: sessionmaker[Session], key: str) -> Accepted | None:
+    """The upload (and first job) an ``Idempotency-Key`` made, if any."""
+    with sessions() as session:
+        upload = session.scalars(select(Upload).where(Upload.idempotency_key == key)).first()
+        if upload is None:
+            return None
+        job = _jobs(session, upload.id).order_by(Job.created_at)
+        first = session.scalars(job).first()
+        return Accepted(upload.id, first.id, first.status)
+
+
+def get_upload(sessions: sessionmaker[Session], upload_id: str) -> Upload:
+    """:raises UploadNotFound: no such upload."""
+    with sessions() as session:
+        return _upload(session, upload_id)
+
+
+def analysis(
+    sessions: sessionmaker[Session], upload_id: str
+) -> tuple[Analysis, list[Output]] | Pending:
+    """The analysis and outputs when the upload's latest job is done, else its state.
+
+    :raises UploadNotFound: no such upload.
+    :raises AnalysisFailed: the job failed (the message says why).
+    """
+    with sessions() as session:
+        _upload(session, upload_id)
+        job = session.scalars(_jobs(upload_id).order_by(Job.created_at.desc())).first()
+        if job is not None and job.status == "failed":
+            raise AnalysisFailed(job.error or "the analysis failed")
+        if job is None or job.status != "done":
+            return Pending(job.status if job else "queued", job and job.stage,
+                           job.progress if job else 0)  # fmt: skip
+        outputs = session.scalars(select(Output).where(Output.upload_id == upload_id)).all()
+        return session.get(Analysis, upload_id), list(outputs)
+
+
+def output(sessions: sessionmaker[Session], upload_id: str, fmt: str) -> tuple[Upload, Output]:
+    """:raises UploadNotFound, OutputNotFound: no such upload, or no such output of it."""
+    with sessions() as session:
+        upload = _upload(session, upload_id)
+        found = session.scalars(
+            select(Output).where(Output.upload_id == upload_id, Output.format == fmt)
+        ).first()
+        if found is None:
+            raise OutputNotFound(upload_id, fmt)
+        return upload, found
+
+
+def waveform_key(sessions: sessionmaker[Session], upload_id: str, kind: str) -> str:
+    """The storage key of the waveform as ``png`` or ``json``.
+
+    :raises UploadNotFound: no such upload.
+    :raises NotReady: not drawn yet.
+    """
+    with sessions() as session:
+        _upload(session, upload_id)
+        found = session.get(Analysis, upload_id)
+        key = found and (found.waveform_png_key if kind == "png" else found.waveform_json_key)
+        if not key:
+            raise NotReady("the waveform is not drawn yet")
+        return key
+
+
+def _upload(session: Session, upload_id: str) -> Upload:
+    upload = session.get(Upload, upload_id)
+    if upload is None:
+        raise UploadNotFound(upload_id)
+    return upload
+
+
+def _jobs(upload_id: str):
+    return select(Job).where(Job.upload_id == upload_id)
