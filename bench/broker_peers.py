@@ -13,10 +13,13 @@ def make_broker(kind: str, url: str, namespace: str) -> dramatiq.Broker:
     if kind == "nats-metrics":  # ours, with the service's worker logs and metrics middleware
         from dramatiq.middleware import default_middleware
 
+        from app.config import Config, environment
         from broker import NatsBroker
         from tasks.observability import Observability
 
-        middleware = [m() for m in default_middleware] + [Observability()]
+        # The middleware reads only the metrics and log settings; no database is involved.
+        config = Config.from_env(environment(DATABASE_URL="postgresql://unused/bench"))
+        middleware = [m() for m in default_middleware] + [Observability(config)]
         return NatsBroker(url, namespace=namespace, middleware=middleware)
     if kind == "redis":
         from dramatiq.brokers.redis import RedisBroker

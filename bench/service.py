@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
-from app.dev import Stack  # noqa: E402
 
+from app.cli.dev import Stack  # noqa: E402
 from app.embedded.nats_server import free_port  # noqa: E402
 
 

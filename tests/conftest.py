@@ -14,6 +14,7 @@ import pytest
 from app.embedded.nats_server import NatsServer
 from app.embedded.postgres import EmbeddedPostgres
 from tests.containers import docker_answers, nats_container, postgres_container
+from tests.helpers import ROOT
 
 SYSTEM_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -114,11 +115,10 @@ def migrated_database_url(database_url: str) -> str:
     """A new database with the schema built by ``alembic upgrade head``."""
     import subprocess
     import sys
-    from pathlib import Path
 
     migrated = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
         env={**os.environ, "DATABASE_URL": database_url},
         capture_output=True,
         text=True,

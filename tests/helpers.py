@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+from app.queue import make_broker
+from broker import NatsBroker
+
+#: The project's root: where the Procfile, alembic.ini and deploy/ are.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def wait_for(
@@ -46,3 +54,9 @@ def song_flac(folder, bpm: float, tonic: str, mode: str, *, seconds: float, rate
     track = synthesize_track(bpm, tonic, mode, seconds=seconds, sample_rate=rate, seed=seed)
     path = write_audio(folder / "song.flac", track.samples, rate, "flac")
     return path.read_bytes()
+
+
+@functools.cache
+def service_broker(nats_url: str) -> NatsBroker:
+    """The service's broker (namespace ``phantomchain``) at ``nats_url``, one per URL."""
+    return make_broker(nats_url)

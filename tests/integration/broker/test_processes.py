@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from broker import NatsBroker
-from tests.helpers import wait_for
+from tests.helpers import ROOT, wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
 APP = "tests.integration.broker.worker_app"
 
 

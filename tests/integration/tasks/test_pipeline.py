@@ -15,19 +15,17 @@ from audio.decode import decode
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import write_audio
 
-ROOT = Path(__file__).resolve().parents[3]
-
 
 @pytest.fixture
-def pipeline(migrated_database_url, wheel_nats_url, tmp_path):
+def pipeline(migrated_database_url, wheel_nats_url, tmp_path, monkeypatch):
     """(pipeline module, worker context) on a fresh database, storage and namespace."""
     database_url = migrated_database_url
     os.environ.setdefault("NATS_URL", wheel_nats_url)
-    from tasks.broker import broker
-
+    monkeypatch.setenv("DATABASE_URL", database_url)  # the worker checks its settings at import
     from tasks import pipeline as module
     from tasks.context import configure
 
+    broker = module.broker
     ctx = configure(
         Config.from_env({"DATABASE_URL": database_url, "STORAGE_URL": f"file://{tmp_path}/store"})
     )

@@ -6,12 +6,13 @@ import os
 import subprocess
 import sys
 
+from app import metrics
 from app.metrics import MULTIPROC_ENV, process_identity, use_multiprocess_dir
 
 
 def test_fresh_directory_per_owner_and_stale_ones_removed(tmp_path, monkeypatch):
-    monkeypatch.setenv("METRICS_DIR", str(tmp_path))
     monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    monkeypatch.setattr(metrics, "_directory", None)  # this process counts in memory again after
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     stale = tmp_path / f"web-{gone.stdout.strip()}-1"
@@ -20,7 +21,7 @@ def test_fresh_directory_per_owner_and_stale_ones_removed(tmp_path, monkeypatch)
     other_role = tmp_path / f"worker-{gone.stdout.strip()}-1"
     other_role.mkdir()
 
-    directory = use_multiprocess_dir("web", os.getpid())
+    directory = use_multiprocess_dir(tmp_path, "web", os.getpid())
 
     assert directory == tmp_path / f"web-{process_identity(os.getpid())}"
     assert directory.is_dir() and not any(directory.iterdir())
@@ -29,7 +30,7 @@ def test_fresh_directory_per_owner_and_stale_ones_removed(tmp_path, monkeypatch)
     assert other_role.exists()  # another role's directories are its own master's business
     # The same live owner again (a second worker process of one master): kept, not wiped.
     (directory / "counter_2.db").write_bytes(b"live")
-    assert use_multiprocess_dir("web", os.getpid()) == directory
+    assert use_multiprocess_dir(tmp_path, "web", os.getpid()) == directory
     assert (directory / "counter_2.db").exists()
 
 

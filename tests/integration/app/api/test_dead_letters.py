@@ -17,18 +17,17 @@ from typing import Any
 
 import dramatiq
 import pytest
-from app.web import create_app
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from app.api import create_app
 from app.config import Config
 from app.models import Upload
 from broker.dead_letters import encode_record
-from tests.helpers import song_flac, stop_all, wait_for
-from tests.integration.api.test_api import upload, wait_done
+from tests.helpers import ROOT, service_broker, song_flac, stop_all, wait_for
+from tests.integration.app.api.test_api import upload, wait_done
 
-ROOT = Path(__file__).resolve().parents[3]
 PHANTOMCHAIN = Path(sys.executable).parent / "phantomchain"
 ADMIN = {"Authorization": "Bearer admin-token"}
 
@@ -75,7 +74,7 @@ class Stack:
 @pytest.fixture
 def make_stack(migrated_database_url, wheel_nats_url, tmp_path):
     os.environ.setdefault("NATS_URL", wheel_nats_url)
-    from tasks.broker import broker
+    broker = service_broker(os.environ["NATS_URL"])
 
     stacks: list[Stack] = []
 
@@ -106,7 +105,7 @@ def song(tmp_path_factory) -> bytes:
 
 def bury(queue: str, actor: str, args: list, reason: str = "RuntimeError: boom") -> str:
     """A dead letter as the consumer writes one (same record, same stream); returns its id."""
-    from tasks.broker import broker
+    broker = service_broker(os.environ["NATS_URL"])
 
     message = dramatiq.Message(queue_name=queue, actor_name=actor, args=tuple(args), kwargs={},
                                options={"max_retries": 3})  # fmt: skip
@@ -227,7 +226,7 @@ def test_bulk_retry_refuses_a_bad_body(make_stack, body):
 
 
 def test_bulk_retry_of_a_queue_reopens_its_jobs(make_stack, song):
-    from tasks.broker import broker
+    broker = service_broker(os.environ["NATS_URL"])
 
     stack = make_stack()
     accepted = upload(stack.client, song).json

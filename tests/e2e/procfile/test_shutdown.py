@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
+from tests.e2e.procfile.conftest import get_json, upload, wait_job
 from tests.helpers import wait_for
-from tests.integration.ops.conftest import get_json, upload, wait_job
 from tests.unit.audio.signals import write_audio
 
 RATE = 44100

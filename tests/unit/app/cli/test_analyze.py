@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from app.cli_analyze import FIELDS
 from click.testing import CliRunner
 
 from app.cli import main
+from app.cli.analyze import FIELDS
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import write_audio
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.procfile.conftest import get, get_json, upload, wait_job
 from tests.helpers import song_flac, wait_for
-from tests.integration.ops.conftest import get, get_json, upload, wait_job
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from app.web import create_app
 
+from app.api import create_app
 from app.config import Config
 from audio.decode import decode
-from tests.helpers import song_flac, stop_all
+from tests.helpers import ROOT, service_broker, song_flac, stop_all
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import write_audio
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -29,7 +27,7 @@ def make_client(migrated_database_url, wheel_nats_url, tmp_path):
     """A test client on the API, with two worker processes started by the ``dramatiq`` CLI
     (as the Procfile's worker line starts them) on the same database, NATS and storage."""
     os.environ.setdefault("NATS_URL", wheel_nats_url)
-    from tasks.broker import broker
+    broker = service_broker(os.environ["NATS_URL"])
 
     workers: list[subprocess.Popen] = []
 

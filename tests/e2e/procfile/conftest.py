@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from app.embedded.nats_server import free_port, port_answers
-from tests.helpers import wait_for
+from tests.helpers import ROOT, service_broker, wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 
 
@@ -109,7 +108,7 @@ class Deployment:
 def deployment(database_url, wheel_nats_url, tmp_path):
     """An empty database, migrated by the release line, and the Procfile's processes on it."""
     os.environ.setdefault("NATS_URL", wheel_nats_url)
-    from tasks.broker import broker
+    broker = service_broker(os.environ["NATS_URL"])
 
     broker.flush_all()
     broker.dead_letters.purge()  # the namespace is shared by the session's tests

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics import QueueCollector, render
 from broker import NatsBroker
+from tests.helpers import ROOT
 
-DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+DEPLOY = ROOT / "deploy"
 SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 
 

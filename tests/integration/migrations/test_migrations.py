@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect
 
 from app.config import normalise_database_url
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers import ROOT
 
 
 def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,55 @@
+"""The web process loads no audio code and no worker code: it stays small and starts fast.
+
+It only *sends* a job's first stage, by the actor's name; the worker (``tasks.pipeline``) and
+the audio stack behind it (PyAV, numpy, scipy) never load in it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+HEAVY = ("av", "numpy", "scipy", "tasks", "tasks.pipeline", "tasks.stages", "audio.transcode")
+
+PROBE = """
+import io, json, sys
+from app.api import create_app
+from app.config import Config
+from app.queue import PIPELINE_ACTOR, start_job
+import app.cli
+
+config = Config.from_env({"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+                          "STORAGE_URL": "file://%(storage)s"})
+client = create_app(config).test_client()
+answers = [client.get(path).status_code for path in ("/healthz", "/api/openapi.json")]
+bad_format = client.post("/api/uploads", data={"formats": "mp3,xyz",
+                         "file": (io.BytesIO(b"RIFF0000WAVEfmt "), "a.wav")}).get_json()
+print(json.dumps({"answers": answers, "bad_format": bad_format,
+                  "loaded": sorted(m for m in %(heavy)r if m in sys.modules)}))
+"""
+
+
+def test_the_web_process_loads_neither_the_audio_stack_nor_the_worker(tmp_path):
+    probe = PROBE % {"storage": tmp_path, "heavy": HEAVY}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["answers"] == [200, 200]
+    # The upload route checked the formats …
+    assert report["bad_format"]["error"]["code"] == "unknown_format"
+    # … and nothing heavy came with it.
+    assert report["loaded"] == []
+
+
+def test_the_probe_sees_a_heavy_import_when_there_is_one(tmp_path):
+    """The check above can fail: the same probe, after importing the worker, reports it."""
+    probe = PROBE % {"storage": tmp_path, "heavy": HEAVY}
+    probe = probe.replace("import app.cli", "import app.cli\nimport numpy")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["loaded"] == ["numpy"]
