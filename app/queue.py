@@ -19,6 +19,9 @@ NAMESPACE = "phantomchain"
 #: The queue and the actor that run the stages of a job (:func:`tasks.pipeline.run_stage`).
 PIPELINE_QUEUE = "pipeline"
 PIPELINE_ACTOR = "run_stage"
+#: The stage every job starts with: the first of :data:`tasks.pipeline.STAGES`, which takes its
+#: name from here (the pipeline's message is ``run_stage(job_id, stage_name)``).
+FIRST_STAGE = "transcode"
 
 
 def make_broker(
@@ -47,7 +50,7 @@ def start_job(broker: dramatiq.Broker, job_id: str) -> None:
         dramatiq.Message(
             queue_name=PIPELINE_QUEUE,
             actor_name=PIPELINE_ACTOR,
-            args=(job_id,),
+            args=(job_id, FIRST_STAGE),
             kwargs={},
             options={},
         )

@@ -124,7 +124,7 @@ class NatsObjectStorage:
     """
 
     def __init__(self, servers: list[str], bucket: str) -> None:
-        from broker.connection import LoopConnection
+        from broker.connection import LoopConnection  # nats-py: only for this backend
 
         self.bucket = bucket
         self._conn = LoopConnection(servers, name=f"phantomchain-storage-{bucket}")

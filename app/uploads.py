@@ -87,7 +87,7 @@ def by_idempotency_key(sessions: sessionmaker[Session], key: str) -> Accepted | 
         upload = session.scalars(select(Upload).where(Upload.idempotency_key == key)).first()
         if upload is None:
             return None
-        job = _jobs(session, upload.id).order_by(Job.created_at)
+        job = _jobs(upload.id).order_by(Job.created_at)
         first = session.scalars(job).first()
         return Accepted(upload.id, first.id, first.status)
 

@@ -25,7 +25,6 @@ import dramatiq
 from app import metrics as app_metrics
 from app.config import Config
 from app.logs import configure_logging
-from tasks.context import worker_config
 
 #: Seconds between two readings of the messages in flight.
 SAMPLE_S = 1.0
@@ -98,9 +97,11 @@ def serve_worker_metrics() -> None:
     """Dramatiq fork process: serve the worker processes' metrics on ``WORKER_METRICS_PORT``.
 
     Runs in a process of its own next to the worker processes of one dramatiq master, reading
-    the directory they count into. A taken port is logged, not fatal: the workers go on.
+    the directory they count into. A taken port is logged, not fatal: the workers go on. It
+    imports little (no database, no audio), so the metrics answer as soon as the workers run;
+    the settings were checked by the worker processes already.
     """
-    config = worker_config()
+    config = Config.from_env()
     configure_logging(config.log_level, config.log_format)
     logger = logging.getLogger(__name__)
     app_metrics.use_multiprocess_dir(config.metrics_dir, "worker", os.getppid())

@@ -24,7 +24,7 @@ from dramatiq.middleware import CurrentMessage
 from app import jobs
 from app.logs import log_context
 from app.metrics import metrics
-from app.queue import PIPELINE_ACTOR, PIPELINE_QUEUE, make_broker
+from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE, make_broker
 from audio.errors import AudioError
 from tasks import stages
 from tasks.context import WorkerContext, get_context, worker_config
@@ -46,7 +46,7 @@ class Stage:
 
 
 STAGES: list[Stage] = [
-    Stage("transcode", stages.transcode_stage, 40),
+    Stage(FIRST_STAGE, stages.transcode_stage, 40),  # "transcode"
     Stage("loudness", stages.loudness_stage, 60),
     Stage("tempo_key", stages.tempo_key_stage, 85),
     Stage("finalize", stages.finalize_stage, 100),
@@ -63,10 +63,10 @@ _BY_NAME = {stage.name: i for i, stage in enumerate(STAGES)}
     max_backoff=60_000,
     time_limit=30 * 60_000,
 )
-def run_stage(job_id: str, stage_name: str | None = None) -> None:
-    """Run one stage of a job (the first when ``stage_name`` is not given)."""
+def run_stage(job_id: str, stage_name: str) -> None:
+    """Run one stage of a job; on success, send the next."""
     ctx = get_context()
-    index = _BY_NAME[stage_name] if stage_name else 0
+    index = _BY_NAME[stage_name]
     stage = STAGES[index]
     before = STAGES[index - 1].progress if index else 0
     with log_context(job_id=job_id, stage=stage.name):

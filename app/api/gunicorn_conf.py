@@ -16,19 +16,20 @@ from app.config import Config, ConfigError
 from app.logs import gunicorn_logconfig
 from app.metrics import mark_process_dead, use_multiprocess_dir
 
+# Not named ``config``: gunicorn takes every module-level name it knows as a setting.
 try:
-    config = Config.from_env()
+    _config = Config.from_env()
 except ConfigError as error:
     raise SystemExit(str(error)) from None  # gunicorn would print a traceback around it
 
-use_multiprocess_dir(config.metrics_dir, "web", os.getpid())
+use_multiprocess_dir(_config.metrics_dir, "web", os.getpid())
 
-bind = f"0.0.0.0:{config.port}"
-workers = config.web_concurrency
+bind = f"0.0.0.0:{_config.port}"
+workers = _config.web_concurrency
 worker_class = "gthread"
-threads = config.web_threads
-graceful_timeout = config.graceful_timeout
-logconfig_dict = gunicorn_logconfig(config.log_level, config.log_format)
+threads = _config.web_threads
+graceful_timeout = _config.graceful_timeout
+logconfig_dict = gunicorn_logconfig(_config.log_level, _config.log_format)
 
 
 def child_exit(server, worker) -> None:

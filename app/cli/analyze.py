@@ -42,7 +42,7 @@ FIELDS = (
 
 def analyze_one(path: str, formats: tuple[str, ...], out_dir: str | None) -> dict:
     """One file's record; never raises for a bad file (the message goes in ``error``)."""
-    from audio.analyze import analyze_file
+    from audio.analyze import analyze_file  # the audio stack: only when a file is analysed
     from audio.errors import AudioError
 
     try:

@@ -59,6 +59,7 @@ def handle_errors(command: F) -> F:
 
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
+        # Here, not at the top: `phantomchain --help` loads neither dramatiq nor SQLAlchemy.
         from dramatiq.errors import BrokerConnectionError
         from sqlalchemy.exc import OperationalError
 

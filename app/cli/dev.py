@@ -62,7 +62,7 @@ class Stack:
         return self.var / "dev.env"
 
     def start(self) -> None:
-        from app.embedded.postgres import EmbeddedPostgres
+        from app.embedded.postgres import EmbeddedPostgres  # psycopg: only when it starts
 
         self.var.mkdir(parents=True, exist_ok=True)
         self.nats.start()

@@ -59,6 +59,28 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def cli(folder, env: dict, *args: str):
+    """``phantomchain ARGS`` run in ``folder``, as an operator's second terminal; its JSON."""
+    command = [sys.executable, "-c", "from app.cli import main; main()", *args]
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_bad_settings_stop_make_run_before_anything_starts(tmp_path):
+    var = tmp_path / "var"
+    command = [sys.executable, "-c", "from app.cli import main; main()", "dev", "--var", str(var)]
+    bad = {"PORT": "http", "WEB_THREADS": "0", "STORAGE_URL": "ftp://somewhere"}
+    done = subprocess.run(command, env={**os.environ, **bad}, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    for name in bad:
+        assert f"  - {name} must be" in done.stderr, done.stderr
+    assert not var.exists()  # no server was started, no data folder made
+
+
 @pytest.mark.slow
 def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
     port = free_port()
@@ -82,6 +104,10 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
         )
         assert status == 200, analysis
         assert analysis["key"] == "G major"
+        # A second terminal, in the same folder and with no settings, reaches the stack.
+        listed = cli(tmp_path, env, "jobs", "list", "--json")
+        assert [job["id"] for job in listed["jobs"]] == [accepted["job_id"]]
+        assert cli(tmp_path, env, "dlq", "list", "--json") == []
         family = psutil.Process(process.pid).children(recursive=True)
         assert len(family) >= 4  # gunicorn, dramatiq, nats-server, postgres …
     finally:
@@ -98,6 +124,7 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
     ]
     assert leftovers == []
     assert not (var / "pg" / "postmaster.pid").exists()
+    assert not (var / "dev.env").exists()  # the stack is gone: the CLI must not look for it
 
     # A second run finds the data of the first.
     again = subprocess.Popen(

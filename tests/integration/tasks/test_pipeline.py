@@ -11,6 +11,7 @@ import pytest
 
 from app.config import Config
 from app.models import Analysis, Job, JobEvent, Output, Upload
+from app.queue import start_job
 from audio.decode import decode
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import write_audio
@@ -72,7 +73,7 @@ def test_a_track_goes_through_every_stage(pipeline, tmp_path):
     source = tmp_path / "song.flac"
     write_audio(source, track.samples, 44100, "flac")
     job_id = add_upload(ctx, source, ["mp3", "opus"])
-    module.start(job_id)
+    start_job(module.broker, job_id)
     job = wait_finished(ctx, job_id)
     assert job.status == "done", job.error
     with ctx.sessions() as session:
@@ -118,7 +119,7 @@ def test_not_audio_fails_at_once_with_a_reason_and_no_retries(pipeline, tmp_path
     source = tmp_path / "fake.flac"
     source.write_bytes(b"fLaC" + os.urandom(5000))
     job_id = add_upload(ctx, source, ["mp3"])
-    module.start(job_id)
+    start_job(module.broker, job_id)
     job = wait_finished(ctx, job_id)
     assert job.status == "failed"
     assert job.attempts == 1
@@ -134,7 +135,7 @@ def test_a_transient_failure_is_retried_then_fails_and_is_dead_lettered(pipeline
     write_audio(source, track.samples, 22050, "flac")
     job_id = add_upload(ctx, source, ["mp3"])
     ctx.storage.delete("uploads/gone.flac")  # storage lost the file: not the audio's fault
-    module.start(job_id)
+    start_job(module.broker, job_id)
     job = wait_finished(ctx, job_id, timeout=90)
     assert job.status == "failed"
     assert job.attempts == module.MAX_RETRIES + 1

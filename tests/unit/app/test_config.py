@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import Config, ConfigError, storage_path
+from app.config import Config, ConfigError, cli_environment, storage_path, write_dev_env
 
 
 def test_defaults_and_postgres_urls():
@@ -52,3 +52,37 @@ def test_every_problem_is_reported_at_once():
 def test_storage_paths():
     assert str(storage_path("file:///srv/audio")) == "/srv/audio"
     assert str(storage_path("file://./var/storage")) == "var/storage"
+
+
+def test_web_settings_are_checked_with_the_rest():
+    config = Config.from_env(
+        {"DATABASE_URL": "postgresql://db/app", "PORT": "5000", "WEB_CONCURRENCY": "3",
+         "WEB_THREADS": "8", "GRACEFUL_TIMEOUT": "12", "WORKER_METRICS_PORT": "0"}
+    )  # fmt: skip
+    assert (config.port, config.web_concurrency, config.web_threads) == (5000, 3, 8)
+    assert config.graceful_timeout == 12 and config.worker_metrics_port == 0
+    with pytest.raises(ConfigError) as error:
+        Config.from_env(
+            {"DATABASE_URL": "postgresql://db/app", "PORT": "http", "WEB_CONCURRENCY": "0",
+             "WEB_THREADS": "many", "GRACEFUL_TIMEOUT": "-1", "WORKER_METRICS_PORT": "70000"}
+        )  # fmt: skip
+    lines = str(error.value).splitlines()
+    assert lines[0] == "invalid configuration:"
+    for name in ("PORT", "WEB_CONCURRENCY", "WEB_THREADS", "GRACEFUL_TIMEOUT",
+                 "WORKER_METRICS_PORT"):  # fmt: skip
+        assert sum(line.startswith(f"  - {name} must be") for line in lines) == 1, name
+
+
+def test_the_cli_finds_a_running_dev_stack_unless_told_otherwise(tmp_path, monkeypatch):
+    for name in ("DATABASE_URL", "NATS_URL", "STORAGE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    dev_env = tmp_path / "var" / "dev.env"
+    assert cli_environment(dev_env).get("DATABASE_URL") is None  # no stack: nothing invented
+    write_dev_env(dev_env, {"DATABASE_URL": "postgresql://dev/db", "NATS_URL": "nats://h:1",
+                            "STORAGE_URL": "file:///srv", "ADMIN_TOKEN": "secret"})  # fmt: skip
+    assert "secret" not in dev_env.read_text()  # only the addresses the CLI needs
+    config = Config.from_env(cli_environment(dev_env))
+    assert config.database_url == "postgresql+psycopg://dev/db"
+    assert (config.nats_url, config.storage_url) == ("nats://h:1", "file:///srv")
+    monkeypatch.setenv("NATS_URL", "nats://mine:4222")  # the operator's own setting wins
+    assert Config.from_env(cli_environment(dev_env)).nats_url == "nats://mine:4222"

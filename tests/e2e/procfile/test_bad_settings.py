@@ -1,0 +1,42 @@
+"""A bad setting stops the Procfile's web and worker lines at start, with the one message that
+lists every problem — no traceback, nothing served."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.e2e.procfile.conftest import BIN, procfile
+from tests.helpers import ROOT
+
+#: One bad value per web setting, and one of the settings every process shares.
+BAD_WEB = {"PORT": "http", "WEB_CONCURRENCY": "0", "WEB_THREADS": "many", "GRACEFUL_TIMEOUT": "-1"}
+BAD_SHARED = {"STORAGE_URL": "ftp://somewhere", "LOG_LEVEL": "loud"}
+
+
+def run_line(name: str, tmp_path, **settings: str) -> str:
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+        "METRICS_DIR": str(tmp_path / "metrics"),
+        "WORKER_METRICS_PORT": "0",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **settings,
+    }
+    done = subprocess.run(["bash", "-c", f"exec {procfile()[name]}"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "Traceback" not in output, output
+    return output
+
+
+@pytest.mark.parametrize(("line", "bad"), [("web", {**BAD_WEB, **BAD_SHARED}),
+                                           ("worker", BAD_SHARED)])  # fmt: skip
+def test_a_procfile_line_stops_with_every_problem_listed(tmp_path, line, bad):
+    output = run_line(line, tmp_path, **bad)
+    message = output[output.index("invalid configuration:") :]
+    for name in bad:
+        assert f"  - {name} must be" in message, (name, output)

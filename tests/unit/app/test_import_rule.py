@@ -1,0 +1,148 @@
+"""The house's import rule (``app/__init__.py``), checked by walking every import of the code.
+
+Imports inside functions and under ``TYPE_CHECKING`` count like any other: an import moved into
+a function to dodge a circle is still a circle here.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.helpers import ROOT
+
+PACKAGES = ("app", "tasks", "broker", "audio")
+#: Which rooms each room may import from (its own included).
+ALLOWED = {
+    "app": {"app", "audio", "broker"},
+    "app.api": {"app.api", "app", "audio", "broker"},
+    "app.cli": {"app.cli", "app", "audio", "broker"},
+    "tasks": {"tasks", "app", "audio", "broker"},
+    "broker": {"broker"},
+    "audio": {"audio"},
+}
+
+
+def module_names(root: Path) -> dict[str, Path]:
+    """``{"app.api.jobs": path}`` for every module of the project's packages."""
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def imported(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
+    """The project's modules that ``path`` (module ``name``) imports, anywhere in it."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    targets: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            wanted = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            # "from x import y": the module x.y when there is one, else x itself.
+            wanted = [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for candidate in wanted:
+            while candidate and candidate not in modules:
+                candidate = candidate.rpartition(".")[0]
+            if candidate:
+                targets.add(candidate)
+    targets.discard(name)
+    return targets
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    modules = module_names(root)
+    return {name: imported(path, name, modules) for name, path in modules.items()}
+
+
+def room(module: str) -> str:
+    for prefix in ("app.api", "app.cli"):
+        if module == prefix or module.startswith(prefix + "."):
+            return prefix
+    return module.split(".")[0]
+
+
+def rule_breaks(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{source} imports {target}"
+        for source, targets in graph.items()
+        for target in targets
+        if room(target) not in ALLOWED[room(source)]
+    )
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_project_keeps_the_import_rule():
+    graph = import_graph(ROOT)
+    assert len(graph) > 60 and graph["app.api"] >= {"app.api.uploads", "app.queue"}
+    assert rule_breaks(graph) == []
+    assert circles(graph) == []
+
+
+def test_the_walk_finds_a_circle_and_every_kind_of_break(tmp_path):
+    files = {
+        "app/__init__.py": "",
+        "app/jobs.py": "def later():\n    from tasks import pipeline\n",
+        "app/api/__init__.py": "from app.cli import main\n",
+        "app/cli/__init__.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from app.api import create_app\n",
+        "tasks/__init__.py": "",
+        "tasks/pipeline.py": "from app import jobs\n",
+        "broker/__init__.py": "from . import consumer\n",
+        "broker/consumer.py": "import audio.decode\n",
+        "audio/__init__.py": "",
+        "audio/decode.py": "from app.config import Config\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    graph = import_graph(tmp_path)
+    assert rule_breaks(graph) == [
+        "app.api imports app.cli",
+        "app.cli imports app.api",
+        "app.jobs imports tasks.pipeline",
+        "audio.decode imports app",
+        "broker.consumer imports audio.decode",
+    ]
+    assert sorted(circles(graph)) == [["app.api", "app.cli"], ["app.jobs", "tasks.pipeline"]]
