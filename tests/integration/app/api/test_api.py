@@ -30,6 +30,7 @@ def make_client(migrated_database_url, wheel_nats_url, tmp_path):
     broker = service_broker(os.environ["NATS_URL"])
 
     workers: list[subprocess.Popen] = []
+    apps = []
 
     def make(**env):
         settings = {
@@ -49,9 +50,12 @@ def make_client(migrated_database_url, wheel_nats_url, tmp_path):
                     stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                 )
             )  # fmt: skip
-        return create_app(Config.from_env(settings)).test_client()
+        apps.append(create_app(Config.from_env(settings)))
+        return apps[-1].test_client()
 
     yield make
+    for app in apps:
+        app.extensions["broker"].close()
     stop_all(workers)
     broker.flush_all()
     broker.dead_letters.purge()  # the namespace is shared by the session's tests

@@ -92,6 +92,8 @@ def make_stack(migrated_database_url, wheel_nats_url, tmp_path):
         return stacks[-1]
 
     yield make
+    for stack in stacks:
+        stack.client.application.extensions["broker"].close()
     stop_all([w for stack in stacks for w in stack.workers])
     broker.flush_all()
     broker.dead_letters.purge()
