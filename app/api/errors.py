@@ -47,7 +47,8 @@ def register(app: Flask) -> None:
         return error_response(error.status, error.code, error.message)
 
     def domain_error(error: Exception):
-        status, code = DOMAIN_ERRORS[type(error)]
+        kind = next(k for k in type(error).__mro__ if k in DOMAIN_ERRORS)
+        status, code = DOMAIN_ERRORS[kind]
         return error_response(status, code, str(error))
 
     for kind in DOMAIN_ERRORS:

@@ -21,7 +21,6 @@ import click
 
 from app.cli.common import EXIT_CONFIG, fail
 from app.config import Config, ConfigError, environment, write_dev_env
-from app.db import ALEMBIC_INI
 from app.embedded.nats_server import NatsServer, free_port, port_answers
 
 #: Seconds the API and the workers get to stop; a stage still running after half of it is
@@ -62,7 +61,9 @@ class Stack:
         return self.var / "dev.env"
 
     def start(self) -> None:
-        from app.embedded.postgres import EmbeddedPostgres  # psycopg: only when it starts
+        # Here, not at the top: `phantomchain --help` loads neither SQLAlchemy nor psycopg.
+        from app.db import ALEMBIC_INI
+        from app.embedded.postgres import EmbeddedPostgres
 
         self.var.mkdir(parents=True, exist_ok=True)
         self.nats.start()
