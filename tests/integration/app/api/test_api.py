@@ -267,3 +267,28 @@ def test_fifty_uploads_at_once_all_finish_each_stage_once(client, tmp_path):
         started = [e["stage"] for e in job["events"] if e["message"].endswith("started")]
         assert started == ["transcode", "loudness", "tempo_key", "finalize"]
     assert client.get("/api/jobs?status=done&limit=200").json["total"] == 50
+
+
+def test_the_app_uses_the_nats_its_config_names(migrated_database_url, tmp_path, song):
+    """``create_app(config)`` owns its broker: a config naming a NATS nobody runs makes the
+    app not ready, and an upload is refused with 503 (its job failed, saying why)."""
+    from app.embedded.nats_server import free_port
+
+    settings = {
+        "DATABASE_URL": migrated_database_url,
+        "NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "STORAGE_URL": f"file://{tmp_path}/store",
+    }
+    app = create_app(Config.from_env(settings))
+    client = app.test_client()
+    try:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json["checks"]["database"] == "ok"
+        assert ready.json["checks"]["nats"].startswith("unreachable")
+        refused = upload(client, song)
+        assert refused.status_code == 503 and refused.json["error"]["code"] == "queue_unavailable"
+        (job,) = client.get("/api/jobs").json["jobs"]
+        assert job["status"] == "failed" and "could not be queued" in job["error"]
+    finally:
+        app.extensions["broker"].close()
