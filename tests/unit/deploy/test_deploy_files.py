@@ -9,7 +9,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics import QueueCollector, render
-from broker import NatsBroker
+from app.queue import make_broker
 from tests.helpers import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -17,8 +17,8 @@ SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 
 
 def exported_names() -> set[str]:
-    # A broker nobody answers for: the scrape-time families are still declared (NATS down).
-    unreachable = NatsBroker("nats://127.0.0.1:9", connect_timeout=0.2)
+    # The API's broker with nobody answering: the scrape-time families are still declared.
+    unreachable = make_broker("nats://127.0.0.1:9")
     body, _ = render((QueueCollector(unreachable),))
     names = {family.name for family in text_string_to_metric_families(body.decode())}
     assert "phantomchain_nats_up" in names
