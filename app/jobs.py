@@ -99,6 +99,15 @@ def list_jobs(
         return [job_dict(j) for j in rows], total
 
 
+def job_status(sessions: sessionmaker[Session], job_id: str) -> str:
+    """:raises JobNotFound: no such job."""
+    with sessions() as session:
+        status = session.scalar(select(Job.status).where(Job.id == job_id))
+        if status is None:
+            raise JobNotFound(job_id)
+        return status
+
+
 def get_job(sessions: sessionmaker[Session], job_id: str) -> dict:
     """One job with its events, oldest event first.
 

@@ -160,10 +160,10 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-service-"))
     tracks = make_tracks(folder, args.uploads, args.seconds)
     port = free_port()
+    os.environ["WORKER_PROCESSES"] = "2"  # before the stack reads its settings
+    os.environ["WORKER_THREADS"] = os.environ.get("BENCH_WORKER_THREADS", "1")
     stack = Stack(folder / "var", port)
     base = f"http://127.0.0.1:{port}"
-    os.environ["WORKER_PROCESSES"] = "2"
-    os.environ["WORKER_THREADS"] = os.environ.get("BENCH_WORKER_THREADS", "1")
     try:
         stack.start()
         time.sleep(2)

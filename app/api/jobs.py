@@ -37,7 +37,7 @@ def get_job(job_id: str):
 def job_events(job_id: str):
     """Server-Sent Events: each new event, then the job's state, until it is done or failed."""
     factory = sessions()
-    jobs.events_after(factory, job_id, 0)  # 404 now, before the stream starts
+    jobs.job_status(factory, job_id)  # 404 now, before the stream starts
 
     def stream():
         last_id = 0

@@ -22,7 +22,3 @@ def main() -> None:
 
 for command in (analyze, dev, dlq, jobs):
     main.add_command(command)
-
-
-if __name__ == "__main__":
-    main()

@@ -72,10 +72,16 @@ def handle_errors(command: F) -> F:
         except OperationalError as exc:
             fail(f"cannot reach the database: {exc.orig or exc}")
         except (BrokerConnectionError, *TRANSIENT_ERRORS) as exc:
-            url = load_config().nats_url
-            fail(f"cannot reach NATS at {url}: {type(exc).__name__} {exc}".rstrip())
+            fail(f"cannot reach NATS at {_nats_url()}: {type(exc).__name__} {exc}".rstrip())
 
     return run  # type: ignore[return-value]
+
+
+def _nats_url() -> str:
+    try:
+        return Config.from_env(cli_environment()).nats_url
+    except ConfigError:  # the settings changed under the command (var/dev.env went away)
+        return "NATS_URL"
 
 
 def echo_json(value: Any) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from app.cli.common import EXIT_CONFIG, fail
-from app.config import Config, ConfigError, environment, write_dev_env
+from app.config import DEV_ENV_FILE, Config, ConfigError, environment, write_dev_env
 from app.embedded.nats_server import NatsServer, free_port, port_answers
 
 #: Seconds the API and the workers get to stop; a stage still running after half of it is
@@ -102,10 +102,11 @@ class Stack:
             f"metrics       http://127.0.0.1:{self.port}/metrics, "
             f"workers http://127.0.0.1:{self.config.worker_metrics_port}/metrics"
         )
-        click.echo(
-            f"settings      {self.dev_env}  (read by `.venv/bin/phantomchain jobs list`, "
-            "`dlq list` … run from this folder)"
-        )
+        if self.dev_env == DEV_ENV_FILE.resolve():
+            reader = "read by `.venv/bin/phantomchain jobs list`, `dlq list` … run from this folder"
+        else:  # the CLI looks in ./var only
+            reader = f"the CLI reads {DEV_ENV_FILE} of the folder it runs in: export these instead"
+        click.echo(f"settings      {self.dev_env}  ({reader})")
         click.echo("Ctrl-C stops everything.")
 
     def _spawn(self, command: list[str], env: dict) -> None:
