@@ -13,6 +13,7 @@ second terminal reaches the stack with no settings of its own.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,9 @@ LOG_FORMATS = ("json", "text")
 #: directory it runs in, like its ``var`` folder).
 DEV_ENV_FILE = Path("var") / "dev.env"
 #: The settings ``dev.env`` carries: what the CLI needs to reach the stack.
-DEV_ENV_NAMES = ("DATABASE_URL", "NATS_URL", "STORAGE_URL")
+DEV_ENV_NAMES = ("DATABASE_URL", "NATS_URL", "NATS_NAMESPACE", "STORAGE_URL")
+#: What JetStream accepts in stream and consumer names (as :class:`broker.topology.Topology`).
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class ConfigError(ValueError):
@@ -40,6 +43,7 @@ def _default_metrics_dir() -> Path:
 class Config:
     database_url: str
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_namespace: str = "phantomchain"
     storage_url: str = "file://./var/storage"
     api_tokens: frozenset[str] = field(default_factory=frozenset)
     admin_token: str | None = None
@@ -95,6 +99,12 @@ class Config:
         for part in nats_url.split(","):
             if urlparse(part.strip()).scheme not in ("nats", "tls", "ws", "wss"):
                 problems.append(f"NATS_URL must be nats://host:port, got {part.strip()!r}")
+        nats_namespace = text("NATS_NAMESPACE", cls.nats_namespace) or cls.nats_namespace
+        if not _NAMESPACE.match(nats_namespace):
+            problems.append(
+                "NATS_NAMESPACE may hold only letters, digits, _ and - (at most 64), "
+                f"got {nats_namespace!r}"
+            )
         storage_url = text("STORAGE_URL", cls.storage_url) or cls.storage_url
         if urlparse(storage_url).scheme not in ("file", "nats"):
             problems.append(
@@ -111,6 +121,7 @@ class Config:
         config = cls(
             database_url=database_url or "",
             nats_url=nats_url,
+            nats_namespace=nats_namespace,
             storage_url=storage_url,
             api_tokens=tokens,
             admin_token=text("ADMIN_TOKEN"),

@@ -14,8 +14,6 @@ from dramatiq.middleware import CurrentMessage, default_middleware
 
 from broker import NatsBroker
 
-#: Prefix of every JetStream stream, subject and consumer of the service.
-NAMESPACE = "phantomchain"
 #: The queue and the actor that run the stages of a job (:func:`tasks.pipeline.run_stage`).
 PIPELINE_QUEUE = "pipeline"
 PIPELINE_ACTOR = "run_stage"
@@ -25,13 +23,11 @@ FIRST_STAGE = "transcode"
 
 
 def make_broker(
-    nats_url: str,
-    *,
-    middleware: Iterable[dramatiq.Middleware] = (),
-    namespace: str = NAMESPACE,
+    nats_url: str, namespace: str, *, middleware: Iterable[dramatiq.Middleware] = ()
 ) -> NatsBroker:
-    """The service's broker at ``nats_url`` (no I/O until first use), with the pipeline's
-    queue declared so that its figures are reported even where no actor is loaded."""
+    """The service's broker at ``nats_url`` (no I/O until first use), its streams and
+    consumers named after ``namespace`` (``NATS_NAMESPACE``), with the pipeline's queue
+    declared so that its figures are reported even where no actor is loaded."""
     broker = NatsBroker(
         nats_url,
         namespace=namespace,

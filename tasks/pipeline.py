@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
 
-broker = make_broker(worker_config().nats_url, middleware=[Observability(worker_config())])
+config = worker_config()
+broker = make_broker(config.nats_url, config.nats_namespace, middleware=[Observability(config)])
 dramatiq.set_broker(broker)
 
 

@@ -14,7 +14,7 @@ import pytest
 from app.embedded.nats_server import NatsServer
 from app.embedded.postgres import EmbeddedPostgres
 from tests.containers import docker_answers, nats_container, postgres_container
-from tests.helpers import ROOT
+from tests.helpers import ROOT, remove_service_streams, service_broker
 
 SYSTEM_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -125,3 +125,13 @@ def migrated_database_url(database_url: str) -> str:
     )
     assert migrated.returncode == 0, migrated.stderr
     return database_url
+
+
+@pytest.fixture(scope="session")
+def service_nats_url(wheel_nats_url: str) -> Iterator[str]:
+    """The NATS of the service tests. They work on the session's own namespace
+    (``tests.helpers.SERVICE_NAMESPACE``), whose streams are deleted when the session ends:
+    whatever else that server holds is never touched."""
+    service_broker(wheel_nats_url)  # no I/O yet; known to the clean-up below from now on
+    yield wheel_nats_url
+    remove_service_streams()

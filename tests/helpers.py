@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,7 +57,23 @@ def song_flac(folder, bpm: float, tonic: str, mode: str, *, seconds: float, rate
     return path.read_bytes()
 
 
-@functools.cache
+#: The namespace of every service stream this test session makes — never ``phantomchain``: a
+#: ``TEST_NATS_URL`` may name a server where a real deployment keeps its queues.
+SERVICE_NAMESPACE = f"test-{uuid.uuid4().hex[:10]}"
+_service_brokers: dict[str, NatsBroker] = {}
+
+
 def service_broker(nats_url: str) -> NatsBroker:
-    """The service's broker (namespace ``phantomchain``) at ``nats_url``, one per URL."""
-    return make_broker(nats_url)
+    """The service's broker on the session's namespace at ``nats_url``, one per URL."""
+    if nats_url not in _service_brokers:
+        _service_brokers[nats_url] = make_broker(nats_url, SERVICE_NAMESPACE)
+    return _service_brokers[nats_url]
+
+
+def remove_service_streams() -> None:
+    """Delete the session's service streams from every server the session used."""
+    for broker in _service_brokers.values():
+        with contextlib.suppress(Exception):  # a server the suite already stopped
+            broker.delete_streams()
+        broker.close()
+    _service_brokers.clear()

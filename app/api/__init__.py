@@ -28,7 +28,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_mb * 1024 * 1024
     app.extensions["sessions"] = make_sessions(config.database_url)
     app.extensions["storage"] = open_storage(config.storage_url)
-    app.extensions["broker"] = make_broker(config.nats_url)
+    app.extensions["broker"] = make_broker(config.nats_url, config.nats_namespace)
     if config.open_access:
         logger.warning("no API_TOKENS or ADMIN_TOKEN set: the API is open to anyone")
     errors.register(app)

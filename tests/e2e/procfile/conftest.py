@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from app.embedded.nats_server import free_port, port_answers
-from tests.helpers import ROOT, service_broker, wait_for
+from tests.helpers import ROOT, SERVICE_NAMESPACE, service_broker, wait_for
 
 BIN = Path(sys.executable).parent
 
@@ -57,6 +57,7 @@ class Deployment:
             **os.environ,
             "DATABASE_URL": database_url,
             "NATS_URL": nats_url,
+            "NATS_NAMESPACE": SERVICE_NAMESPACE,
             "STORAGE_URL": f"file://{tmp}/store",
             "METRICS_DIR": str(tmp / "metrics"),
             "LOG_FORMAT": "json",
@@ -105,14 +106,13 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(database_url, wheel_nats_url, tmp_path):
+def deployment(database_url, service_nats_url, tmp_path):
     """An empty database, migrated by the release line, and the Procfile's processes on it."""
-    os.environ.setdefault("NATS_URL", wheel_nats_url)
-    broker = service_broker(os.environ["NATS_URL"])
+    broker = service_broker(service_nats_url)
 
     broker.flush_all()
     broker.dead_letters.purge()  # the namespace is shared by the session's tests
-    deployed = Deployment(tmp_path, database_url, wheel_nats_url)
+    deployed = Deployment(tmp_path, database_url, service_nats_url)
     deployed.release()
     yield deployed
     for process in deployed.processes:

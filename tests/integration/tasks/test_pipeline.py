@@ -13,16 +13,19 @@ from app.config import Config
 from app.models import Analysis, Job, JobEvent, Output, Upload
 from app.queue import start_job
 from audio.decode import decode
+from tests.helpers import SERVICE_NAMESPACE
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import write_audio
 
 
 @pytest.fixture
-def pipeline(migrated_database_url, wheel_nats_url, tmp_path, monkeypatch):
+def pipeline(migrated_database_url, service_nats_url, tmp_path, monkeypatch):
     """(pipeline module, worker context) on a fresh database, storage and namespace."""
     database_url = migrated_database_url
-    os.environ.setdefault("NATS_URL", wheel_nats_url)
-    monkeypatch.setenv("DATABASE_URL", database_url)  # the worker checks its settings at import
+    # The worker reads its settings once, at import (the first test here imports it).
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("NATS_URL", service_nats_url)
+    monkeypatch.setenv("NATS_NAMESPACE", SERVICE_NAMESPACE)
     from tasks import pipeline as module
     from tasks.context import configure
 

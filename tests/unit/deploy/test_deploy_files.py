@@ -18,7 +18,7 @@ SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 
 def exported_names() -> set[str]:
     # The API's broker with nobody answering: the scrape-time families are still declared.
-    unreachable = make_broker("nats://127.0.0.1:9")
+    unreachable = make_broker("nats://127.0.0.1:9", "unreachable")
     body, _ = render((QueueCollector(unreachable),))
     names = {family.name for family in text_string_to_metric_families(body.decode())}
     assert "phantomchain_nats_up" in names

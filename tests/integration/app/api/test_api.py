@@ -17,17 +17,16 @@ import pytest
 from app.api import create_app
 from app.config import Config
 from audio.decode import decode
-from tests.helpers import ROOT, service_broker, song_flac, stop_all
+from tests.helpers import ROOT, SERVICE_NAMESPACE, service_broker, song_flac, stop_all
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import write_audio
 
 
 @pytest.fixture
-def make_client(migrated_database_url, wheel_nats_url, tmp_path):
+def make_client(migrated_database_url, service_nats_url, tmp_path):
     """A test client on the API, with two worker processes started by the ``dramatiq`` CLI
     (as the Procfile's worker line starts them) on the same database, NATS and storage."""
-    os.environ.setdefault("NATS_URL", wheel_nats_url)
-    broker = service_broker(os.environ["NATS_URL"])
+    broker = service_broker(service_nats_url)
 
     workers: list[subprocess.Popen] = []
     apps = []
@@ -35,7 +34,8 @@ def make_client(migrated_database_url, wheel_nats_url, tmp_path):
     def make(**env):
         settings = {
             "DATABASE_URL": migrated_database_url,
-            "NATS_URL": os.environ["NATS_URL"],
+            "NATS_URL": service_nats_url,
+            "NATS_NAMESPACE": SERVICE_NAMESPACE,
             "STORAGE_URL": f"file://{tmp_path}/store",
             **env,
         }

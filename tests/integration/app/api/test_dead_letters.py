@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from sqlalchemy.orm import Session
 from app.api import create_app
 from app.config import Config
 from app.models import Upload
+from app.queue import make_broker
+from broker import NatsBroker
 from broker.dead_letters import encode_record
-from tests.helpers import ROOT, service_broker, song_flac, stop_all, wait_for
+from tests.helpers import ROOT, SERVICE_NAMESPACE, service_broker, song_flac, stop_all, wait_for
 from tests.integration.app.api.test_api import upload, wait_done
 
 PHANTOMCHAIN = Path(sys.executable).parent / "phantomchain"
@@ -52,6 +55,11 @@ class Stack:
                 )
             )  # fmt: skip
 
+    @property
+    def broker(self) -> NatsBroker:
+        """The API's broker: the session's own namespace on the test NATS."""
+        return self.client.application.extensions["broker"]
+
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, **self.settings, "PYTHONPATH": str(ROOT), **extra}
 
@@ -72,16 +80,16 @@ class Stack:
 
 
 @pytest.fixture
-def make_stack(migrated_database_url, wheel_nats_url, tmp_path):
-    os.environ.setdefault("NATS_URL", wheel_nats_url)
-    broker = service_broker(os.environ["NATS_URL"])
+def make_stack(migrated_database_url, service_nats_url, tmp_path):
+    broker = service_broker(service_nats_url)
 
     stacks: list[Stack] = []
 
     def make(**env: str) -> Stack:
         settings = {
             "DATABASE_URL": migrated_database_url,
-            "NATS_URL": os.environ["NATS_URL"],
+            "NATS_URL": service_nats_url,
+            "NATS_NAMESPACE": SERVICE_NAMESPACE,
             "STORAGE_URL": f"file://{tmp_path}/store",
             **env,
         }
@@ -105,10 +113,10 @@ def song(tmp_path_factory) -> bytes:
     return song_flac(folder, 120.0, "A", "minor", seconds=4, rate=22050, seed=3)
 
 
-def bury(queue: str, actor: str, args: list, reason: str = "RuntimeError: boom") -> str:
+def bury(
+    broker: NatsBroker, queue: str, actor: str, args: list, reason: str = "RuntimeError: boom"
+) -> str:
     """A dead letter as the consumer writes one (same record, same stream); returns its id."""
-    broker = service_broker(os.environ["NATS_URL"])
-
     message = dramatiq.Message(queue_name=queue, actor_name=actor, args=tuple(args), kwargs={},
                                options={"max_retries": 3})  # fmt: skip
     record = encode_record(
@@ -185,9 +193,9 @@ def test_failed_stage_is_dead_lettered_then_replayed_from_the_cli(make_stack, so
 
 def test_http_show_delete_purge_with_filters(make_stack):
     stack = make_stack()
-    a = bury("pipeline", "run_stage", ["job-a", "loudness"])
-    b = bury("pipeline", "run_stage", ["job-b", "tempo_key"])
-    c = bury("mail", "notify", ["someone@example.com"], reason="SMTPError: refused")
+    a = bury(stack.broker, "pipeline", "run_stage", ["job-a", "loudness"])
+    b = bury(stack.broker, "pipeline", "run_stage", ["job-b", "tempo_key"])
+    c = bury(stack.broker, "mail", "notify", ["someone@example.com"], reason="SMTPError: refused")
     client = stack.client
 
     everything = client.get("/api/dead-letters").json
@@ -228,14 +236,13 @@ def test_bulk_retry_refuses_a_bad_body(make_stack, body):
 
 
 def test_bulk_retry_of_a_queue_reopens_its_jobs(make_stack, song):
-    broker = service_broker(os.environ["NATS_URL"])
-
     stack = make_stack()
+    broker = stack.broker
     accepted = upload(stack.client, song).json
     broker.flush("pipeline")  # its first message is gone: only the dead letter can run it
     job_id = accepted["job_id"]
-    letter = bury("pipeline", "run_stage", [job_id, "transcode"])
-    other = bury("mail", "notify", ["x@example.com"])
+    letter = bury(stack.broker, "pipeline", "run_stage", [job_id, "transcode"])
+    other = bury(stack.broker, "mail", "notify", ["x@example.com"])
     patched = stack.client.patch(f"/api/jobs/{job_id}", json={"status": "failed", "error": "x"})
     assert patched.json["status"] == "failed"
 
@@ -262,7 +269,7 @@ def test_bulk_retry_of_a_queue_reopens_its_jobs(make_stack, song):
 
 def test_admin_routes_need_the_admin_token(make_stack):
     stack = make_stack(API_TOKENS="user-token", ADMIN_TOKEN="admin-token")
-    letter = bury("mail", "notify", ["x@example.com"])
+    letter = bury(stack.broker, "mail", "notify", ["x@example.com"])
     user = {"Authorization": "Bearer user-token"}
     one, every = f"/api/dead-letters/{letter}", "/api/dead-letters"
     calls = [("get", every), ("get", one), ("post", f"{one}/retry"), ("post", f"{every}/retry"),
@@ -278,9 +285,9 @@ def test_admin_routes_need_the_admin_token(make_stack):
 
 def test_cli_dlq_show_delete_purge_and_errors(make_stack):
     stack = make_stack()
-    a = bury("pipeline", "run_stage", ["job-a", "loudness"])
-    b = bury("mail", "notify", ["x@example.com"], reason="SMTPError: refused")
-    c = bury("mail", "notify", ["y@example.com"])
+    a = bury(stack.broker, "pipeline", "run_stage", ["job-a", "loudness"])
+    b = bury(stack.broker, "mail", "notify", ["x@example.com"], reason="SMTPError: refused")
+    c = bury(stack.broker, "mail", "notify", ["y@example.com"])
 
     table = stack.cli("dlq", "list")
     assert table.returncode == 0 and table.stdout.splitlines()[0].split()[:3] == [
@@ -347,3 +354,26 @@ def test_cli_jobs_list_show_retry(make_stack, song):
     assert wait_for(lambda: stack.job(bad["job_id"])["status"] == "failed", timeout=60)
     messages = [e["message"] for e in stack.job(bad["job_id"])["events"]]
     assert messages.count("retried by an admin") == 1 and messages.count("transcode started") == 2
+
+
+def test_the_suite_never_touches_another_namespace(make_stack, service_nats_url, song):
+    """Another deployment's queue and dead letters on the suite's NATS (as on a server an
+    exported ``NATS_URL`` or ``TEST_NATS_URL`` names) survive the suite's fixtures, its API and
+    its workers: they all work on the session's own namespace."""
+    other = make_broker(service_nats_url, f"other-{uuid.uuid4().hex[:8]}")
+    try:
+        args = ("their-job", "transcode")
+        other.enqueue(dramatiq.Message(queue_name="pipeline", actor_name="run_stage", args=args,
+                                       kwargs={}, options={}))  # fmt: skip
+        letter = bury(other, "pipeline", "run_stage", ["their-job", "loudness"])
+        stack = make_stack()  # flushes and purges the suite's queues, as every fixture does
+        stack.start_workers()
+        accepted = upload(stack.client, song).json
+        assert wait_done(stack.client, accepted["upload_id"]).status_code == 200
+        stack.broker.flush_all()  # and what the fixtures do at teardown
+        stack.broker.dead_letters.purge()
+        assert other.queue_stats()["pipeline"] == (1, 0)
+        assert other.dead_letters.get(letter).payload["args"] == ["their-job", "loudness"]
+    finally:
+        other.delete_streams()
+        other.close()
