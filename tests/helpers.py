@@ -70,6 +70,18 @@ def service_broker(nats_url: str) -> NatsBroker:
     return _service_brokers[nats_url]
 
 
+def service_settings(database_url: str, nats_url: str, folder: Path, **env: str) -> dict:
+    """The settings of an API or worker under test: its database, the session's namespace on
+    ``nats_url``, files under ``folder/store``; then ``env``."""
+    return {
+        "DATABASE_URL": database_url,
+        "NATS_URL": nats_url,
+        "NATS_NAMESPACE": SERVICE_NAMESPACE,
+        "STORAGE_URL": f"file://{folder}/store",
+        **env,
+    }
+
+
 def remove_service_streams() -> None:
     """Delete the session's service streams from every server the session used."""
     for broker in _service_brokers.values():

@@ -17,7 +17,7 @@ import pytest
 from app.api import create_app
 from app.config import Config
 from audio.decode import decode
-from tests.helpers import ROOT, SERVICE_NAMESPACE, service_broker, song_flac, stop_all
+from tests.helpers import ROOT, service_broker, service_settings, song_flac, stop_all
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import write_audio
 
@@ -32,13 +32,7 @@ def make_client(migrated_database_url, service_nats_url, tmp_path):
     apps = []
 
     def make(**env):
-        settings = {
-            "DATABASE_URL": migrated_database_url,
-            "NATS_URL": service_nats_url,
-            "NATS_NAMESPACE": SERVICE_NAMESPACE,
-            "STORAGE_URL": f"file://{tmp_path}/store",
-            **env,
-        }
+        settings = service_settings(migrated_database_url, service_nats_url, tmp_path, **env)
         broker.flush_all()
         broker.dead_letters.purge()  # the namespace is shared by the session's tests
         with (tmp_path / f"workers{len(workers)}.log").open("wb") as log:

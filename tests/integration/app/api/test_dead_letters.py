@@ -28,7 +28,7 @@ from app.models import Upload
 from app.queue import make_broker
 from broker import NatsBroker
 from broker.dead_letters import encode_record
-from tests.helpers import ROOT, SERVICE_NAMESPACE, service_broker, song_flac, stop_all, wait_for
+from tests.helpers import ROOT, service_broker, service_settings, song_flac, stop_all, wait_for
 from tests.integration.app.api.test_api import upload, wait_done
 
 PHANTOMCHAIN = Path(sys.executable).parent / "phantomchain"
@@ -86,13 +86,7 @@ def make_stack(migrated_database_url, service_nats_url, tmp_path):
     stacks: list[Stack] = []
 
     def make(**env: str) -> Stack:
-        settings = {
-            "DATABASE_URL": migrated_database_url,
-            "NATS_URL": service_nats_url,
-            "NATS_NAMESPACE": SERVICE_NAMESPACE,
-            "STORAGE_URL": f"file://{tmp_path}/store",
-            **env,
-        }
+        settings = service_settings(migrated_database_url, service_nats_url, tmp_path, **env)
         broker.flush_all()
         broker.dead_letters.purge()
         client = create_app(Config.from_env(settings)).test_client()
