@@ -287,21 +287,27 @@ class NatsConsumer(Consumer):
         transport, self._transport = self._transport, None
         if transport is None:
             return
-        # Requests still open on the server may bring messages after the worker stopped
-        # taking them: hand those back at once rather than after the ack wait.
+        abandoned: list[NatsMessageProxy] = []
         if self.broker.shutting_down:
             # The worker waited its shutdown timeout and is going: what its threads still hold
             # is abandoned. Another worker gets it now, not after the ack wait.
             with self._lock:
                 abandoned = list(self._held.values())
                 self._held.clear()
-            for proxy in abandoned:
-                logger.warning("handing back %s, unfinished at shutdown", proxy._message)
-                with contextlib.suppress(Exception):
-                    transport.settle(proxy._delivery, b"-NAK")
+        # Requests still open on the server may bring messages after the worker stopped taking
+        # them. Wait those out first: a message handed back while they are open can be
+        # delivered straight back into them, and then waits out the ack wait.
+        late = [*self._buffer]
+        self._buffer.clear()
         try:
-            late = [*self._buffer, *transport.close()]
-            self._buffer.clear()
+            late.extend(transport.close())
+        except Exception:
+            logger.warning("waiting out the open pull requests failed", exc_info=True)
+        for proxy in abandoned:
+            logger.warning("handing back %s, unfinished at shutdown", proxy._message)
+            with contextlib.suppress(Exception):
+                transport.settle(proxy._delivery, b"-NAK")
+        try:
             for delivery in late:
                 transport.settle(delivery, b"-NAK")
         except Exception:
