@@ -173,8 +173,11 @@ class LoopConnection:
         deadline = time.monotonic() + self.connect_timeout
         last_error: BaseException | None = None
         while True:
+            # A client of our own, so an attempt cut short can be closed: with reconnects on,
+            # nats-py's first connect never gives up by itself while no server answers.
+            nc = Client()
             try:
-                return await nats.connect(
+                await asyncio.wait_for(nc.connect(
                     servers=self.servers,
                     name=self.name or None,
                     connect_timeout=max(0.5, min(2.0, self.connect_timeout)),
@@ -186,9 +189,11 @@ class LoopConnection:
                     error_cb=_on_error,
                     disconnected_cb=self._on_disconnect,
                     reconnected_cb=_on_reconnect,
-                )
+                ), max(0.1, deadline - time.monotonic()))  # fmt: skip
+                return nc
             except TRANSIENT_ERRORS as exc:
                 last_error = exc
+                await _close_quietly(nc)
             if time.monotonic() >= deadline:
                 raise BrokerConnectionError(
                     f"could not connect to NATS at {', '.join(self.servers)}: {last_error!r}"
@@ -196,7 +201,8 @@ class LoopConnection:
             await asyncio.sleep(0.2)
 
     async def _on_disconnect(self) -> None:
-        if not self._closed:  # closing on purpose is not news
+        # Closing on purpose is not news, nor is a first connect that failed.
+        if not self._closed and self._nc is not None and not self._nc.is_closed:
             logger.warning("disconnected from NATS; reconnecting")
 
     def close(self) -> None:
@@ -243,3 +249,11 @@ async def _on_error(exc: Exception) -> None:
 
 async def _on_reconnect() -> None:
     logger.info("reconnected to NATS")
+
+
+async def _close_quietly(nc: Client) -> None:
+    """Close a client whose first connect failed (its reconnect loop may still be running)."""
+    try:
+        await asyncio.wait_for(nc.close(), 2)
+    except Exception:
+        logger.debug("error while closing a client that never connected", exc_info=True)

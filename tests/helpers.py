@@ -57,6 +57,14 @@ def song_flac(folder, bpm: float, tonic: str, mode: str, *, seconds: float, rate
     return path.read_bytes()
 
 
+def reference_lufs(samples, rate: int) -> float:
+    """Integrated loudness of ``samples`` (channels, frames) by pyloudnorm: an implementation
+    of BS.1770 independent of ours, the truth the service's figures are held to."""
+    import pyloudnorm
+
+    return float(pyloudnorm.Meter(rate).integrated_loudness(samples.T))
+
+
 #: The namespace of every service stream this test session makes — never ``phantomchain``: a
 #: ``TEST_NATS_URL`` may name a server where a real deployment keeps its queues.
 SERVICE_NAMESPACE = f"test-{uuid.uuid4().hex[:10]}"

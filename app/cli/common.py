@@ -29,7 +29,8 @@ EXIT_CONFIG = 2
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    """``error: MESSAGE`` as one line (drivers' messages span several) and exit ``code``."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
     sys.exit(code)
 
 
@@ -71,7 +72,9 @@ def handle_errors(command: F) -> F:
             fail(str(exc), EXIT_CONFIG)
         except OperationalError as exc:
             fail(f"cannot reach the database: {exc.orig or exc}")
-        except (BrokerConnectionError, *TRANSIENT_ERRORS) as exc:
+        except BrokerConnectionError:
+            fail(f"cannot reach NATS at {_nats_url()}: no server answered")
+        except TRANSIENT_ERRORS as exc:
             fail(f"cannot reach NATS at {_nats_url()}: {type(exc).__name__} {exc}".rstrip())
 
     return run  # type: ignore[return-value]

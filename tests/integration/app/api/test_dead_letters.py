@@ -371,3 +371,45 @@ def test_the_suite_never_touches_another_namespace(make_stack, service_nats_url,
     finally:
         other.delete_streams()
         other.close()
+
+
+def test_cli_dlq_retry_all_takes_only_what_the_filters_name(make_stack, song):
+    stack = make_stack()
+    first, second = (upload(stack.client, song, name=f"{n}.flac").json for n in ("one", "two"))
+    stack.broker.flush("pipeline")  # their first messages are gone: only dead letters can run them
+    letters = {
+        accepted["job_id"]: bury(
+            stack.broker, "pipeline", "run_stage", [accepted["job_id"], "transcode"]
+        )
+        for accepted in (first, second)
+    }
+    mail = bury(stack.broker, "mail", "notify", ["x@example.com"])
+
+    retried = stack.cli_json("dlq", "retry", "--all", "--queue", "pipeline")
+    assert {item["id"]: item["job_id"] for item in retried["retried"]} == {
+        letter: job_id for job_id, letter in letters.items()}  # fmt: skip
+    assert [d["id"] for d in stack.cli_json("dlq", "list")] == [mail]
+    assert stack.cli("dlq", "retry", "--all", "--actor", "no_such_actor").stdout.strip() == (
+        "no dead letters to retry")  # fmt: skip
+
+    stack.start_workers()
+    for accepted in (first, second):
+        assert wait_done(stack.client, accepted["upload_id"], timeout=90).status_code == 200
+    assert [d["id"] for d in stack.cli_json("dlq", "list")] == [mail]
+
+
+def test_cli_exits_1_with_one_line_when_a_server_does_not_answer(make_stack):
+    from app.embedded.nats_server import free_port
+
+    stack = make_stack()
+    nobody = free_port()
+    no_nats = stack.cli("dlq", "list", env=stack.env(NATS_URL=f"nats://127.0.0.1:{nobody}"))
+    assert no_nats.returncode == 1, no_nats.stderr
+    assert no_nats.stderr.startswith(f"error: cannot reach NATS at nats://127.0.0.1:{nobody}")
+    no_database = stack.cli(
+        "jobs", "list", env=stack.env(DATABASE_URL=f"postgresql://nobody@127.0.0.1:{nobody}/x")
+    )
+    assert no_database.returncode == 1, no_database.stderr
+    assert no_database.stderr.startswith("error: cannot reach the database")
+    for done in (no_nats, no_database):
+        assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
