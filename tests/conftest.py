@@ -135,3 +135,32 @@ def service_nats_url(wheel_nats_url: str) -> Iterator[str]:
     service_broker(wheel_nats_url)  # no I/O yet; known to the clean-up below from now on
     yield wheel_nats_url
     remove_service_streams()
+
+
+#: A test taking longer than this (setup, call and teardown) should carry ``@pytest.mark.slow``,
+#: so that ``pytest -m "not slow"`` stays a quick loop.
+SLOW_S = 10.0
+_durations: dict[str, float] = {}
+_marked_slow: set[str] = set()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("slow"):
+        _marked_slow.add(item.nodeid)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Name the tests that took over :data:`SLOW_S` without the ``slow`` marker (a report, not
+    a failure: a busy machine must not fail the suite)."""
+    unmarked = sorted(
+        ((d, n) for n, d in _durations.items() if d > SLOW_S and n not in _marked_slow),
+        reverse=True,
+    )
+    if unmarked:
+        terminalreporter.write_sep("=", f"over {SLOW_S:.0f} s without the slow marker")
+        for seconds, nodeid in unmarked:
+            terminalreporter.write_line(f"{seconds:6.1f}s {nodeid}")
