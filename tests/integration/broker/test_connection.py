@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 import uuid
 
@@ -13,6 +15,7 @@ from dramatiq.middleware import default_middleware
 
 from app.embedded.nats_server import NatsServer
 from broker import NatsBroker
+from broker.pull import AsyncPull
 from tests.helpers import wait_for
 
 
@@ -34,6 +37,7 @@ def make(server: NatsServer, **options) -> NatsBroker:
     )
 
 
+@pytest.mark.slow
 def test_nothing_is_lost_when_the_server_restarts_mid_run(own_server, start_worker):
     broker = make(own_server, ack_wait=3.0, connect_timeout=1.0)
     seen: set[int] = set()
@@ -161,5 +165,76 @@ def test_servers_requiring_authentication(tmp_path, start_worker, args, credenti
         with pytest.raises(BrokerConnectionError):
             wrong.enqueue(noop.message())
         wrong.close()
+    finally:
+        server.stop()
+
+
+def _tls_server(tmp_path, monkeypatch) -> tuple[NatsServer, str]:
+    """A server requiring TLS, with a certificate for 127.0.0.1 from a CA trusted here."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test CA")
+    openssl("req", *ec, "-keyout", "key.pem", "-out", "req.csr", "-subj", "/CN=127.0.0.1")
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    sign = ("-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-extfile", "san.ext")
+    openssl("x509", "-req", "-in", "req.csr", *sign, "-out", "cert.pem")
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # nats-py's default context
+    args = ("--tls", "--tlscert", str(tmp_path / "cert.pem"), "--tlskey", str(tmp_path / "key.pem"))
+    server = NatsServer(store_dir=tmp_path / "store", extra_args=args).start()
+    return server, f"tls://127.0.0.1:{server.port}"
+
+
+#: A valid nkey user public key (its seed is never needed: the test's client uses a password).
+NKEY_USER = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"
+
+
+def _nkeys_server(tmp_path, monkeypatch) -> tuple[NatsServer, str]:
+    """A server with nkey users, so it sends every client a nonce to sign; the broker's own
+    user signs in with a password."""
+    config = tmp_path / "nkeys.conf"
+    config.write_text(
+        "authorization {\n  users = [\n"
+        f'    {{nkey: "{NKEY_USER}"}}\n'
+        '    {user: "ann", password: "pa55"}\n'
+        "  ]\n}\n"
+    )
+    server = NatsServer(store_dir=tmp_path / "store", extra_args=("-c", str(config))).start()
+    return server, server.url.replace("nats://", "nats://ann:pa55@")
+
+
+@pytest.mark.parametrize("start_server", [_tls_server, _nkeys_server], ids=["tls", "nkeys"])
+def test_servers_the_wire_client_cannot_speak_to_switch_to_nats_py(
+    tmp_path, monkeypatch, start_worker, start_server
+):
+    server, url = start_server(tmp_path, monkeypatch)
+    try:
+        broker = NatsBroker(url, namespace="nats-py", connect_timeout=3.0)
+        ran = []
+
+        @dramatiq.actor(broker=broker)
+        def noop():
+            ran.append(1)
+
+        worker = start_worker(broker)
+
+        def transport():
+            consumer = worker.consumers["default"].consumer
+            return consumer and consumer._transport
+
+        # The consumer, first to meet the server, gives up on the wire client...
+        assert wait_for(lambda: isinstance(transport(), AsyncPull))
+        assert not broker.use_wire
+        # ...and so does the publisher, when it meets the server in its turn.
+        noop.send()
+        assert broker._publisher is None
+        assert wait_for(lambda: ran == [1])
+        assert isinstance(transport(), AsyncPull)
+        worker.stop()
+        broker.close()
     finally:
         server.stop()
