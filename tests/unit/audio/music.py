@@ -75,10 +75,18 @@ def _tone(freq: float, seconds: float, rate: int, timbre: str, rng) -> np.ndarra
         if timbre == "organ":
             harmonics = [1, 2, 3, 4, 6]
         wave = np.zeros_like(t)
+        # sin(hωt + φ) = Im(e^{iφ}·z^h), z = e^{iωt}: one complex exponential for all the
+        # partials (the corpus builds in two thirds of the time of one np.sin per partial).
+        z = np.exp(2j * np.pi * freq * t)
+        z_h, h_now = np.ones_like(z), 0
         for h in harmonics:
             if h * freq < nyquist * 0.9:
                 weight = 1 / h if timbre != "organ" else 1 / (1 + h * 0.5)
-                wave += weight * np.sin(2 * np.pi * h * freq * t + rng.uniform(0, 0.3))
+                for _ in range(h - h_now):
+                    z_h *= z
+                h_now = h
+                phase = rng.uniform(0, 0.3)
+                wave += weight * (np.sin(phase) * z_h.real + np.cos(phase) * z_h.imag)
     attack = min(len(t), max(1, round(rate * rng.uniform(0.003, 0.02))))
     envelope = np.exp(-t * rng.uniform(0.8, 3.0))
     envelope[:attack] *= np.linspace(0, 1, attack)
@@ -183,15 +191,35 @@ def synthesize_track(
     return Track(samples.astype(np.float32), sample_rate, bpm, tonic, scale)
 
 
-def corpus(count: int = 48, seconds: float = 20.0, sample_rate: int = 11025) -> list[Track]:
-    """``count`` tracks covering all 24 keys, tempi spread over 70–180 BPM (edges included)."""
-    rng = np.random.default_rng(1234)
-    tempi = np.linspace(70, 180, count)
+#: The seeds the tempo thresholds (``audio/tempo.py``) and key profiles (``audio/key.py``) were
+#: tuned and first scored on: the first corpus, seeds 100–147 (tempi ``np.linspace(70, 180,
+#: 48)`` shuffled by ``default_rng(1234)``). The key profiles were also measured on 96 tracks
+#: and BENCHMARKS once quoted "two other seed sets", whose seeds were not recorded (every
+#: track seed written in this repository is below 1000). No claim may rest on any of them.
+TUNING_SEEDS = range(100, 148)
+#: The held-apart corpus starts here: seeds never used in tuning, chosen after it, far from
+#: any hand-picked range; its tempi are drawn afresh too (not the tuning grid).
+HELD_APART_FIRST_SEED = 7_000_000
+
+
+def corpus(
+    count: int = 48,
+    seconds: float = 20.0,
+    sample_rate: int = 11025,
+    first_seed: int = HELD_APART_FIRST_SEED,
+) -> list[Track]:
+    """``count`` tracks, seeds ``first_seed`` onwards, covering all 24 keys (``count`` a multiple
+    of 24: each key ``count / 24`` times) at tempi drawn at random from 70–180 BPM, one in each
+    of ``count`` equal slices of that range (so both ends are always covered)."""
+    rng = np.random.default_rng(first_seed)
+    edges = np.linspace(70, 180, count + 1)
+    tempi = rng.uniform(edges[:-1], edges[1:])
     rng.shuffle(tempi)
     tracks = []
     for i in range(count):
         tonic = TONICS[i % 12]
         scale = "major" if (i // 12) % 2 == 0 else "minor"
         bpm = float(round(tempi[i], 1))
-        tracks.append(synthesize_track(bpm, tonic, scale, seconds, sample_rate, seed=100 + i))
+        seed = first_seed + i
+        tracks.append(synthesize_track(bpm, tonic, scale, seconds, sample_rate, seed=seed))
     return tracks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import av
 import numpy as np
 import pytest
 
@@ -44,7 +45,39 @@ def test_info_tag_fields(tmp_path):
     delay_padding = int.from_bytes(data[lame + 21 : lame + 24], "big")
     assert delay_padding >> 12 == ENCODER_DELAY
     assert (delay_padding & 0xFFF) == frames * 1152 - 44100 - ENCODER_DELAY
-    assert int.from_bytes(data[190:192], "big") == _crc16(data[:190])
+    # The tag's checksum, against an independent CRC-16/ARC …
+    assert int.from_bytes(data[190:192], "big") == crc16_arc_reference(data[:190])
+    # … and FFmpeg's own check: its MP3 demuxer takes the tag (and names the encoder from it)
+    # only when the checksum matches (libavformat/mp3dec.c, ``v == crc``).
+    with av.open(str(path)) as container:
+        assert container.streams.audio[0].metadata.get("encoder") == "LAME3.100"
+
+
+def crc16_arc_reference(data: bytes) -> int:
+    """CRC-16/ARC by its textbook definition, written apart from ``audio.mp3._crc16``: the
+    polynomial x¹⁶+x¹⁵+x²+1 (0x8005) divided most significant bit first into the bit-reversed
+    bytes, initial value 0, result bit-reversed (what LAME's VbrTag.c and FFmpeg's
+    ``ff_crcA001_update`` compute for the Info tag — not the 0xFFFF-initialised CRC of an
+    MPEG audio frame's protection field)."""
+
+    def reflect(value: int, bits: int) -> int:
+        return int(f"{value:0{bits}b}"[::-1], 2)
+
+    register = 0
+    for byte in data:
+        register ^= reflect(byte, 8) << 8
+        for _ in range(8):
+            register <<= 1
+            if register & 0x10000:
+                register ^= 0x18005
+    return reflect(register, 16)
+
+
+def test_crc16_matches_the_published_check_value():
+    """CRC-16/ARC of b"123456789" is 0xBB3D (the catalogue's check value, e.g. reveng's)."""
+    assert crc16_arc_reference(b"123456789") == 0xBB3D
+    assert _crc16(b"123456789") == 0xBB3D
+    assert _crc16(b"") == 0 and crc16_arc_reference(b"") == 0
 
 
 def test_impossible_settings_are_refused(tmp_path):

@@ -7,6 +7,9 @@ import pytest
 from audio.probe import probe
 from tests.unit.audio import signals
 
+#: Bits per sample of the PCM formats: their bitrate is rate × bits × channels exactly.
+PCM_BITS = {"wav": 16, "wav24": 24, "wavf32": 32, "aiff": 16}
+
 EXPECTED = {
     "wav": ("pcm_s16le", "wav"),
     "wav24": ("pcm_s24le", "wav"),
@@ -36,7 +39,10 @@ def test_probe_each_format(tmp_path, fmt):
     assert (info.sample_rate, info.channels) == (rate, 2)
     assert abs(info.duration_s - 3.0) < 0.05
     assert info.channel_names == ("FL", "FR")
-    assert info.bitrate is None or info.bitrate > 8000
+    if fmt in PCM_BITS:
+        assert info.bitrate == rate * PCM_BITS[fmt] * 2
+    else:  # compressed: the file's mean rate, container overhead aside
+        assert info.bitrate == pytest.approx(path.stat().st_size * 8 / 3.0, rel=0.05)
     assert info.to_dict()["channel_names"] == ["FL", "FR"]
 
 

@@ -12,7 +12,11 @@ from click.testing import CliRunner
 from app.cli import main
 from app.cli.analyze import FIELDS
 from tests.unit.audio.music import synthesize_track
+from tests.unit.audio.reference import ebur128_of_file
 from tests.unit.audio.signals import write_audio
+
+#: EBU Tech 3341's tolerance for integrated loudness, LU.
+LU_TOLERANCE = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +30,10 @@ def files(tmp_path_factory):
         track = synthesize_track(bpm, tonic, scale, seconds=15, sample_rate=44100, seed=len(songs))
         path = folder / name
         write_audio(path, track.samples, 44100, fmt)
-        songs.append((path, bpm, f"{tonic} {scale}"))
+        # The truth: FFmpeg's own loudness meter on the file as FFmpeg decodes it (MP3 takes
+        # about 0.5 LU off this synthesized track: the encoder's low-pass cuts the hats).
+        lufs = ebur128_of_file(path).integrated_lufs
+        songs.append((path, bpm, f"{tonic} {scale}", lufs))
     garbage = folder / "garbage.wav"
     garbage.write_bytes(b"RIFF" + bytes(range(256)) * 40)
     return songs, garbage
@@ -42,12 +49,16 @@ def test_json_lines_in_input_order_with_errors_and_exit_status(files, tmp_path):
     for record in records:
         assert set(FIELDS) <= set(record)
     good = [records[0], records[2]]
-    for record, (_, bpm, key) in zip(good, songs, strict=True):
+    for record, (path, bpm, key, lufs) in zip(good, songs, strict=True):
         assert record["error"] is None
         assert abs(record["bpm"] / bpm - 1) < 0.04
         assert record["key"] == key
-        assert record["integrated_lufs"] < 0
+        assert record["integrated_lufs"] == pytest.approx(lufs, abs=LU_TOLERANCE)
+        assert record["duration_s"] == pytest.approx(15.0, abs=0.05)  # gapless MP3 too
+        assert (record["sample_rate"], record["channels"]) == (44100, 2)
+        assert record["codec"].startswith(path.suffix[1:])  # FFmpeg's MP3 decoder: "mp3float"
     assert records[1]["error"] and records[1]["bpm"] is None
+    assert records[1]["integrated_lufs"] is None
 
 
 def test_all_good_exits_zero_and_transcodes_go_to_out(files, tmp_path):
@@ -69,8 +80,13 @@ def test_a_person_gets_a_table(files):
     result = CliRunner().invoke(main, ["analyze", "--jobs", "1", str(songs[1][0]), str(garbage)])
     assert result.exit_code == 1
     lines = result.stdout.strip().splitlines()
-    assert lines[0].split()[:4] == ["file", "length", "LUFS", "LRA"]
+    assert lines[0].split()[:6] == ["file", "length", "LUFS", "LRA", "dBTP", "BPM"]
     assert "two.mp3" in lines[1] and "D minor" in lines[1]
+    name, length, lufs, _lra, _peak, bpm = lines[1].split()[:6]
+    _, truth_bpm, _, truth_lufs = songs[1]
+    assert (name, length) == ("two.mp3", "0:15.0")
+    assert float(lufs) == pytest.approx(truth_lufs, abs=LU_TOLERANCE + 0.05)  # shown to 0.1
+    assert abs(float(bpm) / truth_bpm - 1) < 0.04
     assert "garbage.wav" in lines[2]
 
 
