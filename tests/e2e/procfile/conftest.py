@@ -15,6 +15,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -174,3 +175,42 @@ def wait_job(port: int, job_id: str, timeout: float = 180) -> dict:
 
     assert wait_for(finished, timeout, interval=0.2), job
     return job
+
+
+class SharedDeployment(Deployment):
+    """A :class:`Deployment` for a whole module, with a worker that serves no metrics."""
+
+    def workers_without_metrics(self, **env: str) -> Process:
+        """A ``dramatiq`` master (the worker line) with ``WORKER_METRICS_PORT=0``: nothing to
+        wait for, it takes jobs once it has booted."""
+        process = self._spawn("worker", 0, {"WORKER_METRICS_PORT": "0", **env})
+        assert process.popen.poll() is None, process.log.read_text()
+        return process
+
+
+def new_database(admin_url: str) -> str:
+    """A new, empty database on the server of ``admin_url`` (as the ``database_url`` fixture)."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return urlparse(admin_url)._replace(path=f"/{name}").geturl()
+
+
+@pytest.fixture(scope="module")
+def module_deployment(postgres_admin_url, service_nats_url, tmp_path_factory):
+    """As ``deployment``, but one for every test of a module that asks for it: a database of
+    its own, migrated by the release line; tests add the processes they need."""
+    broker = service_broker(service_nats_url)
+    broker.flush_all()
+    broker.dead_letters.purge()  # the namespace is shared by the session's tests
+    tmp = tmp_path_factory.mktemp("deployment")
+    deployed = SharedDeployment(tmp, new_database(postgres_admin_url), service_nats_url)
+    deployed.release()
+    yield deployed
+    for process in deployed.processes:
+        if process.popen.poll() is None:
+            process.stop(signal.SIGTERM, 30)
+    broker.flush_all()
+    broker.dead_letters.purge()

@@ -1,0 +1,389 @@
+"""The API over real HTTP, against the gunicorn of the Procfile's web line: what Flask's test
+client cannot show — bodies streamed or chunked on a socket, an event stream read while the job
+runs, a server told to stop, settings read by real processes."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import time
+import uuid
+import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+import pytest
+
+from app.embedded.nats_server import port_answers
+from tests.helpers import song_flac, wait_for
+
+USER, ADMIN = "user-token", "admin-token"
+LIMIT_MB = 1
+STAGES = ["transcode", "loudness", "tempo_key", "finalize"]
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory) -> bytes:
+    """Four seconds of music as FLAC (under ``LIMIT_MB``)."""
+    folder = tmp_path_factory.mktemp("http")
+    return song_flac(folder, 120.0, "A", "minor", seconds=4, rate=44100, seed=3)
+
+
+@pytest.fixture(scope="module")
+def api(module_deployment):
+    """The module's API: tokens on, uploads limited to ``LIMIT_MB``."""
+    return module_deployment.api(API_TOKENS=USER, ADMIN_TOKEN=ADMIN, MAX_UPLOAD_MB=str(LIMIT_MB))
+
+
+@pytest.fixture(scope="module")
+def worker(module_deployment):
+    """The module's only worker, started with ``WORKER_METRICS_PORT=0``: every job runs on it."""
+    return module_deployment.workers_without_metrics()
+
+
+# -- HTTP on a socket -----------------------------------------------------------------------
+
+
+def call(port: int, method: str, path: str, token: str | None = USER) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()
+
+
+def form(data: bytes, name: str) -> tuple[str, list[bytes]]:
+    """A multipart body with ``data`` as its ``file`` field: content type, pieces of 64 KiB."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    pieces = [data[start : start + (64 << 10)] for start in range(0, len(data), 64 << 10)]
+    return f"multipart/form-data; boundary={boundary}", [head, *pieces, tail]
+
+
+def post_upload(
+    connection: http.client.HTTPConnection, data: bytes, name: str, *, chunked: bool
+) -> http.client.HTTPResponse:
+    """POST ``data`` as an upload, piece by piece: with a ``Content-Length``, or chunked."""
+    content_type, pieces = form(data, name)
+    connection.putrequest("POST", "/api/uploads")
+    connection.putheader("Authorization", f"Bearer {USER}")
+    connection.putheader("Content-Type", content_type)
+    if chunked:
+        connection.putheader("Transfer-Encoding", "chunked")
+    else:
+        connection.putheader("Content-Length", str(sum(map(len, pieces))))
+    connection.endheaders()
+    for piece in pieces:
+        connection.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+    if chunked:
+        connection.send(b"0\r\n\r\n")
+    return connection.getresponse()
+
+
+def upload(port: int, data: bytes, name: str = "song.flac", *, chunked: bool = False) -> dict:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        response = post_upload(connection, data, name, chunked=chunked)
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 202, body
+    return body
+
+
+def wait_job(port: int, job_id: str, until=lambda job: job["status"] in ("done", "failed")):
+    job: dict = {}
+
+    def reached() -> bool:
+        nonlocal job
+        status, job = call(port, "GET", f"/api/jobs/{job_id}")
+        assert status == 200, job
+        return until(job)
+
+    assert wait_for(reached, 120, interval=0.1), job
+    return job
+
+
+def wav(seconds: float) -> bytes:
+    """Silence as 16-bit stereo WAV: audio by its first bytes, ~176 KB a second."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(2)
+        writer.setsampwidth(2)
+        writer.setframerate(44100)
+        writer.writeframes(b"\0" * int(seconds * 44100) * 4)
+    return out.getvalue()
+
+
+def stored_files(deployment) -> set[Path]:
+    return {p for p in (deployment.tmp / "store").rglob("*") if p.is_file()}
+
+
+def tree(process) -> list[psutil.Process]:
+    master = psutil.Process(process.popen.pid)
+    return [master, *master.children(recursive=True)]
+
+
+@contextmanager
+def paused(process) -> Iterator[None]:
+    """The worker processes of a dramatiq master stopped (SIGSTOP) for the block: no job moves."""
+    master = psutil.Process(process.popen.pid)
+    assert wait_for(master.children, 60)  # forked at once, but a worker may have just started
+    children = master.children(recursive=True)
+    for child in children:
+        child.suspend()
+    try:
+        yield
+    finally:
+        for child in children:
+            child.resume()
+
+
+# -- 1. too large -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_streamed_upload_over_max_upload_mb_gets_413_and_stores_nothing(
+    module_deployment, api, chunked
+):
+    before = stored_files(module_deployment)
+    jobs_before = call(api.port, "GET", "/api/jobs")[1]["total"]
+    big = wav(LIMIT_MB * 2 * 1024 * 1024 / 176400)  # audio, twice the limit
+
+    connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=60)
+    try:
+        response = post_upload(connection, big, "big.wav", chunked=chunked)
+        body = json.loads(response.read())
+        assert response.status == 413, body
+        assert body["error"]["code"] == "request_entity_too_large"
+        assert f"MAX_UPLOAD_MB ({LIMIT_MB} MB)" in body["error"]["message"]
+        # The connection is left usable: gunicorn read past the rest of the body and answers the
+        # next request on the same socket, or it closed the socket (and said so).
+        if response.will_close:
+            assert connection.sock is None or connection.sock.recv(1) == b""
+        else:
+            sock = connection.sock
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().read() == b'{"status":"ok"}\n'
+            assert connection.sock is sock  # no reconnection
+    finally:
+        connection.close()
+    assert stored_files(module_deployment) == before
+    assert call(api.port, "GET", "/api/jobs")[1]["total"] == jobs_before
+
+
+# -- 2. chunked -------------------------------------------------------------------------
+
+
+def test_a_chunked_upload_is_accepted_whole_and_its_job_is_done(api, worker, song):
+    body = upload(api.port, song, chunked=True)
+    status, stored = call(api.port, "GET", f"/api/uploads/{body['upload_id']}")
+    assert status == 200, stored
+    assert stored["size_bytes"] == len(song)
+    assert stored["sha256"] == hashlib.sha256(song).hexdigest()
+    job = wait_job(api.port, body["job_id"])
+    assert job["status"] == "done", job
+    status, analysis = call(api.port, "GET", f"/api/uploads/{body['upload_id']}/analysis")
+    assert status == 200 and "integrated_lufs" in analysis, analysis
+
+
+# -- 3. the event stream ---------------------------------------------------------------------
+
+
+def sse_blocks(response: http.client.HTTPResponse) -> Iterator[list[str]]:
+    """The stream's blocks (lines up to a blank line), each as soon as it has arrived."""
+    block: list[str] = []
+    while line := response.readline():
+        line = line.decode().rstrip("\r\n")
+        if line:
+            block.append(line)
+        elif block:
+            yield block
+            block = []
+
+
+def sse_event(block: list[str]) -> tuple[str | None, dict | None]:
+    fields = dict(line.split(": ", 1) for line in block if not line.startswith(":"))
+    return fields.get("event"), json.loads(fields["data"]) if "data" in fields else None
+
+
+def test_the_event_stream_is_live_while_the_job_runs(api, worker, song):
+    connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=60)
+    try:
+        with paused(worker):  # the job stays queued until the stream is open and read
+            body = upload(api.port, song)
+            connection.request(
+                "GET", body["links"]["events"], headers={"Authorization": f"Bearer {USER}"}
+            )
+            response = connection.getresponse()
+            assert response.status == 200
+            assert response.getheader("Content-Type").startswith("text/event-stream")
+            blocks = sse_blocks(response)
+            # Said only while the job is neither done nor failed: the stream is open before the
+            # job has even started.
+            assert next(blocks) == [": waiting"]
+        progress: list[dict] = []
+        for block in blocks:
+            event, data = sse_event(block)
+            if event == "progress":
+                progress.append(data)
+            elif event is not None:
+                break
+        assert event == "done" and data["status"] == "done", block
+    finally:
+        connection.close()
+    # Each stage's progress came in order, before the done event, and all of the job's events
+    # came exactly once.
+    assert [e["stage"] for e in progress if e["message"].endswith(" started")] == STAGES
+    assert any(e["stage"] != STAGES[-1] for e in progress)
+    _, job = call(api.port, "GET", f"/api/jobs/{body['job_id']}")
+    assert progress == job["events"]
+
+
+# -- 4. retry ---------------------------------------------------------------------------------
+
+
+def test_retry_reopens_a_failed_job_for_the_admin_only(module_deployment, api, worker, song):
+    body = upload(api.port, b"fLaC" + os.urandom(20000), "broken.flac")
+    job_id, retry = body["job_id"], f"/api/jobs/{body['job_id']}/retry"
+    failed = wait_job(api.port, job_id)
+    assert failed["status"] == "failed" and "damaged or truncated" in failed["error"], failed
+
+    for token in (None, USER):
+        status, refused = call(api.port, "POST", retry, token=token)
+        assert status == 401 and refused["error"]["code"] == "unauthorized", refused
+    assert call(api.port, "GET", f"/api/jobs/{job_id}")[1]["status"] == "failed"
+
+    # An operator repairs the file in storage, then retries the job: it runs again from the start.
+    (original,) = (module_deployment.tmp / "store" / "uploads" / body["upload_id"]).iterdir()
+    original.write_bytes(song)
+    status, retried = call(api.port, "POST", retry, token=ADMIN)
+    assert (status, retried) == (202, {"id": job_id, "status": "queued"})
+    _, document = call(api.port, "GET", "/api/openapi.json")
+    assert "202" in document["paths"]["/api/jobs/{job_id}/retry"]["post"]["responses"]
+    job = wait_job(api.port, job_id)
+    assert job["status"] == "done" and job["error"] is None, job
+    messages = [e["message"] for e in job["events"]]
+    assert messages.count("transcode started") == 2
+    assert messages[messages.index("retried by an admin") :].count("transcode started") == 1
+
+    status, refused = call(api.port, "POST", retry, token=ADMIN)
+    assert status == 409 and refused["error"]["code"] == "not_failed", refused
+    status, refused = call(api.port, "POST", "/api/jobs/no-such-job/retry", token=ADMIN)
+    assert status == 404 and refused["error"]["code"] == "not_found", refused
+
+
+# -- 5. readiness -------------------------------------------------------------------------------
+
+
+def test_readyz_is_503_naming_the_database_when_it_is_unreachable(module_deployment, api):
+    status, ready = call(api.port, "GET", "/readyz", token=None)
+    assert status == 200 and ready["status"] == "ready", ready
+
+    assert not port_answers("127.0.0.1", 9)  # nobody listens on the discard port
+    lost = module_deployment.api(
+        DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", WEB_CONCURRENCY="1"
+    )
+    try:
+        status, ready = call(lost.port, "GET", "/readyz", token=None)
+        assert status == 503, ready
+        assert ready["status"] == "not ready"
+        assert ready["checks"]["database"].startswith("unreachable"), ready
+        assert ready["checks"]["nats"] == "ok", ready
+        assert call(lost.port, "GET", "/healthz", token=None) == (200, {"status": "ok"})
+    finally:
+        lost.stop()
+
+
+# -- 6. GRACEFUL_TIMEOUT ------------------------------------------------------------------------
+
+
+def test_sigterm_cuts_a_request_that_outlasts_graceful_timeout(module_deployment, song):
+    grace = 2
+    before = stored_files(module_deployment)
+    server = module_deployment.api(GRACEFUL_TIMEOUT=str(grace), WEB_CONCURRENCY="1")
+    content_type, pieces = form(song, "song.flac")
+    body = b"".join(pieces)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    try:
+        sock.sendall(
+            b"POST /api/uploads HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\n"
+            + f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        )
+        # gunicorn says "100 Continue" once a worker thread handles the request: it is in flight.
+        assert read_head(sock).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body[:1000])
+
+        server.popen.send_signal(signal.SIGTERM)
+        told = time.monotonic()
+        answer, closed = b"", False
+        for byte in body[1000:-1]:  # a byte every 0.2 s, never the last one
+            if time.monotonic() > told + grace + 20:
+                break
+            if not select.select([sock], [], [], 0.2)[0]:
+                try:
+                    sock.sendall(bytes([byte]))
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            closed = not data
+            if closed:
+                break
+            answer += data
+        assert closed and answer == b"", answer
+        try:
+            code = server.popen.wait(max(0.0, told + grace + 20 - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the API was still running {grace} + 20 s after SIGTERM")
+        assert code == 0, server.log.read_text()
+    finally:
+        sock.close()
+    assert stored_files(module_deployment) == before
+
+
+def read_head(sock: socket.socket) -> bytes:
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = sock.recv(4096)
+        assert data, head
+        head += data
+    return head
+
+
+# -- 7. WORKER_METRICS_PORT=0 -----------------------------------------------------------------
+
+
+def test_a_worker_with_metrics_port_0_listens_on_no_port_and_runs_jobs(api, worker, song):
+    body = upload(api.port, song)
+    job = wait_job(api.port, body["job_id"])
+    assert job["status"] == "done", job
+    assert any(body["job_id"] in line for line in worker.log_lines())  # it ran here
+    listening = [
+        (process.pid, connection.laddr)
+        for process in tree(worker)
+        for connection in process.net_connections(kind="inet")
+        if connection.status == psutil.CONN_LISTEN
+    ]
+    assert listening == []
+    assert worker.popen.poll() is None
