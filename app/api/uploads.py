@@ -1,4 +1,5 @@
-"""Uploads: receive a file (streamed to storage, sniffed, hashed), queue its job, serve results.
+"""Uploads: receive a file (Werkzeug spools the body, over 500 KB to a file in TMPDIR; it is then
+sniffed and copied to storage while hashed), queue its job, serve results.
 
 The Go service's routes stay as aliases: ``POST /upload``, ``GET /uploads/<id>``,
 ``GET /uploads/<id>/analysis``. (The ``/api`` rule of each view is declared first, nearest the
