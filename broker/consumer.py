@@ -17,7 +17,6 @@ instead of run. Delay-queue messages are only handed over when nearly due: earli
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -305,8 +304,10 @@ class NatsConsumer(Consumer):
             logger.warning("waiting out the open pull requests failed", exc_info=True)
         for proxy in abandoned:
             logger.warning("handing back %s, unfinished at shutdown", proxy._message)
-            with contextlib.suppress(Exception):
+            try:
                 transport.settle(proxy._delivery, b"-NAK")
+            except Exception:  # the server redelivers it after the ack wait instead
+                logger.warning("handing back %s failed", proxy._message, exc_info=True)
         try:
             for delivery in late:
                 transport.settle(delivery, b"-NAK")

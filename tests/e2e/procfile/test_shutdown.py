@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import datetime
 
 import numpy as np
 import pytest
 
+from app.queue import PIPELINE_QUEUE
 from tests.e2e.procfile.conftest import get_json, upload, wait_job
-from tests.helpers import wait_for
+from tests.helpers import service_broker, wait_for
 from tests.unit.audio.signals import write_audio
 
 RATE = 44100
@@ -47,7 +49,35 @@ def started(job: dict, stage: str) -> int:
     return sum(e["message"] == f"{stage} started" for e in job["events"])
 
 
-def test_sigterm_during_a_stage_finishes_it_and_the_other_worker_goes_on(deployment, long_song):
+def at(event: dict) -> datetime:
+    return datetime.fromisoformat(event["at"])
+
+
+def pipeline_ack_wait(nats_url: str) -> float:
+    """The ack wait of the pipeline queue's consumer, as the server has it."""
+    broker = service_broker(nats_url)
+
+    async def read() -> float:
+        await broker.ensure_queue_async(PIPELINE_QUEUE)
+        js = await broker.connection.jetstream()
+        durable = broker.topology.durable(PIPELINE_QUEUE)
+        info = await js.consumer_info(broker.topology.stream, durable)
+        return info.config.ack_wait
+
+    return broker.connection.run(read, timeout=10)
+
+
+#: Longest gap accepted between a message leaving a stopped worker and another worker starting
+#: it: well under the deployment's ack wait (30 s), after which the server would redeliver a
+#: message nobody handed back. Either way the job ends done; only this gap tells them apart.
+HAND_OVER_S = 20
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_stage_finishes_it_and_the_other_worker_goes_on(
+    deployment, long_song, service_nats_url
+):
+    assert pipeline_ack_wait(service_nats_url) >= HAND_OVER_S + 10
     api = deployment.api()
     first = deployment.workers()
     status, body = upload(api.port, long_song, "long.flac")
@@ -63,9 +93,19 @@ def test_sigterm_during_a_stage_finishes_it_and_the_other_worker_goes_on(deploym
     assert all(started(job, stage) == 1 for stage in ("transcode", "loudness", "finalize"))
     assert stages_logged(first, body["job_id"]) == {"transcode"}
     assert stages_logged(second, body["job_id"]) == {"loudness", "tempo_key", "finalize"}
+    # The next stage's message, sent while the first worker was stopping, went to the second
+    # at once (or was handed back by the first), not after the ack wait.
+    events = job["events"]
+    loudness = next(i for i, e in enumerate(events) if e["message"] == "loudness started")
+    assert events[loudness - 1]["stage"] == "transcode", events
+    assert (at(events[loudness]) - at(events[loudness - 1])).total_seconds() < HAND_OVER_S
 
 
-def test_sigterm_past_the_shutdown_timeout_hands_the_message_back(deployment, long_song):
+@pytest.mark.slow
+def test_sigterm_past_the_shutdown_timeout_hands_the_message_back(
+    deployment, long_song, service_nats_url
+):
+    assert pipeline_ack_wait(service_nats_url) >= HAND_OVER_S + 10
     api = deployment.api()
     first = deployment.workers(WORKER_SHUTDOWN_TIMEOUT_MS="100")
     status, body = upload(api.port, long_song, "long.flac")
@@ -81,9 +121,15 @@ def test_sigterm_past_the_shutdown_timeout_hands_the_message_back(deployment, lo
     assert started(job, "transcode") == 2  # abandoned on the first worker, redone on the second
     assert started(job, "finalize") == 1
     assert any("handing back" in line for line in first.log_lines())
+    assert not any("handing back" in line and "failed" in line for line in first.log_lines())
     assert "transcode" in stages_logged(second, body["job_id"])
+    # Handed back, the message went to the second worker at once; kept, it would have come
+    # back only after the ack wait, counted from its delivery (just before the first start).
+    starts = [at(e) for e in job["events"] if e["message"] == "transcode started"]
+    assert (starts[1] - starts[0]).total_seconds() < HAND_OVER_S, job["events"]
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_api_finishes_the_upload_in_flight(deployment, long_song):
     api = deployment.api()
     deployment.workers()

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import dramatiq
 import pytest
 from dramatiq.middleware import default_middleware
+from nats.js.api import ConsumerInfo
 
 from broker import NatsBroker
 
@@ -61,3 +62,20 @@ def start_worker() -> Iterator[Callable[..., dramatiq.Worker]]:
 @pytest.fixture
 def worker(broker, start_worker) -> dramatiq.Worker:
     return start_worker(broker)
+
+
+@pytest.fixture
+def consumer_info() -> Callable[[NatsBroker, str], ConsumerInfo]:
+    """Read a queue's durable consumer as the server sees it: what it holds, has delivered,
+    is waiting to deliver. Evidence for tests that something *could* have happened."""
+
+    def read(broker: NatsBroker, queue_name: str) -> ConsumerInfo:
+        async def info() -> ConsumerInfo:
+            await broker.ensure_queue_async(queue_name)
+            js = await broker.connection.jetstream()
+            durable = broker.topology.durable(queue_name)
+            return await js.consumer_info(broker.topology.stream, durable)
+
+        return broker.connection.run(info, timeout=broker.connect_timeout + 5)
+
+    return read

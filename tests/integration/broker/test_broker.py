@@ -12,6 +12,7 @@ from dramatiq.errors import BrokerConnectionError, QueueJoinTimeout
 
 from app.embedded.nats_server import free_port
 from broker import NatsBroker
+from tests.helpers import wait_for
 
 
 def test_actors_process_sent_messages(broker, worker):
@@ -157,15 +158,18 @@ def test_brokers_in_different_namespaces_do_not_see_each_other(make_broker, star
     seen = []
 
     @dramatiq.actor(broker=first, actor_name="shared")
-    def on_first():
-        seen.append("first")
+    def on_first(what):
+        seen.append(("first", what))
 
     @dramatiq.actor(broker=second, actor_name="shared")
-    def on_second():
-        seen.append("second")
+    def on_second(what):
+        seen.append(("second", what))
 
-    on_first.send()
-    start_worker(second)
-    time.sleep(0.5)
-    assert seen == []
-    assert first._outstanding("default") == 1
+    on_first.send("sent on first")
+    on_second.send("marker")  # stored after it: a worker that could see it would take it too
+    start_worker(second, worker_threads=1)
+    assert wait_for(lambda: ("second", "marker") in seen)
+    # Nothing is waiting or unsettled on second's queue: whatever it could see, it has run.
+    second.join("default", timeout=10_000)
+    assert seen == [("second", "marker")]
+    assert first.queue_stats()["default"] == (1, 0)

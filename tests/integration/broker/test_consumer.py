@@ -64,25 +64,52 @@ def test_delayed_messages_run_at_their_own_times(broker, worker):
     assert ran["late"] - (sent["late"] + 2000) < 1500  # fires about on time
 
 
-def test_delayed_message_survives_a_worker_restart(broker, start_worker):
+def test_delayed_message_survives_a_worker_restart(broker, start_worker, consumer_info):
     ran = []
+    gate = threading.Event()
+
+    @dramatiq.actor(broker=broker)
+    def block():
+        gate.wait(60)
 
     @dramatiq.actor(broker=broker)
     def later():
         ran.append(current_millis())
 
-    due = current_millis() + 2500
-    later.send_with_options(delay=2500)
-    first = start_worker(broker)
-    time.sleep(1.0)
-    first.stop()
+    try:
+        # The first worker's only thread is busy until it is stopped: it can take the delayed
+        # message, never run it, however slow this machine is.
+        block.send()
+        first = start_worker(broker, worker_threads=1)
+        assert wait_for(lambda: broker.queue_stats()["default"] == (0, 1))
+        due = current_millis() + 2500
+        later.send_with_options(delay=2500)
+        assert wait_for(lambda: consumer_info(broker, "default.DQ").delivered.consumer_seq >= 1)
+        stop_idle(first, gate)
+    finally:
+        gate.set()
     assert ran == []
 
     start_worker(broker)
     assert wait_for(lambda: len(ran) == 1)
     assert ran[0] >= due
-    time.sleep(0.5)
+    # Nothing is left on the server, waiting or unsettled, that could still run: a settled
+    # message ran before it was settled.
+    broker.join("default", timeout=10_000)
     assert len(ran) == 1
+
+
+def stop_idle(worker: dramatiq.Worker, gate: threading.Event) -> None:
+    """Stop ``worker`` while its threads are blocked on ``gate``, so that none of them starts
+    another message: open the gate only once every thread has been told to stop."""
+    stopping = threading.Thread(target=worker.stop, kwargs={"timeout": 60_000})
+    stopping.start()
+    try:
+        assert wait_for(lambda: not any(thread.running for thread in worker.workers))
+    finally:
+        gate.set()
+    stopping.join(90)
+    assert not stopping.is_alive()
 
 
 def test_requeue_hands_unstarted_messages_back_at_once(make_broker):
@@ -112,28 +139,39 @@ def test_requeue_hands_unstarted_messages_back_at_once(make_broker):
     broker.join("default", timeout=5_000)
 
 
-def test_worker_stop_requeues_prefetched_messages(broker, start_worker):
-    done = []
+def test_worker_stop_hands_its_prefetched_messages_back(make_broker, start_worker):
+    # Far longer than the bounds below: only a hand-back, never a redelivery, can pass them.
+    broker = make_broker(ack_wait=60.0)
+    done: list[int] = []
     gate = threading.Event()
 
     @dramatiq.actor(broker=broker)
     def slow(n):
-        gate.wait(5)
+        gate.wait(60)
         done.append(n)
 
     for n in range(6):
         slow.send(n)
-    first = start_worker(broker, worker_threads=1)
-    assert wait_for(lambda: broker._outstanding("default") == 6)
-    time.sleep(0.5)
-    gate.set()
-    first.stop()
+    try:
+        first = start_worker(broker, worker_threads=1)
+        prefetch = first.queue_prefetch
+        assert 1 < prefetch < 6
+        # One message runs (blocked), the others it fetched wait in the worker, unstarted.
+        assert wait_for(lambda: broker.queue_stats()["default"] == (6 - prefetch, prefetch))
+        stop_idle(first, gate)
+    finally:
+        gate.set()
+    assert len(done) == 1
 
+    # The unstarted ones were handed back: the next worker gets them at once. (The server
+    # counts a handed-back message as unsettled until it is delivered again, so its figures
+    # cannot tell; kept by the stopped worker, they would only come back after the ack wait.)
     start_worker(broker, worker_threads=2)
-    broker.join("default", timeout=15_000)
-    assert sorted(set(done)) == list(range(6))
+    broker.join("default", timeout=30_000)
+    assert sorted(done) == list(range(6))
 
 
+@pytest.mark.slow
 def test_a_long_task_is_not_redelivered_while_its_worker_lives(make_broker, start_worker):
     broker = make_broker(ack_wait=2.0)
     runs = []
