@@ -29,8 +29,7 @@ EXIT_CONFIG = 2
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    """``error: MESSAGE`` as one line (drivers' messages span several) and exit ``code``."""
-    click.echo(f"error: {' '.join(message.split())}", err=True)
+    click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
@@ -71,7 +70,8 @@ def handle_errors(command: F) -> F:
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)
         except OperationalError as exc:
-            fail(f"cannot reach the database: {exc.orig or exc}")
+            detail = " ".join(str(exc.orig or exc).split())  # the driver's spans several lines
+            fail(f"cannot reach the database: {detail}")
         except BrokerConnectionError:
             fail(f"cannot reach NATS at {_nats_url()}: no server answered")
         except TRANSIENT_ERRORS as exc:

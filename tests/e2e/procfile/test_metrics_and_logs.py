@@ -101,6 +101,7 @@ def test_request_id_is_echoed_and_logged(deployment):
     assert get_json(api.port, "/healthz")["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_queue_depth_retries_and_dead_letters_are_counted(deployment, song):
     import psycopg
 

@@ -137,6 +137,7 @@ def test_not_audio_fails_at_once_with_a_reason_and_no_retries(pipeline, tmp_path
     assert module.broker.dead_letters.list() == []
 
 
+@pytest.mark.slow
 def test_a_transient_failure_is_retried_then_fails_and_is_dead_lettered(pipeline, tmp_path):
     module, ctx = pipeline
     track = synthesize_track(100.0, "C", "major", seconds=3, sample_rate=22050, seed=5)

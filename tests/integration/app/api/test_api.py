@@ -245,6 +245,7 @@ def test_openapi_lists_every_api_route(client):
             assert method.lower() in document["paths"].get(path, {}), (method, path)
 
 
+@pytest.mark.slow
 def test_fifty_uploads_at_once_all_finish_each_stage_once(client, tmp_path):
     track = synthesize_track(110.0, "D", "major", seconds=2, sample_rate=22050, seed=8)
     path = tmp_path / "short.flac"

@@ -139,6 +139,7 @@ def storage_key(stack: Stack, upload_id: str) -> str:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_failed_stage_is_dead_lettered_then_replayed_from_the_cli(make_stack, song):
     stack = make_stack()
     accepted = upload(stack.client, song, name="lost.flac").json
@@ -277,6 +278,7 @@ def test_admin_routes_need_the_admin_token(make_stack):
     assert stack.client.delete(f"/api/dead-letters/{letter}", headers=ADMIN).status_code == 204
 
 
+@pytest.mark.slow
 def test_cli_dlq_show_delete_purge_and_errors(make_stack):
     stack = make_stack()
     a = bury(stack.broker, "pipeline", "run_stage", ["job-a", "loudness"])
@@ -314,6 +316,7 @@ def test_cli_dlq_show_delete_purge_and_errors(make_stack):
     assert "Traceback" not in broken.stderr
 
 
+@pytest.mark.slow
 def test_cli_jobs_list_show_retry(make_stack, song):
     stack = make_stack()
     stack.start_workers()
