@@ -147,8 +147,23 @@ def _events(session: Session, job_id: str, after: int = 0) -> list[JobEvent]:
 # -- the pipeline's steps (workers) ----------------------------------------------------------
 
 
-def stage_started(sessions: sessionmaker[Session], job_id: str, stage: str, progress: int) -> str:
-    """Mark the stage running; returns the job's upload id.
+#: What a worker does with a stage's message, decided from the job's row (:func:`begin_stage`).
+RUN = "run"  # do the stage's work
+HAND_ON = "hand_on"  # its work is recorded as done: only send the next stage (again)
+SKIP = "skip"  # the job has ended: a late or duplicate message, nothing to do
+
+
+def begin_stage(
+    sessions: sessionmaker[Session], job_id: str, stage: str, progress_before: int,
+    progress_after: int,
+) -> tuple[str, str]:  # fmt: skip
+    """Decide what a delivery of ``stage`` should do; ``(decision, upload_id)``.
+
+    A stage's message can arrive again: redelivered after its worker died, or handed over
+    twice by the server. Its completion is recorded as the job's progress reaching
+    ``progress_after`` (:func:`stage_done`), so a delivery after that only hands on to the next
+    stage — the message for it may never have been sent — and one for an ended job does
+    nothing. Otherwise the stage starts: status ``running``, an attempt, a "started" event.
 
     :raises JobNotFound: no such job.
     """
@@ -156,21 +171,28 @@ def stage_started(sessions: sessionmaker[Session], job_id: str, stage: str, prog
         job = session.get(Job, job_id, with_for_update=True)
         if job is None:
             raise JobNotFound(job_id)
+        if job.status in ("done", "failed"):
+            return SKIP, job.upload_id
+        if job.progress >= progress_after:
+            return HAND_ON, job.upload_id
         job.status = "running"
         job.stage = stage
-        job.progress = max(job.progress, progress)
+        job.progress = max(job.progress, progress_before)
         job.attempts += 1
         job.started_at = job.started_at or utcnow()
         session.add(JobEvent(job_id=job_id, stage=stage, level="info", message=f"{stage} started"))
-        return job.upload_id
+        return RUN, job.upload_id
 
 
 def stage_done(
     sessions: sessionmaker[Session], job_id: str, stage: str, progress: int, message: str
 ) -> None:
+    """Record a stage's completion (once: a second run of the same stage adds no event)."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
-        job.progress = max(job.progress, progress)
+        if job.progress >= progress:
+            return
+        job.progress = progress
         session.add(JobEvent(job_id=job_id, stage=stage, level="info", message=message))
 
 
@@ -182,8 +204,11 @@ def stage_retrying(sessions: sessionmaker[Session], job_id: str, stage: str, rea
 
 
 def job_done(sessions: sessionmaker[Session], job_id: str) -> None:
+    """The job ends ``done`` (once: a duplicate of its last stage changes nothing)."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
+        if job.status == "done":
+            return
         job.status, job.progress, job.stage, job.error = "done", 100, None, None
         job.finished_at = utcnow()
         session.add(JobEvent(job_id=job_id, stage="finalize", level="info", message="done"))
@@ -191,10 +216,11 @@ def job_done(sessions: sessionmaker[Session], job_id: str) -> None:
 
 
 def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason: str) -> None:
-    """The job ends ``failed`` with ``reason`` (a sentence for the person who uploaded)."""
+    """The job ends ``failed`` with ``reason`` (a sentence for the person who uploaded); a job
+    that has already ended stays as it is."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
-        if job is None:
+        if job is None or job.status in ("done", "failed"):
             return
         job.status, job.error, job.finished_at = "failed", reason, utcnow()
         session.add(JobEvent(job_id=job_id, stage=stage, level="error", message=reason))

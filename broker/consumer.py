@@ -53,6 +53,8 @@ class NatsMessageProxy(MessageProxy):
         super().__init__(message)
         self._delivery = delivery
         self._beat_until = beat_until
+        #: Set when the worker must not acknowledge it (:meth:`NatsBroker.emit_after`).
+        self.unsettled_on_purpose = False
 
 
 class QueueOwner(Protocol):
@@ -198,6 +200,11 @@ class NatsConsumer(Consumer):
     # -- settling ----------------------------------------------------------------------------
 
     def ack(self, message: NatsMessageProxy) -> None:
+        if message.unsettled_on_purpose:
+            with self._lock:  # no more heartbeats: it comes back after the ack wait
+                self._held.pop(id(message), None)
+                self._settled.notify()
+            return
         self._settle(message, b"+ACK")
 
     def nack(self, message: NatsMessageProxy) -> None:

@@ -261,6 +261,28 @@ class NatsBroker(dramatiq.Broker):
 
         return self._call(read, "reading queue statistics", timeout=timeout)
 
+    def emit_after(self, signal: str, *args, **kwargs) -> None:
+        """As dramatiq's, but a failed message whose retry could not be scheduled is marked to
+        come back after the ack wait instead of being acknowledged.
+
+        The Retries middleware schedules a retry by enqueueing the message again. When that
+        enqueue fails (NATS away), dramatiq logs the failure and acknowledges the message
+        all the same: it would be gone, retries and all.
+        """
+        if signal != "process_message" or kwargs.get("exception") is None:
+            super().emit_after(signal, *args, **kwargs)
+            return
+        message = args[0]
+        for middleware in reversed(self.middleware):
+            try:
+                middleware.after_process_message(self, *args, **kwargs)
+            except Exception:
+                self.logger.critical(
+                    "Unexpected failure in after_process_message of %r; the message will be "
+                    "delivered again after the ack wait", middleware, exc_info=True,
+                )  # fmt: skip
+                message.unsettled_on_purpose = True
+
     def emit_before(self, signal: str, *args, **kwargs) -> None:
         if signal == "worker_shutdown":
             self.shutting_down = True

@@ -9,6 +9,16 @@ the first stage by the actor's name (:func:`app.queue.start_job`). Failures:
   :class:`audio.errors.AudioError`) fails the job at once with the reason, no retries;
 * anything else is retried with exponential backoff (``MAX_RETRIES`` times); the last failure
   fails the job and leaves the message in the dead letters, from where it can be replayed.
+
+The hand-off from one stage to the next cannot be lost. A stage commits its completion (the
+job's progress), then sends the next stage's message, then its own message is acknowledged; a
+delivery of a stage whose completion is already recorded only sends the next stage again
+(:func:`app.jobs.begin_stage`). Of the designs that make the hand-off durable this one needs no
+outbox table nor relay process: the stage's own message *is* the outbox until it is acknowledged.
+Its price is a rare second message for the next stage (a worker dying between the send and the
+acknowledgement), which that stage's delivery shrugs off in the same way. Connection trouble
+with Postgres or NATS in that bookkeeping is ridden out in place (:mod:`tasks.outages`), for
+longer than a database failover or a NATS restart lasts.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from audio.errors import AudioError
 from tasks import stages
 from tasks.context import WorkerContext, get_context, worker_config
 from tasks.observability import Observability
+from tasks.outages import riding_out
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +82,23 @@ def run_stage(job_id: str, stage_name: str) -> None:
     stage = STAGES[index]
     before = STAGES[index - 1].progress if index else 0
     with log_context(job_id=job_id, stage=stage.name):
-        upload_id = jobs.stage_started(ctx.sessions, job_id, stage.name, before)
+        try:
+            decision, upload_id = riding_out(
+                lambda: jobs.begin_stage(ctx.sessions, job_id, stage.name, before, stage.progress)
+            )
+        except Exception as exc:
+            _failed_attempt(ctx, job_id, stage.name, exc)
+            raise
         with log_context(upload_id=upload_id):
-            _run(ctx, job_id, index, stage)
+            if decision == jobs.SKIP:
+                logger.info(
+                    "%s skipped: the job has ended (a late or duplicate message)", stage_name
+                )
+            elif decision == jobs.HAND_ON:
+                logger.info("%s already done: handing on to the next stage", stage.name)
+                _hand_on(ctx, job_id, index)
+            else:
+                _run(ctx, job_id, index, stage)
 
 
 def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
@@ -82,26 +107,40 @@ def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
     try:
         message = stage.run(ctx, job_id)
         outcome = "ok"
+        logger.info("%s done in %.2f s: %s", stage.name, time.perf_counter() - started, message)
+        done = stage.progress
+        riding_out(lambda: jobs.stage_done(ctx.sessions, job_id, stage.name, done, message))
+        _hand_on(ctx, job_id, index)
     except AudioError as exc:
-        if exc.permanent:
-            outcome = "rejected"
-            logger.warning("job failed: %s", exc)
-            jobs.job_failed(ctx.sessions, job_id, stage.name, str(exc))
-            return  # settled: retrying cannot help
-        _failed_attempt(ctx, job_id, stage.name, exc)
-        raise
+        if not exc.permanent:
+            _failed_attempt(ctx, job_id, stage.name, exc)
+            raise
+        outcome = "rejected"
+        reason = str(exc)
+        logger.warning("job failed: %s", reason)
+        riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage.name, reason))
+        return  # settled: retrying cannot help
     except Exception as exc:
         _failed_attempt(ctx, job_id, stage.name, exc)
         raise
     finally:
         elapsed = time.perf_counter() - started
         metrics().stage_duration.labels(stage.name, outcome).observe(elapsed)
-    logger.info("%s done in %.2f s: %s", stage.name, elapsed, message)
-    jobs.stage_done(ctx.sessions, job_id, stage.name, stage.progress, message)
+
+
+def _hand_on(ctx: WorkerContext, job_id: str, index: int) -> None:
+    """Send the job's next stage — or end the job after the last — riding out outages.
+
+    Runs after the stage's completion is committed and before its message is acknowledged: a
+    worker that dies in between leaves the message to be delivered again, and that delivery
+    only hands on (:func:`app.jobs.begin_stage`). So the hand-off cannot be lost, at the price
+    of sending the next stage twice in that rare case (its own delivery then skips the work
+    already recorded, or runs it again with the same result).
+    """
     if index + 1 < len(STAGES):
-        run_stage.send(job_id, STAGES[index + 1].name)
+        riding_out(lambda: run_stage.send(job_id, STAGES[index + 1].name))
     else:
-        jobs.job_done(ctx.sessions, job_id)
+        riding_out(lambda: jobs.job_done(ctx.sessions, job_id))
         logger.info("job done")
 
 
@@ -110,9 +149,11 @@ def _failed_attempt(ctx: WorkerContext, job_id: str, stage: str, exc: Exception)
     retries = message.options.get("retries", 0) if message is not None else MAX_RETRIES
     reason = f"{type(exc).__name__}: {exc}"
     logger.warning("attempt %d failed: %s", retries + 1, reason, exc_info=exc)
-    if retries >= MAX_RETRIES:
-        jobs.job_failed(
-            ctx.sessions, job_id, stage, f"gave up after {retries + 1} attempts: {reason}"
-        )
-    else:
-        jobs.stage_retrying(ctx.sessions, job_id, stage, reason)
+    try:
+        if retries >= MAX_RETRIES:
+            reason = f"gave up after {retries + 1} attempts: {reason}"
+            riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
+        else:
+            riding_out(lambda: jobs.stage_retrying(ctx.sessions, job_id, stage, reason))
+    except Exception:  # the database stayed away: the sweep settles the job later
+        logger.error("could not record the failed attempt of job %s", job_id, exc_info=True)

@@ -268,3 +268,38 @@ def test_a_consumer_never_holds_more_than_prefetch(make_broker, prefetch):
     consumer.ack(held[0])
     assert consumer.__next__() is not None
     consumer.close()
+
+
+def test_a_retry_that_cannot_be_scheduled_comes_back_after_the_ack_wait(
+    make_broker, start_worker, monkeypatch
+):
+    """dramatiq acknowledges a failed message even when its Retries middleware could not
+    enqueue the retry (NATS away for the publish): the message and its retries would be gone.
+    Here it is left unsettled and delivered again after the ack wait."""
+    from dramatiq.errors import BrokerConnectionError
+
+    broker = make_broker(ack_wait=2.0)
+    attempts: list[int] = []
+    refused: list[dramatiq.Message] = []
+    enqueue = broker.enqueue
+
+    def enqueue_refusing_the_first_retry(message, *, delay=None):
+        if delay is not None and not refused:
+            refused.append(message)
+            raise BrokerConnectionError("NATS is away")
+        return enqueue(message, delay=delay)
+
+    monkeypatch.setattr(broker, "enqueue", enqueue_refusing_the_first_retry)
+
+    @dramatiq.actor(broker=broker, max_retries=3, min_backoff=100, max_backoff=200)
+    def flaky(n):
+        attempts.append(n)
+        if len(attempts) == 1:
+            raise RuntimeError("the first attempt fails")
+
+    flaky.send(1)
+    start_worker(broker, worker_threads=1)
+    assert wait_for(lambda: len(attempts) == 2, timeout=30)
+    broker.join("default", timeout=30_000)
+    assert attempts == [1, 1] and len(refused) == 1
+    assert broker.dead_letters.list() == []
