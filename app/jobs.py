@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 
 import dramatiq
 from sqlalchemy import func, select
@@ -225,6 +227,39 @@ def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason:
         job.status, job.error, job.finished_at = "failed", reason, utcnow()
         session.add(JobEvent(job_id=job_id, stage=stage, level="error", message=reason))
     metrics().jobs_finished.labels("failed").inc()
+
+
+# -- the sweep (workers) ---------------------------------------------------------------------
+
+#: The event a job gets when the sweep sends its stage again (at most once per job).
+RESENT_BY_SWEEP = "sent again by the sweep: no message was left to move it"
+
+
+@dataclass(frozen=True)
+class QuietJob:
+    """A job still ``queued`` or ``running`` with no event for a while."""
+
+    id: str
+    stage: str | None  # the last stage started (None: none yet)
+    resent: bool  # the sweep has sent its stage again before
+
+
+def quiet_jobs(sessions: sessionmaker[Session], quiet_for_s: float) -> list[QuietJob]:
+    """Jobs ``queued`` or ``running`` whose latest event (or creation) is older than
+    ``quiet_for_s`` seconds, oldest first."""
+    last = func.coalesce(func.max(JobEvent.at), Job.created_at)
+    cutoff = utcnow() - timedelta(seconds=quiet_for_s)
+    resent = func.bool_or(JobEvent.message == RESENT_BY_SWEEP)
+    query = (
+        select(Job.id, Job.stage, func.coalesce(resent, False))
+        .outerjoin(JobEvent, JobEvent.job_id == Job.id)
+        .where(Job.status.in_(("queued", "running")))
+        .group_by(Job.id)
+        .having(last < cutoff)
+        .order_by(last)
+    )
+    with sessions() as session:
+        return [QuietJob(*row) for row in session.execute(query).all()]
 
 
 # -- operators' actions (API and CLI) --------------------------------------------------------

@@ -1,0 +1,95 @@
+"""The safety net: jobs left ``queued`` or ``running`` with no message left to move them.
+
+The pipeline hands each stage on durably (see :mod:`tasks.pipeline`), yet a job can still be
+stranded: its message dead-lettered by the broker after workers kept dying on it, or while the
+database was away so that the failure could not be written; a message lost with a JetStream
+node that had no replica. Every worker process runs :class:`Sweeper`; one sweep at a time
+across all of them (a Postgres advisory lock) looks for jobs with no event for
+``STUCK_JOB_AFTER_S`` — only while the pipeline's queues hold no message at all, waiting or
+in progress, so a backlog or a long stage is never mistaken for a stranded job. Such a job's
+stage is sent again once; a job stranded a second time is failed with a reason, its dead
+letter (if any) left for an operator.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Any
+
+import dramatiq
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import jobs
+from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE
+
+logger = logging.getLogger(__name__)
+
+#: Any number: the advisory lock that lets one process sweep at a time.
+SWEEP_LOCK = 0x5EED_C4A1
+STRANDED = (
+    "processing stopped and could not be resumed (a worker kept failing on this file, or a "
+    "server was unreachable for too long); an operator can retry the job"
+)
+
+
+def pipeline_idle(broker: dramatiq.Broker) -> bool:
+    """True when the pipeline's queue and delay queue hold no message, waiting or held."""
+    stats = broker.queue_stats()
+    return not any(
+        waiting or held
+        for name, (waiting, held) in stats.items()
+        if name.split(".")[0] == PIPELINE_QUEUE
+    )
+
+
+def sweep(sessions: sessionmaker[Session], broker: dramatiq.Broker, stuck_after_s: float) -> int:
+    """One sweep; returns how many jobs it sent again or failed."""
+    if not pipeline_idle(broker):
+        return 0
+    with sessions.begin() as session:
+        if not session.scalar(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK))):
+            return 0  # another process is sweeping
+        stranded = jobs.quiet_jobs(sessions, stuck_after_s)
+        for job in stranded:
+            stage = job.stage or FIRST_STAGE
+            if job.resent:
+                logger.error("job %s stranded again at %s: failing it", job.id, stage)
+                jobs.job_failed(sessions, job.id, stage, STRANDED)
+                continue
+            logger.warning("job %s stranded at %s: sending the stage again", job.id, stage)
+            with jobs.reopening(sessions, job.id, stage, why=jobs.RESENT_BY_SWEEP) as exists:
+                if exists:
+                    broker.enqueue(
+                        dramatiq.Message(queue_name=PIPELINE_QUEUE, actor_name=PIPELINE_ACTOR,
+                                         args=(job.id, stage), kwargs={}, options={})
+                    )  # fmt: skip
+        return len(stranded)
+
+
+class Sweeper(dramatiq.Middleware):
+    """Runs :func:`sweep` every ``interval_s`` (± 20 %) in each worker process."""
+
+    def __init__(self, sessions: Any, stuck_after_s: float, interval_s: float) -> None:
+        self._sessions = sessions  # a callable giving the session factory, once the process runs
+        self.stuck_after_s = stuck_after_s
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        if self.interval_s > 0:
+            threading.Thread(
+                target=self._loop, args=(broker,), name="job-sweeper", daemon=True
+            ).start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self._stop.set()
+
+    def _loop(self, broker: dramatiq.Broker) -> None:
+        while not self._stop.wait(self.interval_s * random.uniform(0.8, 1.2)):
+            try:
+                sweep(self._sessions(), broker, self.stuck_after_s)
+            except Exception:  # a server away: the next round tries again
+                logger.warning("the job sweep failed", exc_info=True)
