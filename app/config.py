@@ -44,6 +44,7 @@ class Config:
     database_url: str
     nats_url: str = "nats://127.0.0.1:4222"
     nats_namespace: str = "phantomchain"
+    nats_replicas: int = 1
     storage_url: str = "file://./var/storage"
     api_tokens: frozenset[str] = field(default_factory=frozenset)
     admin_token: str | None = None
@@ -58,6 +59,9 @@ class Config:
     web_concurrency: int = 2
     web_threads: int = 4
     graceful_timeout: int = 30
+    stuck_job_after_s: int = 120
+    sweep_interval_s: int = 60
+    orphan_after_s: int = 3600
 
     @property
     def open_access(self) -> bool:
@@ -122,6 +126,9 @@ class Config:
             database_url=database_url or "",
             nats_url=nats_url,
             nats_namespace=nats_namespace,
+            nats_replicas=number(
+                "NATS_REPLICAS", cls.nats_replicas, 1, 5, " (copies of each JetStream stream)"
+            ),
             storage_url=storage_url,
             api_tokens=tokens,
             admin_token=text("ADMIN_TOKEN"),
@@ -139,6 +146,15 @@ class Config:
             web_threads=number("WEB_THREADS", cls.web_threads, 1, 1024),
             graceful_timeout=number(
                 "GRACEFUL_TIMEOUT", cls.graceful_timeout, 0, 3600, " of seconds"
+            ),
+            stuck_job_after_s=number(
+                "STUCK_JOB_AFTER_S", cls.stuck_job_after_s, 10, 86400, " of seconds"
+            ),
+            sweep_interval_s=number(
+                "SWEEP_INTERVAL_S", cls.sweep_interval_s, 0, 86400, " of seconds (0 = off)"
+            ),
+            orphan_after_s=number(
+                "ORPHAN_AFTER_S", cls.orphan_after_s, 60, 30 * 86400, " of seconds"
             ),
         )
         if problems:

@@ -165,14 +165,14 @@ def begin_stage(
     twice by the server. Its completion is recorded as the job's progress reaching
     ``progress_after`` (:func:`stage_done`), so a delivery after that only hands on to the next
     stage — the message for it may never have been sent — and one for an ended job does
-    nothing. Otherwise the stage starts: status ``running``, an attempt, a "started" event.
-
-    :raises JobNotFound: no such job.
+    nothing, nor does one for a job that no longer exists (an upload withdrawn because its
+    message seemed not to be stored, when only the acknowledgement was lost). Otherwise the
+    stage starts: status ``running``, an attempt, a "started" event.
     """
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None:
-            raise JobNotFound(job_id)
+            return SKIP, ""
         if job.status in ("done", "failed"):
             return SKIP, job.upload_id
         if job.progress >= progress_after:

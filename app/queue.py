@@ -23,14 +23,24 @@ FIRST_STAGE = "transcode"
 
 
 def make_broker(
-    nats_url: str, namespace: str, *, middleware: Iterable[dramatiq.Middleware] = ()
+    nats_url: str,
+    namespace: str,
+    *,
+    replicas: int = 1,
+    middleware: Iterable[dramatiq.Middleware] = (),
 ) -> NatsBroker:
     """The service's broker at ``nats_url`` (no I/O until first use), its streams and
     consumers named after ``namespace`` (``NATS_NAMESPACE``), with the pipeline's queue
-    declared so that its figures are reported even where no actor is loaded."""
+    declared so that its figures are reported even where no actor is loaded.
+
+    ``replicas`` (``NATS_REPLICAS``) is how many servers of a JetStream cluster keep a copy of
+    the work stream and of the dead letters: with 3, losing any one server — the streams'
+    leader too — loses no message, and work goes on once the others have elected a new leader
+    (seconds). It applies when the streams are created; give every process the same value."""
     broker = NatsBroker(
         nats_url,
         namespace=namespace,
+        replicas=replicas,
         middleware=[m() for m in default_middleware] + [CurrentMessage(), *middleware],
     )
     broker.declare_queue(PIPELINE_QUEUE)

@@ -7,6 +7,8 @@
 Writes stream: :meth:`Storage.save` takes an iterable of chunks and computes the SHA-256 on the
 way, so an upload is never held in memory whole. Readers get a local file path for the time
 they need it (the audio code reads paths), or a stream of chunks to send over HTTP.
+:meth:`Storage.list_objects` says what is stored and when it was written, for the sweep of
+originals no upload row refers to (:mod:`app.orphans`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -37,6 +40,14 @@ class Stored:
     sha256: str
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """An object in storage and when it was last written (UTC)."""
+
+    key: str
+    modified: datetime
+
+
 def check_key(key: str) -> str:
     """Keys are relative paths of safe names (``uploads/<id>/original.mp3``): no ``..``."""
     if not _KEY.match(key) or len(key) > 512:
@@ -50,6 +61,7 @@ class Storage(Protocol):
     def read_chunks(self, key: str) -> Iterator[bytes]: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]: ...
 
 
 class _Hashing:
@@ -84,9 +96,8 @@ class LocalStorage:
 
     def save(self, key: str, chunks: Iterable[bytes]) -> Stored:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         hashing = _Hashing(chunks)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
+        fd, temporary = self._temporary(target.parent)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in hashing:
@@ -96,6 +107,15 @@ class LocalStorage:
             Path(temporary).unlink(missing_ok=True)
             raise
         return Stored(key, hashing.size, hashing.sha256)
+
+    @staticmethod
+    def _temporary(folder: Path) -> tuple[int, str]:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return tempfile.mkstemp(dir=folder, prefix=".partial-")
+        except FileNotFoundError:  # a delete of the folder's last object removed it meanwhile
+            folder.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkstemp(dir=folder, prefix=".partial-")
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
@@ -113,7 +133,31 @@ class LocalStorage:
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        """Remove the object, and the folders it leaves empty (``uploads/<id>/``)."""
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        for folder in path.parents:
+            if folder == self.root:
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): the folders above are not either
+                break
+
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        """The objects whose key starts with ``prefix``; files being written are not objects."""
+        start = self.root / prefix.rpartition("/")[0]
+        for folder, _, names in os.walk(start):
+            for name in names:
+                path = Path(folder) / name
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix) or not _KEY.match(key):
+                    continue  # ``.partial-…``: a save in progress (or one a crash cut short)
+                try:
+                    modified = path.stat().st_mtime
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+                yield StoredObject(key, datetime.fromtimestamp(modified, UTC))
 
 
 class NatsObjectStorage:
@@ -121,12 +165,15 @@ class NatsObjectStorage:
 
     :param servers: NATS URLs.
     :param bucket: the bucket's name.
+    :param replicas: servers of a JetStream cluster keeping a copy of the bucket when it is
+        created (``NATS_REPLICAS``).
     """
 
-    def __init__(self, servers: list[str], bucket: str) -> None:
+    def __init__(self, servers: list[str], bucket: str, replicas: int = 1) -> None:
         from broker.connection import LoopConnection  # nats-py: only for this backend
 
         self.bucket = bucket
+        self.replicas = replicas
         self._conn = LoopConnection(servers, name=f"phantomchain-storage-{bucket}")
         self._store = None
 
@@ -138,7 +185,7 @@ class NatsObjectStorage:
             try:
                 self._store = await js.object_store(self.bucket)
             except BucketNotFoundError:
-                self._store = await js.create_object_store(self.bucket)
+                self._store = await js.create_object_store(self.bucket, replicas=self.replicas)
         return self._store
 
     def _run(self, make_coroutine, timeout: float = 600.0):
@@ -214,12 +261,43 @@ class NatsObjectStorage:
 
         self._run(delete)
 
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        """The objects whose key starts with ``prefix``, with the time their writer recorded.
+
+        An object whose time cannot be read (written by another client) is left out rather
+        than guessed old: this listing decides what the orphan sweep deletes.
+        """
+        from nats.js.errors import NotFoundError
+
+        async def names() -> list:
+            store = await self._bucket()
+            try:
+                return await store.list(ignore_deletes=True)
+            except NotFoundError:  # nats-py's word for an empty bucket
+                return []
+
+        found = []
+        for info in self._run(names, timeout=120.0):
+            modified = _parse_time(info.mtime)
+            if info.name.startswith(prefix) and modified is not None and not info.deleted:
+                found.append(StoredObject(info.name, modified))
+        return iter(found)
+
     def close(self) -> None:
         self._conn.close()
 
 
-def open_storage(storage_url: str) -> LocalStorage | NatsObjectStorage:
-    """The storage ``STORAGE_URL`` names."""
+def _parse_time(text: str | None) -> datetime | None:
+    """An object's ``mtime`` as nats-py and the Go client write it (ISO 8601), if it is one."""
+    try:
+        parsed = datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None and parsed.year > 1 else None
+
+
+def open_storage(storage_url: str, replicas: int = 1) -> LocalStorage | NatsObjectStorage:
+    """The storage ``STORAGE_URL`` names; a NATS bucket kept on ``replicas`` servers."""
     parsed = urlparse(storage_url)
     if parsed.scheme == "file":
         root = Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path)
@@ -227,5 +305,5 @@ def open_storage(storage_url: str) -> LocalStorage | NatsObjectStorage:
     if parsed.scheme == "nats":
         bucket = parsed.path.strip("/") or "phantomchain"
         server = parsed._replace(path="", query="", fragment="").geturl()
-        return NatsObjectStorage([server], bucket)
+        return NatsObjectStorage([server], bucket, replicas)
     raise StorageError(f"unsupported STORAGE_URL {storage_url!r} (file:// or nats://)")

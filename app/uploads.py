@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Analysis, Job, Output, Upload
@@ -79,6 +79,13 @@ def record(sessions: sessionmaker[Session], upload: Upload, formats: list[str]) 
         session.add(job)
         session.flush()
         return Accepted(upload.id, job.id, job.status)
+
+
+def discard(sessions: sessionmaker[Session], upload_id: str) -> None:
+    """Remove an upload's rows — its jobs and their events go with it — when the upload is
+    refused after :func:`record` (its job could not be queued), so a retry starts clean."""
+    with sessions.begin() as session:
+        session.execute(delete(Upload).where(Upload.id == upload_id))
 
 
 def by_idempotency_key(sessions: sessionmaker[Session], key: str) -> Accepted | None:

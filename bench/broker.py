@@ -11,6 +11,10 @@ Every broker gets the same no-op actor (≈300-byte messages) and the same worke
 * exact counts — each worker process writes the ids it ran to its own file.
 
 Raw nats-py JetStream (awaited publish, pipelined publish, fetch + ack) is the upper bound.
+``nats-r3`` runs NatsBroker on a 3-node JetStream cluster started here on loopback, every stream
+kept on all three (``NATS_REPLICAS=3``): beside the single node it prints
+``nats R3/R1 ... ratio`` lines, the cost of replication (all three nodes share this machine's
+cores, so it is an upper bound on that cost, not a deployment's figure).
 Peers that do not answer on their standard ports are skipped with a message. The last line is
 ``nats/redis throughput ratio: X.XX`` (end-to-end).
 """
@@ -38,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import dramatiq  # noqa: E402
 
-from app.embedded.nats_server import NatsServer  # noqa: E402
+from app.embedded.nats_server import NatsServer, cluster_nodes  # noqa: E402
 from bench.broker_peers import make_broker  # noqa: E402
 
 PADDING = "x" * 150  # with Dramatiq's envelope a message is about 300 bytes
@@ -253,7 +257,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="comma-separated subset: "
-        "nats,nats-metrics,nats-system,redis,rabbitmq,rabbitmq-confirm,raw",
+        "nats,nats-r3,nats-metrics,nats-system,redis,rabbitmq,rabbitmq-confirm,raw",
     )
     parser.add_argument(
         "--metrics-rounds",
@@ -271,6 +275,8 @@ def main() -> None:
     try:
         if want("nats"):
             rows.append(run_broker("NatsBroker (nats-server 2.15, file)", "nats", server.url, args))
+        if want("nats-r3"):
+            rows.append(run_cluster(args))
         if want("nats-metrics"):
             metrics_rows = run_metrics_rounds(server.url, args)
             rows.extend(metrics_rows)
@@ -326,11 +332,54 @@ def main() -> None:
             ratio = on / off
             label = phase.removesuffix("_rate")
             print(f"metrics on/off {label} ratio: {ratio:.3f} (cost {100 * (1 - ratio):.1f}%)")
+    r3_row = next((r for r in rows if r.name.startswith("NatsBroker (3-node")), None)
+    if nats_row and r3_row:
+        for label, phase in (("enqueue", "enqueue_rate"), ("drain", "drain_rate"),
+                             ("e2e", "e2e_rate")):  # fmt: skip
+            r1, r3 = getattr(nats_row, phase), getattr(r3_row, phase)
+            if r1 and r3:
+                print(f"nats R3/R1 {label} throughput ratio: {r3 / r1:.2f}")
+        print(f"nats R3/R1 enqueue p50: {nats_row.p50_ms:.2f} -> {r3_row.p50_ms:.2f} ms")
     redis = by_name.get("RedisBroker")
     if nats_row and redis and redis.e2e_rate:
         print(f"nats/redis throughput ratio: {nats_row.e2e_rate / redis.e2e_rate:.2f}")
     else:
         print("nats/redis throughput ratio: n/a (Redis or NATS row missing)")
+
+
+def run_cluster(args: argparse.Namespace) -> Row:
+    """NatsBroker with ``replicas=3`` on three nats-servers routed to each other on loopback."""
+    store = Path(tempfile.mkdtemp(prefix="bench-nats-r3-"))
+    nodes = cluster_nodes(store, name="bench")
+    try:
+        urls = [node.start().url for node in nodes]
+        asyncio.run(wait_for_replicated_streams(urls))
+        return run_broker("NatsBroker (3-node cluster, R3, file)", "nats-r3", ",".join(urls), args)
+    finally:
+        for node in nodes:
+            node.stop()
+        shutil.rmtree(store, ignore_errors=True)
+
+
+async def wait_for_replicated_streams(urls: list[str], timeout: float = 60.0) -> None:
+    """Until the cluster has elected its JetStream leader: an R3 stream can be made."""
+    import nats
+
+    nc = await nats.connect(servers=urls)
+    js = nc.jetstream(timeout=2.0)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                await js.add_stream(name="ready", subjects=["ready.>"], num_replicas=3)
+                await js.delete_stream("ready")
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+    finally:
+        await nc.close()
 
 
 def run_metrics_rounds(url: str, args: argparse.Namespace) -> list[Row]:

@@ -1,10 +1,10 @@
 """The benchmark's no-op actor, for the broker named in the environment.
 
 Loaded both by ``bench/broker.py`` (to send) and by the ``dramatiq`` CLI workers (to run).
-``BENCH_BROKER`` is ``nats``, ``redis``, ``rabbitmq`` or ``rabbitmq-confirm``; ``BENCH_URL`` its
-address; ``BENCH_QUEUE`` a queue name unique to the run; ``BENCH_RECORD_DIR`` where each worker
-process appends the ids of the messages it ran (one file per process), so that counts are exact
-and need no extra server.
+``BENCH_BROKER`` is ``nats``, ``nats-r3``, ``redis``, ``rabbitmq`` or ``rabbitmq-confirm``;
+``BENCH_URL`` its address (several, comma-separated, for a cluster); ``BENCH_QUEUE`` a queue name
+unique to the run; ``BENCH_RECORD_DIR`` where each worker process appends the ids of the messages
+it ran (one file per process), so that counts are exact and need no extra server.
 """
 
 from __future__ import annotations

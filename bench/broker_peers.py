@@ -10,6 +10,10 @@ def make_broker(kind: str, url: str, namespace: str) -> dramatiq.Broker:
         from broker import NatsBroker
 
         return NatsBroker(url, namespace=namespace)
+    if kind == "nats-r3":  # ours on a 3-node cluster, every stream kept on all three
+        from broker import NatsBroker
+
+        return NatsBroker(url, namespace=namespace, replicas=3)
     if kind == "nats-metrics":  # ours, with the service's worker logs and metrics middleware
         from dramatiq.middleware import default_middleware
 

@@ -37,6 +37,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     nats.errors.StaleConnectionError,
     nats.errors.OutboundBufferLimitError,
     nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,  # JetStream without a leader for a moment
     asyncio.TimeoutError,
     FutureTimeout,
     ConnectionError,

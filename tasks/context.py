@@ -45,7 +45,7 @@ def configure(config: Config) -> WorkerContext:
         _context = WorkerContext(
             config=config,
             sessions=make_sessions(config.database_url),
-            storage=open_storage(config.storage_url),
+            storage=open_storage(config.storage_url, config.nats_replicas),
         )
         return _context
 

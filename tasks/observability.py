@@ -4,7 +4,8 @@ In each worker process started by the ``dramatiq`` CLI it sets up JSON (or text)
 the metrics directory once the process boots; it keeps the messages in flight (sampled once a
 second), retries and dead letters by actor (the pipeline itself puts job, upload and stage into
 the log context, and times the stages). The worker master also forks
-:func:`serve_worker_metrics`.
+:func:`serve_worker_metrics`. Worker processes and that fork end when their master dies
+(:func:`die_with_master`), even by ``kill -9``.
 
 Per message that is one dict write and one pop, no lock: ``bench/broker.py --only
 nats-metrics`` measures the cost.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -25,9 +28,19 @@ import dramatiq
 from app import metrics as app_metrics
 from app.config import Config
 from app.logs import configure_logging
+from tasks.parent import (
+    die_with_parent,
+    is_forked_child,
+    parent_gone,
+    parent_pid,
+    shutdown_timeout_s,
+)
 
 #: Seconds between two readings of the messages in flight.
 SAMPLE_S = 1.0
+#: Seconds an orphaned worker process is given past its shutdown timeout (closing the broker,
+#: handing messages back) before it exits regardless.
+ORPHAN_GRACE_S = 30.0
 
 
 class Observability(dramatiq.Middleware):
@@ -43,7 +56,10 @@ class Observability(dramatiq.Middleware):
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         configure_logging(self.config.log_level, self.config.log_format)
-        app_metrics.use_multiprocess_dir(self.config.metrics_dir, "worker", os.getppid())
+        master = parent_pid()
+        if is_forked_child():
+            die_with_master(master)
+        app_metrics.use_multiprocess_dir(self.config.metrics_dir, "worker", master)
         app_metrics.metrics()  # import and create now, not while the first message waits
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
@@ -93,6 +109,113 @@ class Observability(dramatiq.Middleware):
         app_metrics.metrics().dead_letters.labels(message.actor_name).inc()
 
 
+class MetricsServer(ThreadingHTTPServer):
+    """The worker metrics' HTTP server. ``SO_REUSEADDR`` (http.server's default, stated here
+    because a restart depends on it): connections of a server that just ended, still in
+    ``TIME_WAIT``, do not keep the next master's server from binding the port."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def die_with_master(master: int) -> None:
+    """Stop this worker process when its ``dramatiq`` master dies; exit now if it has already.
+
+    The master forwards ``SIGTERM`` to its worker processes; killed (``kill -9``, the OOM
+    killer) it cannot, and they would go on orphaned, holding connections and messages. So the
+    kernel sends ``SIGTERM`` when the master dies (:func:`tasks.parent.die_with_parent`).
+
+    ``SIGTERM``, not ``SIGKILL``: it is the stop every deploy gives. The messages the worker
+    fetched but had not started are handed back to the other workers at once, the stage it is
+    running gets ``--worker-shutdown-timeout`` to finish (and is handed back past it) — where
+    ``SIGKILL`` would throw away a running stage's work and leave every message the process held
+    unsettled for the ack wait (30 s). That stop is bounded: by the shutdown timeout, then by
+    the broker's connect timeouts while handing back; and lest anything hang it, the process
+    ends itself (``os._exit``) :data:`ORPHAN_GRACE_S` past that timeout, its unsettled
+    messages then coming back after the ack wait.
+
+    Its logs then go to the stderr it inherited from the master (the supervisor's log), not
+    through the pipe the dead master read: nobody reads that pipe any more, and once full it
+    would block the next log line for good.
+
+    The kernel signals a child each time its parent *thread* ends: a dying master's main thread
+    first (the child passes to another thread of the master, its parent pid unchanged), then
+    the last one (the child passes to pid 1). dramatiq takes a second ``SIGTERM`` for "kill
+    now"; so a ``SIGTERM`` that finds the master gone while the process is already stopping is
+    not passed on — the stop goes on, bounded as above. Any later one is (an operator's).
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, StopWithMaster(master, signal.getsignal(signal.SIGTERM)))
+    if not die_with_parent(signal.SIGTERM, master):
+        _log_to_inherited_stderr()
+        logging.getLogger(__name__).warning(
+            "the dramatiq master (pid %d) ended while this worker process booted: exiting", master
+        )
+        raise SystemExit(1)
+
+
+class StopWithMaster:
+    """A worker process's ``SIGTERM`` handler: dramatiq's, and what the master's death adds
+    (:func:`die_with_master`)."""
+
+    def __init__(self, master: int, dramatiq_handler: Any) -> None:
+        self.master = master
+        self.dramatiq_handler = dramatiq_handler
+        self.stopping = False
+        self.orphaned = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        first = not self.stopping
+        self.stopping = True
+        if not self.orphaned and parent_gone(self.master):
+            self.orphaned = True
+            _orphaned(self.master)
+            if not first:
+                return  # already stopping when the master died: let that stop go on
+        if callable(self.dramatiq_handler):
+            self.dramatiq_handler(signum, frame)
+        else:
+            raise SystemExit(1)
+
+
+def _orphaned(master: int) -> None:
+    _log_to_inherited_stderr()
+    limit = shutdown_timeout_s(sys.argv) + ORPHAN_GRACE_S
+    logging.getLogger(__name__).warning(
+        "the dramatiq master (pid %d) is gone: stopping this worker process (it ends within"
+        " %.0f s)",
+        master,
+        limit,
+    )
+    timer = threading.Timer(limit, _exit_now, args=(limit,))
+    timer.daemon = True
+    timer.start()
+
+
+def _exit_now(limit: float) -> None:
+    logging.getLogger(__name__).error(
+        "still stopping %.0f s after the dramatiq master died: exiting now (unsettled messages"
+        " come back after the ack wait)",
+        limit,
+    )
+    os._exit(1)
+
+
+def _log_to_inherited_stderr() -> None:
+    """Point the log handlers (and ``sys.stderr``) writing into dramatiq's log pipe at fd 2."""
+    try:
+        stream = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    except OSError:
+        return
+    piped = (sys.stderr, sys.stdout)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and any(
+            handler.stream is pipe for pipe in piped
+        ):
+            handler.setStream(stream)
+    sys.stdout = sys.stderr = stream
+
+
 def serve_worker_metrics() -> None:
     """Dramatiq fork process: serve the worker processes' metrics on ``WORKER_METRICS_PORT``.
 
@@ -100,11 +223,19 @@ def serve_worker_metrics() -> None:
     the directory they count into. A taken port is logged, not fatal: the workers go on. It
     imports little (no database, no audio), so the metrics answer as soon as the workers run;
     the settings were checked by the worker processes already.
+
+    It ends with its master: the kernel sends it ``SIGKILL`` when the master dies (see
+    :func:`die_with_master`), so the port is free for the master the supervisor starts next.
+    ``SIGKILL``, not ``SIGTERM``: it holds nothing but the listening socket and reads files the
+    workers write; there is nothing to finish, and nothing can delay the exit.
     """
+    master = parent_pid()
+    if is_forked_child() and not die_with_parent(signal.SIGKILL, master):
+        return  # the master died before this process got here: nothing to serve for
     config = Config.from_env()
     configure_logging(config.log_level, config.log_format)
     logger = logging.getLogger(__name__)
-    app_metrics.use_multiprocess_dir(config.metrics_dir, "worker", os.getppid())
+    app_metrics.use_multiprocess_dir(config.metrics_dir, "worker", master)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -123,7 +254,7 @@ def serve_worker_metrics() -> None:
 
     port = config.worker_metrics_port
     try:
-        server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+        server = MetricsServer(("0.0.0.0", port), Handler)
     except OSError as exc:
         logger.error("worker metrics not served: port %d: %s (set WORKER_METRICS_PORT)", port, exc)
         return

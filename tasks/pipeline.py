@@ -40,13 +40,19 @@ from tasks import stages
 from tasks.context import WorkerContext, get_context, worker_config
 from tasks.observability import Observability
 from tasks.outages import riding_out
+from tasks.sweep import Sweeper
 
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
 
 config = worker_config()
-broker = make_broker(config.nats_url, config.nats_namespace, middleware=[Observability(config)])
+broker = make_broker(
+    config.nats_url,
+    config.nats_namespace,
+    replicas=config.nats_replicas,
+    middleware=[Observability(config), Sweeper(config, get_context)],
+)
 dramatiq.set_broker(broker)
 
 
@@ -91,9 +97,7 @@ def run_stage(job_id: str, stage_name: str) -> None:
             raise
         with log_context(upload_id=upload_id):
             if decision == jobs.SKIP:
-                logger.info(
-                    "%s skipped: the job has ended (a late or duplicate message)", stage_name
-                )
+                logger.info("%s skipped: the job has ended or is gone (a late message)", stage_name)
             elif decision == jobs.HAND_ON:
                 logger.info("%s already done: handing on to the next stage", stage.name)
                 _hand_on(ctx, job_id, index)

@@ -3,12 +3,13 @@
 The pipeline hands each stage on durably (see :mod:`tasks.pipeline`), yet a job can still be
 stranded: its message dead-lettered by the broker after workers kept dying on it, or while the
 database was away so that the failure could not be written; a message lost with a JetStream
-node that had no replica. Every worker process runs :class:`Sweeper`; one sweep at a time
-across all of them (a Postgres advisory lock) looks for jobs with no event for
-``STUCK_JOB_AFTER_S`` — only while the pipeline's queues hold no message at all, waiting or
-in progress, so a backlog or a long stage is never mistaken for a stranded job. Such a job's
-stage is sent again once; a job stranded a second time is failed with a reason, its dead
-letter (if any) left for an operator.
+node that had no replica. Every worker process runs :class:`Sweeper` every
+``SWEEP_INTERVAL_S``; one sweep at a time across all of them (a Postgres advisory lock) looks
+for jobs with no event for ``STUCK_JOB_AFTER_S`` — only while the pipeline's queues hold no
+message at all, waiting or in progress, so a backlog or a long stage is never mistaken for a
+stranded job. Such a job's stage is sent again once; a job stranded a second time is failed
+with a reason, its dead letter (if any) left for an operator. The same sweep removes stored
+originals that no upload row refers to (:mod:`app.orphans`) once ``ORPHAN_AFTER_S`` old.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
@@ -23,7 +25,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs
+from app.config import Config
+from app.orphans import remove_orphans
 from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE
+from app.storage import Storage
+from tasks.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +51,20 @@ def pipeline_idle(broker: dramatiq.Broker) -> bool:
     )
 
 
-def sweep(sessions: sessionmaker[Session], broker: dramatiq.Broker, stuck_after_s: float) -> int:
-    """One sweep; returns how many jobs it sent again or failed."""
-    if not pipeline_idle(broker):
-        return 0
+def sweep(
+    sessions: sessionmaker[Session], broker: dramatiq.Broker, stuck_after_s: float, *,
+    storage: Storage | None = None, orphan_after_s: float = 3600,
+) -> int:  # fmt: skip
+    """One sweep; returns how many jobs it sent again or failed. With ``storage``, it also
+    removes stored originals with no upload row older than ``orphan_after_s``."""
     with sessions.begin() as session:
         if not session.scalar(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK))):
             return 0  # another process is sweeping
+        if storage is not None:
+            for key in remove_orphans(sessions, storage, orphan_after_s):
+                logger.warning("removed %s: a stored original with no upload", key)
+        if not pipeline_idle(broker):
+            return 0
         stranded = jobs.quiet_jobs(sessions, stuck_after_s)
         for job in stranded:
             stage = job.stage or FIRST_STAGE
@@ -70,16 +83,15 @@ def sweep(sessions: sessionmaker[Session], broker: dramatiq.Broker, stuck_after_
 
 
 class Sweeper(dramatiq.Middleware):
-    """Runs :func:`sweep` every ``interval_s`` (± 20 %) in each worker process."""
+    """Runs :func:`sweep` every ``SWEEP_INTERVAL_S`` (± 20 %) in each worker process."""
 
-    def __init__(self, sessions: Any, stuck_after_s: float, interval_s: float) -> None:
-        self._sessions = sessions  # a callable giving the session factory, once the process runs
-        self.stuck_after_s = stuck_after_s
-        self.interval_s = interval_s
+    def __init__(self, config: Config, context: Callable[[], WorkerContext]) -> None:
+        self.config = config
+        self._context = context  # made once the worker process runs
         self._stop = threading.Event()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        if self.interval_s > 0:
+        if self.config.sweep_interval_s > 0:
             threading.Thread(
                 target=self._loop, args=(broker,), name="job-sweeper", daemon=True
             ).start()
@@ -88,8 +100,11 @@ class Sweeper(dramatiq.Middleware):
         self._stop.set()
 
     def _loop(self, broker: dramatiq.Broker) -> None:
-        while not self._stop.wait(self.interval_s * random.uniform(0.8, 1.2)):
+        config = self.config
+        while not self._stop.wait(config.sweep_interval_s * random.uniform(0.8, 1.2)):
             try:
-                sweep(self._sessions(), broker, self.stuck_after_s)
+                ctx = self._context()
+                sweep(ctx.sessions, broker, config.stuck_job_after_s, storage=ctx.storage,
+                      orphan_after_s=config.orphan_after_s)  # fmt: skip
             except Exception:  # a server away: the next round tries again
-                logger.warning("the job sweep failed", exc_info=True)
+                logger.warning("the sweep failed", exc_info=True)

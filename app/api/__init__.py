@@ -27,8 +27,10 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["PHANTOMCHAIN"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_mb * 1024 * 1024
     app.extensions["sessions"] = make_sessions(config.database_url)
-    app.extensions["storage"] = open_storage(config.storage_url)
-    app.extensions["broker"] = make_broker(config.nats_url, config.nats_namespace)
+    app.extensions["storage"] = open_storage(config.storage_url, config.nats_replicas)
+    app.extensions["broker"] = make_broker(
+        config.nats_url, config.nats_namespace, replicas=config.nats_replicas
+    )
     if config.open_access:
         logger.warning("no API_TOKENS or ADMIN_TOKEN set: the API is open to anyone")
     errors.register(app)

@@ -1,21 +1,42 @@
 """Errors as JSON: ``{"error": {"code", "message"}}`` with the right status, whether raised by
-a route (:class:`ApiError`), by a service (the table :data:`DOMAIN_ERRORS`) or by
-Flask/Werkzeug (404 route, 413 body too large, 405…)."""
+a route (:class:`ApiError`), by a service (the table :data:`DOMAIN_ERRORS`), by a server that is
+away (:data:`OUTAGES`: 503 with ``Retry-After``, on every route) or by Flask/Werkzeug (404
+route, 413 body too large, 405…)."""
 
 from __future__ import annotations
 
+import logging
+
+from dramatiq.errors import BrokerConnectionError
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from app import dead_letters, jobs, uploads
 from app.api import current
 from audio.formats import UnknownFormat
 
+logger = logging.getLogger(__name__)
+
+#: Seconds a client is asked to wait before retrying after a 503 (``Retry-After``).
+RETRY_AFTER_S = 5
+
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    """An answer other than success; ``retry_after`` (seconds) adds a ``Retry-After`` header."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
+
+
+def unavailable(code: str, message: str) -> ApiError:
+    """A 503 asking the client to come back in :data:`RETRY_AFTER_S` seconds."""
+    return ApiError(503, code, message, retry_after=RETRY_AFTER_S)
 
 
 #: The services' errors, answered with their own message: (status, code).
@@ -33,9 +54,23 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 }
 
 
-def error_response(status: int, code: str, message: str) -> Response:
+#: Connection trouble with a server behind the API, raised from any route: (code, message).
+#: The client learns which service is away, never the driver's words (those are logged).
+OUTAGES: dict[type[Exception], tuple[str, str]] = {
+    OperationalError: ("database_unavailable", "the database is unavailable; retry shortly"),
+    InterfaceError: ("database_unavailable", "the database is unavailable; retry shortly"),
+    PoolTimeout: ("database_unavailable", "the database is unavailable; retry shortly"),
+    BrokerConnectionError: ("queue_unavailable", "the job queue is unreachable; retry shortly"),
+}
+
+
+def error_response(
+    status: int, code: str, message: str, retry_after: int | None = None
+) -> Response:
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -44,7 +79,17 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
-        return error_response(error.status, error.code, error.message)
+        return error_response(error.status, error.code, error.message, error.retry_after)
+
+    def outage(error: Exception):
+        kind = next(k for k in type(error).__mro__ if k in OUTAGES)
+        code, message = OUTAGES[kind]
+        detail = getattr(error, "orig", None) or error  # a database driver's own words
+        logger.warning("answered 503 %s: %s", code, " ".join(str(detail).split()))
+        return error_response(503, code, message, RETRY_AFTER_S)
+
+    for kind in OUTAGES:
+        app.register_error_handler(kind, outage)
 
     def domain_error(error: Exception):
         kind = next(k for k in type(error).__mro__ if k in DOMAIN_ERRORS)

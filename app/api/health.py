@@ -1,13 +1,30 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (Postgres, NATS and the schema are there)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (PostgreSQL, the schema, NATS and
+JetStream answer, each asked for real).
+
+NATS is asked over a connection of the probe's own — connect, a PING/PONG round trip, then
+JetStream for the work stream — each step bounded by :data:`NATS_TIMEOUT_S`, never through
+the API's cached client: that one still looks open while it reconnects to a server that is
+gone, and a first connect through it may take the broker's whole connect timeout.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from flask import Blueprint, jsonify
+from nats.aio.client import Client
+from nats.errors import NoServersError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from app.api.current import broker, sessions
 from app.db import schema_state
+from broker import NatsBroker
 
 bp = Blueprint("health", __name__)
+
+#: Seconds each step of the NATS check may take (connect, round trip, JetStream request).
+NATS_TIMEOUT_S = 2.0
 
 
 @bp.get("/healthz")
@@ -24,13 +41,66 @@ def readyz():
         checks["migrations"] = migrations
     except Exception as exc:  # any failure means "not ready", with the reason
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    try:
-        nats = broker().connection
-        nats.run(lambda: nats.client(), timeout=3)
-        checks["nats"] = "ok"
-    except Exception as exc:
-        checks["nats"] = f"unreachable: {type(exc).__name__}"
+    checks.update(nats_checks(broker()))
     ready = all(v == "ok" for v in checks.values())
     return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (
         200 if ready else 503
     )
+
+
+def nats_checks(broker: NatsBroker) -> dict[str, str]:
+    """``{"nats": ..., "jetstream": ...}``, each ``"ok"`` or what is wrong."""
+    try:
+        # Run on the broker's loop; the probe bounds itself, this bound is a backstop.
+        return broker.connection.run(lambda: _probe(broker), timeout=4 * NATS_TIMEOUT_S)
+    except Exception as exc:
+        return {"nats": f"unreachable: {_reason(exc)}", "jetstream": "not checked"}
+
+
+async def _probe(broker: NatsBroker) -> dict[str, str]:
+    nc = Client()
+    try:
+        try:
+            await asyncio.wait_for(_connect(nc, broker.connection.servers), NATS_TIMEOUT_S + 1)
+            await nc.flush(timeout=NATS_TIMEOUT_S)
+        except Exception as exc:
+            return {"nats": f"unreachable: {_reason(exc)}", "jetstream": "not checked"}
+        try:
+            js = nc.jetstream(timeout=NATS_TIMEOUT_S)
+            try:
+                await js.stream_info(broker.topology.stream)
+            except NotFoundError:  # a new deployment: made now, as the first upload would
+                await broker.topology.ensure_streams(js)
+        except Exception as exc:
+            return {"nats": "ok", "jetstream": f"unavailable: {_reason(exc)}"}
+        return {"nats": "ok", "jetstream": "ok"}
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.close(), 1)
+
+
+async def _connect(nc: Client, servers: list[str]) -> None:
+    async def quiet(exc: Exception) -> None:  # nats-py logs every failure as an error
+        pass
+
+    await nc.connect(
+        servers=servers,
+        name="phantomchain-readyz",
+        connect_timeout=NATS_TIMEOUT_S,
+        allow_reconnect=False,
+        max_reconnect_attempts=1,  # each server tried twice (0 would mean: forever)
+        reconnect_time_wait=0.1,
+        error_cb=quiet,
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):  # asyncio's, nats-py's and concurrent.futures' alike
+        return f"no answer within {NATS_TIMEOUT_S:g} s"
+    if isinstance(exc, NoServersError):
+        return "no server answered"
+    if isinstance(exc, ServiceUnavailableError):  # no responders: nobody runs JetStream
+        return "JetStream is not enabled or has no leader"
+    if isinstance(exc, APIError) and exc.description:
+        return exc.description
+    return type(exc).__name__

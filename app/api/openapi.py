@@ -16,6 +16,14 @@ _ERROR = {
 }
 
 
+#: PostgreSQL, NATS or the storage is away: nothing was kept, try again after ``Retry-After``.
+_UNAVAILABLE = {
+    **_ERROR,
+    "description": "a server behind the API is away; nothing was kept: retry after Retry-After",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
+
+
 def _op(summary: str, responses: dict, **extra) -> dict:
     return {"summary": summary, "responses": {**responses, "default": _ERROR}, **extra}
 
@@ -65,7 +73,12 @@ DOCUMENT = {
         "/api/uploads": {
             "post": _op(
                 "Upload audio (multipart field `file`; optional `formats`, e.g. mp3,opus)",
-                {"202": _json("queued", "Accepted"), "400": _ERROR, "413": _ERROR},
+                {
+                    "202": _json("queued", "Accepted"),
+                    "400": _ERROR,
+                    "413": _ERROR,
+                    "503": _UNAVAILABLE,
+                },
                 parameters=[
                     {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}}
                 ],
@@ -184,7 +197,7 @@ DOCUMENT = {
         "/healthz": {"get": _op("Liveness", {"200": _json("ok")}, security=[])},
         "/readyz": {
             "get": _op(
-                "Readiness: database, NATS, migrations",
+                "Readiness: database, migrations, NATS, JetStream",
                 {"200": _json("ready"), "503": _json("not ready")},
                 security=[],
             )

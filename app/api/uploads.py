@@ -1,6 +1,11 @@
 """Uploads: receive a file (Werkzeug spools the body, over 500 KB to a file in TMPDIR; it is then
 sniffed and copied to storage while hashed), queue its job, serve results.
 
+An upload is accepted (202) only once its file is stored, its rows written and its job queued;
+if any of that fails, what was done is undone (the file removed, the rows too) and the answer
+is an error — 503 with ``Retry-After`` when Postgres, NATS or the storage is away — so a retry
+starts clean. Only a process killed in between leaves a file: ``app.orphans`` sweeps those.
+
 The Go service's routes stay as aliases: ``POST /upload``, ``GET /uploads/<id>``,
 ``GET /uploads/<id>/analysis``. (The ``/api`` rule of each view is declared first, nearest the
 function, so ``url_for`` builds links to it.)
@@ -10,22 +15,25 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterable
 
 from dramatiq.errors import BrokerConnectionError
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
 from werkzeug.utils import secure_filename
 
-from app import jobs, uploads
+from app import uploads
 from app.api.auth import require_token
 from app.api.current import broker, sessions, storage
-from app.api.errors import ApiError
+from app.api.errors import ApiError, unavailable
 from app.logs import bind
 from app.metrics import metrics
 from app.models import Analysis, Output, Upload, new_id
 from app.queue import start_job
+from app.storage import Stored
 from audio.formats import FORMATS, parse_formats
 from audio.sniff import HEAD_BYTES, sniff
+from broker.connection import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("uploads", __name__)
@@ -68,7 +76,7 @@ def create_upload():
     upload_id = new_id()
     filename = secure_filename(file.filename or "") or f"upload.{extension}"
     chunks = itertools.chain([head], iter(lambda: file.stream.read(CHUNK), b""))
-    stored = storage().save(f"uploads/{upload_id}/original.{extension}", chunks)
+    stored = _store(f"uploads/{upload_id}/original.{extension}", chunks)
     upload = Upload(
         id=upload_id, filename=filename[:255], content_type=content_type,
         size_bytes=stored.size, sha256=stored.sha256, storage_key=stored.key,
@@ -77,26 +85,67 @@ def create_upload():
     try:
         done = uploads.record(sessions(), upload, list(formats))
     except IntegrityError:  # the same Idempotency-Key raced us: answer with the first upload
-        storage().delete(stored.key)
+        _remove_file(stored.key)
         earlier = uploads.by_idempotency_key(sessions(), key) if key else None
         if earlier is None:
             raise
         return accepted(earlier)
+    except BaseException:  # the database is away (503), or anything else: keep nothing
+        _remove_file(stored.key)
+        raise
     bind(upload_id=done.upload_id, job_id=done.job_id)
+    _queue(done, stored.key)
     metrics().uploads.inc()
     metrics().upload_bytes.inc(stored.size)
-    _queue(done.job_id)
     logger.info("upload %s stored (%d bytes), job %s queued", upload_id, stored.size, done.job_id)
     return accepted(done)
 
 
-def _queue(job_id: str) -> None:
+def _store(key: str, chunks: Iterable[bytes]) -> Stored:
+    """Save the original; storage that does not answer (a NATS bucket, a failing disk) is a 503.
+
+    :raises ApiError: 503 ``storage_unavailable``.
+    """
     try:
-        start_job(broker(), job_id)
-    except BrokerConnectionError as exc:
-        logger.error("could not queue job %s: %s", job_id, exc)
-        jobs.job_failed(sessions(), job_id, "queue", "could not be queued; retry the job")
-        raise ApiError(503, "queue_unavailable", "the job queue is unreachable; retry") from exc
+        return storage().save(key, chunks)
+    except (BrokerConnectionError, *TRANSIENT_ERRORS) as exc:
+        logger.error("could not store %s: %r", key, exc)
+        raise unavailable(
+            "storage_unavailable", "file storage is unavailable; retry shortly"
+        ) from exc
+
+
+def _queue(done: uploads.Accepted, stored_key: str) -> None:
+    """Send the job's first stage, or undo the upload: rows, then file.
+
+    The client is told 503 (NATS away), so nothing of the upload must run or remain: its retry
+    — with the same ``Idempotency-Key`` or without — starts from nothing. Should the database
+    fail too, the rows cannot be removed; they and the file stay, the job ``queued``, and the
+    workers' sweep of quiet jobs sends it later (a retry with the key then answers with it).
+    """
+    try:
+        start_job(broker(), done.job_id)
+    except BaseException as exc:  # BrokerConnectionError: answered 503 by app.api.errors
+        logger.error("could not queue job %s (%r): removing the upload", done.job_id, exc)
+        try:
+            uploads.discard(sessions(), done.upload_id)
+        except Exception:
+            logger.error(
+                "could not remove upload %s either: its job stays queued for the sweep",
+                done.upload_id,
+                exc_info=True,
+            )
+        else:
+            _remove_file(stored_key)
+        raise
+
+
+def _remove_file(key: str) -> None:
+    """Best effort: a file that cannot be removed now is left to the orphan sweep."""
+    try:
+        storage().delete(key)
+    except Exception:
+        logger.warning("could not remove %s: the orphan sweep will", key, exc_info=True)
 
 
 @bp.get("/uploads/<upload_id>")

@@ -12,6 +12,7 @@ from app.cli.analyze import analyze
 from app.cli.dev import dev
 from app.cli.dlq import dlq
 from app.cli.jobs import jobs
+from app.cli.storage import storage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,5 +21,5 @@ def main() -> None:
     """PhantomChain: self-hosted audio analysis and transcoding."""
 
 
-for command in (analyze, dev, dlq, jobs):
+for command in (analyze, dev, dlq, jobs, storage):
     main.add_command(command)

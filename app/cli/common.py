@@ -51,7 +51,7 @@ def make_sessions(config: Config) -> sessionmaker[Session]:
 def make_broker(config: Config) -> NatsBroker:
     from app.queue import make_broker  # dramatiq and nats-py load only for commands that use it
 
-    return make_broker(config.nats_url, config.nats_namespace)
+    return make_broker(config.nats_url, config.nats_namespace, replicas=config.nats_replicas)
 
 
 def handle_errors(command: F) -> F:

@@ -130,3 +130,19 @@ class NatsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def cluster_nodes(store_dir: Path, size: int = 3, name: str = "phantomchain") -> list[NatsServer]:
+    """``size`` JetStream nodes on loopback (``n0``, ``n1``…), routed to each other, not yet
+    started; each keeps its streams under ``store_dir/n<i>``. For the tests and the bench: a
+    real cluster runs one node per machine (see the README)."""
+    ports = [free_port() for _ in range(size)]
+    routes = ",".join(f"nats://127.0.0.1:{port}" for port in ports)
+    shared = ("--cluster_name", name, "--routes", routes)
+    return [
+        NatsServer(
+            store_dir=Path(store_dir) / f"n{i}",
+            extra_args=("-n", f"n{i}", "--cluster", f"nats://127.0.0.1:{port}", *shared),
+        )
+        for i, port in enumerate(ports)
+    ]

@@ -9,7 +9,7 @@ import pytest
 from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import default_middleware
 
-from app.embedded.nats_server import NatsServer, free_port
+from app.embedded.nats_server import cluster_nodes, free_port
 from broker import NatsBroker
 from tests.helpers import wait_for
 
@@ -52,16 +52,7 @@ def test_a_dead_first_url_is_skipped(nats_server, start_worker):
 @pytest.fixture
 def cluster(tmp_path):
     """Three JetStream nodes on loopback, routed to each other."""
-    ports = [free_port() for _ in range(3)]
-    routes = ",".join(f"nats://127.0.0.1:{port}" for port in ports)
-    cluster_args = ("--cluster_name", "pc", "--routes", routes)
-    nodes = [
-        NatsServer(
-            store_dir=tmp_path / f"n{i}",
-            extra_args=("-n", f"n{i}", "--cluster", f"nats://127.0.0.1:{port}", *cluster_args),
-        )
-        for i, port in enumerate(ports)
-    ]
+    nodes = cluster_nodes(tmp_path)
     try:
         yield [node.start() for node in nodes]
     finally:

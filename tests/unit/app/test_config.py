@@ -12,6 +12,7 @@ def test_defaults_and_postgres_urls():
     assert config.database_url == "postgresql+psycopg://u:p@db:5432/app"
     assert config.nats_url == "nats://127.0.0.1:4222"
     assert config.max_upload_mb == 500 and config.worker_processes == 2
+    assert config.nats_replicas == 1  # a single server: JetStream refuses more without a cluster
     assert config.open_access
 
 
@@ -24,10 +25,12 @@ def test_tokens_and_numbers():
             "MAX_UPLOAD_MB": "50",
             "LOG_LEVEL": "debug",
             "STORAGE_URL": "nats://127.0.0.1:4222/audio",
+            "NATS_REPLICAS": "3",
         }
     )
     assert config.api_tokens == {"a", "b", "c"} and config.admin_token == "root"
     assert config.max_upload_mb == 50 and config.log_level == "DEBUG"
+    assert config.nats_replicas == 3
     assert not config.open_access
 
 
@@ -40,13 +43,26 @@ def test_every_problem_is_reported_at_once():
                 "LOG_LEVEL": "loud",
                 "STORAGE_URL": "s3://bucket",
                 "NATS_URL": "http://x",
+                "NATS_REPLICAS": "6",
             }
         )
     message = str(error.value)
     for expected in ("DATABASE_URL is not set", "MAX_UPLOAD_MB must be a whole number",
                      "WORKER_THREADS must be between", "LOG_LEVEL must be one of",
-                     "STORAGE_URL must be", "NATS_URL must be"):  # fmt: skip
+                     "STORAGE_URL must be", "NATS_URL must be",
+                     "NATS_REPLICAS must be between 1 and 5"):  # fmt: skip
         assert expected in message
+
+
+def test_nats_replicas_is_one_to_five():
+    for value, replicas in (("1", 1), ("5", 5), (" 3 ", 3), ("", 1)):
+        config = Config.from_env({"DATABASE_URL": "postgresql://db/app", "NATS_REPLICAS": value})
+        assert config.nats_replicas == replicas
+    for value in ("0", "6", "three", "-1"):
+        with pytest.raises(ConfigError) as error:
+            Config.from_env({"DATABASE_URL": "postgresql://db/app", "NATS_REPLICAS": value})
+        lines = str(error.value).splitlines()
+        assert len(lines) == 2 and lines[1].startswith("  - NATS_REPLICAS must be"), lines
 
 
 def test_storage_paths():

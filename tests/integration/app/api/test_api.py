@@ -227,7 +227,8 @@ def test_jobs_list_filters_and_pages(client, song):
 def test_readyz_checks_database_nats_and_migrations(client):
     response = client.get("/readyz")
     assert response.status_code == 200, response.json
-    assert response.json["checks"] == {"database": "ok", "migrations": "ok", "nats": "ok"}
+    assert response.json["checks"] == {"database": "ok", "migrations": "ok", "nats": "ok",
+                                       "jetstream": "ok"}  # fmt: skip
     assert json.loads(client.get("/healthz").data) == {"status": "ok"}
 
 
