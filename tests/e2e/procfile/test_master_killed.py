@@ -83,6 +83,7 @@ def log_entries(process: Process) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.faults
 def test_kill_9_of_the_master_ends_its_processes_and_the_next_master_takes_over(
     deployment, long_song, song
 ):

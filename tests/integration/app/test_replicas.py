@@ -117,6 +117,7 @@ def sends(actor, *args) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.faults
 def test_r3_streams_and_bucket_outlive_the_pipeline_stream_leader(cluster):
     urls = [node.url for node in cluster]
     bucket = f"r3-{uuid.uuid4().hex[:8]}"

@@ -25,6 +25,7 @@ STAGE_NAMES = ["transcode", "loudness", "tempo_key", "finalize"]
 
 
 @pytest.mark.slow
+@pytest.mark.faults
 def test_a_worker_killed_in_each_stage_loses_nothing_and_repeats_nothing(
     migrated_database_url, service_nats_url, tmp_path
 ):

@@ -1,0 +1,187 @@
+"""Faults while a burst of uploads goes through the Procfile's processes: NATS stopped or
+killed, PostgreSQL shut down. Every accepted upload must end ``done`` with each stage's
+results written once, no job is left ``queued`` or ``running``, no file without its row, and
+``/readyz`` says 503 while a server is away and 200 after.
+
+Run them alone with ``pytest -m faults``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from app.embedded.nats_server import NatsServer
+from tests.e2e.faults.servers import StoppablePostgres
+from tests.e2e.procfile.conftest import Deployment, Process, get, upload
+from tests.helpers import song_flac, wait_for
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+STAGES = ["transcode", "loudness", "tempo_key", "finalize"]
+
+
+@dataclass
+class Stack:
+    nats: NatsServer
+    postgres: StoppablePostgres
+    database_url: str
+    deployment: Deployment
+    api: Process
+    workers: Process
+    store: Path
+    timeline: list[str] = field(default_factory=list)
+    down_at: float | None = None  # time.monotonic() when the server was taken down
+    back_at: float | None = None  # ... and when it answered again
+
+    def ready(self) -> int:
+        return get(self.api.port, "/readyz")[0]
+
+
+@pytest.fixture
+def stack(tmp_path) -> Iterator[Stack]:
+    nats = NatsServer(store_dir=tmp_path / "nats").start()
+    postgres = StoppablePostgres(tmp_path / "pg", delete_on_stop=True)
+    postgres.start()
+    database_url = postgres.create_database("faults")
+    deployment = Deployment(tmp_path, database_url, nats.url)
+    deployment.env.update(WORKER_PROCESSES="2", STUCK_JOB_AFTER_S="20", SWEEP_INTERVAL_S="3")
+    deployment.release()
+    api, workers = deployment.api(), deployment.workers()
+    yield Stack(nats, postgres, database_url, deployment, api, workers, tmp_path / "store")
+    for process in deployment.processes:
+        process.stop()
+    nats.stop()
+    postgres.stop()
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory) -> bytes:
+    return song_flac(tmp_path_factory.mktemp("faults"), 120.0, "D", "minor", seconds=2,
+                     rate=22050, seed=31)  # fmt: skip
+
+
+def burst_through(stack: Stack, song: bytes, outage: Callable[[], None]) -> list[dict]:
+    """Upload continuously while ``outage`` runs in a thread, and 8 more after; returns the
+    accepted uploads. Refusals must be 503 with ``Retry-After``: never a 500."""
+    accepted, statuses = [], Counter()
+    fault = threading.Thread(target=outage)
+    workers = psutil.Process(stack.workers.popen.pid).children(recursive=True)
+    for process in workers:  # so that the fault finds every job of the burst unfinished
+        process.suspend()
+    try:
+        for n in range(8):
+            status, body = upload(stack.api.port, song, name=f"before{n}.flac")
+            assert status == 202, body
+            accepted.append(body)
+        fault.start()
+        assert wait_for(lambda: stack.back_at is None and stack.down_at is not None, 30)
+    finally:
+        for process in workers:  # they meet the outage mid-stage
+            process.resume()
+    while fault.is_alive():
+        status, body = upload(stack.api.port, song, name="during.flac")
+        statuses[status] += 1
+        if status == 202:
+            accepted.append(body)
+        else:
+            assert status == 503, body
+        time.sleep(0.2)
+    fault.join()
+    for n in range(8):
+        status, body = upload(stack.api.port, song, name=f"after{n}.flac")
+        assert status == 202, body
+        accepted.append(body)
+    stack.timeline.append(f"uploads during the outage: {dict(statuses)}")
+    return accepted
+
+
+def recover(stack: Stack, accepted: list[dict]) -> None:
+    """Wait for ready and for every job; the times go to the timeline (printed: ``-s``)."""
+    assert wait_for(lambda: stack.ready() == 200, 60)
+    ready = time.monotonic() - stack.back_at
+    assert_nothing_lost(stack, accepted)
+    done = time.monotonic() - stack.back_at
+    stack.timeline.append(f"ready again {ready:.1f} s after the server was back; "
+                          f"{len(accepted)} accepted uploads all done by {done:.1f} s")  # fmt: skip
+    print("\n".join(stack.timeline))
+
+
+def is_503(stack: Stack) -> Callable[[], bool]:
+    return lambda: stack.ready() == 503
+
+
+def assert_nothing_lost(stack: Stack, accepted: list[dict], timeout: float = 240) -> None:
+    job_ids = [a["job_id"] for a in accepted]
+    with psycopg.connect(stack.database_url, autocommit=True) as db:
+
+        def unfinished() -> list:
+            return db.execute(
+                "SELECT id, status FROM jobs WHERE status IN ('queued', 'running')"
+            ).fetchall()
+
+        assert wait_for(lambda: not unfinished(), timeout, interval=0.5), unfinished()
+        statuses = dict(db.execute("SELECT id, status FROM jobs").fetchall())
+        assert all(statuses[j] == "done" for j in job_ids), {
+            j: statuses[j] for j in job_ids if statuses[j] != "done"}  # fmt: skip
+        for job_id in job_ids:
+            query = "SELECT message FROM job_events WHERE job_id = %s ORDER BY id"
+            events = [m for (m,) in db.execute(query, (job_id,))]
+            assert events.count("done") == 1, events
+            started = {s for s in STAGES if f"{s} started" in events}
+            assert started == set(STAGES), events
+        outputs = db.execute("SELECT upload_id, format, count(*) FROM outputs "
+                             "GROUP BY upload_id, format").fetchall()  # fmt: skip
+        assert all(count == 1 for _, _, count in outputs)
+        per_upload = Counter(upload_id for upload_id, _, _ in outputs)
+        assert all(per_upload[a["upload_id"]] >= 1 for a in accepted)
+        rows = {key for (key,) in db.execute("SELECT storage_key FROM uploads")}
+    stored = {str(p.relative_to(stack.store)) for p in stack.store.glob("uploads/*/original.*")}
+    assert stored == rows, {
+        "files without a row": stored - rows,
+        "rows without a file": rows - stored,
+    }
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_nats_away_for_10_s_mid_burst(stack, song, how):
+    def outage() -> None:
+        if how == "sigterm":
+            stack.nats.stop()
+        else:
+            stack.nats.kill()
+        stack.down_at = time.monotonic()
+        try:
+            stack.timeline.append(f"readyz 503 without NATS: {wait_for(is_503(stack), 8)}")
+            time.sleep(10)
+        finally:
+            stack.nats.start()
+            stack.back_at = time.monotonic()
+
+    accepted = burst_through(stack, song, outage)
+    assert any(line.endswith(": True") for line in stack.timeline), stack.timeline
+    recover(stack, accepted)
+
+
+def test_postgres_fast_shutdown_for_15_s_mid_burst(stack, song):
+    def outage() -> None:
+        stack.postgres.fast_shutdown()
+        stack.down_at = time.monotonic()
+        try:
+            stack.timeline.append(f"readyz 503 without Postgres: {wait_for(is_503(stack), 8)}")
+            time.sleep(15)
+        finally:
+            stack.postgres.start_again()
+            stack.back_at = time.monotonic()
+
+    accepted = burst_through(stack, song, outage)
+    assert any(line.endswith(": True") for line in stack.timeline), stack.timeline
+    recover(stack, accepted)
