@@ -8,6 +8,7 @@ Run them alone with ``pytest -m faults``.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -15,14 +16,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nats
 import psutil
 import psycopg
 import pytest
 
-from app.embedded.nats_server import NatsServer
+from app.embedded.nats_server import NatsServer, cluster_nodes
 from tests.e2e.faults.servers import StoppablePostgres
 from tests.e2e.procfile.conftest import Deployment, Process, get, upload
-from tests.helpers import song_flac, wait_for
+from tests.helpers import SERVICE_NAMESPACE, song_flac, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -184,4 +186,64 @@ def test_postgres_fast_shutdown_for_15_s_mid_burst(stack, song):
 
     accepted = burst_through(stack, song, outage)
     assert any(line.endswith(": True") for line in stack.timeline), stack.timeline
+    recover(stack, accepted)
+
+
+@pytest.fixture
+def cluster_stack(tmp_path) -> Iterator[tuple[Stack, list[NatsServer]]]:
+    """The stack on a 3-node JetStream cluster with ``NATS_REPLICAS=3``."""
+    nodes = [node.start() for node in cluster_nodes(tmp_path / "cluster")]
+    postgres = StoppablePostgres(tmp_path / "pg", delete_on_stop=True)
+    postgres.start()
+    database_url = postgres.create_database("faults")
+    deployment = Deployment(tmp_path, database_url, ",".join(node.url for node in nodes))
+    deployment.env.update(WORKER_PROCESSES="2", NATS_REPLICAS="3", STUCK_JOB_AFTER_S="20",
+                          SWEEP_INTERVAL_S="3")  # fmt: skip
+    deployment.release()
+    api = deployment.api()
+    # The cluster elects its JetStream leader, and /readyz makes the streams, in a few seconds.
+    assert wait_for(lambda: get(api.port, "/readyz")[0] == 200, 90)
+    workers = deployment.workers()
+    stack = Stack(nodes[0], postgres, database_url, deployment, api, workers, tmp_path / "store")
+    yield stack, nodes
+    for process in deployment.processes:
+        process.stop()
+    for node in nodes:
+        node.stop()
+    postgres.stop()
+
+
+def stream_leader(nodes: list[NatsServer]) -> str | None:
+    """The name of the node leading the service's work stream (None during an election)."""
+
+    async def read() -> str | None:
+        nc = await nats.connect(servers=[n.url for n in nodes if n.process], connect_timeout=2,
+                                max_reconnect_attempts=1)  # fmt: skip
+        try:
+            info = await nc.jetstream(timeout=1.0).stream_info(SERVICE_NAMESPACE)
+            return info.cluster.leader if info.cluster else None
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(read())
+    except Exception:
+        return None
+
+
+def test_the_node_leading_the_streams_killed_mid_burst(cluster_stack, song):
+    stack, nodes = cluster_stack
+    assert wait_for(lambda: stream_leader(nodes) is not None, 60)
+    leader = stream_leader(nodes)
+
+    def outage() -> None:
+        (node,) = [n for n in nodes if n.extra_args[1] == leader]
+        node.kill()
+        stack.down_at = time.monotonic()
+        new = wait_for(lambda: stream_leader(nodes) not in (None, leader), 60)
+        stack.timeline.append(f"a new leader for the streams: {new}")
+        stack.back_at = time.monotonic()
+
+    accepted = burst_through(stack, song, outage)
+    assert "a new leader for the streams: True" in stack.timeline, stack.timeline
     recover(stack, accepted)
