@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import dramatiq
-from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from app import jobs
 from app.logs import log_context
@@ -124,7 +124,7 @@ def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
         logger.warning("job failed: %s", reason)
         riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage.name, reason))
         return  # settled: retrying cannot help
-    except Exception as exc:
+    except (Exception, TimeLimitExceeded) as exc:  # the time limit is a BaseException
         _failed_attempt(ctx, job_id, stage.name, exc)
         raise
     finally:
@@ -148,7 +148,7 @@ def _hand_on(ctx: WorkerContext, job_id: str, index: int) -> None:
         logger.info("job done")
 
 
-def _failed_attempt(ctx: WorkerContext, job_id: str, stage: str, exc: Exception) -> None:
+def _failed_attempt(ctx: WorkerContext, job_id: str, stage: str, exc: BaseException) -> None:
     message = CurrentMessage.get_current_message()
     retries = message.options.get("retries", 0) if message is not None else MAX_RETRIES
     reason = f"{type(exc).__name__}: {exc}"

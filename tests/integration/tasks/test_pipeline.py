@@ -158,3 +158,29 @@ def test_a_transient_failure_is_retried_then_fails_and_is_dead_lettered(pipeline
         time.sleep(0.1)
     (letter,) = module.broker.dead_letters.list()
     assert letter.actor_name == "run_stage" and "StorageError" in letter.reason
+
+
+@pytest.mark.slow
+def test_a_stage_stopped_by_its_time_limit_is_retried_then_fails_with_the_reason(
+    pipeline, tmp_path, monkeypatch
+):
+    """dramatiq's time limit raises ``TimeLimitExceeded``, a ``BaseException``: it must count
+    as a failed attempt like any error, never leave the job ``running``."""
+    from dramatiq.middleware import TimeLimitExceeded
+
+    module, ctx = pipeline
+
+    def too_long(ctx, job_id):
+        raise TimeLimitExceeded()
+
+    stages = list(module.STAGES)
+    stages[1] = module.Stage("loudness", too_long, 60)
+    monkeypatch.setattr(module, "STAGES", stages)
+    track = synthesize_track(100.0, "C", "major", seconds=3, sample_rate=22050, seed=5)
+    source = tmp_path / "long.flac"
+    write_audio(source, track.samples, 22050, "flac")
+    job_id = add_upload(ctx, source, ["mp3"])
+    start_job(module.broker, job_id)
+    job = wait_finished(ctx, job_id, timeout=90)
+    assert job.status == "failed"
+    assert job.error == f"gave up after {module.MAX_RETRIES + 1} attempts: TimeLimitExceeded: "
