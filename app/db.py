@@ -15,9 +15,17 @@ from sqlalchemy.orm import Session, sessionmaker
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
 
+#: Seconds to wait for a new connection: a server that accepts and never answers (a network
+#: black hole, a frozen host) is an error after this, not a request stuck for good.
+CONNECT_TIMEOUT_S = 5
+
+
 def make_engine(database_url: str) -> Engine:
     """An engine with a small pool that notices connections the server dropped."""
-    return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        database_url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+    )  # fmt: skip
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
