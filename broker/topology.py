@@ -145,5 +145,9 @@ async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None
             await js.stream_info(config.name)
         return
     current = info.config
-    if current.max_age != config.max_age or list(current.subjects or []) != config.subjects:
+    if (
+        current.max_age != config.max_age
+        or list(current.subjects or []) != config.subjects
+        or current.num_replicas != config.num_replicas  # NATS_REPLICAS raised on a cluster
+    ):
         await js.update_stream(config)

@@ -178,3 +178,35 @@ def test_r3_streams_and_bucket_outlive_the_pipeline_stream_leader(cluster):
             worker.stop()
         broker.close()
         storage.close()
+
+
+@pytest.mark.slow
+def test_raising_nats_replicas_scales_the_existing_streams(cluster):
+    """A deployment that starts on R1 and sets ``NATS_REPLICAS=3`` later gets R3 streams the
+    next time a process starts, with the messages they hold."""
+    urls = [node.url for node in cluster]
+    namespace = f"scale-{uuid.uuid4().hex[:8]}"
+    first = make_broker(",".join(urls), namespace, replicas=1)
+    first.declare_actor(dramatiq.actor(lambda: None, broker=first, actor_name="noop",
+                                       queue_name=PIPELINE_QUEUE))  # fmt: skip
+    message = dramatiq.Message(PIPELINE_QUEUE, "noop", (), {}, {})
+    assert wait_for(lambda: sends_message(first, message), timeout=60)
+    assert led_stream_info(urls, first.topology.stream).config.num_replicas == 1
+    first.close()
+
+    later = make_broker(",".join(urls), namespace, replicas=3)
+    later.queue_stats()  # any use makes sure of the streams
+    for name in (later.topology.stream, later.topology.dead_letter_stream):
+        info = led_stream_info(urls, name)
+        assert info.config.num_replicas == 3, name
+    assert later.queue_stats()[PIPELINE_QUEUE] == (1, 0)
+    later.delete_streams()
+    later.close()
+
+
+def sends_message(broker, message) -> bool:
+    try:
+        broker.enqueue(message)
+        return True
+    except BrokerConnectionError:
+        return False
