@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from app.embedded.nats_server import NatsServer
+from app.embedded.nats_server import NatsServer, cluster_nodes
 from app.embedded.postgres import EmbeddedPostgres
 from tests.containers import docker_answers, nats_container, postgres_container
 from tests.helpers import ROOT, remove_service_streams, service_broker
@@ -78,6 +78,17 @@ def nats_url(request: pytest.FixtureRequest) -> str:
             pytest.skip(f"no system NATS answering at {url}")
         return url
     return request.getfixturevalue("wheel_nats_url")
+
+
+@pytest.fixture
+def nats_cluster(tmp_path) -> Iterator[list[NatsServer]]:
+    """Three JetStream nodes on loopback (``n0``–``n2``), routed to each other, started."""
+    nodes = cluster_nodes(tmp_path / "cluster")
+    try:
+        yield [node.start() for node in nodes]
+    finally:
+        for node in nodes:
+            node.stop()
 
 
 @pytest.fixture(scope="session")

@@ -97,3 +97,24 @@ def remove_service_streams() -> None:
             broker.delete_streams()
         broker.close()
     _service_brokers.clear()
+
+
+def stream_info(servers: list[str], name: str):
+    """What the cluster says of stream ``name``, asked through ``servers``; None while it
+    cannot answer (an election under way)."""
+
+    import asyncio
+
+    import nats
+
+    async def read():
+        nc = await nats.connect(servers=servers, connect_timeout=2, max_reconnect_attempts=1)
+        try:
+            return await nc.jetstream(timeout=1.0).stream_info(name)
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(read())
+    except Exception:
+        return None

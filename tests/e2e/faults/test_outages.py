@@ -8,7 +8,6 @@ Run them alone with ``pytest -m faults``.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import Counter
@@ -16,7 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nats
 import psutil
 import psycopg
 import pytest
@@ -24,7 +22,7 @@ import pytest
 from app.embedded.nats_server import NatsServer, cluster_nodes
 from tests.e2e.faults.servers import StoppablePostgres
 from tests.e2e.procfile.conftest import Deployment, Process, get, upload
-from tests.helpers import SERVICE_NAMESPACE, song_flac, wait_for
+from tests.helpers import SERVICE_NAMESPACE, song_flac, stream_info, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -125,6 +123,25 @@ def recover(stack: Stack, accepted: list[dict]) -> None:
     print("\n".join(stack.timeline))
 
 
+def away(
+    stack: Stack, what: str, stop: Callable[[], None], start: Callable[[], None], seconds: float
+) -> Callable[[], None]:
+    """An outage of ``what``: stopped, ``/readyz`` watched for its 503, started ``seconds``
+    later; the times go to ``stack``."""
+
+    def outage() -> None:
+        stop()
+        stack.down_at = time.monotonic()
+        try:
+            stack.timeline.append(f"readyz 503 without {what}: {wait_for(is_503(stack), 8)}")
+            time.sleep(seconds)
+        finally:
+            start()
+            stack.back_at = time.monotonic()
+
+    return outage
+
+
 def is_503(stack: Stack) -> Callable[[], bool]:
     return lambda: stack.ready() == 503
 
@@ -163,35 +180,16 @@ def assert_nothing_lost(stack: Stack, accepted: list[dict], timeout: float = 240
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_nats_away_for_10_s_mid_burst(stack, song, how):
-    def outage() -> None:
-        if how == "sigterm":
-            stack.nats.stop()
-        else:
-            stack.nats.kill()
-        stack.down_at = time.monotonic()
-        try:
-            stack.timeline.append(f"readyz 503 without NATS: {wait_for(is_503(stack), 8)}")
-            time.sleep(10)
-        finally:
-            stack.nats.start()
-            stack.back_at = time.monotonic()
-
+    stop = stack.nats.stop if how == "sigterm" else stack.nats.kill
+    outage = away(stack, "NATS", stop, stack.nats.start, seconds=10)
     accepted = burst_through(stack, song, outage)
     assert any(line.endswith(": True") for line in stack.timeline), stack.timeline
     recover(stack, accepted)
 
 
 def test_postgres_fast_shutdown_for_15_s_mid_burst(stack, song):
-    def outage() -> None:
-        stack.postgres.fast_shutdown()
-        stack.down_at = time.monotonic()
-        try:
-            stack.timeline.append(f"readyz 503 without Postgres: {wait_for(is_503(stack), 8)}")
-            time.sleep(15)
-        finally:
-            stack.postgres.start_again()
-            stack.back_at = time.monotonic()
-
+    pg = stack.postgres
+    outage = away(stack, "Postgres", pg.fast_shutdown, pg.start_again, seconds=15)
     accepted = burst_through(stack, song, outage)
     assert any(line.endswith(": True") for line in stack.timeline), stack.timeline
     recover(stack, accepted)
@@ -223,20 +221,8 @@ def cluster_stack(tmp_path) -> Iterator[tuple[Stack, list[NatsServer]]]:
 
 def stream_leader(nodes: list[NatsServer]) -> str | None:
     """The name of the node leading the service's work stream (None during an election)."""
-
-    async def read() -> str | None:
-        nc = await nats.connect(servers=[n.url for n in nodes if n.process], connect_timeout=2,
-                                max_reconnect_attempts=1)  # fmt: skip
-        try:
-            info = await nc.jetstream(timeout=1.0).stream_info(SERVICE_NAMESPACE)
-            return info.cluster.leader if info.cluster else None
-        finally:
-            await nc.close()
-
-    try:
-        return asyncio.run(read())
-    except Exception:
-        return None
+    info = stream_info([n.url for n in nodes if n.process], SERVICE_NAMESPACE)
+    return info.cluster.leader if info is not None and info.cluster else None
 
 
 def test_the_node_leading_the_streams_killed_mid_burst(cluster_stack, song):

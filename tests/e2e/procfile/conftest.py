@@ -4,6 +4,7 @@ own file."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -13,6 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -106,21 +108,29 @@ class Deployment:
         return process
 
 
+@contextlib.contextmanager
+def deployed_in_namespace(deployment: Deployment) -> Iterator[Deployment]:
+    """Release ``deployment`` on the session's namespace, emptied before and after (the
+    namespace is shared by the session's tests); stop whatever it started."""
+    broker = service_broker(deployment.env["NATS_URL"])
+    broker.flush_all()
+    broker.dead_letters.purge()
+    deployment.release()
+    try:
+        yield deployment
+    finally:
+        for process in deployment.processes:
+            if process.popen.poll() is None:
+                process.stop(signal.SIGTERM, 30)
+        broker.flush_all()
+        broker.dead_letters.purge()
+
+
 @pytest.fixture
 def deployment(database_url, service_nats_url, tmp_path):
     """An empty database, migrated by the release line, and the Procfile's processes on it."""
-    broker = service_broker(service_nats_url)
-
-    broker.flush_all()
-    broker.dead_letters.purge()  # the namespace is shared by the session's tests
-    deployed = Deployment(tmp_path, database_url, service_nats_url)
-    deployed.release()
-    yield deployed
-    for process in deployed.processes:
-        if process.popen.poll() is None:
-            process.stop(signal.SIGTERM, 30)
-    broker.flush_all()
-    broker.dead_letters.purge()  # the namespace is shared by the session's tests
+    with deployed_in_namespace(Deployment(tmp_path, database_url, service_nats_url)) as deployed:
+        yield deployed
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -137,16 +147,23 @@ def get_json(port: int, path: str) -> dict:
     return json.loads(body)
 
 
-def upload(port: int, data: bytes, name: str = "song.flac", chunks=None) -> tuple[int, dict]:
-    """POST a multipart upload; ``chunks`` (an iterator of the body's pieces) streams it."""
+def multipart(name: str) -> tuple[str, bytes, bytes]:
+    """A multipart form with one ``file`` field named ``name``: its content type, and the bytes
+    that go before and after the file's."""
     boundary = uuid.uuid4().hex
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", head, tail
+
+
+def upload(port: int, data: bytes, name: str = "song.flac", chunks=None) -> tuple[int, dict]:
+    """POST a multipart upload; ``chunks`` (an iterator of the body's pieces) streams it."""
+    content_type, head, tail = multipart(name)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    headers = {"Content-Type": content_type}
     if chunks is None:
         connection.request("POST", "/api/uploads", head + data + tail, headers)
     else:
@@ -202,15 +219,7 @@ def new_database(admin_url: str) -> str:
 def module_deployment(postgres_admin_url, service_nats_url, tmp_path_factory):
     """As ``deployment``, but one for every test of a module that asks for it: a database of
     its own, migrated by the release line; tests add the processes they need."""
-    broker = service_broker(service_nats_url)
-    broker.flush_all()
-    broker.dead_letters.purge()  # the namespace is shared by the session's tests
     tmp = tmp_path_factory.mktemp("deployment")
-    deployed = SharedDeployment(tmp, new_database(postgres_admin_url), service_nats_url)
-    deployed.release()
-    yield deployed
-    for process in deployed.processes:
-        if process.popen.poll() is None:
-            process.stop(signal.SIGTERM, 30)
-    broker.flush_all()
-    broker.dead_letters.purge()
+    deployment = SharedDeployment(tmp, new_database(postgres_admin_url), service_nats_url)
+    with deployed_in_namespace(deployment) as deployed:
+        yield deployed

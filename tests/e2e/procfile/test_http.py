@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ import psutil
 import pytest
 
 from app.embedded.nats_server import port_answers
+from tests.e2e.procfile.conftest import multipart
 from tests.helpers import song_flac, wait_for
 
 USER, ADMIN = "user-token", "admin-token"
@@ -66,14 +66,9 @@ def call(port: int, method: str, path: str, token: str | None = USER) -> tuple[i
 
 def form(data: bytes, name: str) -> tuple[str, list[bytes]]:
     """A multipart body with ``data`` as its ``file`` field: content type, pieces of 64 KiB."""
-    boundary = uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
+    content_type, head, tail = multipart(name)
     pieces = [data[start : start + (64 << 10)] for start in range(0, len(data), 64 << 10)]
-    return f"multipart/form-data; boundary={boundary}", [head, *pieces, tail]
+    return content_type, [head, *pieces, tail]
 
 
 def post_upload(

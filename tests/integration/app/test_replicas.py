@@ -3,22 +3,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import uuid
 
 import dramatiq
-import nats
 import pytest
 from dramatiq.errors import BrokerConnectionError
 
 from app.config import Config
-from app.embedded.nats_server import cluster_nodes
 from app.queue import PIPELINE_QUEUE, make_broker
 from app.storage import StorageError, open_storage
-from tests.helpers import ROOT, wait_for
+from tests.helpers import ROOT, stream_info, wait_for
 
 
 def settings(nats_url: str, storage_url: str, **env: str) -> dict[str, str]:
@@ -56,34 +53,6 @@ def test_the_api_the_cli_and_the_worker_take_nats_replicas(tmp_path):
     assert worker.stdout.split() == ["3", "3"]
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """Three JetStream nodes on loopback (``n0``–``n2``), routed to each other."""
-    nodes = cluster_nodes(tmp_path)
-    try:
-        yield [node.start() for node in nodes]
-    finally:
-        for node in nodes:
-            node.stop()
-
-
-def stream_info(servers: list[str], name: str):
-    """What the cluster says of stream ``name``, asked through ``servers``; None while it
-    cannot answer (an election under way)."""
-
-    async def read():
-        nc = await nats.connect(servers=servers, connect_timeout=2, max_reconnect_attempts=1)
-        try:
-            return await nc.jetstream(timeout=1.0).stream_info(name)
-        finally:
-            await nc.close()
-
-    try:
-        return asyncio.run(read())
-    except Exception:
-        return None
-
-
 def led_stream_info(servers: list[str], name: str, but_not: str | None = None):
     """Stream ``name``'s info once it has a leader (other than ``but_not``): bounded wait."""
     found = []
@@ -118,8 +87,8 @@ def sends(actor, *args) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.faults
-def test_r3_streams_and_bucket_outlive_the_pipeline_stream_leader(cluster):
-    urls = [node.url for node in cluster]
+def test_r3_streams_and_bucket_outlive_the_pipeline_stream_leader(nats_cluster):
+    urls = [node.url for node in nats_cluster]
     bucket = f"r3-{uuid.uuid4().hex[:8]}"
     config = Config.from_env(settings(",".join(urls), f"{urls[1]}/{bucket}"))
     broker = make_broker(config.nats_url, config.nats_namespace, replicas=config.nats_replicas)
@@ -142,9 +111,9 @@ def test_r3_streams_and_bucket_outlive_the_pipeline_stream_leader(cluster):
 
         # SIGKILL the node leading the pipeline stream, with a message stored and not consumed.
         leader = led_stream_info(urls, topology.stream).cluster.leader
-        dead = next(node for node in cluster if node.extra_args[1] == leader)
+        dead = next(node for node in nats_cluster if node.extra_args[1] == leader)
         dead.kill()
-        alive = [node.url for node in cluster if node is not dead]
+        alive = [node.url for node in nats_cluster if node is not dead]
 
         led_stream_info(alive, topology.stream, but_not=leader)  # a new leader, elected
         assert wait_for(lambda: sends(record, "stored after"), timeout=60)
@@ -181,10 +150,10 @@ def test_r3_streams_and_bucket_outlive_the_pipeline_stream_leader(cluster):
 
 
 @pytest.mark.slow
-def test_raising_nats_replicas_scales_the_existing_streams(cluster):
+def test_raising_nats_replicas_scales_the_existing_streams(nats_cluster):
     """A deployment that starts on R1 and sets ``NATS_REPLICAS=3`` later gets R3 streams the
     next time a process starts, with the messages they hold."""
-    urls = [node.url for node in cluster]
+    urls = [node.url for node in nats_cluster]
     namespace = f"scale-{uuid.uuid4().hex[:8]}"
     first = make_broker(",".join(urls), namespace, replicas=1)
     first.declare_actor(dramatiq.actor(lambda: None, broker=first, actor_name="noop",

@@ -9,7 +9,7 @@ import pytest
 from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import default_middleware
 
-from app.embedded.nats_server import cluster_nodes, free_port
+from app.embedded.nats_server import free_port
 from broker import NatsBroker
 from tests.helpers import wait_for
 
@@ -49,20 +49,11 @@ def test_a_dead_first_url_is_skipped(nats_server, start_worker):
     broker.close()
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """Three JetStream nodes on loopback, routed to each other."""
-    nodes = cluster_nodes(tmp_path)
-    try:
-        yield [node.start() for node in nodes]
-    finally:
-        for node in nodes:
-            node.stop()
-
-
 @pytest.mark.slow
-def test_a_worker_fails_over_when_its_server_stops(cluster, start_worker):
-    broker = make([node.url for node in cluster], replicas=3, connect_timeout=5.0, ack_wait=5.0)
+def test_a_worker_fails_over_when_its_server_stops(nats_cluster, start_worker):
+    broker = make(
+        [node.url for node in nats_cluster], replicas=3, connect_timeout=5.0, ack_wait=5.0
+    )
     ran: set[int] = set()
 
     @dramatiq.actor(broker=broker, max_retries=0)
@@ -74,7 +65,7 @@ def test_a_worker_fails_over_when_its_server_stops(cluster, start_worker):
     worker = start_worker(broker)
     assert wait_for(lambda: 1 in ran)
 
-    cluster[0].stop()  # the first URL: where the wire publisher and pull consumer are
+    nats_cluster[0].stop()  # the first URL: where the wire publisher and pull consumer are
     assert wait_for(lambda: sends(record, 2), timeout=60)
     assert wait_for(lambda: 2 in ran, timeout=60)
     assert broker.use_wire
