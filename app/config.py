@@ -12,6 +12,7 @@ second terminal reaches the stack with no settings of its own.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -46,9 +47,16 @@ class Config:
     nats_namespace: str = "phantomchain"
     nats_replicas: int = 1
     storage_url: str = "file://./var/storage"
-    api_tokens: frozenset[str] = field(default_factory=frozenset)
+    #: Bearer token -> tenant, from ``API_TOKENS`` (``tenant:token`` or a bare token).
+    api_tokens: dict[str, str] = field(default_factory=dict)
     admin_token: str | None = None
     max_upload_mb: int = 500
+    uploads_per_hour: int = 1000
+    storage_quota_mb: int = 50_000
+    max_duration_s: int = 4 * 3600
+    max_output_mb: int = 4096
+    decode_timeout_s: int = 600
+    stage_time_limit_s: int = 1800
     log_level: str = "INFO"
     log_format: str = "json"
     metrics_dir: Path = field(default_factory=_default_metrics_dir)
@@ -56,8 +64,12 @@ class Config:
     worker_processes: int = 2
     worker_threads: int = 1
     port: int = 8080
-    web_concurrency: int = 2
-    web_threads: int = 4
+    web_threads: int = 32
+    web_connection_limit: int = 1000
+    read_timeout_s: int = 30
+    metrics_port: int = 9190
+    event_stream_max_s: int = 300
+    event_streams_per_tenant: int = 8
     graceful_timeout: int = 30
     stuck_job_after_s: int = 120
     sweep_interval_s: int = 60
@@ -114,7 +126,7 @@ class Config:
             problems.append(
                 f"STORAGE_URL must be file:///path or nats://host:port/bucket, got {storage_url!r}"
             )
-        tokens = frozenset(t.strip() for t in (text("API_TOKENS") or "").split(",") if t.strip())
+        tokens = parse_api_tokens(text("API_TOKENS") or "", problems)
         log_level = (text("LOG_LEVEL") or cls.log_level).upper()
         if log_level not in LOG_LEVELS:
             problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -133,6 +145,22 @@ class Config:
             api_tokens=tokens,
             admin_token=text("ADMIN_TOKEN"),
             max_upload_mb=number("MAX_UPLOAD_MB", cls.max_upload_mb, 1, 100_000),
+            uploads_per_hour=number(
+                "UPLOADS_PER_HOUR", cls.uploads_per_hour, 0, 10**7, " per tenant (0 = no limit)"
+            ),
+            storage_quota_mb=number(
+                "STORAGE_QUOTA_MB", cls.storage_quota_mb, 0, 10**9, " per tenant (0 = no limit)"
+            ),
+            max_duration_s=number(
+                "MAX_DURATION_S", cls.max_duration_s, 1, 7 * 86400, " of seconds of audio"
+            ),
+            max_output_mb=number("MAX_OUTPUT_MB", cls.max_output_mb, 1, 10**6, " per job"),
+            decode_timeout_s=number(
+                "DECODE_TIMEOUT_S", cls.decode_timeout_s, 1, 86400, " of seconds"
+            ),
+            stage_time_limit_s=number(
+                "STAGE_TIME_LIMIT_S", cls.stage_time_limit_s, 10, 86400, " of seconds"
+            ),
             log_level=log_level,
             log_format=log_format,
             metrics_dir=Path(metrics_dir) if metrics_dir else _default_metrics_dir(),
@@ -142,8 +170,18 @@ class Config:
             worker_processes=number("WORKER_PROCESSES", cls.worker_processes, 1, 256),
             worker_threads=number("WORKER_THREADS", cls.worker_threads, 1, 256),
             port=number("PORT", cls.port, 1, 65535, " (a port)"),
-            web_concurrency=number("WEB_CONCURRENCY", cls.web_concurrency, 1, 256),
-            web_threads=number("WEB_THREADS", cls.web_threads, 1, 1024),
+            web_threads=number("WEB_THREADS", cls.web_threads, 2, 1024),
+            web_connection_limit=number(
+                "WEB_CONNECTION_LIMIT", cls.web_connection_limit, 10, 100_000
+            ),
+            read_timeout_s=number("READ_TIMEOUT_S", cls.read_timeout_s, 1, 3600, " of seconds"),
+            metrics_port=number("METRICS_PORT", cls.metrics_port, 0, 65535, " (a port; 0 = off)"),
+            event_stream_max_s=number(
+                "EVENT_STREAM_MAX_S", cls.event_stream_max_s, 1, 86400, " of seconds"
+            ),
+            event_streams_per_tenant=number(
+                "EVENT_STREAMS_PER_TENANT", cls.event_streams_per_tenant, 1, 10_000
+            ),
             graceful_timeout=number(
                 "GRACEFUL_TIMEOUT", cls.graceful_timeout, 0, 3600, " of seconds"
             ),
@@ -160,6 +198,38 @@ class Config:
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
         return config
+
+
+#: What a tenant's name may hold (it is stored with every upload and shown to admins).
+TENANT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def bare_token_tenant(token: str) -> str:
+    """The tenant of a token given without a name: its own, stable across restarts."""
+    return "token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def parse_api_tokens(raw: str, problems: list[str]) -> dict[str, str]:
+    """``API_TOKENS``: comma-separated ``tenant:token`` entries, or bare tokens (a tenant of
+    their own, named by :func:`bare_token_tenant`). Tokens must be printable ASCII."""
+    tokens: dict[str, str] = {}
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        tenant, sep, token = entry.partition(":")
+        if not sep:
+            tenant, token = "", entry
+        tenant, token = tenant.strip(), token.strip()
+        if not token or not token.isascii() or not token.isprintable() or " " in token:
+            problems.append("API_TOKENS entries must be tenant:token with a printable ASCII token")
+            continue
+        if tenant and not TENANT_NAME.match(tenant):
+            problems.append(
+                f"API_TOKENS tenant names may hold only letters, digits, _ . - (got {tenant!r})"
+            )
+            continue
+        tokens[token] = tenant or bare_token_tenant(token)
+    return tokens
 
 
 def normalise_database_url(url: str, problems: list[str]) -> str:

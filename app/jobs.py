@@ -84,13 +84,20 @@ def check_status(status: str | None) -> str | None:
 
 
 def list_jobs(
-    sessions: sessionmaker[Session], *, status: str | None = None, limit: int = 50, offset: int = 0
+    sessions: sessionmaker[Session],
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    tenant: str | None = None,
 ) -> tuple[list[dict], int]:
-    """A page of jobs, newest first, and how many match in all.
+    """A page of jobs, newest first, and how many match in all (of ``tenant`` when given).
 
     :raises BadStatus: ``status`` is not a job status.
     """
     query = select(Job)
+    if tenant is not None:
+        query = query.where(Job.tenant == tenant)
     if check_status(status):
         query = query.where(Job.status == status)
     with sessions() as session:
@@ -101,23 +108,27 @@ def list_jobs(
         return [job_dict(j) for j in rows], total
 
 
-def job_status(sessions: sessionmaker[Session], job_id: str) -> str:
-    """:raises JobNotFound: no such job."""
+def job_status(sessions: sessionmaker[Session], job_id: str, tenant: str | None = None) -> str:
+    """:raises JobNotFound: no such job (of ``tenant``, when given)."""
     with sessions() as session:
-        status = session.scalar(select(Job.status).where(Job.id == job_id))
+        query = select(Job.status).where(Job.id == job_id)
+        if tenant is not None:
+            query = query.where(Job.tenant == tenant)
+        status = session.scalar(query)
         if status is None:
             raise JobNotFound(job_id)
         return status
 
 
-def get_job(sessions: sessionmaker[Session], job_id: str) -> dict:
+def get_job(sessions: sessionmaker[Session], job_id: str, tenant: str | None = None) -> dict:
     """One job with its events, oldest event first.
 
-    :raises JobNotFound: no such job.
+    :raises JobNotFound: no such job (of ``tenant``, when given: another tenant's job is not
+        found, so its existence is not revealed).
     """
     with sessions() as session:
         job = session.get(Job, job_id)
-        if job is None:
+        if job is None or (tenant is not None and job.tenant != tenant):
             raise JobNotFound(job_id)
         return job_dict(job, _events(session, job_id))
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -25,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JOB_STATUSES = ("queued", "running", "done", "failed")
+#: The tenant of rows made before tenants existed: only admins see them.
+LEGACY_TENANT = "legacy"
 
 
 def utcnow() -> datetime:
@@ -41,8 +44,14 @@ class Base(DeclarativeBase):
 
 class Upload(Base):
     __tablename__ = "uploads"
+    __table_args__ = (
+        UniqueConstraint("tenant", "idempotency_key", name="uploads_tenant_idempotency_key"),
+        Index("uploads_tenant_created", "tenant", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    #: Who uploaded it (``app.api.auth.Caller.tenant``): only they and admins see it.
+    tenant: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -54,8 +63,9 @@ class Upload(Base):
     channels: Mapped[int | None] = mapped_column(Integer)
     codec: Mapped[str | None] = mapped_column(String(50))
     bitrate: Mapped[int | None] = mapped_column(Integer)
-    #: The client's ``Idempotency-Key``: a retried upload with the same key gets the first answer.
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    #: The client's ``Idempotency-Key`` (unique per tenant): a retried upload with the same key
+    #: gets the first answer.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
 
     jobs: Mapped[list[Job]] = relationship(back_populates="upload")
 
@@ -68,9 +78,12 @@ class Job(Base):
         ),
         CheckConstraint("progress BETWEEN 0 AND 100", name="jobs_progress_percent"),
         Index("jobs_status_created", "status", "created_at"),
+        Index("jobs_tenant_created", "tenant", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    #: The upload's tenant, kept on the job too so a tenant's list needs no join.
+    tenant: Mapped[str] = mapped_column(String(64))
     upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     stage: Mapped[str | None] = mapped_column(String(32))
@@ -136,3 +149,19 @@ class Output(Base):
     storage_key: Mapped[str] = mapped_column(String(512))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     duration_s: Mapped[float | None] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    """A bearer token made with ``phantomchain tokens create``: only its SHA-256 is kept (the
+    token itself is shown once); revoked tokens stay listed."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(String(64))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The token's first characters, to tell tokens apart in ``tokens list``.
+    hint: Mapped[str] = mapped_column(String(16))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

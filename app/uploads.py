@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import quotas
 from app.models import Analysis, Job, Output, Upload
 
 
@@ -43,6 +44,18 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class Earlier:
+    """What an ``Idempotency-Key`` made before: the answer, and what it was made from."""
+
+    accepted: Accepted
+    sha256: str
+    formats: list[str]
+
+    def same_request(self, sha256: str, formats: list[str]) -> bool:
+        return self.sha256 == sha256 and sorted(self.formats) == sorted(formats)
+
+
+@dataclass(frozen=True)
 class Pending:
     """The analysis is not there yet: the job's state."""
 
@@ -67,15 +80,32 @@ def upload_dict(upload: Upload) -> dict:
     }
 
 
-def record(sessions: sessionmaker[Session], upload: Upload, formats: list[str]) -> Accepted:
-    """Store the rows of a file already in storage, and its queued job.
+def check_quotas(sessions: sessionmaker[Session], tenant: str, limits: quotas.Quotas,
+                 adding_bytes: int = 0) -> None:  # fmt: skip
+    """:raises app.quotas.QuotaExceeded: the tenant may not upload (this) now."""
+    with sessions() as session:
+        quotas.check(session, tenant, limits, adding_bytes)
 
-    :raises sqlalchemy.exc.IntegrityError: the upload's idempotency key is taken.
+
+def record(
+    sessions: sessionmaker[Session],
+    upload: Upload,
+    formats: list[str],
+    limits: quotas.Quotas | None = None,
+) -> Accepted:
+    """Store the rows of a file already in storage, and its queued job (of the upload's
+    tenant), within the tenant's ``limits`` when given.
+
+    :raises sqlalchemy.exc.IntegrityError: the tenant's idempotency key is taken.
+    :raises app.quotas.QuotaExceeded: the upload would pass a limit.
     """
     with sessions.begin() as session:
+        if limits is not None:
+            quotas.lock_tenant(session, upload.tenant)
+            quotas.check(session, upload.tenant, limits, upload.size_bytes)
         session.add(upload)
         session.flush()
-        job = Job(upload_id=upload.id, formats=formats)
+        job = Job(upload_id=upload.id, tenant=upload.tenant, formats=formats)
         session.add(job)
         session.flush()
         return Accepted(upload.id, job.id, job.status)
@@ -88,33 +118,38 @@ def discard(sessions: sessionmaker[Session], upload_id: str) -> None:
         session.execute(delete(Upload).where(Upload.id == upload_id))
 
 
-def by_idempotency_key(sessions: sessionmaker[Session], key: str) -> Accepted | None:
-    """The upload (and first job) an ``Idempotency-Key`` made, if any."""
+def by_idempotency_key(sessions: sessionmaker[Session], tenant: str, key: str) -> Earlier | None:
+    """The upload (and first job) the tenant's ``Idempotency-Key`` made, if any."""
     with sessions() as session:
-        upload = session.scalars(select(Upload).where(Upload.idempotency_key == key)).first()
+        upload = session.scalars(
+            select(Upload).where(Upload.tenant == tenant, Upload.idempotency_key == key)
+        ).first()
         if upload is None:
             return None
         job = _jobs(upload.id).order_by(Job.created_at)
         first = session.scalars(job).first()
-        return Accepted(upload.id, first.id, first.status)
+        accepted = Accepted(upload.id, first.id, first.status)
+        return Earlier(accepted, upload.sha256, list(first.formats or []))
 
 
-def get_upload(sessions: sessionmaker[Session], upload_id: str) -> Upload:
-    """:raises UploadNotFound: no such upload."""
+def get_upload(
+    sessions: sessionmaker[Session], upload_id: str, tenant: str | None = None
+) -> Upload:
+    """:raises UploadNotFound: no such upload (of ``tenant``, when given)."""
     with sessions() as session:
-        return _upload(session, upload_id)
+        return _upload(session, upload_id, tenant)
 
 
 def analysis(
-    sessions: sessionmaker[Session], upload_id: str
+    sessions: sessionmaker[Session], upload_id: str, tenant: str | None = None
 ) -> tuple[Analysis, list[Output]] | Pending:
     """The analysis and outputs when the upload's latest job is done, else its state.
 
-    :raises UploadNotFound: no such upload.
+    :raises UploadNotFound: no such upload (of ``tenant``, when given).
     :raises AnalysisFailed: the job failed (the message says why).
     """
     with sessions() as session:
-        _upload(session, upload_id)
+        _upload(session, upload_id, tenant)
         job = session.scalars(_jobs(upload_id).order_by(Job.created_at.desc())).first()
         if job is not None and job.status == "failed":
             raise AnalysisFailed(job.error or "the analysis failed")
@@ -125,10 +160,13 @@ def analysis(
         return session.get(Analysis, upload_id), list(outputs)
 
 
-def output(sessions: sessionmaker[Session], upload_id: str, fmt: str) -> tuple[Upload, Output]:
-    """:raises UploadNotFound, OutputNotFound: no such upload, or no such output of it."""
+def output(
+    sessions: sessionmaker[Session], upload_id: str, fmt: str, tenant: str | None = None
+) -> tuple[Upload, Output]:
+    """:raises UploadNotFound, OutputNotFound: no such upload (of ``tenant``), or no such
+    output of it."""
     with sessions() as session:
-        upload = _upload(session, upload_id)
+        upload = _upload(session, upload_id, tenant)
         found = session.scalars(
             select(Output).where(Output.upload_id == upload_id, Output.format == fmt)
         ).first()
@@ -137,14 +175,16 @@ def output(sessions: sessionmaker[Session], upload_id: str, fmt: str) -> tuple[U
         return upload, found
 
 
-def waveform_key(sessions: sessionmaker[Session], upload_id: str, kind: str) -> str:
+def waveform_key(
+    sessions: sessionmaker[Session], upload_id: str, kind: str, tenant: str | None = None
+) -> str:
     """The storage key of the waveform as ``png`` or ``json``.
 
-    :raises UploadNotFound: no such upload.
+    :raises UploadNotFound: no such upload (of ``tenant``, when given).
     :raises NotReady: not drawn yet.
     """
     with sessions() as session:
-        _upload(session, upload_id)
+        _upload(session, upload_id, tenant)
         found = session.get(Analysis, upload_id)
         key = found and (found.waveform_png_key if kind == "png" else found.waveform_json_key)
         if not key:
@@ -152,9 +192,10 @@ def waveform_key(sessions: sessionmaker[Session], upload_id: str, kind: str) -> 
         return key
 
 
-def _upload(session: Session, upload_id: str) -> Upload:
+def _upload(session: Session, upload_id: str, tenant: str | None = None) -> Upload:
+    """Another tenant's upload is not found: its existence is not revealed."""
     upload = session.get(Upload, upload_id)
-    if upload is None:
+    if upload is None or (tenant is not None and upload.tenant != tenant):
         raise UploadNotFound(upload_id)
     return upload
 

@@ -11,7 +11,8 @@ import logging
 
 from flask import Flask
 
-from app.api import dead_letters, errors, health, jobs, observability, openapi, uploads
+from app.api import dead_letters, errors, headers, health, jobs, observability, openapi, uploads
+from app.api.params import IdConverter
 from app.config import Config
 from app.db import make_sessions
 from app.queue import make_broker
@@ -24,6 +25,7 @@ def create_app(config: Config | None = None) -> Flask:
     """The API, configured from the environment unless ``config`` is given."""
     config = config or Config.from_env()
     app = Flask(__name__)
+    app.url_map.converters["id"] = IdConverter
     app.config["PHANTOMCHAIN"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_mb * 1024 * 1024
     app.extensions["sessions"] = make_sessions(config.database_url)
@@ -37,4 +39,5 @@ def create_app(config: Config | None = None) -> Flask:
     for module in (health, uploads, jobs, openapi, dead_letters):
         app.register_blueprint(module.bp)
     observability.install(app)
+    headers.install(app)
     return app

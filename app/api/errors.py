@@ -13,7 +13,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app import dead_letters, jobs, uploads
+from app import dead_letters, jobs, quotas, uploads
 from app.api import current
 from audio.formats import UnknownFormat
 
@@ -80,6 +80,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
         return error_response(error.status, error.code, error.message, error.retry_after)
+
+    @app.errorhandler(quotas.QuotaExceeded)
+    def over_quota(error: quotas.QuotaExceeded):
+        return error_response(429, "quota_exceeded", str(error), error.retry_after)
 
     def outage(error: Exception):
         kind = next(k for k in type(error).__mro__ if k in OUTAGES)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from nats.aio.client import Client
 from nats.errors import NoServersError
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
@@ -25,6 +27,8 @@ bp = Blueprint("health", __name__)
 
 #: Seconds each step of the NATS check may take (connect, round trip, JetStream request).
 NATS_TIMEOUT_S = 2.0
+#: Seconds one answer of ``/readyz`` is reused.
+READY_CACHE_S = 1.0
 
 
 @bp.get("/healthz")
@@ -34,6 +38,30 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
+    """The checks, asked at most once per :data:`READY_CACHE_S` per process whoever calls:
+    the route needs no token, so a client hammering it must not make the API hammer the
+    database and NATS (each probe opens a NATS connection of its own)."""
+    cache = current_app.extensions.setdefault("readyz", _ReadyCache())
+    ready, checks = cache.answer(_check)
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return jsonify(body), 200 if ready else 503
+
+
+class _ReadyCache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at = -READY_CACHE_S
+        self.last: tuple[bool, dict[str, str]] = (False, {})
+
+    def answer(self, check) -> tuple[bool, dict[str, str]]:
+        with self.lock:  # callers arriving during a probe wait for it and share its answer
+            if time.monotonic() - self.at >= READY_CACHE_S:
+                self.last = check()
+                self.at = time.monotonic()
+            return self.last
+
+
+def _check() -> tuple[bool, dict[str, str]]:
     checks: dict[str, str] = {}
     try:
         migrations = schema_state(sessions())
@@ -42,10 +70,7 @@ def readyz():
     except Exception as exc:  # any failure means "not ready", with the reason
         checks["database"] = f"unreachable: {type(exc).__name__}"
     checks.update(nats_checks(broker()))
-    ready = all(v == "ok" for v in checks.values())
-    return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (
-        200 if ready else 503
-    )
+    return all(v == "ok" for v in checks.values()), checks
 
 
 def nats_checks(broker: NatsBroker) -> dict[str, str]:

@@ -8,8 +8,9 @@ import time
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from app import jobs
-from app.api.auth import require_admin, require_token
+from app.api.auth import caller, require_admin, require_token
 from app.api.current import broker, sessions
+from app.api.errors import ApiError
 from app.api.params import int_arg
 
 bp = Blueprint("jobs", __name__)
@@ -22,22 +23,24 @@ def list_jobs():
     status = jobs.check_status(request.args.get("status"))
     limit = int_arg("limit", 50, 1, MAX_PAGE)
     offset = int_arg("offset", 0, 0, 10**9)
-    rows, total = jobs.list_jobs(sessions(), status=status, limit=limit, offset=offset)
+    rows, total = jobs.list_jobs(
+        sessions(), status=status, limit=limit, offset=offset, tenant=caller().scope
+    )
     return jsonify({"jobs": rows, "total": total, "limit": limit, "offset": offset})
 
 
-@bp.get("/api/jobs/<job_id>")
+@bp.get("/api/jobs/<id:job_id>")
 @require_token
 def get_job(job_id: str):
-    return jsonify(jobs.get_job(sessions(), job_id))
+    return jsonify(jobs.get_job(sessions(), job_id, caller().scope))
 
 
-@bp.get("/api/jobs/<job_id>/events")
+@bp.get("/api/jobs/<id:job_id>/events")
 @require_token
 def job_events(job_id: str):
     """Server-Sent Events: each new event, then the job's state, until it is done or failed."""
     factory = sessions()
-    jobs.job_status(factory, job_id)  # 404 now, before the stream starts
+    jobs.job_status(factory, job_id, caller().scope)  # 404 now, before the stream starts
 
     def stream():
         last_id = 0
@@ -56,18 +59,20 @@ def job_events(job_id: str):
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
 
 
-@bp.post("/api/jobs/<job_id>/retry")
+@bp.post("/api/jobs/<id:job_id>/retry")
 @require_admin
 def retry_job(job_id: str):
     jobs.retry_job(sessions(), broker(), job_id)
     return jsonify({"id": job_id, "status": "queued"}), 202
 
 
-@bp.patch("/api/jobs/<job_id>")
+@bp.patch("/api/jobs/<id:job_id>")
 @require_admin
 def patch_job(job_id: str):
     """The Go service's PATCH, now admin-only: set ``status`` (and ``error``)."""
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_body", 'send a JSON object, e.g. {"status": "failed"}')
     return jsonify(
         jobs.set_status(
             sessions(), job_id, body.get("status"), body.get("error"), set_error="error" in body

@@ -13,6 +13,7 @@ function, so ``url_for`` builds links to it.)
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 from collections.abc import Iterable
@@ -23,13 +24,15 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.utils import secure_filename
 
 from app import uploads
-from app.api.auth import require_token
+from app.api import current
+from app.api.auth import caller, require_token
 from app.api.current import broker, sessions, storage
 from app.api.errors import ApiError, unavailable
 from app.logs import bind
 from app.metrics import metrics
 from app.models import Analysis, Output, Upload, new_id
 from app.queue import start_job
+from app.quotas import Quotas
 from app.storage import Stored
 from audio.formats import FORMATS, parse_formats
 from audio.sniff import HEAD_BYTES, sniff
@@ -55,42 +58,49 @@ def accepted(done: uploads.Accepted):
     return jsonify(body), 202
 
 
+#: The longest ``Idempotency-Key`` kept (longer ones are refused before anything is stored).
+MAX_IDEMPOTENCY_KEY = 200
+
+
 @bp.post("/upload")
 @bp.post("/api/uploads")
 @require_token
 def create_upload():
-    key = request.headers.get("Idempotency-Key", "").strip() or None
-    if key is not None:
-        earlier = uploads.by_idempotency_key(sessions(), key)
-        if earlier is not None:
-            return accepted(earlier)
+    who = caller()
+    key = _idempotency_key()
+    formats = list(parse_formats(request.form.get("formats") or request.args.get("formats")))
+    limits = None if who.admin else _quotas()
+    if limits is not None:
+        uploads.check_quotas(sessions(), who.tenant, limits, request.content_length or 0)
+    earlier = uploads.by_idempotency_key(sessions(), who.tenant, key) if key else None
     file = request.files.get("file")
     if file is None:
         raise ApiError(400, "no_file", "send the audio as a multipart form field named 'file'")
-    formats = parse_formats(request.form.get("formats") or request.args.get("formats"))
     head = file.stream.read(HEAD_BYTES)
     kind = sniff(head)
     if kind is None:
         raise ApiError(400, "not_audio", "not an audio file (MP3, WAV, FLAC, Ogg, M4A or AIFF)")
+    chunks = itertools.chain([head], iter(lambda: file.stream.read(CHUNK), b""))
+    if earlier is not None:  # a retry: answer as the first time, if it is the same request
+        return _replay(earlier, _sha256(chunks), formats)
     extension, content_type = kind
     upload_id = new_id()
     filename = secure_filename(file.filename or "") or f"upload.{extension}"
-    chunks = itertools.chain([head], iter(lambda: file.stream.read(CHUNK), b""))
     stored = _store(f"uploads/{upload_id}/original.{extension}", chunks)
     upload = Upload(
-        id=upload_id, filename=filename[:255], content_type=content_type,
+        id=upload_id, tenant=who.tenant, filename=filename[:255], content_type=content_type,
         size_bytes=stored.size, sha256=stored.sha256, storage_key=stored.key,
         idempotency_key=key,
     )  # fmt: skip
     try:
-        done = uploads.record(sessions(), upload, list(formats))
+        done = uploads.record(sessions(), upload, formats, limits)
     except IntegrityError:  # the same Idempotency-Key raced us: answer with the first upload
         _remove_file(stored.key)
-        earlier = uploads.by_idempotency_key(sessions(), key) if key else None
+        earlier = uploads.by_idempotency_key(sessions(), who.tenant, key) if key else None
         if earlier is None:
             raise
-        return accepted(earlier)
-    except BaseException:  # the database is away (503), or anything else: keep nothing
+        return _replay(earlier, stored.sha256, formats)
+    except BaseException:  # over a quota (429), the database away (503), anything: keep nothing
         _remove_file(stored.key)
         raise
     bind(upload_id=done.upload_id, job_id=done.job_id)
@@ -99,6 +109,43 @@ def create_upload():
     metrics().upload_bytes.inc(stored.size)
     logger.info("upload %s stored (%d bytes), job %s queued", upload_id, stored.size, done.job_id)
     return accepted(done)
+
+
+def _idempotency_key() -> str | None:
+    """The client's ``Idempotency-Key``; one longer than :data:`MAX_IDEMPOTENCY_KEY` is a 400."""
+    key = request.headers.get("Idempotency-Key", "").strip() or None
+    if key is not None and (len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable()):
+        raise ApiError(
+            400,
+            "bad_idempotency_key",
+            f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} printable characters",
+        )
+    return key
+
+
+def _quotas() -> Quotas:
+    config = current.config()
+    return Quotas(config.uploads_per_hour, config.storage_quota_mb << 20)
+
+
+def _replay(earlier: uploads.Earlier, sha256: str, formats: list[str]):
+    """The first answer to a key again, or a 422 when the key came with another request."""
+    if not earlier.same_request(sha256, formats):
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was sent before with another file or other formats; "
+            "use a new key for a new upload",
+        )
+    return accepted(earlier.accepted)
+
+
+def _sha256(chunks: Iterable[bytes]) -> str:
+    """The body's digest, read through without keeping it (a retried upload is not stored)."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _store(key: str, chunks: Iterable[bytes]) -> Stored:
@@ -148,18 +195,19 @@ def _remove_file(key: str) -> None:
         logger.warning("could not remove %s: the orphan sweep will", key, exc_info=True)
 
 
-@bp.get("/uploads/<upload_id>")
-@bp.get("/api/uploads/<upload_id>")
+@bp.get("/uploads/<id:upload_id>")
+@bp.get("/api/uploads/<id:upload_id>")
 @require_token
 def get_upload(upload_id: str):
-    return jsonify(uploads.upload_dict(uploads.get_upload(sessions(), upload_id)))
+    found = uploads.get_upload(sessions(), upload_id, caller().scope)
+    return jsonify(uploads.upload_dict(found))
 
 
-@bp.get("/uploads/<upload_id>/analysis")
-@bp.get("/api/uploads/<upload_id>/analysis")
+@bp.get("/uploads/<id:upload_id>/analysis")
+@bp.get("/api/uploads/<id:upload_id>/analysis")
 @require_token
 def get_analysis(upload_id: str):
-    found = uploads.analysis(sessions(), upload_id)
+    found = uploads.analysis(sessions(), upload_id, caller().scope)
     if isinstance(found, uploads.Pending):
         body = {"status": found.status, "stage": found.stage, "progress": found.progress}
         return jsonify(body), 202
@@ -203,10 +251,10 @@ def _stream(key: str, mimetype: str, filename: str | None = None) -> Response:
     return response
 
 
-@bp.get("/api/uploads/<upload_id>/outputs/<fmt>")
+@bp.get("/api/uploads/<id:upload_id>/outputs/<fmt>")
 @require_token
 def get_output(upload_id: str, fmt: str):
-    upload, output = uploads.output(sessions(), upload_id, fmt)
+    upload, output = uploads.output(sessions(), upload_id, fmt, caller().scope)
     known = FORMATS.get(fmt)
     stem = upload.filename.rsplit(".", 1)[0] or "audio"
     name = f"{stem}.{known.extension}" if known else None
@@ -214,10 +262,10 @@ def get_output(upload_id: str, fmt: str):
                    name)  # fmt: skip
 
 
-@bp.get("/api/uploads/<upload_id>/waveform.<kind>")
+@bp.get("/api/uploads/<id:upload_id>/waveform.<kind>")
 @require_token
 def waveform(upload_id: str, kind: str):
     if kind not in ("png", "json"):
         raise ApiError(404, "not_found", "waveform.png or waveform.json")
-    key = uploads.waveform_key(sessions(), upload_id, kind)
+    key = uploads.waveform_key(sessions(), upload_id, kind, caller().scope)
     return _stream(key, "image/png" if kind == "png" else "application/json")

@@ -13,6 +13,7 @@ from app.cli.dev import dev
 from app.cli.dlq import dlq
 from app.cli.jobs import jobs
 from app.cli.storage import storage
+from app.cli.tokens import tokens
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,5 +22,5 @@ def main() -> None:
     """PhantomChain: self-hosted audio analysis and transcoding."""
 
 
-for command in (analyze, dev, dlq, jobs, storage):
+for command in (analyze, dev, dlq, jobs, storage, tokens):
     main.add_command(command)

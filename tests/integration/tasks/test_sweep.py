@@ -32,11 +32,13 @@ def add_job(sessions, status: str, stage: str | None, quiet_for_s: float) -> str
     """A job whose creation and only event lie ``quiet_for_s`` seconds back."""
     then = utcnow() - timedelta(seconds=quiet_for_s)
     with sessions.begin() as session:
-        upload = Upload(filename="a.flac", content_type="audio/flac", size_bytes=1, sha256="0",
+        upload = Upload(tenant="test", filename="a.flac", content_type="audio/flac",
+                        size_bytes=1, sha256="0",
                         storage_key=f"uploads/{uuid.uuid4()}", created_at=then)  # fmt: skip
         session.add(upload)
         session.flush()
-        job = Job(upload_id=upload.id, status=status, stage=stage, created_at=then)
+        job = Job(upload_id=upload.id, tenant="test", status=status, stage=stage,
+                  created_at=then)
         session.add(job)
         session.flush()
         if stage:

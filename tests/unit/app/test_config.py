@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import Config, ConfigError, cli_environment, storage_path, write_dev_env
+from app.config import (
+    Config,
+    ConfigError,
+    bare_token_tenant,
+    cli_environment,
+    storage_path,
+    write_dev_env,
+)
 
 
 def test_defaults_and_postgres_urls():
@@ -20,7 +27,7 @@ def test_tokens_and_numbers():
     config = Config.from_env(
         {
             "DATABASE_URL": "postgresql://db/app",
-            "API_TOKENS": "a, b ,,c",
+            "API_TOKENS": "a, label:b ,,c",
             "ADMIN_TOKEN": "root",
             "MAX_UPLOAD_MB": "50",
             "LOG_LEVEL": "debug",
@@ -28,7 +35,11 @@ def test_tokens_and_numbers():
             "NATS_REPLICAS": "3",
         }
     )
-    assert config.api_tokens == {"a", "b", "c"} and config.admin_token == "root"
+    assert config.api_tokens == {
+        "a": bare_token_tenant("a"), "b": "label", "c": bare_token_tenant("c")
+    }  # fmt: skip
+    assert bare_token_tenant("a") != bare_token_tenant("c")
+    assert config.admin_token == "root"
     assert config.max_upload_mb == 50 and config.log_level == "DEBUG"
     assert config.nats_replicas == 3
     assert not config.open_access
@@ -44,10 +55,15 @@ def test_every_problem_is_reported_at_once():
                 "STORAGE_URL": "s3://bucket",
                 "NATS_URL": "http://x",
                 "NATS_REPLICAS": "6",
+                "API_TOKENS": "ok:fine,bad name:tok,t:caf\u00e9",
+                "MAX_DURATION_S": "0",
+                "UPLOADS_PER_HOUR": "-1",
             }
         )
     message = str(error.value)
     for expected in ("DATABASE_URL is not set", "MAX_UPLOAD_MB must be a whole number",
+                     "API_TOKENS tenant names may hold only", "printable ASCII token",
+                     "MAX_DURATION_S must be between", "UPLOADS_PER_HOUR must be between",
                      "WORKER_THREADS must be between", "LOG_LEVEL must be one of",
                      "STORAGE_URL must be", "NATS_URL must be",
                      "NATS_REPLICAS must be between 1 and 5"):  # fmt: skip

@@ -5,9 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,59 +15,11 @@ from app.api import create_app
 from app.config import Config
 from audio.decode import decode
 from tests.helpers import (
-    ROOT,
     reference_lufs,
-    service_broker,
-    service_settings,
-    song_flac,
-    stop_all,
 )
+from tests.integration.app.api.calls import upload, wait_done
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import write_audio
-
-
-@pytest.fixture
-def make_client(migrated_database_url, service_nats_url, tmp_path):
-    """A test client on the API, with two worker processes started by the ``dramatiq`` CLI
-    (as the Procfile's worker line starts them) on the same database, NATS and storage."""
-    broker = service_broker(service_nats_url)
-
-    workers: list[subprocess.Popen] = []
-    apps = []
-
-    def make(**env):
-        settings = service_settings(migrated_database_url, service_nats_url, tmp_path, **env)
-        broker.flush_all()
-        broker.dead_letters.purge()  # the namespace is shared by the session's tests
-        with (tmp_path / f"workers{len(workers)}.log").open("wb") as log:
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "dramatiq", "tasks.pipeline",
-                     "--processes", "2", "--threads", "1"],
-                    env={**os.environ, **settings, "PYTHONPATH": str(ROOT)},
-                    stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                )
-            )  # fmt: skip
-        apps.append(create_app(Config.from_env(settings)))
-        return apps[-1].test_client()
-
-    yield make
-    for app in apps:
-        app.extensions["broker"].close()
-    stop_all(workers)
-    broker.flush_all()
-    broker.dead_letters.purge()  # the namespace is shared by the session's tests
-
-
-@pytest.fixture
-def client(make_client):
-    return make_client()
-
-
-@pytest.fixture(scope="module")
-def song(tmp_path_factory) -> bytes:
-    folder = tmp_path_factory.mktemp("api")
-    return song_flac(folder, 132.0, "F", "minor", seconds=10, rate=44100, seed=12)
 
 
 @pytest.fixture(scope="module")
@@ -78,25 +27,6 @@ def song_lufs() -> float:
     """The song's loudness by an independent meter on the synthesized samples themselves."""
     track = synthesize_track(132.0, "F", "minor", seconds=10, sample_rate=44100, seed=12)
     return reference_lufs(track.samples, 44100)
-
-
-def upload(client, data: bytes, name="My Song.flac", **form):
-    return client.post(
-        "/api/uploads",
-        data={"file": (io.BytesIO(data), name), **form},
-        content_type="multipart/form-data",
-    )
-
-
-def wait_done(client, upload_id: str, timeout=120):
-    """The analysis response once it is no longer 202 (pending)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = client.get(f"/api/uploads/{upload_id}/analysis")
-        if response.status_code != 202:
-            return response
-        time.sleep(0.2)
-    raise AssertionError("analysis never finished")
 
 
 @pytest.mark.parametrize("backend", ["file", "nats"])
@@ -194,10 +124,11 @@ def test_tokens(make_client, song):
     assert wrong.status_code == 401 and wrong.json["error"]["code"] == "unauthorized"
     user = {"Authorization": "Bearer user-token"}
     assert client.get("/api/jobs", headers=user).status_code == 200
-    patch = client.patch("/api/jobs/x", json={"status": "done"}, headers=user)
-    assert patch.status_code == 401  # the Go service's PATCH now needs the admin token
+    nobody = f"/api/jobs/{uuid.uuid4()}"
+    patch = client.patch(nobody, json={"status": "done"}, headers=user)
+    assert patch.status_code == 403  # the Go service's PATCH now needs an admin token
     admin = {"Authorization": "Bearer admin-token"}
-    assert client.patch("/api/jobs/x", json={"status": "done"}, headers=admin).status_code == 404
+    assert client.patch(nobody, json={"status": "done"}, headers=admin).status_code == 404
     assert client.get("/healthz").status_code == 200  # health needs no token
 
 

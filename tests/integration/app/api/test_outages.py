@@ -55,9 +55,13 @@ def own_postgres(tmp_path):
 
 
 @pytest.fixture
-def make_api(tmp_path):
+def make_api(tmp_path, monkeypatch):
     """``make(database_url, nats_url, storage_url=…) -> (app, client)``; each app's
-    connections are closed after the test."""
+    connections are closed after the test. ``/readyz`` answers are not reused here (these
+    tests time each probe; ``test_tenants`` checks the reuse)."""
+    from app.api import health
+
+    monkeypatch.setattr(health, "READY_CACHE_S", 0.0)
     apps = []
 
     def make(database_url: str, nats_url: str, storage_url: str | None = None):

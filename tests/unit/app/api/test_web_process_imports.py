@@ -22,11 +22,12 @@ from app.queue import PIPELINE_ACTOR, start_job
 import app.cli
 
 config = Config.from_env({"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
-                          "STORAGE_URL": "file://%(storage)s"})
+                          "STORAGE_URL": "file://%(storage)s", "API_TOKENS": "t:probe"})
 client = create_app(config).test_client()
 answers = [client.get(path).status_code for path in ("/healthz", "/api/openapi.json")]
 bad_format = client.post("/api/uploads", data={"formats": "mp3,xyz",
-                         "file": (io.BytesIO(b"RIFF0000WAVEfmt "), "a.wav")}).get_json()
+                         "file": (io.BytesIO(b"RIFF0000WAVEfmt "), "a.wav")},
+                         headers={"Authorization": "Bearer probe"}).get_json()
 print(json.dumps({"answers": answers, "bad_format": bad_format,
                   "loaded": sorted(m for m in %(heavy)r if m in sys.modules)}))
 """

@@ -1,0 +1,121 @@
+"""API tokens kept in Postgres: made, listed and revoked with ``phantomchain tokens``, looked up
+on each request. Only a token's SHA-256 is stored (tokens are 256 random bits, so a plain hash
+is as strong as a slow one and costs nothing per request); the token itself is shown once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import TENANT_NAME
+from app.models import ApiToken, utcnow
+
+#: Every token made here starts with this, so a leaked one is easy to recognise.
+PREFIX = "pc_"
+
+
+class BadTenantName(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"a tenant name may hold only letters, digits, _ . - (at most 64), got {name!r}"
+        )
+
+
+class TokenNotFound(LookupError):
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"no token {token_id}")
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who a token belongs to."""
+
+    tenant: str
+    admin: bool
+
+
+@dataclass(frozen=True)
+class NewToken:
+    id: str
+    tenant: str
+    admin: bool
+    token: str  # shown once, never stored
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create(sessions: sessionmaker[Session], tenant: str, *, admin: bool = False) -> NewToken:
+    """A new token for ``tenant`` (several may share one: rotate by creating, then revoking).
+
+    :raises BadTenantName: not a tenant name.
+    """
+    if not TENANT_NAME.match(tenant):
+        raise BadTenantName(tenant)
+    token = PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(tenant=tenant, token_sha256=digest(token), hint=token[:10], admin=admin)
+    with sessions.begin() as session:
+        session.add(row)
+        session.flush()
+        return NewToken(row.id, tenant, admin, token)
+
+
+def holder(sessions: sessionmaker[Session], token: str) -> Holder | None:
+    """The tenant of a token that is not revoked, or ``None``."""
+    with sessions() as session:
+        row = session.execute(
+            select(ApiToken.tenant, ApiToken.admin).where(
+                ApiToken.token_sha256 == digest(token), ApiToken.revoked_at.is_(None)
+            )
+        ).first()
+        return Holder(row.tenant, row.admin) if row else None
+
+
+def any_active(sessions: sessionmaker[Session]) -> bool:
+    """Whether any token made here is still valid (then the API is not open)."""
+    with sessions() as session:
+        found = session.scalar(select(ApiToken.id).where(ApiToken.revoked_at.is_(None)).limit(1))
+        return found is not None
+
+
+def list_tokens(sessions: sessionmaker[Session], *, revoked: bool = False) -> list[dict]:
+    """Every token, oldest first (revoked ones only when asked); never the token itself."""
+    query = select(ApiToken).order_by(ApiToken.created_at)
+    if not revoked:
+        query = query.where(ApiToken.revoked_at.is_(None))
+    with sessions() as session:
+        return [
+            {
+                "id": row.id,
+                "tenant": row.tenant,
+                "admin": row.admin,
+                "hint": row.hint + "…",
+                "created_at": row.created_at.isoformat(),
+                "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+            }
+            for row in session.scalars(query)
+        ]
+
+
+def revoke(sessions: sessionmaker[Session], token_id: str) -> int:
+    """Revoke the token with this id, or every token of the tenant of this name.
+
+    :returns: how many tokens were revoked.
+    :raises TokenNotFound: no token has that id and no tenant that name.
+    """
+    with sessions.begin() as session:
+        matches = or_(ApiToken.id == token_id, ApiToken.tenant == token_id)
+        if session.scalar(select(ApiToken.id).where(matches).limit(1)) is None:
+            raise TokenNotFound(token_id)
+        result = session.execute(
+            update(ApiToken)
+            .where(matches, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        return result.rowcount
