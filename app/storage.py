@@ -29,6 +29,20 @@ CHUNK = 1 << 20
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 
 
+#: Seconds a NATS bucket call that moves no file may take (connecting included).
+CALL_TIMEOUT_S = 10.0
+#: Seconds listing a bucket may take (the orphan sweep, not a request).
+LIST_TIMEOUT_S = 120.0
+#: The slowest transfer a bucket call may make before it counts as stuck: bytes per second.
+MIN_TRANSFER_RATE = 10 << 20
+
+
+def transfer_timeout(size_bytes: int) -> float:
+    """Seconds to move ``size_bytes`` through a bucket: :data:`CALL_TIMEOUT_S`, plus the time
+    at :data:`MIN_TRANSFER_RATE` (a 500 MB upload: about a minute)."""
+    return CALL_TIMEOUT_S + size_bytes / MIN_TRANSFER_RATE
+
+
 class StorageError(Exception):
     """The key is invalid or the object does not exist."""
 
@@ -188,8 +202,11 @@ class NatsObjectStorage:
                 self._store = await js.create_object_store(self.bucket, replicas=self.replicas)
         return self._store
 
-    def _run(self, make_coroutine, timeout: float = 600.0):
-        return self._conn.run(make_coroutine, timeout=timeout)
+    def _run(self, make_coroutine, timeout: float | None = None):
+        """Run a bucket call, bounded: a NATS that accepts and never answers (frozen, no
+        JetStream leader) is a ``TimeoutError`` here — a 503 for a request waiting on it —
+        not a thread held for minutes."""
+        return self._conn.run(make_coroutine, timeout=timeout or CALL_TIMEOUT_S)
 
     def save(self, key: str, chunks: Iterable[bytes]) -> Stored:
         check_key(key)
@@ -204,7 +221,7 @@ class NatsObjectStorage:
                 store = await self._bucket()
                 await store.put(key, spool)  # type: ignore[arg-type]
 
-            self._run(put)
+            self._run(put, transfer_timeout(hashing.size))
         return Stored(key, hashing.size, hashing.sha256)
 
     @contextlib.contextmanager
@@ -220,6 +237,13 @@ class NatsObjectStorage:
     def _get_into(self, key: str, out) -> None:
         from nats.js.errors import ObjectNotFoundError
 
+        async def size() -> int:
+            store = await self._bucket()
+            try:
+                return (await store.get_info(key)).size or 0
+            except ObjectNotFoundError as exc:
+                raise StorageError(f"no object {key!r}") from exc
+
         async def get() -> None:
             store = await self._bucket()
             try:
@@ -227,7 +251,7 @@ class NatsObjectStorage:
             except ObjectNotFoundError as exc:
                 raise StorageError(f"no object {key!r}") from exc
 
-        self._run(get)
+        self._run(get, transfer_timeout(self._run(size)))
 
     def read_chunks(self, key: str) -> Iterator[bytes]:
         with self.local_path(key) as path, path.open("rb") as stream:
@@ -277,7 +301,7 @@ class NatsObjectStorage:
                 return []
 
         found = []
-        for info in self._run(names, timeout=120.0):
+        for info in self._run(names, timeout=LIST_TIMEOUT_S):
             modified = _parse_time(info.mtime)
             if info.name.startswith(prefix) and modified is not None and not info.deleted:
                 found.append(StoredObject(info.name, modified))

@@ -26,6 +26,14 @@ class OutputNotFound(LookupError):
         super().__init__(f"no {fmt} output for upload {upload_id}")
 
 
+class StillRunning(Exception):
+    """The upload's job is queued or running: it is removed once it has ended."""
+
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"upload {upload_id} is still being processed; remove it once its job "
+                         "is done or failed")  # fmt: skip
+
+
 class NotReady(Exception):
     """Asked for something the pipeline has not made yet."""
 
@@ -116,6 +124,30 @@ def discard(sessions: sessionmaker[Session], upload_id: str) -> None:
     refused after :func:`record` (its job could not be queued), so a retry starts clean."""
     with sessions.begin() as session:
         session.execute(delete(Upload).where(Upload.id == upload_id))
+
+
+def remove(sessions: sessionmaker[Session], upload_id: str, tenant: str | None = None) -> list[str]:
+    """Remove an upload whose job has ended — rows now (its jobs, analysis and outputs go with
+    it) — and return the storage keys of its files, for the caller to delete.
+
+    :raises UploadNotFound: no such upload (of ``tenant``, when given).
+    :raises StillRunning: its job is queued or running (the workers would write after us).
+    """
+    with sessions.begin() as session:
+        upload = session.get(Upload, upload_id, with_for_update=True)
+        if upload is None or (tenant is not None and upload.tenant != tenant):
+            raise UploadNotFound(upload_id)
+        busy = _jobs(upload_id).where(Job.status.in_(("queued", "running")))
+        if session.scalars(busy.limit(1)).first() is not None:
+            raise StillRunning(upload_id)
+        keys = [upload.storage_key]
+        keys += session.scalars(select(Output.storage_key).where(Output.upload_id == upload_id))
+        found = session.get(Analysis, upload_id)
+        if found is not None:
+            keys += [k for k in (found.waveform_png_key, found.waveform_json_key) if k]
+        keys.append(f"features/{upload_id}.npz")  # left by a job that failed after transcode
+        session.execute(delete(Upload).where(Upload.id == upload_id))  # the rest cascades
+        return keys
 
 
 def by_idempotency_key(sessions: sessionmaker[Session], tenant: str, key: str) -> Earlier | None:

@@ -51,6 +51,7 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     dead_letters.NotReplayable: (409, "not_replayable"),
     uploads.AnalysisFailed: (409, "job_failed"),
     uploads.NotReady: (409, "not_ready"),
+    uploads.StillRunning: (409, "still_running"),
 }
 
 

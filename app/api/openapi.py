@@ -77,10 +77,16 @@ DOCUMENT = {
                     "202": _json("queued", "Accepted"),
                     "400": _ERROR,
                     "413": _ERROR,
+                    "422": _json("the Idempotency-Key was sent before with another request"),
+                    "429": _json("over a tenant quota (Retry-After)"),
                     "503": _UNAVAILABLE,
                 },
                 parameters=[
-                    {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}}
+                    {
+                        "in": "header",
+                        "name": "Idempotency-Key",
+                        "schema": {"type": "string", "maxLength": 200},
+                    }
                 ],
             )
         },
@@ -89,7 +95,12 @@ DOCUMENT = {
                 "An upload and its audio properties",
                 {"200": _json("the upload", "Upload")},
                 parameters=[{**_ID, "name": "upload_id"}],
-            )
+            ),
+            "delete": _op(
+                "Remove an upload whose job has ended, with its outputs and waveform",
+                {"204": {"description": "removed"}, "404": _ERROR, "409": _ERROR},
+                parameters=[{**_ID, "name": "upload_id"}],
+            ),
         },
         "/api/uploads/{upload_id}/analysis": {
             "get": _op(

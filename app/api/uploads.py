@@ -33,7 +33,7 @@ from app.metrics import metrics
 from app.models import Analysis, Output, Upload, new_id
 from app.queue import start_job
 from app.quotas import Quotas
-from app.storage import Stored
+from app.storage import StorageError, Stored
 from audio.formats import FORMATS, parse_formats
 from audio.sniff import HEAD_BYTES, sniff
 from broker.connection import TRANSIENT_ERRORS
@@ -203,6 +203,17 @@ def get_upload(upload_id: str):
     return jsonify(uploads.upload_dict(found))
 
 
+@bp.delete("/api/uploads/<id:upload_id>")
+@require_token
+def delete_upload(upload_id: str):
+    """Remove an upload whose job has ended, with everything made from it (it stops counting
+    in the tenant's storage quota)."""
+    for key in uploads.remove(sessions(), upload_id, caller().scope):
+        _remove_file(key)
+    logger.info("upload %s removed", upload_id)
+    return "", 204
+
+
 @bp.get("/uploads/<id:upload_id>/analysis")
 @bp.get("/api/uploads/<id:upload_id>/analysis")
 @require_token
@@ -245,7 +256,20 @@ def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
 
 
 def _stream(key: str, mimetype: str, filename: str | None = None) -> Response:
-    response = Response(storage().read_chunks(key), mimetype=mimetype)
+    """A stored file, streamed. Its first chunk is read here, so storage that is away is a
+    503 (and a file gone from it a 404) rather than a response cut after its headers."""
+    chunks = storage().read_chunks(key)
+    try:
+        first = next(chunks, b"")
+    except StorageError as exc:
+        logger.error("%s is in the database but not in storage: %s", key, exc)
+        raise ApiError(404, "not_found", "the file is no longer in storage") from exc
+    except (BrokerConnectionError, *TRANSIENT_ERRORS) as exc:
+        logger.error("could not read %s: %r", key, exc)
+        raise unavailable(
+            "storage_unavailable", "file storage is unavailable; retry shortly"
+        ) from exc
+    response = Response(itertools.chain([first], chunks), mimetype=mimetype)
     if filename:
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

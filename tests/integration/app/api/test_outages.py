@@ -14,6 +14,7 @@ import uuid
 import wave
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import func, select
 
@@ -238,3 +239,33 @@ def test_readyz_names_jetstream_when_the_server_runs_without_it(migrated_databas
     finally:
         plain.terminate()
         plain.wait()
+
+
+@pytest.mark.slow
+def test_a_frozen_nats_bucket_is_a_503_within_the_call_bound_not_a_request_held(
+    own_nats, migrated_database_url, make_api, wav, monkeypatch
+):
+    """A NATS that accepts and never answers (its process stopped, not dead: connections stay
+    open) used to hold an upload or a download for up to 600 s."""
+    from app import storage as storage_module
+
+    monkeypatch.setattr(storage_module, "CALL_TIMEOUT_S", 2.0)
+    app, client = make_api(migrated_database_url, own_nats.url, f"{own_nats.url}/frozen")
+    kept = post(client, wav)
+    assert kept.status_code == 202, kept.json
+    key = f"uploads/{kept.json['upload_id']}/original.wav"
+    frozen = psutil.Process(own_nats.process.pid)
+    frozen.suspend()
+    try:
+        started = time.monotonic()
+        refused = post(client, wav)
+        took = time.monotonic() - started
+        assert_refused(refused, "storage_unavailable")
+        assert took < 30  # the bound is 2 s plus the transfer allowance; 600 s before
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            app.extensions["storage"].exists(key)
+        assert time.monotonic() - started < 30
+    finally:
+        frozen.resume()
+    assert app.extensions["storage"].exists(key)  # and all is well once it answers again

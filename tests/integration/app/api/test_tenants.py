@@ -222,3 +222,25 @@ def test_readyz_probes_once_per_period_however_often_it_is_called(make_client, m
     monkeypatch.setattr(health, "READY_CACHE_S", 3600.0)  # one period for the whole test
     answers = [client.get("/readyz").status_code for _ in range(20)]
     assert answers == [200] * 20 and len(probes) == 1
+
+
+def test_a_tenant_removes_its_ended_upload_and_its_files_and_frees_its_quota(
+    make_client, song, tmp_path
+):
+    client = make_client(**TOKENS, STORAGE_QUOTA_MB="1")
+    first = upload(client, song, headers=ALPHA).json
+    upload_id = first["upload_id"]
+    running = client.delete(f"/api/uploads/{upload_id}", headers=ALPHA)
+    assert running.status_code == 409  # its job is queued or running: the workers write
+    assert running.json["error"]["code"] == "still_running"
+    assert wait_done(client, upload_id, headers=ALPHA).status_code == 200
+    assert upload(client, song, headers=ALPHA).status_code == 429  # the quota is full
+    assert client.delete(f"/api/uploads/{upload_id}", headers=BETA).status_code == 404
+    files = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert any(upload_id in str(p) for p in files)
+    assert client.delete(f"/api/uploads/{upload_id}", headers=ALPHA).status_code == 204
+    left = [p for p in (tmp_path / "store").rglob("*") if p.is_file() and upload_id in str(p)]
+    assert left == []  # original, outputs and waveforms
+    assert client.get(f"/api/uploads/{upload_id}", headers=ALPHA).status_code == 404
+    assert client.get(f"/api/jobs/{first['job_id']}", headers=ALPHA).status_code == 404
+    assert upload(client, song, headers=ALPHA).status_code == 202  # room again
