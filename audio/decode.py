@@ -19,7 +19,12 @@ Decisions about bad input (each raises an ``audio.errors`` type with a readable 
   Finite float samples beyond ±1 are passed through unchanged (they are real overs).
 - A file with no decodable audio at all raises ``CorruptAudioError``.
 - Decoding is bounded in time (``timeout_s``, checked between packets) and raises
-  ``DecodeTimeoutError``; the default is ``default_timeout``.
+  ``DecodeTimeoutError``. A caller that serves strangers passes its own bound: the default
+  (``default_timeout``) scales with the length the file declares, which the file controls,
+  and is only capped by :data:`DEFAULT_TIMEOUT_CEILING_S`.
+- Decoding can be bounded in length (``max_duration_s``): a file declaring more raises
+  ``TooLongError`` before anything is decoded, and so does decoding as soon as it passes the
+  limit, whatever the file declared.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ import av
 import av.error
 import numpy as np
 
-from audio.errors import CorruptAudioError, DecodeTimeoutError
+from audio.errors import CorruptAudioError, DecodeTimeoutError, TooLongError
 from audio.probe import (
     AudioInfo,
+    check_declared_length,
     check_header_length,
     check_supported,
     declared_duration,
@@ -44,13 +50,17 @@ from audio.probe import (
     truncation_tolerance,
 )
 
+#: The most ``default_timeout`` gives, however long a file says it is: a 55-byte FLAC whose
+#: header claims 2^36 samples would otherwise hold a decode for 25 days.
+DEFAULT_TIMEOUT_CEILING_S = 600.0
+
 
 def default_timeout(duration_s: float | None, size_bytes: int) -> float:
     """A bound no healthy decode comes near (decoding runs at hundreds × realtime): 30 s, or a
-    quarter of the audio's duration, or — when the length is unknown — 2 s per MB."""
-    if duration_s:
-        return max(30.0, duration_s / 4)
-    return max(30.0, 2.0 * size_bytes / 1e6)
+    quarter of the audio's duration, or — when the length is unknown — 2 s per MB; never more
+    than :data:`DEFAULT_TIMEOUT_CEILING_S`."""
+    bound = duration_s / 4 if duration_s else 2.0 * size_bytes / 1e6
+    return min(max(30.0, bound), DEFAULT_TIMEOUT_CEILING_S)
 
 
 class DecodedStream:
@@ -59,6 +69,12 @@ class DecodedStream:
     ``info`` describes the file; ``sample_rate``/``channels`` describe the blocks that
     ``blocks()`` yields (after optional resampling and downmix). ``decoded_s`` is the
     duration handed out so far. Use as a context manager or exhaust ``blocks()``.
+
+    :param timeout_s: the bound on the whole pass, in seconds of wall time (the consumer's
+        time between blocks included); ``None``: ``default_timeout``.
+    :param max_duration_s: the longest audio accepted (``None``: any).
+    :raises audio.errors.TooLongError: the file declares more than ``max_duration_s`` (here)
+        or decodes to more (from ``blocks()``).
     """
 
     def __init__(
@@ -69,6 +85,7 @@ class DecodedStream:
         mono: bool = False,
         block_frames: int = 65536,
         timeout_s: float | None = None,
+        max_duration_s: float | None = None,
     ):
         if block_frames < 1:
             raise ValueError("block_frames must be positive")
@@ -78,6 +95,7 @@ class DecodedStream:
             self.info: AudioInfo = describe(self._container, self._stream)
             check_header_length(self.path, self._container, self.info)
             self.declared_s = declared_duration(self.path, self._container, self._stream)
+            check_declared_length(self.declared_s or self.info.duration_s, max_duration_s)
             if sample_rate is not None:
                 check_supported(sample_rate, 1)
         except BaseException:
@@ -87,8 +105,12 @@ class DecodedStream:
         self.channels = 1 if mono else self.info.channels
         self.mono = mono
         self.block_frames = block_frames
-        length = self.declared_s or self.info.duration_s
-        self.timeout_s = timeout_s or default_timeout(length, self.path.stat().st_size)
+        if timeout_s is None:
+            length = self.declared_s or self.info.duration_s
+            timeout_s = default_timeout(length, self.path.stat().st_size)
+        self.timeout_s = timeout_s
+        self.max_duration_s = max_duration_s
+        self._frames_allowed = None if max_duration_s is None else max_duration_s * self.sample_rate
         self.decoded_frames = 0
         # MP4 declares its exact length (edit list); AAC's last frame may carry padding past it.
         self._max_frames = None
@@ -143,6 +165,8 @@ class DecodedStream:
                 f"file contains invalid samples (NaN or infinity) at {at:.1f} s"
             )
         self.decoded_frames += block.shape[1]
+        if self._frames_allowed is not None and self.decoded_frames > self._frames_allowed:
+            raise TooLongError(limit_s=self.max_duration_s, length_s=self.decoded_s, declared=False)
         return block
 
     def _check_complete(self) -> None:
@@ -160,10 +184,12 @@ class DecodedStream:
         resampler = None
         deadline = time.monotonic() + self.timeout_s
         for packet in self._container.demux(stream):
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:  # ">=": a bound of 0 stops before any packet
                 raise DecodeTimeoutError(
-                    f"decoding took longer than {self.timeout_s:.0f} s "
-                    f"(stopped after {self.decoded_s:.1f} s of audio)"
+                    f"decoding took longer than {self.timeout_s:g} s "
+                    f"(stopped after {self.decoded_s:.1f} s of audio)",
+                    timeout_s=self.timeout_s,
+                    decoded_s=self.decoded_s,
                 )
             try:
                 frames = packet.decode()
@@ -226,6 +252,7 @@ def iter_blocks(
     mono: bool = False,
     block_frames: int = 65536,
     timeout_s: float | None = None,
+    max_duration_s: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Stream ``path`` as float32 ``(channels, n)`` blocks of ``block_frames`` (last shorter).
 
@@ -233,8 +260,9 @@ def iter_blocks(
     ``audio.errors`` types described in this module's docstring.
     """
     stream = DecodedStream(
-        path, sample_rate=sample_rate, mono=mono, block_frames=block_frames, timeout_s=timeout_s
-    )
+        path, sample_rate=sample_rate, mono=mono, block_frames=block_frames, timeout_s=timeout_s,
+        max_duration_s=max_duration_s,
+    )  # fmt: skip
     yield from stream.blocks()
 
 

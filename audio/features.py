@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from audio.decode import DecodedStream
+from audio.errors import OutputTooLargeError
 from audio.key import KeyAnalyzer
 from audio.loudness import LoudnessMeter
 from audio.probe import AudioInfo
@@ -69,16 +70,22 @@ def extract(
     *,
     encoders: Callable[[int, int], Sequence[AudioEncoder]] | None = None,
     timeout_s: float | None = None,
+    max_duration_s: float | None = None,
+    max_output_bytes: int | None = None,
     progress: Callable[[float], None] | None = None,
     waveform_width: int = 800,
 ) -> tuple[Features, list[AudioEncoder]]:
     """Decode ``path`` once into :class:`Features`.
 
     :param encoders: called with the decoded rate and channel count; returns encoders that get
-        every block too (closed by the caller; removed here if decoding fails).
-    :raises audio.errors.AudioError: the file cannot be decoded (the message says why).
+        every block too (closed by the caller; discarded here if decoding fails).
+    :param timeout_s: bound on the pass (see :class:`audio.decode.DecodedStream`).
+    :param max_duration_s: the longest audio accepted, declared or decoded.
+    :param max_output_bytes: the most the encoders may write in all, counted after each block.
+    :raises audio.errors.AudioError: the file cannot be decoded or passes a bound (the message
+        says why).
     """
-    stream = DecodedStream(path, timeout_s=timeout_s)
+    stream = DecodedStream(path, timeout_s=timeout_s, max_duration_s=max_duration_s)
     info, rate, channels = stream.info, stream.sample_rate, stream.channels
     expected = round(info.duration_s * rate) if info.duration_s else None
     meter = LoudnessMeter(rate, channels, info.channel_names)
@@ -93,6 +100,7 @@ def extract(
             waveform.add(block)
             for writer in writers:
                 writer.write(block)
+            _check_output_size(writers, max_output_bytes, stream.decoded_s)
             mono = block[0] if channels == 1 else block.mean(axis=0, dtype=np.float32)
             _feed(to_analysis_rate.add(mono), tempo, key)
             if progress is not None and expected:
@@ -101,13 +109,22 @@ def extract(
     except BaseException:
         stream.close()
         for writer in writers:
-            try:
-                writer.close()
-            finally:
-                writer.out_path.unlink(missing_ok=True)
+            writer.discard()
         raise
     info = dataclasses.replace(info, duration_s=stream.decoded_s)
     return Features(info, meter, tempo, key, waveform), writers
+
+
+def _check_output_size(
+    writers: Sequence[AudioEncoder], max_bytes: int | None, decoded_s: float
+) -> None:
+    """Raise ``OutputTooLargeError`` as soon as the encoders together wrote more than
+    ``max_bytes``: a few kB of compressed silence can decode to hours of WAV."""
+    if max_bytes is None or not writers:
+        return
+    written = sum(writer.bytes_written for writer in writers)
+    if written > max_bytes:
+        raise OutputTooLargeError(limit_bytes=max_bytes, written_bytes=written, decoded_s=decoded_s)
 
 
 def _feed(mono: np.ndarray, tempo: TempoAnalyzer, key: KeyAnalyzer) -> None:

@@ -64,7 +64,8 @@ class Mp3Writer:
         if self._file.closed:
             return
         try:
-            self._emit(self._encoder.flush())
+            if self.samples:  # lameenc raises "Not currently encoding" if it never encoded
+                self._emit(self._encoder.flush())
             self._file.seek(0)
             self._file.write(self._info_frame())
         finally:

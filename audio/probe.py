@@ -24,6 +24,7 @@ from audio.errors import (
     CorruptAudioError,
     EmptyFileError,
     NotAudioError,
+    TooLongError,
     TruncatedAudioError,
     UnsupportedAudioError,
 )
@@ -67,16 +68,20 @@ class AudioInfo:
         return d
 
 
-def probe(path: str | Path) -> AudioInfo:
+def probe(path: str | Path, *, max_duration_s: float | None = None) -> AudioInfo:
     """Describe ``path``'s first audio stream; raise an ``AudioError`` subclass if we can't.
 
     A WAV whose header declares more audio than the file holds raises
-    ``TruncatedAudioError`` here already (it costs nothing to know).
+    ``TruncatedAudioError`` here already (it costs nothing to know); a file that declares
+    more than ``max_duration_s`` raises ``TooLongError`` (see :func:`check_declared_length`).
     """
     container, stream = open_audio(path)
     with container:
         info = describe(container, stream)
         check_header_length(path, container, info)
+        if max_duration_s is not None:
+            declared = declared_duration(path, container, stream)
+            check_declared_length(declared or info.duration_s, max_duration_s)
         if container.format.name == "mp3":
             # FFmpeg drops the Xing frame count when the file size disagrees with it (e.g.
             # garbage inside the file) and falls back to a bitrate guess; the count is truer.
@@ -98,7 +103,8 @@ def open_audio(path: str | Path) -> tuple[av.container.InputContainer, av.AudioS
     if size == 0:
         raise EmptyFileError("empty file (0 bytes): not an audio file")
     try:
-        container = av.open(str(path), options=_OPEN_OPTIONS)
+        # "replace": a tag that is not UTF-8 (garbage in a damaged header) is no reason to fail
+        container = av.open(str(path), options=_OPEN_OPTIONS, metadata_errors="replace")
     except (av.error.InvalidDataError, av.error.ArgumentError, av.error.EOFError) as e:
         kind = _sniff_audio(path)
         if kind:
@@ -190,6 +196,17 @@ def check_header_length(path: str | Path, container, info: AudioInfo) -> None:
     present = info.duration_s
     if declared is not None and declared - present > truncation_tolerance(declared):
         raise truncated(present, declared)
+
+
+def check_declared_length(length_s: float | None, max_duration_s: float | None) -> None:
+    """Raise ``TooLongError`` if a file's length, as it declares it (or as FFmpeg estimates it
+    when it declares none), is over ``max_duration_s`` (``None``: no limit).
+
+    Nothing is decoded for this, so a file can lie; the decoder counts what it really
+    decodes against the same limit (:class:`audio.decode.DecodedStream`).
+    """
+    if max_duration_s is not None and length_s and length_s > max_duration_s:
+        raise TooLongError(limit_s=max_duration_s, length_s=length_s, declared=True)
 
 
 def truncation_tolerance(declared_s: float) -> float:

@@ -10,6 +10,7 @@ durations match the input.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -74,6 +75,7 @@ class AudioEncoder:
         else:
             self._open_container()
         self._frames_in = 0
+        self._packet_bytes = 0
         self._closed = False
 
     def _open_container(self) -> None:
@@ -127,7 +129,15 @@ class AudioEncoder:
                 self._mp3.write(frame.to_ndarray().reshape(-1, self.channels))
             return
         for packet in self._stream.encode(frame):
+            self._packet_bytes += packet.size
             self._container.mux(packet)
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of encoded audio so far: what the file grows by, its few header bytes aside."""
+        if self._mp3 is not None:
+            return self._mp3.audio_bytes
+        return self._packet_bytes
 
     def close(self) -> TranscodeResult:
         """Flush the encoder, finish the file and describe it."""
@@ -152,6 +162,21 @@ class AudioEncoder:
             duration_s=self._frames_in / self.in_rate,
         )
 
+    def discard(self) -> None:
+        """Stop without finishing the file and remove it: what a failed transcode does.
+
+        Nothing is flushed, and an error while closing is not raised: the caller is handling
+        the error that made it give up, and that one must reach its own caller — not be
+        replaced by, say, LAME's "Not currently encoding" from an encoder that got no audio.
+        """
+        self._closed = True
+        with contextlib.suppress(Exception):
+            if self._mp3 is not None:
+                self._mp3.close()
+            else:
+                self._container.close()
+        self.out_path.unlink(missing_ok=True)
+
     def __enter__(self) -> AudioEncoder:
         return self
 
@@ -172,7 +197,6 @@ def transcode(
             encoder.write(block)
     except BaseException:
         stream.close()
-        encoder.close()
-        Path(out_path).unlink(missing_ok=True)
+        encoder.discard()
         raise
     return encoder.close()

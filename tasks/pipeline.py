@@ -5,10 +5,17 @@ is one line in :data:`STAGES`. This module is the worker (``dramatiq tasks.pipel
 the stage functions and the audio stack with them; the web process never imports it, it sends
 the first stage by the actor's name (:func:`app.queue.start_job`). Failures:
 
-* input that can never work (not audio, truncated beyond repair — a permanent
+* input that can never work (not audio, truncated beyond repair, or past a bound on the work:
+  too long, outputs too big, a decode out of time — a permanent
   :class:`audio.errors.AudioError`) fails the job at once with the reason, no retries;
+* a stage stopped by its time limit (``STAGE_TIME_LIMIT_S``, dramatiq's ``TimeLimitExceeded``)
+  fails the job at once too: the same work would be stopped again;
 * anything else is retried with exponential backoff (``MAX_RETRIES`` times); the last failure
   fails the job and leaves the message in the dead letters, from where it can be replayed.
+
+The job's error and events only ever hold sentences for the person who uploaded: an internal
+error is told as one ("… failed after 4 attempts because of an internal error …"), its type,
+message and traceback go to the logs and the dead letter.
 
 The hand-off from one stage to the next cannot be lost. A stage commits its completion (the
 job's progress), then sends the next stage's message, then its own message is acknowledged; a
@@ -79,30 +86,40 @@ _BY_NAME = {stage.name: i for i, stage in enumerate(STAGES)}
     max_retries=MAX_RETRIES,
     min_backoff=1_000,
     max_backoff=60_000,
-    time_limit=30 * 60_000,
+    time_limit=config.stage_time_limit_s * 1000,
 )
 def run_stage(job_id: str, stage_name: str) -> None:
     """Run one stage of a job; on success, send the next."""
     ctx = get_context()
     index = _BY_NAME[stage_name]
     stage = STAGES[index]
-    before = STAGES[index - 1].progress if index else 0
     with log_context(job_id=job_id, stage=stage.name):
         try:
-            decision, upload_id = riding_out(
-                lambda: jobs.begin_stage(ctx.sessions, job_id, stage.name, before, stage.progress)
-            )
-        except Exception as exc:
-            _failed_attempt(ctx, job_id, stage.name, exc)
-            raise
-        with log_context(upload_id=upload_id):
-            if decision == jobs.SKIP:
-                logger.info("%s skipped: the job has ended or is gone (a late message)", stage_name)
-            elif decision == jobs.HAND_ON:
-                logger.info("%s already done: handing on to the next stage", stage.name)
-                _hand_on(ctx, job_id, index)
-            else:
-                _run(ctx, job_id, index, stage)
+            _deliver(ctx, job_id, index, stage)
+        except TimeLimitExceeded:  # a BaseException, raised wherever the thread was
+            reason = _time_limit_reason(stage.name)
+            logger.error("job failed: %s", reason, exc_info=True)  # the trace says where
+            _fail_for_good(ctx, job_id, stage.name, reason)
+
+
+def _deliver(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
+    """Do what this delivery of the stage's message calls for (see :func:`jobs.begin_stage`)."""
+    before = STAGES[index - 1].progress if index else 0
+    try:
+        decision, upload_id = riding_out(
+            lambda: jobs.begin_stage(ctx.sessions, job_id, stage.name, before, stage.progress)
+        )
+    except Exception as exc:
+        _failed_attempt(ctx, job_id, stage.name, exc)
+        raise
+    with log_context(upload_id=upload_id):
+        if decision == jobs.SKIP:
+            logger.info("%s skipped: the job has ended or is gone (a late message)", stage.name)
+        elif decision == jobs.HAND_ON:
+            logger.info("%s already done: handing on to the next stage", stage.name)
+            _hand_on(ctx, job_id, index)
+        else:
+            _run(ctx, job_id, index, stage)
 
 
 def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
@@ -120,16 +137,36 @@ def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
             _failed_attempt(ctx, job_id, stage.name, exc)
             raise
         outcome = "rejected"
-        reason = str(exc)
+        reason = stages.reason(exc)
         logger.warning("job failed: %s", reason)
-        riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage.name, reason))
-        return  # settled: retrying cannot help
-    except (Exception, TimeLimitExceeded) as exc:  # the time limit is a BaseException
+        _fail_for_good(ctx, job_id, stage.name, reason)
+    except TimeLimitExceeded:
+        outcome = "stopped"
+        raise  # settled by run_stage, which catches it wherever it lands
+    except Exception as exc:
         _failed_attempt(ctx, job_id, stage.name, exc)
         raise
     finally:
         elapsed = time.perf_counter() - started
         metrics().stage_duration.labels(stage.name, outcome).observe(elapsed)
+
+
+def _fail_for_good(ctx: WorkerContext, job_id: str, stage: str, reason: str) -> None:
+    """End the job ``failed`` with ``reason``; the message is then acknowledged, not retried
+    (the same work would fail the same way) nor dead-lettered (nothing to replay)."""
+    riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
+
+
+def _time_limit_reason(stage: str) -> str:
+    """Why a stage stopped by dramatiq's time limit failed, with the limit in force (the
+    message's own, or the actor's: ``STAGE_TIME_LIMIT_S``)."""
+    message = CurrentMessage.get_current_message()
+    options = message.options if message is not None else {}
+    limit_ms = options.get("time_limit") or run_stage.options["time_limit"]
+    return (
+        f"the {stage} stage ran longer than STAGE_TIME_LIMIT_S ({limit_ms / 1000:g} s) "
+        "and was stopped"
+    )
 
 
 def _hand_on(ctx: WorkerContext, job_id: str, index: int) -> None:
@@ -149,15 +186,32 @@ def _hand_on(ctx: WorkerContext, job_id: str, index: int) -> None:
 
 
 def _failed_attempt(ctx: WorkerContext, job_id: str, stage: str, exc: BaseException) -> None:
+    """Record an attempt that failed and will be retried, or the job's failure after the last.
+
+    The details (type, message, traceback) are logged here and kept by the dead letter the
+    last attempt leaves; the job gets a sentence, since ``RuntimeError: Not currently
+    encoding`` means nothing to the person who uploaded (and may tell an attacker much).
+    """
     message = CurrentMessage.get_current_message()
-    retries = message.options.get("retries", 0) if message is not None else MAX_RETRIES
-    reason = f"{type(exc).__name__}: {exc}"
-    logger.warning("attempt %d failed: %s", retries + 1, reason, exc_info=exc)
+    options = message.options if message is not None else {}
+    retries = options.get("retries", 0) if message is not None else _max_retries(options)
+    attempt = retries + 1
+    logger.warning("attempt %d failed: %s: %s", attempt, type(exc).__name__, exc, exc_info=exc)
     try:
-        if retries >= MAX_RETRIES:
-            reason = f"gave up after {retries + 1} attempts: {reason}"
+        if retries >= _max_retries(options):
+            reason = (
+                f"the {stage} stage failed after {attempt} attempt{'s' * (attempt > 1)} because "
+                "of an internal error; the operators' logs and the dead letter have the details"
+            )
             riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
         else:
+            reason = f"attempt {attempt} of the {stage} stage failed because of an internal error"
             riding_out(lambda: jobs.stage_retrying(ctx.sessions, job_id, stage, reason))
     except Exception:  # the database stayed away: the sweep settles the job later
         logger.error("could not record the failed attempt of job %s", job_id, exc_info=True)
+
+
+def _max_retries(options: dict) -> int:
+    """The retries the Retries middleware allows this message (its own figure, or the
+    actor's), so that the attempt it gives up on is the one that fails the job."""
+    return options.get("max_retries", run_stage.options.get("max_retries", MAX_RETRIES))

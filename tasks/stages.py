@@ -5,6 +5,12 @@ The transcode stage decodes the original once: the encoders and the feature extr
 Loudness, tempo/key and the waveform are then computed from them without decoding again (if
 they went missing, the stage decodes and extracts them itself). Results are written with upserts
 keyed by upload (and format), so a re-run after a crash overwrites.
+
+Every decode is bounded by the settings (:func:`bounds`): the audio's length, declared and
+decoded (``MAX_DURATION_S``), the decode's time (``DECODE_TIMEOUT_S``, never a figure from the
+file's own header) and the bytes the transcodes write (``MAX_OUTPUT_MB``, counted as they are
+encoded). Passing one is a permanent :class:`audio.errors.AudioError`; :func:`reason` words it
+for the person who uploaded, naming the setting.
 """
 
 from __future__ import annotations
@@ -16,13 +22,49 @@ from pathlib import Path
 
 from sqlalchemy.dialects.postgresql import insert
 
+from app.config import Config
 from app.jobs import JobNotFound
 from app.metrics import metrics
 from app.models import Analysis, Job, Output, Upload
+from audio.errors import (
+    AudioError,
+    DecodeTimeoutError,
+    OutputTooLargeError,
+    TooLongError,
+    limit_words,
+)
 from audio.features import Features, extract
 from audio.formats import DEFAULT_FORMATS, FORMATS
-from audio.transcode import AudioEncoder
+from audio.transcode import AudioEncoder, TranscodeResult
 from tasks.context import WorkerContext
+
+MB = 2**20
+
+
+def bounds(config: Config) -> dict[str, float]:
+    """The bounds every decode of an upload runs under (keyword arguments of ``extract``)."""
+    return {"timeout_s": config.decode_timeout_s, "max_duration_s": config.max_duration_s}
+
+
+def reason(exc: AudioError) -> str:
+    """The sentence a person gets for a file we refused: the bound errors name their setting,
+    the others are already written for a person."""
+    if isinstance(exc, TooLongError):
+        return (
+            f"the audio is longer than the {limit_words(exc.limit_s)} limit "
+            f"(MAX_DURATION_S = {exc.limit_s:g} s): {exc.found}"
+        )
+    if isinstance(exc, DecodeTimeoutError):
+        return (
+            f"decoding took longer than DECODE_TIMEOUT_S ({exc.timeout_s:g} s) and was stopped "
+            f"after {exc.decoded_s:.1f} s of audio: the file is damaged or too slow to decode"
+        )
+    if isinstance(exc, OutputTooLargeError):
+        return (
+            f"the outputs would pass MAX_OUTPUT_MB ({exc.limit_bytes / MB:g} MB); "
+            "ask for fewer or compressed formats"
+        )
+    return str(exc)
 
 
 def _upload(ctx: WorkerContext, job_id: str) -> tuple[str, str, list[str]]:
@@ -57,7 +99,7 @@ def _features(ctx: WorkerContext, upload_id: str, key: str) -> Features:
     if ctx.storage.exists(features_key):
         return Features.from_bytes(b"".join(ctx.storage.read_chunks(features_key)))
     with ctx.storage.local_path(key) as source:
-        features, _ = extract(source)
+        features, _ = extract(source, **bounds(ctx.config))
     ctx.storage.save(features_key, [features.to_bytes()])
     return features
 
@@ -74,8 +116,12 @@ def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
                 for fmt in formats
             ]  # fmt: skip
 
-        features, writers = extract(source, encoders=encoders)
+        max_output_bytes = ctx.config.max_output_mb * MB
+        features, writers = extract(
+            source, encoders=encoders, max_output_bytes=max_output_bytes, **bounds(ctx.config)
+        )
         results = [writer.close() for writer in writers]
+        _check_output_size(results, max_output_bytes, features.info.duration_s)
         info = features.info
         with ctx.sessions.begin() as session:
             upload = session.get(Upload, upload_id)
@@ -99,6 +145,14 @@ def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
     ctx.storage.save(_features_key(upload_id), [features.to_bytes()])
     metrics().audio_seconds.inc(info.duration_s or 0.0)
     return f"transcoded to {', '.join(formats)}"
+
+
+def _check_output_size(results: list[TranscodeResult], max_bytes: int, decoded_s: float) -> None:
+    """The outputs as closed (the encoders' last frames and the containers' headers included)
+    within ``max_bytes``; ``extract`` has stopped any that passed it while encoding."""
+    written = sum(result.size_bytes for result in results)
+    if written > max_bytes:
+        raise OutputTooLargeError(limit_bytes=max_bytes, written_bytes=written, decoded_s=decoded_s)
 
 
 def loudness_stage(ctx: WorkerContext, job_id: str) -> str:

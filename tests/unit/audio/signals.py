@@ -7,6 +7,7 @@ tests of the decoder do not rest on the encoder under test).
 
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -127,3 +128,26 @@ def _frame(block: np.ndarray, sample_format: str, channels: int, rate: int) -> a
     frame = av.AudioFrame.from_ndarray(data, format=sample_format, layout=_LAYOUTS[channels])
     frame.sample_rate = rate
     return frame
+
+
+def declare_flac_samples(path: Path | str, total_samples: int) -> Path:
+    """Make a FLAC file's STREAMINFO declare ``total_samples`` (0: "unknown", as the format
+    allows), whatever its frames hold: a header that lies or says nothing."""
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    field = int.from_bytes(data[18:26], "big")  # rate(20) channels(3) bits(5) samples(36)
+    low36 = (1 << 36) - 1
+    data[18:26] = ((field & ~low36) | (total_samples & low36)).to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def bare_flac(path: Path | str, total_samples: int, rate: int = 8000) -> Path:
+    """A 55-byte FLAC: "fLaC", a STREAMINFO (mono, 16-bit) declaring ``total_samples`` at
+    ``rate``, no frames and some padding — the shape of the issue's 2^36-sample file."""
+    bits = (rate << 44) | (0 << 41) | (15 << 36) | (total_samples & ((1 << 36) - 1))
+    info = struct.pack(">HH", 4096, 4096) + bytes(6) + bits.to_bytes(8, "big") + bytes(16)
+    header = bytes([0x80]) + len(info).to_bytes(3, "big")  # the last metadata block
+    body = b"fLaC" + header + info
+    Path(path).write_bytes(body + bytes(55 - len(body)))
+    return Path(path)
