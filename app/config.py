@@ -2,7 +2,7 @@
 
 This is the only module that reads the environment. ``Config.from_env()`` fails at start with
 one message that lists every bad value (:class:`ConfigError`), never with a stack trace deep
-inside a request. The web line (gunicorn), the workers, the CLI, ``phantomchain dev`` and the
+inside a request. The web line (waitress), the workers, the CLI, ``phantomchain dev`` and the
 migrations all start from it.
 
 ``make run`` (``phantomchain dev``) leaves the running stack's addresses in ``var/dev.env``;
@@ -127,6 +127,9 @@ class Config:
                 f"STORAGE_URL must be file:///path or nats://host:port/bucket, got {storage_url!r}"
             )
         tokens = parse_api_tokens(text("API_TOKENS") or "", problems)
+        admin_token = text("ADMIN_TOKEN")
+        if admin_token is not None and not usable_token(admin_token):
+            problems.append("ADMIN_TOKEN must be printable ASCII with no space")
         log_level = (text("LOG_LEVEL") or cls.log_level).upper()
         if log_level not in LOG_LEVELS:
             problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -143,7 +146,7 @@ class Config:
             ),
             storage_url=storage_url,
             api_tokens=tokens,
-            admin_token=text("ADMIN_TOKEN"),
+            admin_token=admin_token,
             max_upload_mb=number("MAX_UPLOAD_MB", cls.max_upload_mb, 1, 100_000),
             uploads_per_hour=number(
                 "UPLOADS_PER_HOUR", cls.uploads_per_hour, 0, 10**7, " per tenant (0 = no limit)"
@@ -205,14 +208,24 @@ TENANT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def bare_token_tenant(token: str) -> str:
-    """The tenant of a token given without a name: its own, stable across restarts."""
-    return "token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
+    """The tenant of a token given without a name: its own, stable across restarts (``@``: a
+    name no user tenant can take)."""
+    return "@token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def usable_token(token: str) -> bool:
+    """Printable ASCII with no space: what a bearer token can be (compared in constant time)."""
+    return bool(token) and token.isascii() and token.isprintable() and " " not in token
 
 
 def parse_api_tokens(raw: str, problems: list[str]) -> dict[str, str]:
     """``API_TOKENS``: comma-separated ``tenant:token`` entries, or bare tokens (a tenant of
-    their own, named by :func:`bare_token_tenant`). Tokens must be printable ASCII."""
+    their own, named by :func:`bare_token_tenant`). Tokens must be printable ASCII; a setting
+    that holds no token (``API_TOKENS=,`` from unset shell variables) or names one token twice
+    is refused rather than read as "open" or as the last tenant."""
     tokens: dict[str, str] = {}
+    if raw.strip() and not raw.replace(",", "").strip():
+        problems.append("API_TOKENS is set but holds no token (unset it to run open)")
     for entry in (part.strip() for part in raw.split(",")):
         if not entry:
             continue
@@ -220,13 +233,16 @@ def parse_api_tokens(raw: str, problems: list[str]) -> dict[str, str]:
         if not sep:
             tenant, token = "", entry
         tenant, token = tenant.strip(), token.strip()
-        if not token or not token.isascii() or not token.isprintable() or " " in token:
+        if not usable_token(token):
             problems.append("API_TOKENS entries must be tenant:token with a printable ASCII token")
             continue
         if tenant and not TENANT_NAME.match(tenant):
             problems.append(
                 f"API_TOKENS tenant names may hold only letters, digits, _ . - (got {tenant!r})"
             )
+            continue
+        if token in tokens:
+            problems.append("API_TOKENS names the same token twice")
             continue
         tokens[token] = tenant or bare_token_tenant(token)
     return tokens

@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JOB_STATUSES = ("queued", "running", "done", "failed")
 #: The tenant of rows made before tenants existed: only admins see them.
-LEGACY_TENANT = "legacy"
+LEGACY_TENANT = "@legacy"
 
 
 def utcnow() -> datetime:
@@ -149,6 +149,18 @@ class Output(Base):
     storage_key: Mapped[str] = mapped_column(String(512))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     duration_s: Mapped[float | None] = mapped_column(Float)
+
+
+class UploadLog(Base):
+    """One row per upload accepted, kept for an hour: what ``UPLOADS_PER_HOUR`` counts. Not the
+    uploads themselves, so removing an upload does not give its tenant another one."""
+
+    __tablename__ = "upload_log"
+    __table_args__ = (Index("upload_log_tenant_at", "tenant", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ApiToken(Base):

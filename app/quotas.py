@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from app.models import Output, Upload, utcnow
+from app.models import Output, Upload, UploadLog, utcnow
 
 WINDOW = timedelta(hours=1)
 #: What a client over its storage quota is told to wait: the quota frees only when files go.
@@ -43,8 +43,8 @@ def check(session: Session, tenant: str, quotas: Quotas, adding_bytes: int = 0) 
     if quotas.uploads_per_hour:
         since = utcnow() - WINDOW
         count, oldest = session.execute(
-            select(func.count(), func.min(Upload.created_at)).where(
-                Upload.tenant == tenant, Upload.created_at > since
+            select(func.count(), func.min(UploadLog.at)).where(
+                UploadLog.tenant == tenant, UploadLog.at > since
             )
         ).one()
         if count >= quotas.uploads_per_hour:
@@ -74,6 +74,13 @@ def stored_bytes(session: Session, tenant: str) -> int:
         .where(Upload.tenant == tenant)
     )
     return int(session.scalar(originals) or 0) + int(session.scalar(outputs) or 0)
+
+
+def log_upload(session: Session, tenant: str) -> None:
+    """Count an accepted upload (and forget the tenant's uploads older than the window)."""
+    session.execute(delete(UploadLog).where(UploadLog.tenant == tenant,
+                                            UploadLog.at <= utcnow() - WINDOW))  # fmt: skip
+    session.add(UploadLog(tenant=tenant))
 
 
 def lock_tenant(session: Session, tenant: str) -> None:

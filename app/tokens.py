@@ -9,7 +9,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import TENANT_NAME
@@ -23,6 +23,17 @@ class BadTenantName(ValueError):
     def __init__(self, name: str) -> None:
         super().__init__(
             f"a tenant name may hold only letters, digits, _ . - (at most 64), got {name!r}"
+        )
+
+
+class MixedRoles(ValueError):
+    """A tenant's tokens are all admin tokens or none is: a tenant token of an admin's tenant
+    would see what the admin uploaded."""
+
+    def __init__(self, tenant: str, admin: bool) -> None:
+        role, other = ("admin", "tenant") if admin else ("tenant", "admin")
+        super().__init__(
+            f"{tenant} has {other} tokens; a {role} token needs a tenant name of its own"
         )
 
 
@@ -55,12 +66,16 @@ def create(sessions: sessionmaker[Session], tenant: str, *, admin: bool = False)
     """A new token for ``tenant`` (several may share one: rotate by creating, then revoking).
 
     :raises BadTenantName: not a tenant name.
+    :raises MixedRoles: the tenant has tokens of the other role.
     """
     if not TENANT_NAME.match(tenant):
         raise BadTenantName(tenant)
     token = PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(tenant=tenant, token_sha256=digest(token), hint=token[:10], admin=admin)
     with sessions.begin() as session:
+        other_role = select(ApiToken.id).where(ApiToken.tenant == tenant, ApiToken.admin != admin)
+        if session.scalar(other_role.limit(1)) is not None:
+            raise MixedRoles(tenant, admin)
         session.add(row)
         session.flush()
         return NewToken(row.id, tenant, admin, token)
@@ -77,11 +92,11 @@ def holder(sessions: sessionmaker[Session], token: str) -> Holder | None:
         return Holder(row.tenant, row.admin) if row else None
 
 
-def any_active(sessions: sessionmaker[Session]) -> bool:
-    """Whether any token made here is still valid (then the API is not open)."""
+def any_made(sessions: sessionmaker[Session]) -> bool:
+    """Whether a token was ever made here, revoked ones included: then the API is closed (a
+    revoked last token must not open it to everyone)."""
     with sessions() as session:
-        found = session.scalar(select(ApiToken.id).where(ApiToken.revoked_at.is_(None)).limit(1))
-        return found is not None
+        return session.scalar(select(ApiToken.id).limit(1)) is not None
 
 
 def list_tokens(sessions: sessionmaker[Session], *, revoked: bool = False) -> list[dict]:
@@ -104,13 +119,16 @@ def list_tokens(sessions: sessionmaker[Session], *, revoked: bool = False) -> li
 
 
 def revoke(sessions: sessionmaker[Session], token_id: str) -> int:
-    """Revoke the token with this id, or every token of the tenant of this name.
+    """Revoke the token with this id or, when no token has it, every token of the tenant of
+    this name.
 
     :returns: how many tokens were revoked.
     :raises TokenNotFound: no token has that id and no tenant that name.
     """
     with sessions.begin() as session:
-        matches = or_(ApiToken.id == token_id, ApiToken.tenant == token_id)
+        matches = ApiToken.id == token_id
+        if session.scalar(select(ApiToken.id).where(matches)) is None:
+            matches = ApiToken.tenant == token_id
         if session.scalar(select(ApiToken.id).where(matches).limit(1)) is None:
             raise TokenNotFound(token_id)
         result = session.execute(

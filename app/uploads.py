@@ -112,6 +112,7 @@ def record(
             quotas.lock_tenant(session, upload.tenant)
             quotas.check(session, upload.tenant, limits, upload.size_bytes)
         session.add(upload)
+        quotas.log_upload(session, upload.tenant)
         session.flush()
         job = Job(upload_id=upload.id, tenant=upload.tenant, formats=formats)
         session.add(job)

@@ -274,4 +274,4 @@ def _parse_id(dead_letter_id: str | int) -> int | None:
         seq = int(dead_letter_id)
     except (TypeError, ValueError):
         return None
-    return seq if seq > 0 else None
+    return seq if 0 < seq < 2**63 else None  # a stream sequence is an unsigned 64-bit number

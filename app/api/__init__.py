@@ -1,6 +1,6 @@
 """The HTTP API: :func:`create_app` and one blueprint per concern.
 
-``gunicorn 'app.api:create_app()'`` (the Procfile's web line) builds it from the environment;
+``python -m app.api.server`` (the Procfile's web line) builds it from the environment;
 tests and tools pass a :class:`app.config.Config`. Everything a request needs — settings,
 sessions, storage, the broker — is made here once and reached through :mod:`app.api.current`.
 """
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 def create_app(config: Config | None = None) -> Flask:
     """The API, configured from the environment unless ``config`` is given."""
     config = config or Config.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no /static route nobody serves
     app.url_map.converters["id"] = IdConverter
     app.config["PHANTOMCHAIN"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_mb * 1024 * 1024
@@ -34,7 +34,10 @@ def create_app(config: Config | None = None) -> Flask:
         config.nats_url, config.nats_namespace, replicas=config.nats_replicas
     )
     if config.open_access:
-        logger.warning("no API_TOKENS or ADMIN_TOKEN set: the API is open to anyone")
+        logger.warning(
+            "no API_TOKENS or ADMIN_TOKEN set: the API is open to anyone until a token is made "
+            "with `phantomchain tokens create`"
+        )
     errors.register(app)
     for module in (health, uploads, jobs, openapi, dead_letters):
         app.register_blueprint(module.bp)

@@ -2,8 +2,9 @@
 
 Tokens come from ``API_TOKENS`` (``tenant:token``), ``ADMIN_TOKEN`` and ``phantomchain tokens``
 (Postgres, hashed). A tenant sees only its own uploads and jobs; an admin sees and acts on all.
-With no token anywhere the API is open (``make run``): every caller is the admin of the
-``open`` tenant, which ``create_app`` logs and ``/healthz`` says.
+With no token in the settings and none ever made with the CLI, the API is open (``make run``):
+every caller is the admin of the ``@open`` tenant, which ``create_app`` logs. Once a token has
+been made with the CLI the API stays closed, even when every such token is revoked.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from app.api import current
 from app.api.errors import ApiError
 from app.config import Config
 
-#: The tenant of every caller while the API is open, and of the ``ADMIN_TOKEN``.
-OPEN_TENANT = "open"
-ADMIN_TENANT = "admin"
+#: The tenant of every caller while the API is open, and of the ``ADMIN_TOKEN``: names no user
+#: tenant can take (``app.config.TENANT_NAME`` refuses ``@``).
+OPEN_TENANT = "@open"
+ADMIN_TENANT = "@admin"
 #: Seconds the answer to "has any token been made with the CLI?" is kept: the first token made
 #: closes an open API within this time.
 OPEN_CHECK_TTL_S = 5.0
@@ -70,7 +72,7 @@ def require_admin(view):
 
 
 def is_open() -> bool:
-    """No token in the settings and none made with the CLI: every route is open."""
+    """No token in the settings and none ever made with the CLI: every route is open."""
     config = current.config()
     return config.open_access and not _cli_tokens_exist()
 
@@ -126,6 +128,6 @@ def _cli_tokens_exist() -> bool:
     with _open_lock:
         at, exist = _open_checks.get(id(sessions), (-OPEN_CHECK_TTL_S, False))
         if now - at >= OPEN_CHECK_TTL_S:
-            exist = tokens.any_active(sessions)
+            exist = tokens.any_made(sessions)
             _open_checks[id(sessions)] = (now, exist)
         return exist

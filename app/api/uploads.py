@@ -68,11 +68,13 @@ MAX_IDEMPOTENCY_KEY = 200
 def create_upload():
     who = caller()
     key = _idempotency_key()
-    formats = list(parse_formats(request.form.get("formats") or request.args.get("formats")))
-    limits = None if who.admin else _quotas()
-    if limits is not None:
-        uploads.check_quotas(sessions(), who.tenant, limits, request.content_length or 0)
+    # A retry is answered as the first time even when a quota is now full; a new upload is
+    # refused on its quota before its body is parsed.
     earlier = uploads.by_idempotency_key(sessions(), who.tenant, key) if key else None
+    limits = None if who.admin else _quotas()
+    if limits is not None and earlier is None:
+        uploads.check_quotas(sessions(), who.tenant, limits, request.content_length or 0)
+    formats = list(parse_formats(request.form.get("formats") or request.args.get("formats")))
     file = request.files.get("file")
     if file is None:
         raise ApiError(400, "no_file", "send the audio as a multipart form field named 'file'")
@@ -97,8 +99,11 @@ def create_upload():
     except IntegrityError:  # the same Idempotency-Key raced us: answer with the first upload
         _remove_file(stored.key)
         earlier = uploads.by_idempotency_key(sessions(), who.tenant, key) if key else None
-        if earlier is None:
-            raise
+        if earlier is None:  # …which was withdrawn meanwhile (its queueing failed)
+            raise ApiError(
+                409, "idempotency_key_in_use",
+                "another upload with this Idempotency-Key was being made; retry", retry_after=1,
+            ) from None  # fmt: skip
         return _replay(earlier, stored.sha256, formats)
     except BaseException:  # over a quota (429), the database away (503), anything: keep nothing
         _remove_file(stored.key)
@@ -278,6 +283,8 @@ def _stream(key: str, mimetype: str, filename: str | None = None) -> Response:
 @bp.get("/api/uploads/<id:upload_id>/outputs/<fmt>")
 @require_token
 def get_output(upload_id: str, fmt: str):
+    if fmt not in FORMATS:
+        raise ApiError(404, "not_found", f"no {fmt!r} output: the formats are {', '.join(FORMATS)}")
     upload, output = uploads.output(sessions(), upload_id, fmt, caller().scope)
     known = FORMATS.get(fmt)
     stem = upload.filename.rsplit(".", 1)[0] or "audio"

@@ -28,7 +28,7 @@ def create_command(name: str, admin: bool, as_json: bool) -> None:
 
     try:
         made = service.create(make_sessions(load_config()), name, admin=admin)
-    except service.BadTenantName as exc:
+    except (service.BadTenantName, service.MixedRoles) as exc:
         raise click.BadParameter(str(exc), param_hint="NAME") from exc
     if as_json:
         echo_json({"id": made.id, "tenant": made.tenant, "admin": made.admin, "token": made.token})

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from app.config import normalise_database_url
 from tests.helpers import ROOT
@@ -59,3 +60,25 @@ def test_a_missing_database_url_is_a_clear_message():
 def test_heroku_style_urls_are_accepted(database_url, scheme):
     url = database_url.replace("postgresql://", f"{scheme}://", 1)
     assert alembic(url, "upgrade", "head").returncode == 0
+
+
+def test_downgrade_below_tenants_keeps_one_upload_per_idempotency_key(database_url):
+    """Two tenants may use one key; below 0003 a key is unique again: the oldest keeps it."""
+    assert alembic(database_url, "upgrade", "head").returncode == 0
+    engine = create_engine(normalise_database_url(database_url, []))
+    with engine.begin() as connection:
+        for n, tenant in enumerate(("alpha", "beta")):
+            connection.execute(
+                text(
+                    "INSERT INTO uploads (id, tenant, filename, content_type, size_bytes, sha256,"
+                    " storage_key, created_at, idempotency_key) VALUES (:id, :tenant, 'a.flac',"
+                    " 'audio/flac', 1, '0', 'k', now() + :n * interval '1 second', 'same')"
+                ),
+                {"id": str(uuid.uuid4()), "tenant": tenant, "n": n},
+            )
+    down = alembic(database_url, "downgrade", "0002")
+    assert down.returncode == 0, down.stderr
+    with engine.connect() as connection:
+        keys = connection.execute(text("SELECT idempotency_key FROM uploads ORDER BY created_at"))
+        assert [row[0] for row in keys] == ["same", None]
+    engine.dispose()

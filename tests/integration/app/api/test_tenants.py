@@ -66,6 +66,9 @@ def test_another_tenants_ids_are_not_found_and_lists_hold_only_ones_own(make_cli
     retry = client.post(f"/api/jobs/{job_id}/retry", headers=ALPHA)
     assert retry.status_code == 403 and retry.json["error"]["code"] == "forbidden"
     assert client.get("/api/dead-letters", headers=BETA).status_code == 403
+    assert (
+        client.get(result["outputs"]["mp3"]["url"][:-3] + "%00", headers=ALPHA).status_code == 404
+    )
 
 
 def test_idempotency_keys_are_per_tenant_and_bound_to_their_request(make_client, song, tmp_path):
@@ -121,6 +124,10 @@ def test_tokens_made_with_the_cli_work_until_revoked_and_close_an_open_api(
     assert client.get("/api/jobs", headers={"Authorization": f"Bearer {admin}"}).json["total"] == 1
     assert phantomchain(migrated_database_url, "revoke", "gamma").returncode == 0
     assert client.get("/api/jobs", headers=gamma).status_code == 401
+    assert phantomchain(migrated_database_url, "revoke", "ops").returncode == 0
+    assert client.get("/api/jobs").status_code == 401  # every token revoked: still closed
+    mixed = phantomchain(migrated_database_url, "create", "ops")  # ops has admin tokens
+    assert mixed.returncode == 2 and "tenant name of its own" in mixed.stderr
     bad = phantomchain(migrated_database_url, "create", "no spaces")
     assert bad.returncode == 2 and "tenant name" in bad.stderr
     unknown = phantomchain(migrated_database_url, "revoke", "nobody")
@@ -137,6 +144,23 @@ def test_uploads_per_hour_are_limited_per_tenant_with_retry_after(make_client, s
     assert upload(client, song, headers=BETA).status_code == 202  # another tenant's own count
     assert upload(client, song, headers=ADMIN).status_code == 202  # admins have no quota
     assert len(originals(tmp_path)) == 4
+    # a retry of an accepted upload is answered as the first time, quota or not
+    key = {"Idempotency-Key": "first"}
+    first = upload(client, song, headers={**BETA, **key})
+    assert first.status_code == 202
+    assert upload(client, song, headers=BETA).status_code == 429
+    again = upload(client, song, headers={**BETA, **key})
+    assert again.status_code == 202 and again.json["upload_id"] == first.json["upload_id"]
+
+
+def test_removing_uploads_gives_no_uploads_back_within_the_hour(make_client, tmp_path):
+    client = make_client(**TOKENS, UPLOADS_PER_HOUR="1")
+    broken = upload(client, b"fLaC" + b"\0" * 200, name="broken.flac", headers=ALPHA)
+    assert broken.status_code == 202
+    assert wait_done(client, broken.json["upload_id"], headers=ALPHA).status_code == 409
+    removed = client.delete(f"/api/uploads/{broken.json['upload_id']}", headers=ALPHA)
+    assert removed.status_code == 204
+    assert upload(client, b"fLaC" + b"\0" * 200, headers=ALPHA).status_code == 429
 
 
 def test_racing_uploads_cannot_pass_the_limit_together(make_client, song, tmp_path):
@@ -188,10 +212,24 @@ def test_hostile_ids_tokens_and_numbers_are_4xx_with_a_message(make_client):
         assert response.json["error"]["message"], path
 
 
-def test_patch_with_a_body_that_is_not_an_object_is_400(make_client):
+def test_a_tenant_named_like_an_internal_one_sees_only_its_own(make_client, song):
+    client = make_client(API_TOKENS="admin:fake-admin,open:fake-open", ADMIN_TOKEN="admin-token")
+    assert upload(client, song, headers=ADMIN).status_code == 202
+    for token in ("fake-admin", "fake-open"):
+        listed = client.get("/api/jobs", headers={"Authorization": f"Bearer {token}"})
+        assert listed.status_code == 200 and listed.json["total"] == 0
+
+
+def test_admin_bodies_and_ids_out_of_range_are_4xx(make_client):
     client = make_client(**TOKENS)
-    response = client.patch(f"/api/jobs/{uuid.uuid4()}", json=["failed"], headers=ADMIN)
-    assert response.status_code == 400 and response.json["error"]["code"] == "bad_body"
+    nobody = f"/api/jobs/{uuid.uuid4()}"
+    for body in (["failed"], {"status": "failed", "error": {"a": 1}},
+                 {"status": "failed", "error": "a\u0000b"}):  # fmt: skip
+        response = client.patch(nobody, json=body, headers=ADMIN)
+        assert response.status_code == 400 and response.json["error"]["code"] == "bad_body"
+    huge = "/api/dead-letters/99999999999999999999999"
+    assert client.get(huge, headers=ADMIN).status_code == 404
+    assert client.post(f"{huge}/retry", headers=ADMIN).status_code == 404
 
 
 def test_every_answer_says_nosniff_and_json_and_downloads_allow_nothing(make_client, song):

@@ -1,4 +1,5 @@
-"""The web process loads no audio code and no worker code: it stays small and starts fast.
+"""The web process (``python -m app.api.server``) loads no audio code and no worker code: it
+stays small and starts fast.
 
 It only *sends* a job's first stage, by the actor's name; the worker (``tasks.pipeline``) and
 the audio stack behind it (PyAV, numpy, scipy) never load in it.
@@ -19,10 +20,11 @@ import io, json, sys
 from app.api import create_app
 from app.config import Config
 from app.queue import PIPELINE_ACTOR, start_job
+import app.api.server, app.api.front_door, app.api.serving
 import app.cli
 
 config = Config.from_env({"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
-                          "STORAGE_URL": "file://%(storage)s", "API_TOKENS": "t:probe"})
+                          "STORAGE_URL": "file://%(storage)s", "ADMIN_TOKEN": "probe"})
 client = create_app(config).test_client()
 answers = [client.get(path).status_code for path in ("/healthz", "/api/openapi.json")]
 bad_format = client.post("/api/uploads", data={"formats": "mp3,xyz",
