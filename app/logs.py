@@ -1,6 +1,9 @@
 """Logs: one JSON object per line (``LOG_FORMAT=json``, the default) or readable text
 (``LOG_FORMAT=text``, what ``make run`` uses), at ``LOG_LEVEL``.
 
+Every process installs one handler on the root logger (:func:`configure_logging`); libraries'
+loggers (waitress's, dramatiq's) reach it by propagation, so their lines have our format too.
+
 Each record carries the context it was logged in — ``job_id``, ``upload_id``, ``stage``,
 ``request_id`` — set with :func:`log_context` by the web request or the task that is running,
 so a job can be followed across the API and every worker with one ``grep``.
@@ -114,28 +117,3 @@ def configure_logging(level: str = "INFO", log_format: str = "json", stream=None
     # Chatty libraries stay at warnings unless asked for debug.
     for name in ("nats", "asyncio", "urllib3", "PIL"):
         logging.getLogger(name).setLevel(level if level == "DEBUG" else "WARNING")
-
-
-def gunicorn_logconfig(level: str = "INFO", log_format: str = "json") -> dict[str, Any]:
-    """``logconfig_dict`` for gunicorn: its own messages in the same format as ours."""
-    formatter = "app.logs.TextFormatter" if log_format == "text" else "app.logs.JsonFormatter"
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"default": {"()": formatter}},
-        "filters": {"context": {"()": "app.logs.ContextFilter"}},
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "formatter": "default",
-                "filters": ["context"],
-                "stream": "ext://sys.stderr",
-            }
-        },
-        "root": {"level": level, "handlers": ["stderr"]},
-        "loggers": {
-            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
-            # Our own request line (app.requests) says more; gunicorn's would repeat it.
-            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
-        },
-    }

@@ -1,11 +1,12 @@
 """Prometheus metrics: what they are, where their files live, how they are served.
 
-Every process (gunicorn workers, dramatiq worker processes) counts in prometheus-client's
+Every process (the web process, dramatiq worker processes) counts in prometheus-client's
 multiprocess mode: values live in files under ``$METRICS_DIR/<role>-<owner>``, where the owner
-is the gunicorn or dramatiq master of this run. A new master starts with an empty directory and
-removes those of masters that are gone, so a restart never adds up old values. The API serves
-``/metrics`` (its own processes plus queue figures read from JetStream at scrape time); the
-worker master runs a small server of its own on ``WORKER_METRICS_PORT``
+is the web process or the dramatiq master of this run. A new owner starts with an empty
+directory and removes those of owners that are gone, so a restart never adds up old values.
+The web process serves ``/metrics`` on ``METRICS_PORT`` (its own figures plus queue figures
+read from JetStream at scrape time; :mod:`app.api.server`); the worker master runs a small
+server of its own on ``WORKER_METRICS_PORT``
 (:func:`tasks.observability.serve_worker_metrics`).
 
 ``prometheus_client`` is imported only once the directory is chosen: it decides at import

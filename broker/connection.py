@@ -3,7 +3,7 @@
 nats-py is asyncio; Dramatiq calls the broker from many plain threads. Every blocking call hops
 onto the loop with :meth:`LoopConnection.run`; fire-and-forget work (acks, heartbeats) uses
 :meth:`LoopConnection.submit`. The loop, its thread and the connection belong to the process
-that made them: after ``fork()`` (``dramatiq --processes N``, gunicorn workers) the child finds
+that made them: after ``fork()`` (``dramatiq --processes N``) the child finds
 the pid changed and builds its own, never touching the parent's socket.
 """
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, jsonify, request
 
 from app import jobs
+from app.api import streams
 from app.api.auth import caller, require_admin, require_token
 from app.api.current import broker, sessions
 from app.api.errors import ApiError
@@ -38,12 +38,17 @@ def get_job(job_id: str):
 @bp.get("/api/jobs/<id:job_id>/events")
 @require_token
 def job_events(job_id: str):
-    """Server-Sent Events: each new event, then the job's state, until it is done or failed."""
+    """Server-Sent Events: each new event, then the job's state, until it is done or failed.
+
+    Resumes after ``Last-Event-ID``; ends after ``EVENT_STREAM_MAX_S`` (the client reconnects);
+    limited per tenant and per process (:mod:`app.api.streams`).
+    """
     factory = sessions()
     jobs.job_status(factory, job_id, caller().scope)  # 404 now, before the stream starts
+    after = streams.last_event_id()
 
-    def stream():
-        last_id = 0
+    def stream(live: streams.Live):
+        last_id = after
         while True:
             job, new = jobs.events_after(factory, job_id, last_id)
             for event in new:
@@ -53,10 +58,10 @@ def job_events(job_id: str):
                 yield f"event: {job['status']}\ndata: {json.dumps(job)}\n\n"
                 return
             yield ": waiting\n\n"
-            time.sleep(0.5)
+            if not live.wait(0.5):
+                return
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+    return streams.respond(caller().tenant, stream)
 
 
 @bp.post("/api/jobs/<id:job_id>/retry")
@@ -73,6 +78,10 @@ def patch_job(job_id: str):
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "bad_body", 'send a JSON object, e.g. {"status": "failed"}')
+    error = body.get("error")
+    if error is not None and not (isinstance(error, str) and len(error) <= 2000
+                                  and "\0" not in error):  # fmt: skip
+        raise ApiError(400, "bad_body", "error must be a text of at most 2000 characters")
     return jsonify(
         jobs.set_status(
             sessions(), job_id, body.get("status"), body.get("error"), set_error="error" in body

@@ -3,8 +3,13 @@
 Every response carries ``X-Request-ID`` (the client's, when it sent a sane one), every log
 record of the request carries it too, and each request counts in
 ``phantomchain_http_requests_total`` and ``phantomchain_http_request_duration_seconds`` under
-its route *pattern* (``/api/jobs/<job_id>``), so ids never become labels. ``/metrics`` serves
-the API processes' metrics plus queue figures read from JetStream at scrape time.
+its route *pattern* (``/api/jobs/<job_id>``) and its method (one of :data:`KNOWN_METHODS`, any
+other is ``other``), so neither ids nor made-up methods become labels: a label value is a new
+series, and a client could otherwise grow ``/metrics`` without bound.
+
+``/metrics`` is not on the public port: :func:`metrics_app` serves the web process's metrics,
+plus queue figures read from JetStream at scrape time, on ``METRICS_PORT`` (internal; see
+:mod:`app.api.server`).
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask, Response, g, request
 
-from app.api.current import broker
 from app.logs import reset_context
 from app.metrics import QueueCollector, metrics, render
 
@@ -24,14 +30,20 @@ logger = logging.getLogger("app.requests")
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 #: Routes not worth a log line each (probes and scrapes come every few seconds).
-_QUIET_ROUTES = {"/healthz", "/readyz", "/metrics"}
+_QUIET_ROUTES = {"/healthz", "/readyz"}
+#: Methods counted under their own name; the rest are ``other``.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def install(app: Flask) -> None:
-    """Add the request hooks and the ``/metrics`` route to ``app``."""
+    """Add the request hooks to ``app``."""
     app.before_request(_start)
     app.after_request(_finish)
-    app.add_url_rule("/metrics", "metrics", _serve_metrics)
+
+
+def method_label(method: str) -> str:
+    """The method as a metric label: a known one, else ``other``."""
+    return method if method in KNOWN_METHODS else "other"
 
 
 def _start() -> None:
@@ -47,9 +59,9 @@ def _finish(response: Response) -> Response:
         return response
     elapsed = time.perf_counter() - started
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    family = metrics()
-    family.http_requests.labels(request.method, route, str(response.status_code)).inc()
-    family.http_duration.labels(request.method, route).observe(elapsed)
+    family, method = metrics(), method_label(request.method)
+    family.http_requests.labels(method, route, str(response.status_code)).inc()
+    family.http_duration.labels(method, route).observe(elapsed)
     response.headers["X-Request-ID"] = g.request_id
     if route not in _QUIET_ROUTES:
         logger.info(
@@ -70,6 +82,22 @@ def _finish(response: Response) -> Response:
     return response
 
 
-def _serve_metrics() -> Response:
-    body, content_type = render((QueueCollector(broker()),))
-    return Response(body, content_type=content_type)
+WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+
+
+def metrics_app(app: Flask) -> WsgiApp:
+    """The WSGI app of ``METRICS_PORT``: ``GET /metrics`` gives the exposition text of this
+    process, plus the queue figures read through ``app``'s broker; anything else is a 404."""
+    collector = QueueCollector(app.extensions["broker"])
+
+    def serve(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") not in ("/metrics", "/"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: metrics are at /metrics\n"]
+        body, content_type = render((collector,))
+        start_response(
+            "200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    return serve

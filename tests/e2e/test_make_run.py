@@ -109,7 +109,7 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
         assert [job["id"] for job in listed["jobs"]] == [accepted["job_id"]]
         assert cli(tmp_path, env, "dlq", "list", "--json") == []
         family = psutil.Process(process.pid).children(recursive=True)
-        assert len(family) >= 4  # gunicorn, dramatiq, nats-server, postgres …
+        assert len(family) >= 4  # the web process, dramatiq, nats-server, postgres …
     finally:
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0].decode(errors="replace")

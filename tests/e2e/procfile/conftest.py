@@ -37,6 +37,8 @@ class Process:
     popen: subprocess.Popen
     log: Path
     port: int
+    #: Where the web line serves ``/metrics`` (``METRICS_PORT``); None for other lines.
+    metrics_port: int | None = None
 
     def log_lines(self) -> list[str]:
         return [line for line in self.log.read_text().splitlines() if line.strip()]
@@ -80,8 +82,12 @@ class Deployment:
         assert done.returncode == 0, done.stderr
 
     def api(self, **env: str) -> Process:
-        """A gunicorn master (the web line) on a free port."""
-        return self._start("web", "PORT", env)
+        """The web line (``python -m app.api.server``) on a free port, its metrics on another
+        (``METRICS_PORT`` given in ``env`` wins)."""
+        metrics_port = int(env.setdefault("METRICS_PORT", str(free_port())))
+        process = self._start("web", "PORT", env)
+        process.metrics_port = metrics_port or None
+        return process
 
     def workers(self, **env: str) -> Process:
         """A ``dramatiq`` master (the worker line) with its metrics on a free port."""

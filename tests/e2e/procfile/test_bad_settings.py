@@ -12,7 +12,8 @@ from tests.e2e.procfile.conftest import BIN, procfile
 from tests.helpers import ROOT
 
 #: One bad value per web setting, and one of the settings every process shares.
-BAD_WEB = {"PORT": "http", "WEB_CONCURRENCY": "0", "WEB_THREADS": "many", "GRACEFUL_TIMEOUT": "-1"}
+BAD_WEB = {"PORT": "http", "WEB_THREADS": "many", "GRACEFUL_TIMEOUT": "-1", "READ_TIMEOUT_S": "0",
+           "METRICS_PORT": "metrics", "EVENT_STREAM_MAX_S": "forever"}  # fmt: skip
 BAD_SHARED = {"STORAGE_URL": "ftp://somewhere", "LOG_LEVEL": "loud"}
 
 

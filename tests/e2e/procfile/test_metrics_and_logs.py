@@ -1,8 +1,11 @@
-"""``/metrics`` of the API and of the workers move with an upload; logs are JSON with ids."""
+"""``/metrics`` of the API (on its own port, ``METRICS_PORT``) and of the workers move with an
+upload; logs are JSON with ids."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -35,13 +38,13 @@ def value(samples: dict, name: str, **labels: str) -> float:
 def test_metrics_move_with_an_upload_and_logs_are_json(deployment, song):
     api = deployment.api()
     workers = deployment.workers()
-    api_before, workers_before = scrape(api.port), scrape(workers.port)
+    api_before, workers_before = scrape(api.metrics_port), scrape(workers.port)
 
     status, body = upload(api.port, song)
     assert status == 202, body
     job = wait_job(api.port, body["job_id"])
     assert job["status"] == "done", job
-    api_after, workers_after = scrape(api.port), scrape(workers.port)
+    api_after, workers_after = scrape(api.metrics_port), scrape(workers.port)
 
     def moved(before, after, name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
@@ -87,8 +90,6 @@ def test_metrics_move_with_an_upload_and_logs_are_json(deployment, song):
 
 
 def test_request_id_is_echoed_and_logged(deployment):
-    import urllib.request
-
     api = deployment.api()
     request = urllib.request.Request(
         f"http://127.0.0.1:{api.port}/api/jobs", headers={"X-Request-ID": "trace-42"}
@@ -109,7 +110,10 @@ def test_queue_depth_retries_and_dead_letters_are_counted(deployment, song):
     status, body = upload(api.port, song)
     assert status == 202, body
     # No worker yet: the first stage waits in the queue, and the API reads that from JetStream.
-    assert value(scrape(api.port), "phantomchain_queue_waiting_messages", queue="pipeline") == 1
+    assert (
+        value(scrape(api.metrics_port), "phantomchain_queue_waiting_messages", queue="pipeline")
+        == 1
+    )
     with psycopg.connect(deployment.env["DATABASE_URL"]) as connection:
         key = connection.execute(
             "SELECT storage_key FROM uploads WHERE id = %s", (body["upload_id"],)
@@ -120,7 +124,7 @@ def test_queue_depth_retries_and_dead_letters_are_counted(deployment, song):
     job = wait_job(api.port, body["job_id"])
     assert job["status"] == "failed", job
     assert wait_for(
-        lambda: value(scrape(api.port), "phantomchain_dead_letters", queue="pipeline") == 1
+        lambda: value(scrape(api.metrics_port), "phantomchain_dead_letters", queue="pipeline") == 1
     )
     after = scrape(workers.port)
 
@@ -136,3 +140,28 @@ def test_queue_depth_retries_and_dead_letters_are_counted(deployment, song):
     failed = [json.loads(line) for line in workers.log_lines()]
     attempts = [e for e in failed if e.get("job_id") == body["job_id"] and e["level"] == "warning"]
     assert len(attempts) == 4 and all("exception" in e for e in attempts)
+
+
+def test_metrics_are_on_metrics_port_only_and_made_up_methods_count_as_other(deployment):
+    api = deployment.api()
+    status, body = get(api.port, "/metrics")
+    assert status == 404 and b"phantomchain_" not in body, body
+    made_up = [f"FROB{i}" for i in range(40)]
+    for method in [*made_up, "GET", "DELETE"]:
+        connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+        try:
+            connection.request(method, "/healthz")
+            answer = connection.getresponse()
+            answer.read()
+        finally:
+            connection.close()
+        assert answer.status in (200, 405), (method, answer.status)
+    samples = scrape(api.metrics_port)
+    methods = {
+        dict(labels)["method"]
+        for name, labels in samples
+        if name == "phantomchain_http_requests_total"
+    }
+    assert methods == {"GET", "DELETE", "other"}, methods
+    other = {"method": "other", "route": "unmatched", "status": "405"}
+    assert value(samples, "phantomchain_http_requests_total", **other) == len(made_up)

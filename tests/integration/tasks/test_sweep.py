@@ -37,8 +37,7 @@ def add_job(sessions, status: str, stage: str | None, quiet_for_s: float) -> str
                         storage_key=f"uploads/{uuid.uuid4()}", created_at=then)  # fmt: skip
         session.add(upload)
         session.flush()
-        job = Job(upload_id=upload.id, tenant="test", status=status, stage=stage,
-                  created_at=then)
+        job = Job(upload_id=upload.id, tenant="test", status=status, stage=stage, created_at=then)
         session.add(job)
         session.flush()
         if stage:

@@ -55,7 +55,8 @@ def test_every_problem_is_reported_at_once():
                 "STORAGE_URL": "s3://bucket",
                 "NATS_URL": "http://x",
                 "NATS_REPLICAS": "6",
-                "API_TOKENS": "ok:fine,bad name:tok,t:caf\u00e9",
+                "API_TOKENS": "ok:fine,bad name:tok,t:caf\u00e9,again:fine",
+                "ADMIN_TOKEN": "caf\u00e9",
                 "MAX_DURATION_S": "0",
                 "UPLOADS_PER_HOUR": "-1",
             }
@@ -63,6 +64,8 @@ def test_every_problem_is_reported_at_once():
     message = str(error.value)
     for expected in ("DATABASE_URL is not set", "MAX_UPLOAD_MB must be a whole number",
                      "API_TOKENS tenant names may hold only", "printable ASCII token",
+                     "API_TOKENS names the same token twice",
+                     "ADMIN_TOKEN must be printable ASCII",
                      "MAX_DURATION_S must be between", "UPLOADS_PER_HOUR must be between",
                      "WORKER_THREADS must be between", "LOG_LEVEL must be one of",
                      "STORAGE_URL must be", "NATS_URL must be",
@@ -88,20 +91,24 @@ def test_storage_paths():
 
 def test_web_settings_are_checked_with_the_rest():
     config = Config.from_env(
-        {"DATABASE_URL": "postgresql://db/app", "PORT": "5000", "WEB_CONCURRENCY": "3",
-         "WEB_THREADS": "8", "GRACEFUL_TIMEOUT": "12", "WORKER_METRICS_PORT": "0"}
+        {"DATABASE_URL": "postgresql://db/app", "PORT": "5000", "WEB_THREADS": "8",
+         "WEB_CONNECTION_LIMIT": "200", "READ_TIMEOUT_S": "7", "METRICS_PORT": "0",
+         "EVENT_STREAM_MAX_S": "60", "EVENT_STREAMS_PER_TENANT": "3", "GRACEFUL_TIMEOUT": "12",
+         "WORKER_METRICS_PORT": "0"}
     )  # fmt: skip
-    assert (config.port, config.web_concurrency, config.web_threads) == (5000, 3, 8)
+    assert (config.port, config.web_threads, config.web_connection_limit) == (5000, 8, 200)
+    assert (config.read_timeout_s, config.metrics_port) == (7, 0)
+    assert (config.event_stream_max_s, config.event_streams_per_tenant) == (60, 3)
     assert config.graceful_timeout == 12 and config.worker_metrics_port == 0
+    bad = {"PORT": "http", "WEB_THREADS": "many", "WEB_CONNECTION_LIMIT": "0",
+           "READ_TIMEOUT_S": "0", "METRICS_PORT": "70000", "EVENT_STREAM_MAX_S": "forever",
+           "EVENT_STREAMS_PER_TENANT": "0", "GRACEFUL_TIMEOUT": "-1",
+           "WORKER_METRICS_PORT": "70000"}  # fmt: skip
     with pytest.raises(ConfigError) as error:
-        Config.from_env(
-            {"DATABASE_URL": "postgresql://db/app", "PORT": "http", "WEB_CONCURRENCY": "0",
-             "WEB_THREADS": "many", "GRACEFUL_TIMEOUT": "-1", "WORKER_METRICS_PORT": "70000"}
-        )  # fmt: skip
+        Config.from_env({"DATABASE_URL": "postgresql://db/app", **bad})
     lines = str(error.value).splitlines()
     assert lines[0] == "invalid configuration:"
-    for name in ("PORT", "WEB_CONCURRENCY", "WEB_THREADS", "GRACEFUL_TIMEOUT",
-                 "WORKER_METRICS_PORT"):  # fmt: skip
+    for name in bad:
         assert sum(line.startswith(f"  - {name} must be") for line in lines) == 1, name
 
 
@@ -118,3 +125,19 @@ def test_the_cli_finds_a_running_dev_stack_unless_told_otherwise(tmp_path, monke
     assert (config.nats_url, config.storage_url) == ("nats://h:1", "file:///srv")
     monkeypatch.setenv("NATS_URL", "nats://mine:4222")  # the operator's own setting wins
     assert Config.from_env(cli_environment(dev_env)).nats_url == "nats://mine:4222"
+
+
+@pytest.mark.parametrize("value", [",", " , ,"])
+def test_api_tokens_set_to_nothing_is_an_error_not_an_open_api(value):
+    """``API_TOKENS=$A,$B`` with both unset must not start an API open to everyone."""
+    with pytest.raises(ConfigError, match="API_TOKENS is set but holds no token"):
+        Config.from_env({"DATABASE_URL": "postgresql://db/app", "API_TOKENS": value})
+
+
+def test_no_user_tenant_can_take_an_internal_tenants_name():
+    """Internal tenants (the admin token's, the open API's, rows from before tenants, bare
+    tokens') start with ``@``, which a tenant name in the settings cannot hold."""
+    with pytest.raises(ConfigError, match="tenant names may hold only"):
+        Config.from_env({"DATABASE_URL": "postgresql://db/app", "API_TOKENS": "@admin:x"})
+    config = Config.from_env({"DATABASE_URL": "postgresql://db/app", "API_TOKENS": "admin:x"})
+    assert config.api_tokens == {"x": "admin"} and bare_token_tenant("x").startswith("@")

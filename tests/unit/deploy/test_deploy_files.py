@@ -8,6 +8,7 @@ import re
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.config import Config
 from app.metrics import QueueCollector, render
 from app.queue import make_broker
 from tests.helpers import ROOT
@@ -51,3 +52,7 @@ def test_scrape_config_names_both_kinds_of_target():
     assert set(jobs) == {"phantomchain-api", "phantomchain-workers"}
     assert all(job["metrics_path"] == "/metrics" for job in jobs.values())
     assert jobs["phantomchain-workers"]["static_configs"][0]["targets"] == ["127.0.0.1:9191"]
+    # The API's metrics are on METRICS_PORT, not on the public port (which answers 404 there).
+    api_targets = jobs["phantomchain-api"]["static_configs"][0]["targets"]
+    assert api_targets == [f"127.0.0.1:{Config.metrics_port}"]
+    assert Config.metrics_port != Config.port
