@@ -40,6 +40,17 @@ def dev_defaults(var: Path) -> dict[str, str]:
     }
 
 
+def access(config: Config) -> str:
+    """Who may call the API, said when ``make run`` starts."""
+    if config.open_access:
+        return ("OPEN: no API_TOKENS or ADMIN_TOKEN, so anyone who reaches the port may use "
+                "every route until a token is made with `phantomchain tokens create` "
+                "(README, Security)")  # fmt: skip
+    tenants = len(set(config.api_tokens.values()))
+    admin = ", ADMIN_TOKEN" if config.admin_token else ""
+    return f"tokens: API_TOKENS ({tenants} tenant{'s' if tenants != 1 else ''}){admin}"
+
+
 class Stack:
     """The child processes of the dev stack, stopped in reverse order.
 
@@ -111,6 +122,7 @@ class Stack:
         else:  # the CLI looks in ./var only
             reader = f"the CLI reads {DEV_ENV_FILE} of the folder it runs in: export these instead"
         click.echo(f"settings      {self.dev_env}  ({reader})")
+        click.echo(f"access        {access(self.config)}")
         click.echo("Ctrl-C stops everything.")
 
     def _spawn(self, command: list[str], env: dict) -> None:
