@@ -188,6 +188,18 @@ def upload(port: int, data: bytes, name: str = "song.flac", chunks=None) -> tupl
     return response.status, body
 
 
+def sse_blocks(response: http.client.HTTPResponse) -> Iterator[list[str]]:
+    """The stream's blocks (lines up to a blank line), each as soon as it has arrived."""
+    block: list[str] = []
+    while line := response.readline():
+        line = line.decode().rstrip("\r\n")
+        if line:
+            block.append(line)
+        elif block:
+            yield block
+            block = []
+
+
 def wait_job(port: int, job_id: str, timeout: float = 180) -> dict:
     job: dict = {}
 

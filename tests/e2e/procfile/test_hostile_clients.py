@@ -12,6 +12,7 @@ import pytest
 
 from tests.e2e.procfile.conftest import multipart
 from tests.helpers import song_flac, wait_for
+from tests.unit.audio import signals
 
 ALPHA, BETA, ADMIN = "alpha-token", "beta-token", "admin-token"
 PER_HOUR = 4
@@ -122,3 +123,23 @@ def test_a_tenant_over_its_hourly_uploads_gets_429_with_retry_after(api, song):
     assert status == 429 and body["error"]["code"] == "quota_exceeded"
     assert 0 < int(headers["Retry-After"]) <= 3600
     assert post_upload(api.port, ADMIN, song)[0] == 202  # admins have no quota
+
+
+def test_a_tiny_file_claiming_days_of_audio_fails_once_with_a_sentence(api, worker, tmp_path):
+    """The issue's 55-byte FLAC whose header claims 2^36 samples: it got a decode timeout of
+    2,147,483 s and ended "gave up after 4 attempts: RuntimeError: Not currently encoding"."""
+    liar = signals.bare_flac(tmp_path / "liar.flac", (1 << 36) - 1).read_bytes()
+    status, _, accepted = post_upload(api.port, ALPHA, liar)
+    assert status == 202, accepted
+
+    job: dict = {}
+
+    def ended() -> bool:
+        job.update(request(api.port, "GET", f"/api/jobs/{accepted['job_id']}", ALPHA)[2])
+        return job["status"] in ("done", "failed")
+
+    assert wait_for(ended, 120, interval=0.3), job
+    assert job["status"] == "failed" and job["attempts"] == 1, job
+    assert job["error"].startswith("the audio is longer than the 4-hour limit (MAX_DURATION_S")
+    for internal in ("Error", "Traceback", "RuntimeError", "attempts"):
+        assert internal not in job["error"]

@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from app.embedded.nats_server import port_answers
-from tests.e2e.procfile.conftest import multipart
+from tests.e2e.procfile.conftest import multipart, sse_blocks
 from tests.helpers import song_flac, wait_for
 
 USER, ADMIN = "user-token", "admin-token"
@@ -222,18 +222,6 @@ def test_a_chunked_upload_is_accepted_whole_and_its_job_is_done(api, worker, son
 
 
 # -- 3. the event stream ---------------------------------------------------------------------
-
-
-def sse_blocks(response: http.client.HTTPResponse) -> Iterator[list[str]]:
-    """The stream's blocks (lines up to a blank line), each as soon as it has arrived."""
-    block: list[str] = []
-    while line := response.readline():
-        line = line.decode().rstrip("\r\n")
-        if line:
-            block.append(line)
-        elif block:
-            yield block
-            block = []
 
 
 def sse_event(block: list[str]) -> tuple[str | None, dict | None]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.procfile.conftest import multipart
+from tests.e2e.procfile.conftest import multipart, sse_blocks
 from tests.helpers import song_flac, wait_for
 
 TOKENS = {"t1": "tok1", "t2": "tok2", "t3": "tok3"}
@@ -95,15 +95,7 @@ class Stream:
         return json.loads(self.response.read())
 
     def blocks(self) -> Iterator[list[str]]:
-        """The stream's blocks (lines up to a blank line), each as soon as it has arrived."""
-        block: list[str] = []
-        while line := self.response.readline():
-            line = line.decode().rstrip("\r\n")
-            if line:
-                block.append(line)
-            elif block:
-                yield block
-                block = []
+        return sse_blocks(self.response)
 
     def close(self) -> None:
         self.response.close()  # the response holds the socket open as long as it is open
