@@ -12,6 +12,7 @@ flight), so the loop is run here, one turn at a time.
 from __future__ import annotations
 
 import logging
+import select
 import signal
 import time
 from collections.abc import Callable
@@ -25,6 +26,10 @@ logger = logging.getLogger(__name__)
 #: Seconds one turn of the loop waits while stopping (how soon a finished request's idle
 #: connection is closed).
 DRAIN_TURN_S = 0.1
+#: Seconds a connection with nothing in flight must have been quiet before the stop closes it:
+#: one that connected or sent a request a moment before the signal (its bytes not read yet)
+#: is not idle, it is a request on its way.
+IDLE_GRACE_S = 1.0
 
 
 class StopSignals:
@@ -59,12 +64,13 @@ def serve(server: BaseWSGIServer, graceful_timeout: float, on_stop: Callable[[],
         graceful_timeout,
     )
     on_stop()
+    _accept_waiting(server)
     server.accepting = False
     wasyncore.dispatcher.close(server)  # the listening socket only; the trigger stays
     deadline = time.monotonic() + graceful_timeout
     while server.active_channels and not signals.hurry and time.monotonic() < deadline:
+        wasyncore.loop(DRAIN_TURN_S, True, socket_map, count=1)  # read what has arrived first
         _close_idle(server)
-        wasyncore.loop(DRAIN_TURN_S, True, socket_map, count=1)
     if server.active_channels:
         logger.warning(
             "%d connection(s) still busy after GRACEFUL_TIMEOUT: closed",
@@ -77,8 +83,21 @@ def serve(server: BaseWSGIServer, graceful_timeout: float, on_stop: Callable[[],
     logger.info("stopped")
 
 
+def _accept_waiting(server: BaseWSGIServer) -> None:
+    """Accept the connections already made — waiting in the kernel's backlog, their request
+    perhaps sent — before the listening socket closes: closing it would reset them, failing
+    requests the client had every reason to think were received."""
+    for _ in range(server.adj.connection_limit):
+        if not select.select([server.socket], [], [], 0)[0]:
+            return
+        server.handle_accept()
+
+
 def _close_idle(server: BaseWSGIServer) -> None:
-    """Close connections with nothing in flight: no request being read, answered or sent."""
+    """Close connections with nothing in flight — no request being read, answered or sent —
+    and quiet for :data:`IDLE_GRACE_S` (waitress keeps ``last_activity`` in wall-clock time)."""
+    quiet_since = time.time() - IDLE_GRACE_S
     for channel in server.active_channels.values():
-        if not channel.requests and channel.request is None and not channel.total_outbufs_len:
+        idle = not channel.requests and channel.request is None and not channel.total_outbufs_len
+        if idle and channel.last_activity < quiet_since:
             channel.will_close = True
