@@ -50,6 +50,9 @@ class Config:
     #: Bearer token -> tenant, from ``API_TOKENS`` (``tenant:token`` or a bare token).
     api_tokens: dict[str, str] = field(default_factory=dict)
     admin_token: str | None = None
+    #: Signs the web pages' session cookies; unset: a random key per process (sessions end
+    #: when the API restarts, and several API processes do not share them).
+    secret_key: str | None = None
     max_upload_mb: int = 500
     uploads_per_hour: int = 1000
     storage_quota_mb: int = 50_000
@@ -130,6 +133,11 @@ class Config:
         admin_token = text("ADMIN_TOKEN")
         if admin_token is not None and not usable_token(admin_token):
             problems.append("ADMIN_TOKEN must be printable ASCII with no space")
+        secret_key = text("SECRET_KEY")
+        if secret_key is not None and len(secret_key) < 32:
+            problems.append(
+                "SECRET_KEY must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+            )
         log_level = (text("LOG_LEVEL") or cls.log_level).upper()
         if log_level not in LOG_LEVELS:
             problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -147,6 +155,7 @@ class Config:
             storage_url=storage_url,
             api_tokens=tokens,
             admin_token=admin_token,
+            secret_key=secret_key,
             max_upload_mb=number("MAX_UPLOAD_MB", cls.max_upload_mb, 1, 100_000),
             uploads_per_hour=number(
                 "UPLOADS_PER_HOUR", cls.uploads_per_hour, 0, 10**7, " per tenant (0 = no limit)"

@@ -81,12 +81,12 @@ def create(sessions: sessionmaker[Session], tenant: str, *, admin: bool = False)
         return NewToken(row.id, tenant, admin, token)
 
 
-def holder(sessions: sessionmaker[Session], token: str) -> Holder | None:
-    """The tenant of a token that is not revoked, or ``None``."""
+def holder(sessions: sessionmaker[Session], token_sha256: str) -> Holder | None:
+    """Who holds the token of this SHA-256 (:func:`digest`), if it is not revoked."""
     with sessions() as session:
         row = session.execute(
             select(ApiToken.tenant, ApiToken.admin).where(
-                ApiToken.token_sha256 == digest(token), ApiToken.revoked_at.is_(None)
+                ApiToken.token_sha256 == token_sha256, ApiToken.revoked_at.is_(None)
             )
         ).first()
         return Holder(row.tenant, row.admin) if row else None

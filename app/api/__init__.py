@@ -11,6 +11,7 @@ import logging
 
 from flask import Flask
 
+from app import web
 from app.api import dead_letters, errors, headers, health, jobs, observability, openapi, uploads
 from app.api.params import IdConverter
 from app.config import Config
@@ -43,4 +44,5 @@ def create_app(config: Config | None = None) -> Flask:
         app.register_blueprint(module.bp)
     observability.install(app)
     headers.install(app)
+    web.install(app)
     return app

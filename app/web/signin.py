@@ -1,0 +1,42 @@
+"""Sign in with a token (kept as its SHA-256 in the session cookie), sign out."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+
+from app.api.auth import SESSION_TOKEN, caller_of_token, check_csrf, is_open
+from app.api.errors import ApiError
+from app.tokens import digest
+from app.web.session import safe_next
+
+bp = Blueprint("signin", __name__)
+
+
+@bp.get("/signin")
+def form():
+    return render_template("signin.html", next=safe_next(request.args.get("next")), error=None)
+
+
+@bp.post("/signin")
+def sign_in():
+    target = safe_next(request.form.get("next"))
+    try:
+        check_csrf()
+    except ApiError as error:
+        return render_template("signin.html", next=target, error=error.message), 403
+    token = (request.form.get("token") or "").strip()
+    usable = token.isascii() and token.isprintable() and 0 < len(token) <= 512
+    if not usable or caller_of_token(token) is None:
+        message = "That token is not valid (or has been revoked)."
+        return render_template("signin.html", next=target, error=message), 401
+    session.clear()  # a new session for a new sign-in: nothing carried over from before
+    session[SESSION_TOKEN] = digest(token)
+    session.permanent = True
+    return redirect(target)
+
+
+@bp.post("/signout")
+def sign_out():
+    check_csrf()
+    session.clear()
+    return redirect(url_for("signin.form") if not is_open() else "/")
