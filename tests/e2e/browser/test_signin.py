@@ -29,7 +29,8 @@ def test_a_wrong_token_is_refused_with_a_message(browser, site):
     page.goto("/signin")
     page.get_by_label("Token").fill("not-a-token")
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_role("alert").inner_text() == "That token is not valid (or has been revoked)."
+    refusal = page.get_by_role("alert").inner_text()
+    assert refusal == "That token is not valid (or has been revoked)."
     shoot(page, "signin-refused")
     context.close()
 
