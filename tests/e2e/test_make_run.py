@@ -115,6 +115,7 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
         output = process.communicate(timeout=60)[0].decode(errors="replace")
     assert process.returncode == 0, output
     assert "access        OPEN: no API_TOKENS or ADMIN_TOKEN" in output  # and it says so
+    assert f"web           http://127.0.0.1:{port}/" in output
     time.sleep(1)
     alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], [p.cmdline() for p in alive]
