@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import dramatiq
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.metrics import metrics
@@ -90,14 +90,18 @@ def list_jobs(
     limit: int = 50,
     offset: int = 0,
     tenant: str | None = None,
+    ident: str | None = None,
 ) -> tuple[list[dict], int]:
-    """A page of jobs, newest first, and how many match in all (of ``tenant`` when given).
+    """A page of jobs, newest first, and how many match in all (of ``tenant`` when given; the
+    job, or the jobs of the upload, whose id is ``ident`` when given).
 
     :raises BadStatus: ``status`` is not a job status.
     """
     query = select(Job)
     if tenant is not None:
         query = query.where(Job.tenant == tenant)
+    if ident is not None:
+        query = query.where(or_(Job.id == ident, Job.upload_id == ident))
     if check_status(status):
         query = query.where(Job.status == status)
     with sessions() as session:
@@ -106,6 +110,19 @@ def list_jobs(
             query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
         ).all()
         return [job_dict(j) for j in rows], total
+
+
+def count_by_status(sessions: sessionmaker[Session], tenant: str | None = None) -> dict[str, int]:
+    """How many jobs have each status (every status named, 0 for none), of ``tenant`` when
+    given."""
+    query = select(Job.status, func.count()).group_by(Job.status)
+    if tenant is not None:
+        query = query.where(Job.tenant == tenant)
+    counts = dict.fromkeys(JOB_STATUSES, 0)
+    with sessions() as session:
+        for status, count in session.execute(query).all():
+            counts[status] = int(count)
+    return counts
 
 
 def job_status(sessions: sessionmaker[Session], job_id: str, tenant: str | None = None) -> str:

@@ -8,7 +8,9 @@ starts clean. Only a process killed in between leaves a file: ``app.orphans`` sw
 
 The Go service's routes stay as aliases: ``POST /upload``, ``GET /uploads/<id>``,
 ``GET /uploads/<id>/analysis``. (The ``/api`` rule of each view is declared first, nearest the
-function, so ``url_for`` builds links to it.)
+function, so ``url_for`` builds links to it. ``GET /uploads/<id>`` is served by
+:mod:`app.web.result_page`: this view's JSON to a client that does not prefer HTML, the result
+page to a browser.)
 """
 
 from __future__ import annotations
@@ -200,8 +202,7 @@ def _remove_file(key: str) -> None:
         logger.warning("could not remove %s: the orphan sweep will", key, exc_info=True)
 
 
-@bp.get("/uploads/<id:upload_id>")
-@bp.get("/api/uploads/<id:upload_id>")
+@bp.get("/api/uploads/<id:upload_id>")  # and /uploads/<id>: app.web.result_page
 @require_token
 def get_upload(upload_id: str):
     found = uploads.get_upload(sessions(), upload_id, caller().scope)

@@ -110,7 +110,8 @@ class Stack:
             time.sleep(0.1)
         write_dev_env(self.dev_env, env)
         click.echo(f"web           http://127.0.0.1:{self.port}/  (open it in a browser)")
-        click.echo(f"API           http://127.0.0.1:{self.port}/api  (workers: {processes}×{threads})")
+        workers = f"workers: {processes}×{threads}"
+        click.echo(f"API           http://127.0.0.1:{self.port}/api  ({workers})")
         api_metrics = (
             f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else "off"
         )

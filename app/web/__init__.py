@@ -15,7 +15,15 @@ from datetime import timedelta
 
 from flask import Flask
 
-from app.web import assets, signin
+from app.web import (
+    assets,
+    dead_letter_pages,
+    job_pages,
+    operations,
+    result_page,
+    signin,
+    upload_page,
+)
 from app.web.session import CookieSessions, page_context
 
 logger = logging.getLogger(__name__)
@@ -43,5 +51,13 @@ def install(app: Flask) -> None:
     )
     app.session_interface = CookieSessions()
     app.context_processor(page_context)
-    for module in (assets, signin):
+    for module in (
+        assets,
+        signin,
+        job_pages,
+        operations,
+        dead_letter_pages,
+        upload_page,
+        result_page,
+    ):
         app.register_blueprint(module.bp)

@@ -27,6 +27,7 @@ def upgrade() -> None:
         )
         op.alter_column(table, "tenant", server_default=None)
         op.create_index(f"{table}_tenant_created", table, ["tenant", "created_at"])
+    op.create_index("jobs_finished_at", "jobs", ["finished_at"])
     op.drop_constraint("uploads_idempotency_key_key", "uploads", type_="unique")
     op.create_unique_constraint(
         "uploads_tenant_idempotency_key", "uploads", ["tenant", "idempotency_key"]
@@ -54,6 +55,7 @@ def downgrade() -> None:
     op.drop_table("api_tokens")
     op.drop_index("upload_log_tenant_at", table_name="upload_log")
     op.drop_table("upload_log")
+    op.drop_index("jobs_finished_at", table_name="jobs")
     op.drop_constraint("uploads_tenant_idempotency_key", "uploads", type_="unique")
     # Two tenants may have used one key; the oldest upload keeps it (a key is unique again).
     op.execute(

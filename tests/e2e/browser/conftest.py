@@ -64,17 +64,22 @@ def signed_in(browser, site) -> Iterator[Callable]:
         context = browser.new_context(viewport={"width": width, "height": 900},
                                       accept_downloads=True, base_url=site.base)  # fmt: skip
         contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(PATIENCE_MS)
-        page.goto("/signin")
-        page.get_by_label("Token").fill(token)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{site.base}/")
-        return page
+        return sign_in(context, site, token)
 
     yield open_page
     for context in contexts:
         context.close()
+
+
+def sign_in(context, site: Site, token: str):
+    """A new page of ``context``, signed in through the sign-in form, on the upload page."""
+    page = context.new_page()
+    page.set_default_timeout(PATIENCE_MS)
+    page.goto("/signin")
+    page.get_by_label("Token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{site.base}/")
+    return page
 
 
 def shoot(page, name: str) -> Path:

@@ -15,7 +15,8 @@ PACKAGES = ("app", "tasks", "broker", "audio")
 #: Which rooms each room may import from (its own included).
 ALLOWED = {
     "app": {"app", "audio", "broker"},
-    "app.api": {"app.api", "app", "audio", "broker"},
+    "app.api": {"app.api", "app.web", "app", "audio", "broker"},  # create_app installs the pages
+    "app.web": {"app.web", "app.api", "app", "audio", "broker"},  # pages on the API's auth
     "app.cli": {"app.cli", "app", "audio", "broker"},
     "tasks": {"tasks", "app", "audio", "broker"},
     "broker": {"broker"},
@@ -66,7 +67,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
 
 
 def room(module: str) -> str:
-    for prefix in ("app.api", "app.cli"):
+    for prefix in ("app.api", "app.cli", "app.web"):
         if module == prefix or module.startswith(prefix + "."):
             return prefix
     return module.split(".")[0]

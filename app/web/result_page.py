@@ -1,0 +1,77 @@
+"""The result page (``/uploads/<id>``): an upload's waveform (played and zoomed), its short-term
+loudness over time, its figures, its downloads and a link to its job.
+
+``/uploads/<id>`` is also the Go service's alias of ``GET /api/uploads/<id>``: a client that does
+not prefer HTML (curl, scripts, the old service's users) gets exactly the API's JSON, as before;
+a browser gets the page. Both answers say ``Vary: Accept``.
+
+The figures are rendered here, from the same services as the API (so the page needs few
+requests); the page's script (``static/result.js``) fetches only the waveform's peaks and plays
+the stored output.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, make_response, render_template, request
+
+from app import jobs, uploads
+from app.api import uploads as api_uploads
+from app.api.current import sessions
+from app.web.session import page
+
+bp = Blueprint("result_page", __name__)
+
+#: The loudness targets drawn across the curve: (LUFS, what uses it).
+TARGETS = ((-14.0, "streaming"), (-16.0, "podcasts"), (-23.0, "EBU R 128"))
+
+
+def wants_html() -> bool:
+    """The client prefers an HTML page to JSON (a browser); no or any ``Accept`` → JSON."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
+@bp.get("/uploads/<id:upload_id>")
+def result(upload_id: str):
+    answer = _page(upload_id) if wants_html() else api_uploads.get_upload(upload_id)
+    response = make_response(answer)
+    response.vary.add("Accept")
+    return response
+
+
+@page
+def _page(upload_id: str):
+    scope = g.caller.scope
+    try:
+        upload = uploads.get_upload(sessions(), upload_id, scope)
+    except uploads.UploadNotFound:
+        return render_template("result.html", upload=None, upload_id=upload_id), 404
+    found, _ = jobs.list_jobs(sessions(), tenant=scope, ident=upload_id, limit=5)
+    job = next((j for j in found if j["upload_id"] == upload_id), None)
+    analysis, error = None, None
+    try:
+        ready = uploads.analysis(sessions(), upload_id, scope)
+    except uploads.AnalysisFailed as failed:
+        error = str(failed)
+    else:
+        if not isinstance(ready, uploads.Pending):
+            analysis = api_uploads.analysis_dict(*ready)
+    return render_template(
+        "result.html",
+        upload=uploads.upload_dict(upload),
+        upload_id=upload_id,
+        job=job,
+        analysis=analysis,
+        error=error,
+        play=_playable(analysis),
+        targets=TARGETS,
+    )
+
+
+def _playable(analysis: dict | None) -> dict | None:
+    """The output the waveform plays: the MP3, else the first there is."""
+    if not analysis or not analysis["outputs"]:
+        return None
+    outputs = analysis["outputs"]
+    fmt = "mp3" if "mp3" in outputs else next(iter(outputs))
+    return {"format": fmt, **outputs[fmt]}

@@ -1,0 +1,33 @@
+"""The upload page (``/``): drop or pick several files, choose the output formats, and watch
+each file's upload and then its job, live (the page's script, ``static/upload.js``, posts to
+``/api/uploads`` and follows ``/api/jobs/<id>/events``)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from app.api import current
+from app.web.session import page
+from audio.formats import DEFAULT_FORMATS, FORMATS
+
+bp = Blueprint("upload_page", __name__)
+
+#: What the pipeline does to every upload, in order: (stage name in job events, label).
+STAGES = (
+    ("transcode", "Transcode"),
+    ("loudness", "Loudness"),
+    ("tempo_key", "Tempo & key"),
+    ("finalize", "Finalize"),
+)
+
+
+@bp.get("/")
+@page
+def upload():
+    return render_template(
+        "upload.html",
+        formats=list(FORMATS.values()),
+        defaults=DEFAULT_FORMATS,
+        stages=STAGES,
+        max_upload_mb=current.config().max_upload_mb,
+    )

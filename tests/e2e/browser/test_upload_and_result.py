@@ -1,0 +1,233 @@
+"""The upload and result pages in a real browser: two files uploaded through the file input and
+followed live to done, a result whose figures are the API's, its waveform drawn and its output
+downloaded, a corrupt file shown failed with its reason, another tenant refused (404)."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.browser.conftest import ALPHA, BETA, PATIENCE_MS, shoot, sign_in
+from tests.helpers import song_flac
+
+pytestmark = pytest.mark.browser
+
+
+def api(site, path: str, token: str = ALPHA, accept: str | None = None) -> tuple[int, bytes]:
+    """The API's answer to ``GET path`` with a bearer token (no browser involved)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if accept:
+        headers["Accept"] = accept
+    request = urllib.request.Request(f"{site.base}{path}", headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.read()
+
+
+def api_json(site, path: str, token: str = ALPHA) -> dict:
+    status, body = api(site, path, token)
+    assert status == 200, (path, status)
+    return json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def finished(site, browser, tmp_path_factory):
+    """Two songs uploaded by ALPHA through the upload page, both followed to done: the ids of
+    their uploads, by file name."""
+    folder = tmp_path_factory.mktemp("songs")
+    files = []
+    for name, bpm, tonic, scale, seed in (("first.flac", 120.0, "A", "minor", 3),
+                                          ("second.flac", 96.0, "E", "major", 4)):  # fmt: skip
+        (folder / name).mkdir()
+        data = song_flac(folder / name, bpm, tonic, scale, seconds=6, rate=22050, seed=seed)
+        path = folder / name / name
+        path.write_bytes(data)
+        files.append(path)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=site.base)
+    page = sign_in(context, site, ALPHA)
+    page.get_by_test_id("format-wav").check()  # mp3 (the default) and wav
+    page.get_by_label("Choose files…").set_input_files(files)
+    rows = page.get_by_test_id("upload-row")
+    expect(rows).to_have_count(2)
+    # Uploaded and on their way (or already through): the rows follow their jobs.
+    page.locator('.upload-row:is([data-status="running"], [data-status="done"])').first.wait_for()
+    shoot(page, "upload-rows-in-progress")
+    for row in rows.all():
+        expect(row).to_have_attribute("data-status", "done", timeout=PATIENCE_MS)
+    shoot(page, "upload-rows-done")
+    ids = {}
+    for row in rows.all():
+        name = row.get_by_test_id("row-name").inner_text()
+        upload_id = row.get_attribute("data-upload-id")
+        ids[name] = upload_id
+        # Every stage shown done, the result linked, the status said to screen readers.
+        states = row.locator(".stage").evaluate_all("items => items.map(i => i.dataset.state)")
+        assert states == ["done"] * 4
+        assert row.get_by_test_id("row-result").get_attribute("href") == f"/uploads/{upload_id}"
+        assert row.get_by_test_id("row-status").get_attribute("aria-live") == "polite"
+        assert api_json(site, f"/api/jobs/{row.get_attribute('data-job-id')}")["status"] == "done"
+    assert sorted(ids) == ["first.flac", "second.flac"]
+    context.close()
+    return ids
+
+
+def test_two_files_uploaded_by_the_file_input_both_reach_done(finished):
+    assert len(set(finished.values())) == 2
+
+
+def test_the_result_page_shows_the_apis_figures_a_drawn_waveform_and_the_loudness_curve(
+    finished, signed_in, site
+):
+    upload_id = finished["first.flac"]
+    page = signed_in(ALPHA)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto(f"/uploads/{upload_id}")
+    upload = api_json(site, f"/api/uploads/{upload_id}")
+    analysis = api_json(site, f"/api/uploads/{upload_id}/analysis")
+    expect(page.get_by_test_id("result-title")).to_have_text("first.flac")
+
+    # The waveform: wavesurfer said ready, and its canvas has pixels drawn.
+    waveform = page.get_by_test_id("waveform")
+    expect(waveform).to_have_attribute("data-state", "ready")
+    drawn = waveform.evaluate(
+        """box => {
+          const root = box.querySelector('div').shadowRoot;
+          let inked = 0;
+          for (const canvas of root.querySelectorAll('canvas')) {
+            if (!canvas.width || !canvas.height) continue;
+            const context = canvas.getContext('2d');
+            const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+            for (let i = 3; i < data.length; i += 4) if (data[i]) inked += 1;
+          }
+          return inked;
+        }"""
+    )
+    assert drawn > 1000
+    # It zooms, and plays the MP3 output.
+    page.get_by_test_id("zoom-in").click()
+    expect(waveform).to_have_attribute("data-zoom", "2")
+    scroll = "box => { const s = box.querySelector('div').shadowRoot.querySelector('.scroll');"
+    assert waveform.evaluate(scroll + " return s.scrollWidth / s.clientWidth; }") > 1.8
+    expect(page.get_by_test_id("zoom-out")).to_be_enabled()
+    assert waveform.get_attribute("data-audio-url") == analysis["outputs"]["mp3"]["url"]
+    page.get_by_test_id("play").click()
+    expect(page.get_by_test_id("play")).to_have_attribute("aria-pressed", "true")
+    page.get_by_test_id("play").click()
+    expect(page.get_by_test_id("play")).to_have_text("Play")
+
+    # The figures are the API's (the raw values in data-value; the text rounds them).
+    def value(testid: str) -> str:
+        return page.get_by_test_id(testid).get_attribute("data-value")
+
+    for testid, key in (("integrated-lufs", "integrated_lufs"),
+                        ("loudness-range", "loudness_range_lu"), ("true-peak", "true_peak_dbtp"),
+                        ("bpm", "bpm"), ("bpm-confidence", "bpm_confidence"),
+                        ("key-confidence", "key_confidence")):  # fmt: skip
+        assert analysis[key] is not None, key
+        assert float(value(testid)) == pytest.approx(analysis[key], abs=1e-9), testid
+    assert float(value("bpm-half")) == pytest.approx(analysis["bpm"] / 2)
+    assert float(value("bpm-double")) == pytest.approx(analysis["bpm"] * 2)
+    assert value("key") == analysis["key"] and value("camelot") == analysis["camelot"]
+    assert float(value("duration")) == pytest.approx(upload["duration_s"])
+    assert value("codec") == upload["codec"]
+    text = page.get_by_test_id("integrated-lufs").inner_text()
+    assert f"{analysis['integrated_lufs']:.1f} LUFS" in text
+    assert f"{analysis['bpm']:.1f} BPM" in page.get_by_test_id("bpm").inner_text()
+    assert analysis["key"] in page.get_by_test_id("key").inner_text()
+
+    # The loudness curve: a point for every short-term value above the gate, and the targets.
+    curve = page.get_by_test_id("loudness-curve")
+    expect(curve).to_be_visible()
+    assert curve.get_attribute("d").startswith("M")
+    levels = [v for v in analysis["short_term_lufs"] if v is not None]
+    assert levels
+    expect(page.locator(".loudness-svg .curve-point")).to_have_count(len(levels))
+    labels = page.get_by_test_id("target-label").all_text_contents()
+    assert labels == ["\u221214 LUFS", "\u221216 LUFS", "\u221223 LUFS"]
+
+    # Downloads: every output and the waveform; the MP3 downloaded is the API's.
+    for fmt in analysis["outputs"]:
+        link = page.get_by_test_id(f"download-{fmt}")
+        assert link.get_attribute("href") == analysis["outputs"][fmt]["url"]
+        assert link.get_attribute("download") is not None
+    assert set(analysis["outputs"]) == {"mp3", "wav"}
+    png = page.get_by_test_id("download-waveform-png")
+    assert png.get_attribute("href") == analysis["waveform"]["png"]
+    with page.expect_download() as download:
+        page.get_by_test_id("download-mp3").click()
+    saved = download.value.path()
+    _, expected = api(site, analysis["outputs"]["mp3"]["url"])
+    with open(saved, "rb") as file:
+        assert file.read() == expected
+    assert download.value.suggested_filename == "first.mp3"
+
+    # The job is linked.
+    jobs = api_json(site, "/api/jobs?limit=10")["jobs"]
+    (job,) = [j for j in jobs if j["upload_id"] == upload_id]
+    assert page.get_by_test_id("job-link").get_attribute("href") == f"/jobs/{job['id']}"
+    shoot(page, "result-page")
+    assert errors == []  # no script failed
+
+
+def test_the_result_page_at_phone_width(finished, signed_in):
+    page = signed_in(ALPHA, width=375)
+    page.goto(f"/uploads/{finished['second.flac']}")
+    expect(page.get_by_test_id("waveform")).to_have_attribute("data-state", "ready")
+    expect(page.get_by_test_id("loudness-curve")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling
+    shoot(page, "result-page-phone")
+
+
+def test_the_alias_gives_browsers_the_page_and_other_clients_the_json(finished, site):
+    upload_id = finished["first.flac"]
+    status, body = api(site, f"/uploads/{upload_id}")
+    assert status == 200 and json.loads(body) == api_json(site, f"/api/uploads/{upload_id}")
+    _, body = api(site, f"/uploads/{upload_id}", accept="text/html,*/*;q=0.8")
+    assert b"<!doctype html>" in body and b"first.flac" in body
+
+
+def test_another_tenant_gets_a_404_for_the_result(finished, signed_in, site):
+    page = signed_in(BETA)
+    response = page.goto(f"/uploads/{finished['first.flac']}")
+    assert response.status == 404
+    expect(page.get_by_test_id("not-found")).to_be_visible()
+    assert "first.flac" not in page.content()
+    shoot(page, "result-not-found")
+
+
+def test_a_corrupt_file_shows_failed_with_its_reason(signed_in, site, tmp_path):
+    corrupt = tmp_path / "broken.flac"
+    corrupt.write_bytes(b"fLaC" + os.urandom(4000))
+    page = signed_in(ALPHA)
+    page.get_by_label("Choose files…").set_input_files(corrupt)
+    row = page.get_by_test_id("upload-row")
+    expect(row).to_have_attribute("data-status", "failed", timeout=PATIENCE_MS)
+    job = api_json(site, f"/api/jobs/{row.get_attribute('data-job-id')}")
+    assert job["status"] == "failed" and job["error"]
+    expect(row.get_by_test_id("row-error")).to_have_text(job["error"])
+    assert job["error"] in row.get_by_test_id("row-status").inner_text()  # said, not only shown
+    shoot(page, "upload-row-failed")
+    # Its result page says so, with the reason.
+    page.goto(f"/uploads/{row.get_attribute('data-upload-id')}")
+    expect(page.get_by_test_id("result-error")).to_have_text(job["error"])
+
+
+def test_a_refused_upload_shows_the_apis_message_in_its_row_at_phone_width(signed_in, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_bytes(b"these are not sounds")
+    page = signed_in(ALPHA, width=375)
+    picker = page.get_by_label("Choose files…")
+    picker.focus()  # a real input, reachable by keyboard (not display: none)
+    expect(picker).to_be_focused()
+    picker.set_input_files(text)
+    row = page.get_by_test_id("upload-row")
+    expect(row).to_have_attribute("data-status", "failed")
+    expect(row.get_by_test_id("row-error")).to_have_text(
+        "not an audio file (MP3, WAV, FLAC, Ogg, M4A or AIFF)"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    shoot(page, "upload-page-phone")
