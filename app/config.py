@@ -67,6 +67,9 @@ class Config:
     worker_processes: int = 2
     worker_threads: int = 1
     port: int = 8080
+    #: The address of the reverse proxy whose ``X-Forwarded-Proto``/``-For`` are believed
+    #: (``*``: any); unset, those headers are ignored.
+    trusted_proxy: str | None = None
     web_threads: int = 32
     web_connection_limit: int = 1000
     read_timeout_s: int = 30
@@ -156,6 +159,7 @@ class Config:
             api_tokens=tokens,
             admin_token=admin_token,
             secret_key=secret_key,
+            trusted_proxy=text("TRUSTED_PROXY"),
             max_upload_mb=number("MAX_UPLOAD_MB", cls.max_upload_mb, 1, 100_000),
             uploads_per_hour=number(
                 "UPLOADS_PER_HOUR", cls.uploads_per_hour, 0, 10**7, " per tenant (0 = no limit)"

@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import g, request, session
 
@@ -103,6 +104,10 @@ def identify() -> Caller:
         if found is None:
             raise _unauthorized()
         return found
+    if request.method in UNSAFE_METHODS and not from_this_site():
+        # A cookie — or, in open mode, nothing at all — would do: another site's page must
+        # not be able to send it (curl and scripts send no such headers, or a bearer token).
+        raise ApiError(403, "cross_site", "requests from other sites are refused")
     if SESSION_TOKEN in session:
         found = caller_of_digest(session[SESSION_TOKEN])
         if found is None:  # revoked, or removed from the settings, since sign-in
@@ -127,6 +132,18 @@ def caller_of_token(token: str) -> Caller | None:
 def caller_of_digest(token_sha256: str) -> Caller | None:
     """Who holds the token of this SHA-256 (a signed-in session), if anyone still does."""
     return _from_settings(current.config(), token_sha256) or _from_database(token_sha256)
+
+
+def from_this_site() -> bool:
+    """Whether a browser says this request comes from one of our own pages (``Sec-Fetch-Site``,
+    else ``Origin``); a client that says neither (curl, a script) is not a browser page."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return origin != "null" and urlsplit(origin).netloc == request.host
 
 
 def csrf_token() -> str:

@@ -51,8 +51,19 @@ def body_limit(max_upload_mb: int) -> int:
 
 
 def adjustments(config: Config, host: str) -> Adjustments:
-    """The public listener's settings, from the configuration."""
+    """The public listener's settings, from the configuration. Behind ``TRUSTED_PROXY``, the
+    scheme and client address it forwards are believed: a request it received over HTTPS is
+    HTTPS to the app (so the session cookie is marked Secure)."""
+    proxy = {}
+    if config.trusted_proxy:
+        proxy = {
+            "trusted_proxy": config.trusted_proxy,
+            "trusted_proxy_count": 1,
+            "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"},
+            "clear_untrusted_proxy_headers": True,
+        }
     return Adjustments(
+        **proxy,
         host=host,
         port=config.port,
         threads=config.web_threads,

@@ -33,4 +33,6 @@ def _secure(response: Response) -> Response:
     policy = PAGES if response.mimetype in ("text/html", "text/css", "text/javascript") else None
     response.headers.setdefault("Content-Security-Policy", policy or LOCKED_DOWN)
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if response.mimetype in ("text/html", "application/json"):  # a tenant's data: never kept
+        response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, g, redirect, request, url_for
+from flask import Flask, abort, current_app, g, redirect, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 
 from app.api.auth import csrf_token, identify, is_open
@@ -23,12 +23,35 @@ class CookieSessions(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure or super().get_cookie_secure(app)
 
+    def save_session(self, app: Flask, session, response) -> None:
+        """Never from an answer to another site's request: the browser did not send our
+        SameSite=Strict cookie with it, and a cookie set now would replace the signed-in one."""
+        if request.headers.get("Sec-Fetch-Site") == "cross-site":
+            return
+        super().save_session(app, session, response)
+
+
+def arrived_from_another_site() -> bool:
+    """A link followed from another site: the browser kept our Strict cookie back."""
+    return (
+        request.headers.get("Sec-Fetch-Site") == "cross-site"
+        and request.headers.get("Sec-Fetch-Mode") == "navigate"
+        and current_app.config["SESSION_COOKIE_NAME"] not in request.cookies
+    )
+
+
+def bounce():
+    """Load the same page again from this site (a meta refresh): the cookie comes along."""
+    return render_template("bounce.html")
+
 
 def page(view):
     """A page for anyone signed in (or anyone, while the API is open)."""
 
     @wraps(view)
     def guarded(*args, **kwargs):
+        if arrived_from_another_site():
+            return bounce()
         try:
             g.caller = identify()
         except ApiError as error:

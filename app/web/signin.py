@@ -7,13 +7,15 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from app.api.auth import SESSION_TOKEN, caller_of_token, check_csrf, is_open
 from app.api.errors import ApiError
 from app.tokens import digest
-from app.web.session import safe_next
+from app.web.session import arrived_from_another_site, bounce, safe_next
 
 bp = Blueprint("signin", __name__)
 
 
 @bp.get("/signin")
 def form():
+    if arrived_from_another_site():
+        return bounce()
     return render_template("signin.html", next=safe_next(request.args.get("next")), error=None)
 
 
@@ -37,6 +39,10 @@ def sign_in():
 
 @bp.post("/signout")
 def sign_out():
-    check_csrf()
+    try:
+        check_csrf()
+    except ApiError:  # a stale form (or one posted from elsewhere): signed out nothing
+        return render_template("signin.html", next="/", error="That page had expired; "
+                               "you are still signed in. Reload it to sign out."), 403  # fmt: skip
     session.clear()
     return redirect(url_for("signin.form") if not is_open() else "/")

@@ -123,17 +123,14 @@
     });
     wavesurfer.on("play", () => {
       play.textContent = "Pause";
-      play.setAttribute("aria-pressed", "true");
     });
     wavesurfer.on("pause", () => {
       play.textContent = "Play";
-      play.setAttribute("aria-pressed", "false");
     });
     wavesurfer.on("timeupdate", showTime);
     wavesurfer.on("error", (error) => {
       status.textContent = `The audio could not be played: ${error && error.message ? error.message : error}`;
     });
-    play.setAttribute("aria-pressed", "false");
     play.addEventListener("click", () => wavesurfer.playPause());
     zoomIn.addEventListener("click", () => zoom(2));
     zoomOut.addEventListener("click", () => zoom(0.5));

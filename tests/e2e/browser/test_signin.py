@@ -51,3 +51,21 @@ def test_after_sign_in_the_page_asked_for_comes_back_and_never_another_site(brow
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{site.base}/")
     context.close()
+
+
+def test_a_link_followed_from_another_site_keeps_the_sign_in(signed_in, site):
+    """The cookie is SameSite=Strict: the browser keeps it back when a link on another site is
+    followed. The page loads itself again from here (the cookie comes) and never replaces it."""
+    page = signed_in(ALPHA)
+
+    def session_payload() -> list[str]:  # the signed data, not its time stamp (re-signed often)
+        cookies = page.context.cookies()
+        return [c["value"].split(".")[1] for c in cookies if c["name"] == "phantomchain_session"]
+
+    before = session_payload()
+    page.goto("about:blank")
+    page.set_content(f'<a href="{site.base}/jobs">a link in a chat</a>')
+    page.get_by_role("link", name="a link in a chat").click()
+    page.wait_for_url(f"{site.base}/jobs")
+    page.get_by_role("button", name="Sign out").wait_for()  # still signed in
+    assert session_payload() == before

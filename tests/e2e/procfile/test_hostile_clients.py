@@ -143,3 +143,14 @@ def test_a_tiny_file_claiming_days_of_audio_fails_once_with_a_sentence(api, work
     assert job["error"].startswith("the audio is longer than the 4-hour limit (MAX_DURATION_S")
     for internal in ("Error", "Traceback", "RuntimeError", "attempts"):
         assert internal not in job["error"]
+
+
+def test_the_cookie_is_secure_behind_a_trusted_proxy_and_its_headers_ignored_otherwise(
+    module_deployment, api
+):
+    behind = module_deployment.api(ADMIN_TOKEN=ADMIN, TRUSTED_PROXY="127.0.0.1")
+    https = {"X-Forwarded-Proto": "https"}
+    assert "Secure" in request(behind.port, "GET", "/signin", headers=https)[1]["Set-Cookie"]
+    assert "Secure" not in request(behind.port, "GET", "/signin")[1]["Set-Cookie"]
+    # without TRUSTED_PROXY, anyone could claim HTTPS: the header is not believed
+    assert "Secure" not in request(api.port, "GET", "/signin", headers=https)[1]["Set-Cookie"]

@@ -79,3 +79,25 @@ def test_a_next_page_on_another_site_is_never_followed(make_client):
     assert sign_in(client, "alpha-token", "/jobs?status=failed")[0].headers["Location"] == (
         "/jobs?status=failed"
     )
+
+
+def test_unsafe_calls_from_another_sites_page_are_refused_even_when_open(make_client, song):
+    """Open mode has no token to steal and no session to check: what stops another site's page
+    from posting to a developer's `make run` is where the browser says the request came from."""
+    client = make_client()  # open
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                    {"Origin": "http://evil.example"}, {"Origin": "null"}):  # fmt: skip
+        refused = upload(client, song, headers=headers)
+        assert refused.status_code == 403 and refused.json["error"]["code"] == "cross_site"
+    assert upload(client, song, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 202
+    assert upload(client, song, headers={"Origin": "http://localhost"}).status_code == 202
+    assert upload(client, song).status_code == 202  # curl says neither
+
+
+def test_an_answer_to_another_sites_request_never_replaces_the_cookie(make_client):
+    client = make_client(**TOKENS)
+    arrival = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    bounced = client.get("/jobs", headers=arrival)  # a link followed from elsewhere
+    assert bounced.status_code == 200 and 'http-equiv="refresh"' in bounced.get_data(as_text=True)
+    assert "Set-Cookie" not in bounced.headers
+    assert "Set-Cookie" not in client.get("/signin", headers=arrival).headers
