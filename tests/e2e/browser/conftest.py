@@ -30,9 +30,12 @@ class Site:
     api_port: int
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Chromium, headless. Missing, it is an error, not a skip: CI installs it (``.ci/run``)."""
+    """Chromium, headless. Missing, it is an error, not a skip: CI installs it (``.ci/run``).
+
+    One per module, not per session: Playwright's sync API keeps an event loop running in the
+    main thread until it stops, and later tests that call ``asyncio.run`` would fail."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (as .ci/run does)")
     from playwright.sync_api import sync_playwright
