@@ -98,6 +98,14 @@ class _Hashing:
         return self._sha.hexdigest()
 
 
+def sha256_of(chunks: Iterable[bytes]) -> str:
+    """The SHA-256 of ``chunks``, read through without keeping them (as a save hashes them)."""
+    hashing = _Hashing(chunks)
+    for _ in hashing:
+        pass
+    return hashing.sha256
+
+
 class LocalStorage:
     """Objects as files below ``root``; each written to a temporary name, then renamed."""
 

@@ -13,7 +13,6 @@ been made with the CLI the API stays closed, even when every such token is revok
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -123,9 +122,10 @@ def identify() -> Caller:
 
 def caller_of_token(token: str) -> Caller | None:
     """Who holds ``token`` (printable ASCII, checked by the caller), if anyone."""
-    found = _from_settings(current.config(), tokens.digest(token))
+    token_sha256 = tokens.digest(token)
+    found = _from_settings(current.config(), token_sha256)
     if found is None and token.startswith(tokens.PREFIX):
-        found = _from_database(tokens.digest(token))
+        found = _from_database(token_sha256)
     return found
 
 
@@ -193,13 +193,11 @@ def _settings_digests(config: Config) -> dict[str, Caller]:
     made = _digests.get(key)
     if made is None:
         made = {
-            hashlib.sha256(token.encode()).hexdigest(): Caller(tenant, admin=False)
+            tokens.digest(token): Caller(tenant, admin=False)
             for token, tenant in config.api_tokens.items()
         }
         if config.admin_token:
-            made[hashlib.sha256(config.admin_token.encode()).hexdigest()] = Caller(
-                ADMIN_TENANT, admin=True
-            )
+            made[tokens.digest(config.admin_token)] = Caller(ADMIN_TENANT, admin=True)
         _digests[key] = made
     return made
 

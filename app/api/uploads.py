@@ -15,7 +15,6 @@ page to a browser.)
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 from collections.abc import Iterable
@@ -35,7 +34,7 @@ from app.metrics import metrics
 from app.models import Analysis, Output, Upload, new_id
 from app.queue import start_job
 from app.quotas import Quotas
-from app.storage import StorageError, Stored
+from app.storage import StorageError, Stored, sha256_of
 from audio.formats import FORMATS, parse_formats
 from audio.sniff import HEAD_BYTES, sniff
 from broker.connection import TRANSIENT_ERRORS
@@ -86,7 +85,7 @@ def create_upload():
         raise ApiError(400, "not_audio", "not an audio file (MP3, WAV, FLAC, Ogg, M4A or AIFF)")
     chunks = itertools.chain([head], iter(lambda: file.stream.read(CHUNK), b""))
     if earlier is not None:  # a retry: answer as the first time, if it is the same request
-        return _replay(earlier, _sha256(chunks), formats)
+        return _replay(earlier, sha256_of(chunks), formats)
     extension, content_type = kind
     upload_id = new_id()
     filename = secure_filename(file.filename or "") or f"upload.{extension}"
@@ -145,14 +144,6 @@ def _replay(earlier: uploads.Earlier, sha256: str, formats: list[str]):
             "use a new key for a new upload",
         )
     return accepted(earlier.accepted)
-
-
-def _sha256(chunks: Iterable[bytes]) -> str:
-    """The body's digest, read through without keeping it (a retried upload is not stored)."""
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _store(key: str, chunks: Iterable[bytes]) -> Stored:
