@@ -59,6 +59,7 @@ def job_dict(job: Job, events: list[JobEvent] | None = None) -> dict:
         "attempts": job.attempts,
         "error": job.error,
         "formats": job.formats,
+        "normalize": job.normalize,
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,

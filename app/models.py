@@ -92,6 +92,8 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     formats: Mapped[list] = mapped_column(JSON, default=list)
+    #: The loudness target of its outputs (``audio.normalize.Target.to_dict``); None: as decoded.
+    normalize: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -132,6 +134,14 @@ class Analysis(Base):
     key_scale: Mapped[str | None] = mapped_column(String(5))
     key_confidence: Mapped[float | None] = mapped_column(Float)
     camelot: Mapped[str | None] = mapped_column(String(3))
+    #: Why a loudness, tempo or key is null (a sentence), when it is.
+    loudness_reason: Mapped[str | None] = mapped_column(Text)
+    bpm_reason: Mapped[str | None] = mapped_column(Text)
+    key_reason: Mapped[str | None] = mapped_column(Text)
+    #: Seconds of each beat (the beat grid).
+    beats: Mapped[list | None] = mapped_column(JSON)
+    #: Where the sound starts and ends: ``audio.silence.Silence.to_dict``.
+    silence: Mapped[dict | None] = mapped_column(JSON)
     waveform_png_key: Mapped[str | None] = mapped_column(String(512))
     waveform_json_key: Mapped[str | None] = mapped_column(String(512))
     updated_at: Mapped[datetime] = mapped_column(
@@ -150,6 +160,8 @@ class Output(Base):
     storage_key: Mapped[str] = mapped_column(String(512))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     duration_s: Mapped[float | None] = mapped_column(Float)
+    #: What normalising did (``audio.normalize.Normalization.to_dict``); None: not normalised.
+    normalization: Mapped[dict | None] = mapped_column(JSON)
 
 
 class UploadLog(Base):

@@ -58,9 +58,14 @@ class Earlier:
     accepted: Accepted
     sha256: str
     formats: list[str]
+    normalize: dict | None
 
-    def same_request(self, sha256: str, formats: list[str]) -> bool:
-        return self.sha256 == sha256 and sorted(self.formats) == sorted(formats)
+    def same_request(self, sha256: str, formats: list[str], normalize: dict | None) -> bool:
+        return (
+            self.sha256 == sha256
+            and sorted(self.formats) == sorted(formats)
+            and self.normalize == normalize
+        )
 
 
 @dataclass(frozen=True)
@@ -100,9 +105,11 @@ def record(
     upload: Upload,
     formats: list[str],
     limits: quotas.Quotas | None = None,
+    normalize: dict | None = None,
 ) -> Accepted:
     """Store the rows of a file already in storage, and its queued job (of the upload's
-    tenant), within the tenant's ``limits`` when given.
+    tenant), within the tenant's ``limits`` when given; ``normalize`` is the loudness target of
+    its outputs (``audio.normalize.Target.to_dict``).
 
     :raises sqlalchemy.exc.IntegrityError: the tenant's idempotency key is taken.
     :raises app.quotas.QuotaExceeded: the upload would pass a limit.
@@ -114,7 +121,7 @@ def record(
         session.add(upload)
         quotas.log_upload(session, upload.tenant)
         session.flush()
-        job = Job(upload_id=upload.id, tenant=upload.tenant, formats=formats)
+        job = Job(upload_id=upload.id, tenant=upload.tenant, formats=formats, normalize=normalize)
         session.add(job)
         session.flush()
         return Accepted(upload.id, job.id, job.status)
@@ -162,7 +169,7 @@ def by_idempotency_key(sessions: sessionmaker[Session], tenant: str, key: str) -
         job = _jobs(upload.id).order_by(Job.created_at)
         first = session.scalars(job).first()
         accepted = Accepted(upload.id, first.id, first.status)
-        return Earlier(accepted, upload.sha256, list(first.formats or []))
+        return Earlier(accepted, upload.sha256, list(first.formats or []), first.normalize)
 
 
 def get_upload(

@@ -1,11 +1,15 @@
-"""Everything about one file from a single decode: loudness, tempo, key, waveform, transcodes.
+"""Everything about one file from a single decode: loudness, tempo, key, waveform, silence,
+transcodes.
 
 :func:`audio.features.extract` reads the file once, feeding the measurements and the encoders of
-the requested formats, so memory stays at a few blocks whatever the file's length.
+the requested formats, so memory stays at a few blocks whatever the file's length. Normalised
+outputs need a second pass (:mod:`audio.normalize`): their gain depends on the loudness of the
+whole file, known only after the first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +19,9 @@ from audio.features import Features, extract
 from audio.formats import FORMATS, check_formats
 from audio.key import Key
 from audio.loudness import Loudness
+from audio.normalize import Normalization, Target, normalize_file
 from audio.probe import AudioInfo
+from audio.silence import Silence
 from audio.tempo import Tempo
 from audio.transcode import AudioEncoder, TranscodeResult
 from audio.waveform import Waveform
@@ -29,7 +35,11 @@ class Analysis:
     tempo: Tempo
     key: Key
     waveform: Waveform
+    silence: Silence
     outputs: list[TranscodeResult] = field(default_factory=list)
+    #: The loudness target of the outputs, and what normalising did to each (same order).
+    target: Target | None = None
+    normalizations: list[Normalization] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The flat record of DESIGN.md's ``phantomchain analyze --json`` (JSON-safe)."""
@@ -54,10 +64,32 @@ class Analysis:
             "key_scale": self.key.scale,
             "key_confidence": _round(self.key.confidence, 3),
             "camelot": self.key.camelot,
-            "outputs": [o.to_dict() for o in self.outputs],
+            "loudness_reason": self.loudness.reason,
+            "bpm_reason": self.tempo.reason,
+            "key_reason": self.key.reason,
+            "beats": [round(b, 3) for b in self.tempo.beats],
+            **_silence_fields(self.silence),
+            "normalize": self.target.to_dict() if self.target else None,
+            "outputs": self._outputs(),
             "error": None,
         }
         return record
+
+    def _outputs(self) -> list[dict]:
+        outputs = [o.to_dict() for o in self.outputs]
+        for output, normalization in zip(outputs, self.normalizations, strict=False):
+            output["normalization"] = normalization.to_dict()
+        return outputs
+
+
+def _silence_fields(silence: Silence) -> dict:
+    values = silence.to_dict()
+    return {
+        "audio_start_s": values["start_s"],
+        "audio_end_s": values["end_s"],
+        "leading_silence_s": values["leading_s"],
+        "trailing_silence_s": values["trailing_s"],
+    }
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -74,6 +106,7 @@ def analyze_file(
     timeout_s: float | None = None,
     progress: Callable[[float], None] | None = None,
     waveform_width: int = 800,
+    normalize: Target | None = None,
 ) -> Analysis:
     """Analyse ``path`` and write the transcodes in ``formats`` to ``out_dir``.
 
@@ -81,29 +114,40 @@ def analyze_file(
     :param out_dir: where transcodes go (see :func:`output_path`); default: next to ``path``.
     :param timeout_s: bound on decoding (see :func:`audio.decode.default_timeout`).
     :param progress: called with the fraction done (0…1) after each block.
+    :param normalize: write the transcodes normalised to this target (a second decode).
     :raises audio.errors.AudioError: the file cannot be analysed (message says why); no
         partial transcode is left behind.
     """
     path = Path(path)
     check_formats(formats)
-    target = Path(out_dir) if out_dir is not None else path.parent
+    folder = Path(out_dir) if out_dir is not None else path.parent
 
     def encoders(rate: int, channels: int) -> list[AudioEncoder]:
         if formats:
-            target.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
         return [
-            AudioEncoder(output_path(path, target, fmt), fmt, in_rate=rate, in_channels=channels)
+            AudioEncoder(output_path(path, folder, fmt), fmt, in_rate=rate, in_channels=channels)
             for fmt in formats
         ]
 
     features, writers = extract(
-        path, encoders=encoders, timeout_s=timeout_s, progress=progress,
-        waveform_width=waveform_width,
+        path, encoders=None if normalize else encoders, timeout_s=timeout_s,
+        progress=progress, waveform_width=waveform_width,
     )  # fmt: skip
     outputs = [writer.close() for writer in writers]
+    normalizations: list[Normalization] = []
+    if normalize is not None and formats:
+        folder.mkdir(parents=True, exist_ok=True)
+        done = normalize_file(
+            path, [(output_path(path, folder, fmt), fmt) for fmt in formats], normalize,
+            input_lufs=features.loudness.result().integrated_lufs, timeout_s=timeout_s,
+        )  # fmt: skip
+        outputs = [result for result, _ in done]
+        normalizations = [normalization for _, normalization in done]
     if progress is not None:
         progress(1.0)
-    return from_features(str(path), features, outputs)
+    analysis = from_features(str(path), features, outputs)
+    return dataclasses.replace(analysis, target=normalize, normalizations=normalizations)
 
 
 def from_features(path: str, features: Features, outputs=()) -> Analysis:
@@ -115,6 +159,7 @@ def from_features(path: str, features: Features, outputs=()) -> Analysis:
         tempo=features.tempo.result(),
         key=features.key.result(),
         waveform=features.waveform.result(),
+        silence=features.silence.result(),
         outputs=list(outputs),
     )
 

@@ -110,3 +110,9 @@ def length_words(seconds: float) -> str:
         return f"{minutes} min {secs} s" if secs else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+class BadTargetError(ValueError):
+    """A loudness target that cannot be used (an unknown platform, a level out of range); the
+    message says what is accepted. Not an :class:`AudioError`: the request is wrong, not the
+    file."""

@@ -1,4 +1,4 @@
-"""The pipeline, as data: ``transcode → loudness → tempo/key → finalize``.
+"""The pipeline, as data: ``transcode → loudness → normalize → tempo/key → finalize``.
 
 One actor runs any stage of a job and, on success, sends the job's next stage. Adding a stage
 is one line in :data:`STAGES`. This module is the worker (``dramatiq tasks.pipeline``): it loads
@@ -72,7 +72,8 @@ class Stage:
 
 STAGES: list[Stage] = [
     Stage(FIRST_STAGE, stages.transcode_stage, 40),  # "transcode"
-    Stage("loudness", stages.loudness_stage, 60),
+    Stage("loudness", stages.loudness_stage, 50),
+    Stage("normalize", stages.normalize_stage, 70),
     Stage("tempo_key", stages.tempo_key_stage, 85),
     Stage("finalize", stages.finalize_stage, 100),
 ]

@@ -18,8 +18,10 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from audio.normalize import Normalization, Target, normalize_file
 from sqlalchemy.dialects.postgresql import insert
 
 from app.config import Config
@@ -67,13 +69,25 @@ def reason(exc: AudioError) -> str:
     return str(exc)
 
 
-def _upload(ctx: WorkerContext, job_id: str) -> tuple[str, str, list[str]]:
+@dataclass(frozen=True)
+class JobWork:
+    """What a stage needs to know of its job: the upload, its file, what to make of it."""
+
+    upload_id: str
+    storage_key: str
+    formats: list[str]
+    normalize: Target | None  # None: the outputs are as decoded
+
+
+def _job(ctx: WorkerContext, job_id: str) -> JobWork:
     with ctx.sessions() as session:
         job = session.get(Job, job_id)
         if job is None:
             raise JobNotFound(job_id)
         upload = session.get(Upload, job.upload_id)
-        return upload.id, upload.storage_key, list(job.formats or DEFAULT_FORMATS)
+        formats = list(job.formats or DEFAULT_FORMATS)
+        target = Target.from_dict(job.normalize) if job.normalize else None
+        return JobWork(upload.id, upload.storage_key, formats, target)
 
 
 def _save_analysis(ctx: WorkerContext, upload_id: str, **values) -> None:
@@ -105,9 +119,17 @@ def _features(ctx: WorkerContext, upload_id: str, key: str) -> Features:
 
 
 def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
-    """Decode once: write the transcodes and keep the features the next stages measure from."""
-    upload_id, key, formats = _upload(ctx, job_id)
-    with ctx.storage.local_path(key) as source, tempfile.TemporaryDirectory() as folder:
+    """Decode once: write the transcodes and keep the features the next stages measure from.
+
+    A job that asks for normalised outputs gets them from the normalize stage, which needs the
+    loudness of the whole file first: this pass then only measures.
+    """
+    work = _job(ctx, job_id)
+    formats = [] if work.normalize else work.formats
+    with (
+        ctx.storage.local_path(work.storage_key) as source,
+        tempfile.TemporaryDirectory() as folder,
+    ):
 
         def encoders(rate: int, channels: int) -> list[AudioEncoder]:
             return [
@@ -124,27 +146,39 @@ def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
         _check_output_size(results, max_output_bytes, features.info.duration_s)
         info = features.info
         with ctx.sessions.begin() as session:
-            upload = session.get(Upload, upload_id)
+            upload = session.get(Upload, work.upload_id)
             upload.duration_s, upload.sample_rate = info.duration_s, info.sample_rate
             upload.channels, upload.codec, upload.bitrate = info.channels, info.codec, info.bitrate
         for fmt, result in zip(formats, results, strict=True):
-            out_key = f"outputs/{upload_id}/{fmt}.{FORMATS[fmt].extension}"
-            stored = ctx.storage.save(out_key, _file_chunks(Path(result.path)))
-            values = {
-                "bitrate": result.bitrate,
-                "storage_key": out_key,
-                "size_bytes": stored.size,
-                "duration_s": result.duration_s,
-            }
-            statement = insert(Output).values(upload_id=upload_id, format=fmt, **values)
-            statement = statement.on_conflict_do_update(
-                constraint="outputs_one_per_format", set_=values
-            )
-            with ctx.sessions.begin() as session:
-                session.execute(statement)
-    ctx.storage.save(_features_key(upload_id), [features.to_bytes()])
+            _save_output(ctx, work.upload_id, fmt, result)
+    ctx.storage.save(_features_key(work.upload_id), [features.to_bytes()])
     metrics().audio_seconds.inc(info.duration_s or 0.0)
+    if work.normalize:
+        return "decoded and measured; the outputs are written once normalised"
     return f"transcoded to {', '.join(formats)}"
+
+
+def _save_output(
+    ctx: WorkerContext,
+    upload_id: str,
+    fmt: str,
+    result: TranscodeResult,
+    normalization: dict | None = None,
+) -> None:
+    """Store an encoded file and its row (overwriting both when a stage runs again)."""
+    out_key = f"outputs/{upload_id}/{fmt}.{FORMATS[fmt].extension}"
+    stored = ctx.storage.save(out_key, _file_chunks(Path(result.path)))
+    values = {
+        "bitrate": result.bitrate,
+        "storage_key": out_key,
+        "size_bytes": stored.size,
+        "duration_s": result.duration_s,
+        "normalization": normalization,
+    }
+    statement = insert(Output).values(upload_id=upload_id, format=fmt, **values)
+    statement = statement.on_conflict_do_update(constraint="outputs_one_per_format", set_=values)
+    with ctx.sessions.begin() as session:
+        session.execute(statement)
 
 
 def _check_output_size(results: list[TranscodeResult], max_bytes: int, decoded_s: float) -> None:
@@ -156,46 +190,101 @@ def _check_output_size(results: list[TranscodeResult], max_bytes: int, decoded_s
 
 
 def loudness_stage(ctx: WorkerContext, job_id: str) -> str:
-    upload_id, key, _ = _upload(ctx, job_id)
-    result = _features(ctx, upload_id, key).loudness.result()
+    work = _job(ctx, job_id)
+    features = _features(ctx, work.upload_id, work.storage_key)
+    result = features.loudness.result()
+    silence = features.silence.result()
     _save_analysis(
         ctx,
-        upload_id,
+        work.upload_id,
         integrated_lufs=result.integrated_lufs,
         loudness_range_lu=result.loudness_range_lu,
         true_peak_dbtp=result.true_peak_dbtp,
         sample_peak_dbfs=result.sample_peak_dbfs,
         short_term_lufs=result.to_dict()["short_term_lufs"],
+        loudness_reason=result.reason,
+        silence=silence.to_dict(),
     )
-    lufs = "silence" if result.integrated_lufs is None else f"{result.integrated_lufs:.1f} LUFS"
-    return f"loudness {lufs}"
+    if result.integrated_lufs is None:
+        return f"no loudness: {result.reason}" if result.reason else "no loudness"
+    return f"loudness {result.integrated_lufs:.1f} LUFS"
+
+
+def normalize_stage(ctx: WorkerContext, job_id: str) -> str:
+    """Write the outputs normalised to the job's target, when it has one (decoding again: the
+    gain needs the loudness of the whole file, which the first pass measured)."""
+    work = _job(ctx, job_id)
+    if work.normalize is None:
+        return "no normalisation asked: the outputs are as decoded"
+    features = _features(ctx, work.upload_id, work.storage_key)
+    input_lufs = features.loudness.result().integrated_lufs
+    max_output_bytes = ctx.config.max_output_mb * MB
+    with (
+        ctx.storage.local_path(work.storage_key) as source,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        targets = [(Path(folder) / f"out.{FORMATS[fmt].extension}", fmt) for fmt in work.formats]
+        done = normalize_file(
+            source, targets, work.normalize, input_lufs=input_lufs,
+            max_output_bytes=max_output_bytes, **bounds(ctx.config),
+        )  # fmt: skip
+        _check_output_size([result for result, _ in done], max_output_bytes,
+                           features.info.duration_s)  # fmt: skip
+        for fmt, (result, normalization) in zip(work.formats, done, strict=True):
+            _save_output(ctx, work.upload_id, fmt, result, normalization.to_dict())
+    return describe_normalization(work.normalize, work.formats, [n for _, n in done])
+
+
+def describe_normalization(target: Target, formats: list[str], done: list[Normalization]) -> str:
+    """The job's event line: the target, then what each output measures after normalising."""
+    name = f"{target.name} " if target.name else ""
+    head = f"normalised to {name}({target.lufs:g} LUFS, {target.true_peak_dbtp:g} dBTP)"
+    if done and done[0].reason:
+        return f"{head}: {done[0].reason}"
+    parts = []
+    for fmt, n in zip(formats, done, strict=True):
+        limited = f", limited {n.limited_db:.1f} dB" if n.limited_db >= 0.05 else ""
+        parts.append(
+            f"{fmt} {_figure(n.output_integrated_lufs)} LUFS {_figure(n.output_true_peak_dbtp)} "
+            f"dBTP (gain {n.gain_db:+.1f} dB{limited})"
+        )
+    return f"{head}: {'; '.join(parts)}"
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
 
 
 def tempo_key_stage(ctx: WorkerContext, job_id: str) -> str:
-    upload_id, key, _ = _upload(ctx, job_id)
-    features = _features(ctx, upload_id, key)
+    work = _job(ctx, job_id)
+    features = _features(ctx, work.upload_id, work.storage_key)
     t, k = features.tempo.result(), features.key.result()
     _save_analysis(
         ctx,
-        upload_id,
+        work.upload_id,
         bpm=t.bpm,
         bpm_confidence=t.confidence,
+        bpm_reason=t.reason,
+        beats=[round(b, 3) for b in t.beats],
         key=k.tonic,
         key_scale=k.scale,
         key_confidence=k.confidence,
+        key_reason=k.reason,
         camelot=k.camelot,
     )
-    return f"tempo {t.bpm:.1f} BPM, key {k.name}" if t.bpm and k.name else "no beat or key found"
+    tempo = f"tempo {t.bpm:.1f} BPM" if t.bpm else "no tempo"
+    key = f"key {k.name}" if k.name else "no key"
+    return f"{tempo}, {key}"
 
 
 def finalize_stage(ctx: WorkerContext, job_id: str) -> str:
-    upload_id, key, _ = _upload(ctx, job_id)
-    waveform = _features(ctx, upload_id, key).waveform.result()
+    work = _job(ctx, job_id)
+    waveform = _features(ctx, work.upload_id, work.storage_key).waveform.result()
     png = io.BytesIO()
     waveform.render_png(png)
-    png_key, json_key = f"waveforms/{upload_id}.png", f"waveforms/{upload_id}.json"
+    png_key, json_key = f"waveforms/{work.upload_id}.png", f"waveforms/{work.upload_id}.json"
     ctx.storage.save(png_key, [png.getvalue()])
     ctx.storage.save(json_key, [json.dumps(waveform.to_audiowaveform_json()).encode()])
-    _save_analysis(ctx, upload_id, waveform_png_key=png_key, waveform_json_key=json_key)
-    ctx.storage.delete(_features_key(upload_id))
+    _save_analysis(ctx, work.upload_id, waveform_png_key=png_key, waveform_json_key=json_key)
+    ctx.storage.delete(_features_key(work.upload_id))
     return "waveform drawn"

@@ -65,14 +65,93 @@ DOCUMENT = {
             },
             "Job": {"type": "object"},
             "Upload": {"type": "object"},
-            "Analysis": {"type": "object"},
+            "UploadForm": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "formats": {"type": "string", "example": "mp3,opus"},
+                    "normalize": {
+                        "type": "string",
+                        "description": "normalise every output to a platform's target "
+                        "(spotify −14 LUFS, apple −16, youtube −14, ebu −23, podcast −16; "
+                        "all with a −1 dBTP ceiling) or to a number of LUFS (−70 … −5)",
+                        "example": "spotify",
+                    },
+                    "true_peak": {
+                        "type": "string",
+                        "description": "the true-peak ceiling in dBTP (−20 … 0), with normalize",
+                        "example": "-1",
+                    },
+                },
+            },
+            "Normalization": {
+                "type": ["object", "null"],
+                "description": "what normalising did to an output, measured on the decoded file",
+                "properties": {
+                    "target_lufs": {"type": "number"},
+                    "true_peak_ceiling_dbtp": {"type": "number"},
+                    "gain_db": {"type": "number"},
+                    "limited_db": {"type": "number", "description": "most gain reduction"},
+                    "output_integrated_lufs": {"type": ["number", "null"]},
+                    "output_true_peak_dbtp": {"type": ["number", "null"]},
+                    "reason": {"type": ["string", "null"]},
+                },
+            },
+            "Analysis": {
+                "type": "object",
+                "description": "A measurement the audio gives no evidence for is null, and its "
+                "`*_reason` says why (DC, a click, silence, noise, drums only, no onsets).",
+                "properties": {
+                    "integrated_lufs": {"type": ["number", "null"]},
+                    "loudness_range_lu": {"type": ["number", "null"]},
+                    "true_peak_dbtp": {"type": ["number", "null"]},
+                    "sample_peak_dbfs": {"type": ["number", "null"]},
+                    "loudness_reason": {"type": ["string", "null"]},
+                    "bpm": {"type": ["number", "null"]},
+                    "bpm_confidence": {
+                        "type": ["number", "null"],
+                        "description": "0…1; low when the octave (half/double) is ambiguous",
+                    },
+                    "bpm_reason": {"type": ["string", "null"]},
+                    "beats": {
+                        "type": ["array", "null"],
+                        "items": {"type": "number"},
+                        "description": "seconds of each beat: a beat grid",
+                    },
+                    "key": {"type": ["string", "null"], "example": "A minor"},
+                    "key_confidence": {"type": ["number", "null"]},
+                    "key_reason": {"type": ["string", "null"]},
+                    "camelot": {"type": ["string", "null"], "example": "8A"},
+                    "audio_start_s": {
+                        "type": ["number", "null"],
+                        "description": "where the sound starts (the leading silence ends)",
+                    },
+                    "audio_end_s": {"type": ["number", "null"]},
+                    "leading_silence_s": {"type": ["number", "null"]},
+                    "trailing_silence_s": {"type": ["number", "null"]},
+                    "outputs": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "properties": {
+                                "url": {"type": "string"},
+                                "size_bytes": {"type": "integer"},
+                                "bitrate": {"type": ["integer", "null"]},
+                                "normalization": {"$ref": "#/components/schemas/Normalization"},
+                            },
+                        },
+                    },
+                },
+            },
         },
     },
     "security": [{"bearer": []}],
     "paths": {
         "/api/uploads": {
             "post": _op(
-                "Upload audio (multipart field `file`; optional `formats`, e.g. mp3,opus)",
+                "Upload audio (multipart field `file`; optional `formats`, e.g. mp3,opus, "
+                "`normalize` and `true_peak`)",
                 {
                     "202": _json("queued", "Accepted"),
                     "400": _ERROR,
@@ -88,6 +167,14 @@ DOCUMENT = {
                         "schema": {"type": "string", "maxLength": 200},
                     }
                 ],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {"$ref": "#/components/schemas/UploadForm"}
+                        }
+                    },
+                },
             )
         },
         "/api/uploads/{upload_id}": {

@@ -19,6 +19,7 @@ import itertools
 import logging
 from collections.abc import Iterable
 
+from audio.normalize import parse_target
 from dramatiq.errors import BrokerConnectionError
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +36,7 @@ from app.models import Analysis, Output, Upload, new_id
 from app.queue import start_job
 from app.quotas import Quotas
 from app.storage import StorageError, Stored, sha256_of
+from audio.errors import BadTargetError
 from audio.formats import FORMATS, parse_formats
 from audio.sniff import HEAD_BYTES, sniff
 from broker.connection import TRANSIENT_ERRORS
@@ -76,6 +78,7 @@ def create_upload():
     if limits is not None and earlier is None:
         uploads.check_quotas(sessions(), who.tenant, limits, request.content_length or 0)
     formats = list(parse_formats(request.form.get("formats") or request.args.get("formats")))
+    target = _normalize_target()
     file = request.files.get("file")
     if file is None:
         raise ApiError(400, "no_file", "send the audio as a multipart form field named 'file'")
@@ -85,7 +88,7 @@ def create_upload():
         raise ApiError(400, "not_audio", "not an audio file (MP3, WAV, FLAC, Ogg, M4A or AIFF)")
     chunks = itertools.chain([head], iter(lambda: file.stream.read(CHUNK), b""))
     if earlier is not None:  # a retry: answer as the first time, if it is the same request
-        return _replay(earlier, sha256_of(chunks), formats)
+        return _replay(earlier, sha256_of(chunks), formats, target)
     extension, content_type = kind
     upload_id = new_id()
     filename = secure_filename(file.filename or "") or f"upload.{extension}"
@@ -96,7 +99,7 @@ def create_upload():
         idempotency_key=key,
     )  # fmt: skip
     try:
-        done = uploads.record(sessions(), upload, formats, limits)
+        done = uploads.record(sessions(), upload, formats, limits, target)
     except IntegrityError:  # the same Idempotency-Key raced us: answer with the first upload
         _remove_file(stored.key)
         earlier = uploads.by_idempotency_key(sessions(), who.tenant, key) if key else None
@@ -105,7 +108,7 @@ def create_upload():
                 409, "idempotency_key_in_use",
                 "another upload with this Idempotency-Key was being made; retry", retry_after=1,
             ) from None  # fmt: skip
-        return _replay(earlier, stored.sha256, formats)
+        return _replay(earlier, stored.sha256, formats, target)
     except BaseException:  # over a quota (429), the database away (503), anything: keep nothing
         _remove_file(stored.key)
         raise
@@ -129,18 +132,43 @@ def _idempotency_key() -> str | None:
     return key
 
 
+def _normalize_target() -> dict | None:
+    """The upload's ``normalize`` (a platform or a number of LUFS) and optional ``true_peak``
+    ceiling, as the job keeps them; None when not asked.
+
+    :raises ApiError: 400 ``bad_normalize`` with the sentence saying what is accepted.
+    """
+    normalize = _field("normalize")
+    true_peak = _field("true_peak")
+    if normalize is None:
+        if true_peak is not None:
+            raise ApiError(400, "bad_normalize", "true_peak needs normalize (a platform or LUFS)")
+        return None
+    try:
+        return parse_target(normalize, true_peak).to_dict()
+    except BadTargetError as exc:
+        raise ApiError(400, "bad_normalize", str(exc)) from None
+
+
+def _field(name: str) -> str | None:
+    """A form field, or the query parameter of that name; blank is absent."""
+    value = request.form.get(name) or request.args.get(name)
+    return value.strip() or None if value else None
+
+
 def _quotas() -> Quotas:
     config = current.config()
     return Quotas(config.uploads_per_hour, config.storage_quota_mb << 20)
 
 
-def _replay(earlier: uploads.Earlier, sha256: str, formats: list[str]):
+def _replay(earlier: uploads.Earlier, sha256: str, formats: list[str], target: dict | None):
     """The first answer to a key again, or a 422 when the key came with another request."""
-    if not earlier.same_request(sha256, formats):
+    if not earlier.same_request(sha256, formats, target):
         raise ApiError(
             422,
             "idempotency_key_reused",
-            "this Idempotency-Key was sent before with another file or other formats; "
+            "this Idempotency-Key was sent before with another file, other formats or another "
+            "loudness target; "
             "use a new key for a new upload",
         )
     return accepted(earlier.accepted)
@@ -237,6 +265,11 @@ def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
         "key_scale": analysis.key_scale,
         "key_confidence": analysis.key_confidence,
         "camelot": analysis.camelot,
+        "loudness_reason": analysis.loudness_reason,
+        "bpm_reason": analysis.bpm_reason,
+        "key_reason": analysis.key_reason,
+        "beats": analysis.beats,
+        **silence_dict(analysis.silence),
         "waveform": {
             "png": url_for("uploads.waveform", upload_id=analysis.upload_id, kind="png"),
             "json": url_for("uploads.waveform", upload_id=analysis.upload_id, kind="json"),
@@ -246,9 +279,22 @@ def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
                 "url": url_for("uploads.get_output", upload_id=o.upload_id, fmt=o.format),
                 "size_bytes": o.size_bytes,
                 "bitrate": o.bitrate,
+                "normalization": o.normalization,
             }
             for o in outputs
         },
+    }
+
+
+def silence_dict(silence: dict | None) -> dict:
+    """Where the sound starts and ends (all null when the audio is silent throughout, or was
+    analysed before silence was measured)."""
+    silence = silence or {}
+    return {
+        "audio_start_s": silence.get("start_s"),
+        "audio_end_s": silence.get("end_s"),
+        "leading_silence_s": silence.get("leading_s"),
+        "trailing_silence_s": silence.get("trailing_s"),
     }
 
 

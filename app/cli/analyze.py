@@ -36,17 +36,34 @@ FIELDS = (
     "key",
     "key_confidence",
     "camelot",
+    "loudness_reason",
+    "bpm_reason",
+    "key_reason",
+    "beats",
+    "audio_start_s",
+    "audio_end_s",
+    "leading_silence_s",
+    "trailing_silence_s",
+    "normalize",
     "error",
 )
 
 
-def analyze_one(path: str, formats: tuple[str, ...], out_dir: str | None) -> dict:
-    """One file's record; never raises for a bad file (the message goes in ``error``)."""
+def analyze_one(
+    path: str, formats: tuple[str, ...], out_dir: str | None, normalize: dict | None = None
+) -> dict:
+    """One file's record; never raises for a bad file (the message goes in ``error``).
+
+    :param normalize: the loudness target of the transcodes (``Target.to_dict``), if any.
+    """
+    from audio.normalize import Target
+
     from audio.analyze import analyze_file  # the audio stack: only when a file is analysed
     from audio.errors import AudioError
 
+    target = Target.from_dict(normalize) if normalize else None
     try:
-        return analyze_file(path, formats=formats, out_dir=out_dir).to_dict()
+        return analyze_file(path, formats=formats, out_dir=out_dir, normalize=target).to_dict()
     except AudioError as exc:
         return failed(path, str(exc))
     except (OSError, ValueError) as exc:
@@ -67,11 +84,37 @@ def wanted_formats(value: str | None) -> tuple[str, ...]:
         raise click.BadParameter(str(exc)) from exc
 
 
+def wanted_target(normalize: str | None, true_peak: str | None, formats) -> dict | None:
+    """``--normalize`` (a platform or LUFS) and ``--true-peak``, checked before any file."""
+    from audio.normalize import parse_target
+
+    from audio.errors import BadTargetError
+
+    if normalize is None:
+        if true_peak is not None:
+            raise click.BadParameter("needs --normalize", param_hint="--true-peak")
+        return None
+    if not formats:
+        raise click.BadParameter(
+            "the normalised masters are the transcodes: add --formats (e.g. wav or mp3)",
+            param_hint="--normalize",
+        )
+    try:
+        return parse_target(normalize, true_peak).to_dict()
+    except BadTargetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--normalize") from exc
+
+
 @click.command("analyze")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file per line.")
 @click.option("--formats", help="Also transcode, e.g. mp3,opus (mp3, opus, aac, flac, wav).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Where transcodes go.")
+@click.option(
+    "--normalize",
+    help="Normalise the transcodes: spotify, apple, youtube, ebu, podcast, or LUFS like -18.",
+)
+@click.option("--true-peak", help="The true-peak ceiling in dBTP with --normalize (default -1).")
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),
@@ -80,13 +123,20 @@ def wanted_formats(value: str | None) -> tuple[str, ...]:
     help="Files analysed at once, in separate processes.",
 )
 def analyze(
-    files: tuple[str, ...], as_json: bool, formats: str | None, out_dir: str | None, jobs: int
+    files: tuple[str, ...],
+    as_json: bool,
+    formats: str | None,
+    out_dir: str | None,
+    normalize: str | None,
+    true_peak: str | None,
+    jobs: int,
 ) -> None:
-    """Measure loudness (EBU R128), tempo, key and waveform of FILES."""
+    """Measure loudness (EBU R128), tempo, key, silence and waveform of FILES."""
     wanted = wanted_formats(formats)
+    target = wanted_target(normalize, true_peak, wanted)
     if wanted and out_dir is None:
         out_dir = "."
-    records = _run(list(files), wanted, out_dir, jobs, show_progress=not as_json)
+    records = _run(list(files), wanted, out_dir, target, jobs, show_progress=not as_json)
     for record in records:
         if as_json:
             click.echo(json.dumps(record, allow_nan=False))
@@ -96,7 +146,9 @@ def analyze(
         sys.exit(1)
 
 
-def _run(files: list[str], formats, out_dir, jobs: int, show_progress: bool) -> list[dict]:
+def _run(
+    files: list[str], formats, out_dir, target: dict | None, jobs: int, show_progress: bool
+) -> list[dict]:
     """Records in input order; with ``jobs > 1`` files are spread over processes."""
     bar = (
         click.progressbar(length=len(files), label="analysing", file=sys.stderr)
@@ -106,14 +158,14 @@ def _run(files: list[str], formats, out_dir, jobs: int, show_progress: bool) -> 
     records: list[dict] = []
     with bar:
         if jobs == 1 or len(files) == 1:
-            results = (analyze_one(path, formats, out_dir) for path in files)
+            results = (analyze_one(path, formats, out_dir, target) for path in files)
             for record in results:
                 records.append(record)
                 if show_progress:
                     bar.update(1)
         else:
             with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
-                futures = [pool.submit(analyze_one, p, formats, out_dir) for p in files]
+                futures = [pool.submit(analyze_one, p, formats, out_dir, target) for p in files]
                 for future in futures:
                     records.append(future.result())
                     if show_progress:

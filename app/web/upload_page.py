@@ -4,6 +4,7 @@ each file's upload and then its job, live (the page's script, ``static/upload.js
 
 from __future__ import annotations
 
+from audio.normalize import PRESETS
 from flask import Blueprint, render_template
 
 from app.api import current
@@ -16,6 +17,7 @@ bp = Blueprint("upload_page", __name__)
 STAGES = (
     ("transcode", "Transcode"),
     ("loudness", "Loudness"),
+    ("normalize", "Normalize"),
     ("tempo_key", "Tempo & key"),
     ("finalize", "Finalize"),
 )
@@ -30,4 +32,8 @@ def upload():
         defaults=DEFAULT_FORMATS,
         stages=STAGES,
         max_upload_mb=current.config().max_upload_mb,
+        presets=[
+            {"name": name, "label": f"{name} ({t.lufs:g} LUFS, {t.true_peak_dbtp:g} dBTP)"}
+            for name, t in PRESETS.items()
+        ],
     )

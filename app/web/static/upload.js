@@ -25,6 +25,11 @@
     return Array.from(document.querySelectorAll('input[name="formats"]:checked'), (box) => box.value);
   }
 
+  function chosenTarget() {
+    const select = document.getElementById("normalize");
+    return select ? select.value : "";
+  }
+
   function sizeText(bytes) {
     if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
     return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
@@ -170,7 +175,7 @@
         continue;
       }
       row.status("waiting", "Waiting to upload…");
-      waitingUploads.push({ row, formats });
+      waitingUploads.push({ row, formats, normalize: chosenTarget() });
     }
     pumpUploads();
   }
@@ -186,7 +191,7 @@
     return text;
   }
 
-  function send({ row, formats }) {
+  function send({ row, formats, normalize }) {
     uploads += 1;
     row.status("uploading", "Uploading…");
     const xhr = new XMLHttpRequest();
@@ -220,6 +225,7 @@
     xhr.onabort = xhr.onerror;
     const form = new FormData();
     form.append("formats", formats.join(","));
+    if (normalize) form.append("normalize", normalize);
     form.append("file", row.file, row.file.name);
     xhr.send(form);
   }

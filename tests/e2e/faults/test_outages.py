@@ -26,7 +26,7 @@ from tests.helpers import SERVICE_NAMESPACE, song_flac, stream_info, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-STAGES = ["transcode", "loudness", "tempo_key", "finalize"]
+STAGES = ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
 
 
 @dataclass

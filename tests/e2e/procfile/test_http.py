@@ -28,7 +28,7 @@ from tests.helpers import song_flac, wait_for
 
 USER, ADMIN = "user-token", "admin-token"
 LIMIT_MB = 1
-STAGES = ["transcode", "loudness", "tempo_key", "finalize"]
+STAGES = ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
 
 
 @pytest.fixture(scope="module")

@@ -131,7 +131,7 @@ def test_kill_9_of_the_master_ends_its_processes_and_the_next_master_takes_over(
 
     job = wait_job(api.port, long_job["job_id"], 300)
     assert job["status"] == "done", job
-    for stage in ("transcode", "loudness", "tempo_key", "finalize"):
+    for stage in ("transcode", "loudness", "normalize", "tempo_key", "finalize"):
         assert sum(e["message"] == f"{stage} started" for e in job["events"]) == 1, job["events"]
     status, body = upload(api.port, song)
     assert status == 202, body

@@ -63,7 +63,7 @@ def test_metrics_move_with_an_upload_and_logs_are_json(deployment, song):
 
     assert moved(workers_before, workers_after, "phantomchain_jobs_finished_total",
                  status="done") == 1  # fmt: skip
-    for stage in ("transcode", "loudness", "tempo_key", "finalize"):
+    for stage in ("transcode", "loudness", "normalize", "tempo_key", "finalize"):
         count = "phantomchain_stage_duration_seconds_count"
         assert moved(workers_before, workers_after, count, stage=stage, outcome="ok") == 1
     processed = moved(workers_before, workers_after, "phantomchain_audio_processed_seconds_total")
@@ -84,7 +84,13 @@ def test_metrics_move_with_an_upload_and_logs_are_json(deployment, song):
     assert upload_lines and all(e.get("request_id") for e in upload_lines)
     assert any(e.get("job_id") == body["job_id"] for e in upload_lines)
     job_lines = [e for e in worker_log if e.get("job_id") == body["job_id"]]
-    assert {e["stage"] for e in job_lines} == {"transcode", "loudness", "tempo_key", "finalize"}
+    assert {e["stage"] for e in job_lines} == {
+        "transcode",
+        "loudness",
+        "normalize",
+        "tempo_key",
+        "finalize",
+    }
     assert all(e["upload_id"] == body["upload_id"] for e in job_lines)
     assert any(e["message"] == "job done" for e in job_lines)
 

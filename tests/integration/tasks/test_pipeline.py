@@ -101,7 +101,7 @@ def test_a_track_goes_through_every_stage(pipeline, tmp_path):
             assert abs(samples.shape[1] / rate - 12.0) < 0.05
     assert ctx.storage.exists(analysis.waveform_png_key)
     stages = [e.stage for e in events if e.message.endswith("started")]
-    assert stages == ["transcode", "loudness", "tempo_key", "finalize"]
+    assert stages == ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
     assert events[-1].message == "done"
 
 

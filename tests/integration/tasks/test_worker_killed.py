@@ -1,5 +1,6 @@
 """A worker process killed with SIGKILL in the middle of any stage: another worker finishes the
-job, the stage's results are written once, and the other stages run once."""
+job, the stage's results are written once, and the other stages run once. (The jobs ask for
+normalised outputs, so the normalize stage has work to be killed in.)"""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from app.models import Analysis, JobEvent, Output
 from app.queue import make_broker
 from tests.helpers import ROOT, service_settings, song_flac, stop_all, wait_for
 
-STAGE_NAMES = ["transcode", "loudness", "tempo_key", "finalize"]
+STAGE_NAMES = ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
 
 
 @pytest.mark.slow
@@ -40,7 +41,8 @@ def test_a_worker_killed_in_each_stage_loses_nothing_and_repeats_nothing(
     for stage in STAGE_NAMES:
         response = client.post(
             "/api/uploads", content_type="multipart/form-data",
-            data={"file": (io.BytesIO(song), f"{stage}.flac"), "formats": "mp3,wav"},
+            data={"file": (io.BytesIO(song), f"{stage}.flac"), "formats": "mp3,wav",
+                  "normalize": "podcast"},  # so the normalize stage has work to be killed in
         )  # fmt: skip
         assert response.status_code == 202, response.json
         jobs.append(response.json["job_id"])
@@ -91,10 +93,11 @@ def test_a_worker_killed_in_each_stage_loses_nothing_and_repeats_nothing(
                 expected.insert(STAGE_NAMES.index(stage), stage)  # run twice, all others once
                 assert started == expected, stage
                 upload_id = job["upload_id"]
-                outputs = session.scalars(
-                    select(Output.format).where(Output.upload_id == upload_id)
-                )
-                assert sorted(outputs) == ["mp3", "wav"], stage
+                outputs = session.scalars(select(Output).where(Output.upload_id == upload_id))
+                outputs = sorted(outputs, key=lambda output: output.format)
+                assert [output.format for output in outputs] == ["mp3", "wav"], stage
+                for output in outputs:
+                    assert output.normalization["target_lufs"] == -16, stage
                 count = select(func.count()).select_from(Analysis)
                 assert session.scalar(count.where(Analysis.upload_id == upload_id)) == 1
                 analysis = client.get(f"/api/uploads/{upload_id}/analysis").json

@@ -60,7 +60,7 @@ def test_upload_poll_analysis_download(make_client, song, song_lufs, backend, wh
     assert peaks["version"] == 2 and peaks["length"] == 800
     job = client.get(body["links"]["job"]).json
     started = [e["stage"] for e in job["events"] if e["message"].endswith("started")]
-    assert started == ["transcode", "loudness", "tempo_key", "finalize"]
+    assert started == ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
     meta = client.get(f"/api/uploads/{body['upload_id']}").json
     assert meta["filename"] == "My_Song.flac" and meta["duration_s"] == pytest.approx(10, abs=0.01)
     events = client.get(body["links"]["events"])
@@ -199,7 +199,7 @@ def test_fifty_uploads_at_once_all_finish_each_stage_once(client, tmp_path):
         job = client.get(f"/api/jobs/{item['job_id']}").json
         assert job["status"] == "done" and job["attempts"] == 4
         started = [e["stage"] for e in job["events"] if e["message"].endswith("started")]
-        assert started == ["transcode", "loudness", "tempo_key", "finalize"]
+        assert started == ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
     assert client.get("/api/jobs?status=done&limit=200").json["total"] == 50
 
 

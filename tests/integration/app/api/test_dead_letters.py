@@ -339,7 +339,7 @@ def test_cli_jobs_list_show_retry(make_stack, song):
 
     shown = stack.cli_json("jobs", "show", good["job_id"])
     started = [e["stage"] for e in shown["events"] if e["message"].endswith("started")]
-    assert started == ["transcode", "loudness", "tempo_key", "finalize"]
+    assert started == ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
     text = stack.cli("jobs", "show", bad["job_id"]).stdout
     assert "status:      failed" in text and "damaged or truncated" in text
 
