@@ -49,6 +49,7 @@ def finished(site, browser, tmp_path_factory):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=site.base)
     page = sign_in(context, site, ALPHA)
     page.get_by_test_id("format-wav").check()  # mp3 (the default) and wav
+    page.get_by_test_id("normalize").select_option("podcast")  # both normalised to −16 LUFS
     page.get_by_label("Choose files…").set_input_files(files)
     rows = page.get_by_test_id("upload-row")
     expect(rows).to_have_count(2)
@@ -65,7 +66,7 @@ def finished(site, browser, tmp_path_factory):
         ids[name] = upload_id
         # Every stage shown done, the result linked, the status said to screen readers.
         states = row.locator(".stage").evaluate_all("items => items.map(i => i.dataset.state)")
-        assert states == ["done"] * 4
+        assert states == ["done"] * 5
         assert row.get_by_test_id("row-result").get_attribute("href") == f"/uploads/{upload_id}"
         assert row.get_by_test_id("row-status").get_attribute("aria-live") == "polite"
         assert api_json(site, f"/api/jobs/{row.get_attribute('data-job-id')}")["status"] == "done"
@@ -164,6 +165,15 @@ def test_the_result_page_shows_the_apis_figures_a_drawn_waveform_and_the_loudnes
     with open(saved, "rb") as file:
         assert file.read() == expected
     assert download.value.suggested_filename == "first.mp3"
+    # Each output was normalised as chosen on the upload page, and says so with the API's figures.
+    for fmt, output in analysis["outputs"].items():
+        normalization = output["normalization"]
+        assert normalization["target_lufs"] == -16 and normalization["true_peak_ceiling_dbtp"] == -1
+        note = page.get_by_test_id(f"normalization-{fmt}").inner_text()
+        assert "normalised to -16 LUFS" in note
+        assert f"{normalization['output_integrated_lufs']:.1f} LUFS" in note
+    # Where the sound starts and ends.
+    assert float(value("sound")) == pytest.approx(analysis["audio_start_s"])
 
     # The job is linked.
     jobs = api_json(site, "/api/jobs?limit=10")["jobs"]
