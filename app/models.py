@@ -136,6 +136,7 @@ class Analysis(Base):
     camelot: Mapped[str | None] = mapped_column(String(3))
     #: Why a loudness, tempo or key is null (a sentence), when it is.
     loudness_reason: Mapped[str | None] = mapped_column(Text)
+    loudness_range_reason: Mapped[str | None] = mapped_column(Text)
     bpm_reason: Mapped[str | None] = mapped_column(Text)
     key_reason: Mapped[str | None] = mapped_column(Text)
     #: Seconds of each beat (the beat grid).

@@ -65,6 +65,7 @@ class Analysis:
             "key_confidence": _round(self.key.confidence, 3),
             "camelot": self.key.camelot,
             "loudness_reason": self.loudness.reason,
+            "loudness_range_reason": self.loudness.range_reason,
             "bpm_reason": self.tempo.reason,
             "key_reason": self.key.reason,
             "beats": [round(b, 3) for b in self.tempo.beats],

@@ -1,10 +1,11 @@
 """Features: what every measurement needs, taken from one decode, small enough to keep.
 
-:func:`extract` reads a file once and feeds the loudness meter, the waveform builder, the tempo
-and key analyzers (through one downmix resampled to :data:`audio.tempo.ANALYSIS_RATE`) and any
-encoders given. :class:`Features` holds the analyzers' state — energy slices, the onset envelope,
-chroma sums, peak buckets: a few kB per minute of audio — and serialises it, so the service's
-later stages compute their results without decoding the file again.
+:func:`extract` reads a file once and feeds the loudness meter, the silence detector, the
+waveform builder, the tempo and key analyzers (through one downmix resampled to
+:data:`audio.tempo.ANALYSIS_RATE`) and any encoders given. :class:`Features` holds the analyzers'
+state — energy slices, the onset envelope, chroma sums, peak buckets, the first and last sound: a
+few kB per minute of audio — and serialises it, so the service's later stages compute their
+results without decoding the file again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from audio.key import KeyAnalyzer
 from audio.loudness import LoudnessMeter
 from audio.probe import AudioInfo
 from audio.resample import StreamResampler
+from audio.silence import SilenceDetector
 from audio.tempo import ANALYSIS_RATE, TempoAnalyzer
 from audio.transcode import AudioEncoder
 from audio.waveform import WaveformBuilder
@@ -36,6 +38,7 @@ class Features:
     tempo: TempoAnalyzer
     key: KeyAnalyzer
     waveform: WaveformBuilder
+    silence: SilenceDetector
 
     def to_bytes(self) -> bytes:
         """An ``.npz`` archive of the analyzers' state and the file's description."""
@@ -44,6 +47,7 @@ class Features:
             **self.tempo.state(),
             **self.key.state(),
             **self.waveform.state(),
+            **self.silence.state(),
             "info": np.frombuffer(json.dumps(self.info.to_dict()).encode(), dtype=np.uint8),
         }
         buffer = io.BytesIO()
@@ -62,6 +66,7 @@ class Features:
             tempo=TempoAnalyzer.restore(state),
             key=KeyAnalyzer.restore(state),
             waveform=WaveformBuilder.restore(state),
+            silence=SilenceDetector.restore(state),  # None from archives older than it
         )
 
 
@@ -90,6 +95,7 @@ def extract(
     expected = round(info.duration_s * rate) if info.duration_s else None
     meter = LoudnessMeter(rate, channels, info.channel_names)
     waveform = WaveformBuilder(expected, rate, waveform_width)
+    silence = SilenceDetector(rate, channels)
     to_analysis_rate = StreamResampler(rate, ANALYSIS_RATE)
     tempo, key = TempoAnalyzer(ANALYSIS_RATE), KeyAnalyzer(ANALYSIS_RATE)
     writers: list[AudioEncoder] = []
@@ -97,6 +103,7 @@ def extract(
         writers = list(encoders(rate, channels)) if encoders else []
         for block in stream.blocks():
             meter.add(block)
+            silence.add(block)
             waveform.add(block)
             for writer in writers:
                 writer.write(block)
@@ -112,7 +119,7 @@ def extract(
             writer.discard()
         raise
     info = dataclasses.replace(info, duration_s=stream.decoded_s)
-    return Features(info, meter, tempo, key, waveform), writers
+    return Features(info, meter, tempo, key, waveform, silence), writers
 
 
 def _check_output_size(

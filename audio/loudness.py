@@ -13,6 +13,18 @@
 
 The K-weighting filter is derived from its analogue prototype for the actual sample rate, so
 48 kHz gives exactly BS.1770's coefficients and 8–384 kHz all measure the same.
+
+Honest nulls. The filters start in the steady state of the file's first sample (as if that value
+had always been there), so a file that starts at a DC offset has no start-up transient to gate in
+(a WAV of pure DC used to read −29.3 LUFS). Integrated loudness is ``None``, with
+:attr:`Loudness.reason` saying why, when there is nothing to measure:
+
+* the audio is shorter than one 400 ms gating block (BS.1770's own minimum);
+* no block rises above the −70 LUFS absolute gate (silence, DC, sub-audio rumble);
+* everything above the gate is one instant: see :func:`rests_on_one_instant`.
+
+None of these can move a conformance result or a piece of music: each needs the loudness to rest
+on less than 60 ms of sound.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.signal import sosfilt
+from scipy.signal import sosfilt, sosfilt_zi
 
 from audio.true_peak import TruePeakMeter
 
@@ -34,6 +46,13 @@ ABSOLUTE_GATE_LUFS = -70.0
 _MOMENTARY = 40  # slices in 400 ms
 _SHORT_TERM = 300  # slices in 3 s
 _GATING_STEP = 10  # slices in 100 ms
+#: The instant :func:`rests_on_one_instant` blanks: slices before and after the loudest one.
+#: Not tuned on any signal: derived from the K-weighting. Its 38 Hz high-pass (Q 0.5, nearly
+#: critically damped) rings after an edge; the ringing of a full-scale DC step, as a share of a
+#: 400 ms block, is at −53 LUFS 30 ms on, −70 at 40 ms, −88 at 50 ms (every rate, 8–384 kHz). One
+#: slice before covers a click straddling a slice boundary, four after cover the ringing with
+#: 18 dB to spare (a +12 dBFS float step still falls under the gate).
+_INSTANT_BEFORE, _INSTANT_AFTER = 1, 4
 _SURROUND = {"SL", "SR", "BL", "BR", "LS", "RS", "SIDE_LEFT", "SIDE_RIGHT", "BACK_LEFT"}
 _SURROUND |= {"BACK_RIGHT"}
 _LFE = {"LFE", "LFE1", "LFE2", "LOW_FREQUENCY"}
@@ -43,20 +62,28 @@ _GUESS_5 = ("FL", "FR", "FC", "BL", "BR")
 
 @dataclass(frozen=True)
 class Loudness:
-    """One measurement. ``None`` where there is nothing to measure (silence, too short)."""
+    """One measurement. ``None`` where there is nothing to measure (silence, too short).
+
+    ``reason`` says, in a sentence, why ``integrated_lufs`` is ``None`` (``None`` when it has a
+    value); ``range_reason`` says the same of ``loudness_range_lu``.
+    """
 
     integrated_lufs: float | None
     loudness_range_lu: float | None
     true_peak_dbtp: float | None
     sample_peak_dbfs: float | None
     short_term_lufs: list[float | None]
+    reason: str | None = None
+    range_reason: str | None = None
 
     def to_dict(self) -> dict:
-        """JSON-safe: ``None`` instead of ±inf/NaN, values rounded to 0.01."""
+        """JSON-safe: ``None`` instead of ±inf/NaN, values rounded to 0.01, reasons as text."""
         return {key: _json_safe(value) for key, value in asdict(self).items()}
 
 
 def _json_safe(value):
+    if isinstance(value, str):
+        return value
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
     if value is None or not math.isfinite(value):
@@ -116,7 +143,7 @@ class LoudnessMeter:
         self.channels = channels
         self._weights = channel_weights(channels, channel_names)[:, None]
         self._sos = k_weighting(sample_rate)
-        self._zi = np.zeros((self._sos.shape[0], channels, 2))  # filters start at rest
+        self._zi = np.zeros((self._sos.shape[0], channels, 2))  # primed by the first sample
         self._true_peak = TruePeakMeter(sample_rate, channels)
         self._samples = 0  # samples seen
         self._carry = 0.0  # energy of the unfinished slice
@@ -135,6 +162,9 @@ class LoudnessMeter:
         n = block.shape[1]
         if n == 0:
             return
+        if self._samples == 0:  # steady state for the first sample: no start-up transient
+            first_sample = block[:, 0].astype(np.float64)
+            self._zi = sosfilt_zi(self._sos)[:, None, :] * first_sample[None, :, None]
         self._true_peak.add(block)
         filtered, self._zi = sosfilt(self._sos, block, axis=-1, zi=self._zi)
         energy = (self._weights * (filtered * filtered)).sum(axis=0)  # per sample
@@ -174,13 +204,7 @@ class LoudnessMeter:
 
     def _windows(self, length: int, step: int) -> np.ndarray:
         """Mean energy of every complete window of ``length`` slices, every ``step`` slices."""
-        sums, counts = self._slices()
-        if len(sums) < length:
-            return np.zeros(0)
-        cs = np.concatenate([[0.0], np.cumsum(sums)])
-        cn = np.concatenate([[0.0], np.cumsum(counts)])
-        ends = np.arange(length, len(sums) + 1, step)
-        return (cs[ends] - cs[ends - length]) / (cn[ends] - cn[ends - length])
+        return _block_energies(*self._slices(), length, step)
 
     def momentary_lufs(self) -> np.ndarray:
         """Momentary loudness (400 ms windows) every 10 ms."""
@@ -193,10 +217,50 @@ class LoudnessMeter:
     # -- results -----------------------------------------------------------------------------
 
     def integrated_lufs(self) -> float | None:
+        return self._integrated()[0]
+
+    def _integrated(self) -> tuple[float | None, str | None]:
+        """Integrated loudness, or ``None`` and the reason (see the module's docstring)."""
+        sums, counts = self._slices()
+        if len(sums) < _MOMENTARY:
+            ms = 1000 * (counts.sum() + self._carry_n) / self.sample_rate
+            return None, (
+                f"The audio lasts {ms:.0f} ms, shorter than the 400 ms block that integrated "
+                "loudness is measured over."
+            )
         blocks = self._windows(_MOMENTARY, _GATING_STEP)
-        return _gated_mean(blocks, relative_gate_lu=-10.0)
+        value = _gated_mean(blocks, relative_gate_lu=-10.0)
+        if value is None and self._true_peak.sample_peak == 0:
+            return None, "The audio is digital silence: every sample is zero."
+        if value is None:
+            return None, (
+                "Nothing rises above the −70 LUFS absolute gate: the audio holds only a DC "
+                "offset, sub-audio rumble or sound too quiet to measure."
+            )
+        if rests_on_one_instant(sums, counts):
+            return None, (
+                "The only sound above the −70 LUFS gate is a click (under 60 ms, such as an "
+                "impulse or a DC step): too short to have an integrated loudness."
+            )
+        return value, None
 
     def loudness_range_lu(self) -> float | None:
+        return self._loudness_range()[0]
+
+    def _loudness_range(self) -> tuple[float | None, str | None]:
+        """Loudness range, or ``None`` and the reason: none where there is no loudness (a click
+        has none), none under 3 s."""
+        integrated, reason = self._integrated()
+        if integrated is None:
+            return None, reason
+        if len(self._slices()[0]) < _SHORT_TERM:
+            return None, "The audio is shorter than 3 s, the short-term window LRA is made of."
+        value = self._gated_range()
+        if value is None:
+            return None, "No 3 s short-term window rises above the −70 LUFS absolute gate."
+        return value, None
+
+    def _gated_range(self) -> float | None:
         energies = self._windows(_SHORT_TERM, _GATING_STEP)
         above = energies[to_lufs(energies) > ABSOLUTE_GATE_LUFS]
         if len(above) == 0:
@@ -240,13 +304,50 @@ class LoudnessMeter:
 
     def result(self) -> Loudness:
         tp = self._true_peak
+        integrated, reason = self._integrated()
+        loudness_range, range_reason = self._loudness_range()
         return Loudness(
-            integrated_lufs=self.integrated_lufs(),
-            loudness_range_lu=self.loudness_range_lu(),
+            integrated_lufs=integrated,
+            loudness_range_lu=loudness_range,
             true_peak_dbtp=20 * math.log10(tp.peak) if tp.peak > 0 else None,
             sample_peak_dbfs=20 * math.log10(tp.sample_peak) if tp.sample_peak > 0 else None,
             short_term_lufs=self.short_term_curve(),
+            reason=reason,
+            range_reason=range_reason,
         )
+
+
+def rests_on_one_instant(sums: np.ndarray, counts: np.ndarray) -> bool:
+    """Whether all the loudness above the absolute gate comes from one instant: a click.
+
+    BS.1770 measures a click in silence as the 400 ms blocks around it — a full-scale
+    one-sample impulse reads −39.7 LUFS, a DC step more — which is the loudness of no programme
+    at all. The rule: blank the 60 ms around the loudest 10 ms slice (one slice before, four
+    after: the K-weighting's ringing, see ``_INSTANT_AFTER``) and gate again. If no 400 ms block
+    then passes −70 LUFS, the gated blocks held nothing but that instant. Sound that lasts
+    longer than 60 ms (every EBU test signal, any music, even one 100 ms burst) still passes,
+    and then BS.1770's value is reported unchanged: the rule decides *whether* there is a
+    loudness, never what it is.
+
+    :param sums: K-weighted energy summed per 10 ms slice; ``counts``: samples per slice.
+    """
+    if len(sums) < _MOMENTARY:
+        return False
+    loudest = int(np.argmax(sums / np.maximum(counts, 1)))
+    rest = sums.copy()
+    rest[max(0, loudest - _INSTANT_BEFORE) : loudest + _INSTANT_AFTER + 1] = 0.0
+    blocks = _block_energies(rest, counts, _MOMENTARY, _GATING_STEP)
+    return not np.any(to_lufs(blocks) > ABSOLUTE_GATE_LUFS)
+
+
+def _block_energies(sums: np.ndarray, counts: np.ndarray, length: int, step: int) -> np.ndarray:
+    """Mean energy of every complete window of ``length`` slices, every ``step`` slices."""
+    if len(sums) < length:
+        return np.zeros(0)
+    cs = np.concatenate([[0.0], np.cumsum(sums)])
+    cn = np.concatenate([[0.0], np.cumsum(counts)])
+    ends = np.arange(length, len(sums) + 1, step)
+    return (cs[ends] - cs[ends - length]) / (cn[ends] - cn[ends - length])
 
 
 def _gated_mean(energies: np.ndarray, relative_gate_lu: float) -> float | None:

@@ -203,6 +203,7 @@ def loudness_stage(ctx: WorkerContext, job_id: str) -> str:
         sample_peak_dbfs=result.sample_peak_dbfs,
         short_term_lufs=result.to_dict()["short_term_lufs"],
         loudness_reason=result.reason,
+        loudness_range_reason=result.range_reason,
         silence=silence.to_dict(),
     )
     if result.integrated_lufs is None:

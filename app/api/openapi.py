@@ -108,6 +108,7 @@ DOCUMENT = {
                     "true_peak_dbtp": {"type": ["number", "null"]},
                     "sample_peak_dbfs": {"type": ["number", "null"]},
                     "loudness_reason": {"type": ["string", "null"]},
+                    "loudness_range_reason": {"type": ["string", "null"]},
                     "bpm": {"type": ["number", "null"]},
                     "bpm_confidence": {
                         "type": ["number", "null"],

@@ -266,6 +266,7 @@ def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
         "key_confidence": analysis.key_confidence,
         "camelot": analysis.camelot,
         "loudness_reason": analysis.loudness_reason,
+        "loudness_range_reason": analysis.loudness_range_reason,
         "bpm_reason": analysis.bpm_reason,
         "key_reason": analysis.key_reason,
         "beats": analysis.beats,

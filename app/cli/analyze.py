@@ -37,6 +37,7 @@ FIELDS = (
     "key_confidence",
     "camelot",
     "loudness_reason",
+    "loudness_range_reason",
     "bpm_reason",
     "key_reason",
     "beats",

@@ -20,6 +20,7 @@ depends_on = None
 
 _ANALYSIS_COLUMNS = (
     ("loudness_reason", sa.Text()),
+    ("loudness_range_reason", sa.Text()),
     ("bpm_reason", sa.Text()),
     ("key_reason", sa.Text()),
     ("beats", sa.JSON()),

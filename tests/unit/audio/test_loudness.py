@@ -49,6 +49,7 @@ def test_k_weighting_at_48k_is_bs1770s_table():
 def test_tech3341_integrated(rate, case, parts, expected):
     result = measure_loudness(ebu.sequence(rate, parts), rate)
     assert result.integrated_lufs == pytest.approx(expected, abs=0.1), f"case {case}"
+    assert result.reason is None
 
 
 @pytest.mark.parametrize("rate", RATES)
@@ -130,7 +131,8 @@ def test_silence_gives_nulls_that_serialise():
     assert result.true_peak_dbtp is None
     assert result.sample_peak_dbfs is None
     assert all(v is None for v in result.short_term_lufs)
-    json.dumps(result.to_dict(), allow_nan=False)
+    record = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert "digital silence" in record["reason"]
 
 
 def test_too_short_to_gate_is_null_but_peaks_are_measured():
@@ -180,3 +182,122 @@ def test_short_term_curve_has_one_value_per_second():
     assert len(curve) == 10
     assert curve[3] == pytest.approx(-23.0, abs=0.1)  # the 3 s window ending at 4 s
     assert curve[-1] is None  # 3 s of silence
+
+
+# -- honest nulls ---------------------------------------------------------------------------
+
+
+def in_blocks(samples: np.ndarray, rate: int, sizes: list[int]) -> LoudnessMeter:
+    """A meter fed ``samples`` in blocks of ``sizes`` (then 12345 at a time)."""
+    meter = LoudnessMeter(rate, samples.shape[0])
+    position = 0
+    for size in sizes:
+        meter.add(samples[:, position : position + size])
+        position += size
+    while position < samples.shape[1]:
+        meter.add(samples[:, position : position + 12345])
+        position += 12345
+    return meter
+
+
+@pytest.mark.parametrize("offset", [0.5, -0.02, 1.0])
+def test_dc_has_no_loudness(offset):
+    rate = 48000
+    result = measure_loudness(np.full((2, rate * 5), offset, dtype=np.float32), rate)
+    assert result.integrated_lufs is None and result.loudness_range_lu is None
+    assert "DC offset" in result.reason
+    assert all(v is None for v in result.short_term_lufs)
+
+
+def test_a_tone_over_a_dc_offset_measures_the_tone_in_one_block_or_many():
+    """Primed filters: a file that starts at an offset has no start-up transient, however it
+    arrives (the unprimed −29 LUFS transient of a 0.5 offset would outweigh this −40 tone)."""
+    rate = 44100
+    samples = ebu.sequence(rate, [(2, None), (20, -40.0)]) + np.float32(0.5)
+    whole = measure_loudness(samples, rate)
+    assert whole.integrated_lufs == pytest.approx(-40.0, abs=0.1)
+    streamed = in_blocks(samples, rate, [1, 2, 4409, 4411, 3]).result()
+    assert streamed.integrated_lufs == pytest.approx(whole.integrated_lufs, abs=1e-9)
+    assert streamed.loudness_range_lu == pytest.approx(whole.loudness_range_lu, abs=1e-9)
+
+
+def _click(rate: int, at_s: float, shape: np.ndarray, shift: int = 0) -> np.ndarray:
+    """``shape`` at ``at_s`` (plus ``shift`` samples) in 4 s of stereo silence."""
+    x = np.zeros(rate * 4, dtype=np.float32)
+    start = round(at_s * rate) + shift
+    x[start : start + len(shape)] = shape[: len(x) - start]
+    return ebu.stereo(x)
+
+
+@pytest.mark.parametrize("rate", [8000, 48000, 192000])
+@pytest.mark.parametrize(
+    ("name", "at_s", "shift", "shape"),
+    [
+        ("impulse", 1.5, 0, np.ones(1)),
+        ("impulse on a 10 ms slice's last sample", 2.0, -1, np.ones(1)),
+        ("5-sample click across a slice boundary", 1.5, -2, np.ones(5)),
+        ("negative 3-sample click", 0.7, 0, -np.ones(3)),
+        ("8-sample click (1 ms at 8 kHz)", 2.0, 0, np.full(8, 0.9)),
+        ("DC step to full scale", 2.0, 0, np.ones(10**6)),
+    ],
+)
+def test_a_click_in_silence_has_no_loudness(rate, name, at_s, shift, shape):
+    samples = _click(rate, at_s, shape.astype(np.float32), shift)
+    result = measure_loudness(samples, rate)
+    assert result.integrated_lufs is None, name
+    assert result.loudness_range_lu is None
+    assert "click" in result.reason
+    assert result.sample_peak_dbfs == pytest.approx(20 * math.log10(np.abs(shape).max()), abs=1e-3)
+
+
+def test_a_click_stays_null_through_the_features_archive():
+    rate = 48000
+    meter = meter_for(_click(rate, 1.5, np.ones(1, dtype=np.float32)), rate)
+    restored = LoudnessMeter.restore(meter.state())
+    assert restored.result() == meter.result()
+    assert restored.result().reason == meter.result().reason is not None
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        ([(0.1, -23.0)], -23 + 10 * math.log10(1 / 4)),
+        ([(0.4, -23.0)], -23 + 10 * math.log10(4 / 7)),
+        ([(0.01, -20.0), (0.09, -30.0)], 10 * math.log10((10**-2 + 9 * 10**-3) / 40)),
+    ],
+    ids=["100 ms", "400 ms", "100 ms, loudest 10 ms first"],
+)
+def test_a_short_burst_is_sound_not_a_click(parts, expected):
+    """Bursts on the 100 ms grid in silence, by BS.1770. 100 ms fills a quarter of four 400 ms
+    blocks (−29.0 LUFS); 400 ms fills 1, 3/4, 3/4, 1/2, 1/2, 1/4, 1/4 of seven (4/7 of its
+    energy: −25.4); 10 ms at −20 then 90 ms at −30 sit in four blocks holding 1/40 of
+    10^−2 + 9·10^−3 each (−33.2), and after the click rule blanks the loudest 60 ms, 50 ms of
+    −30 remain: sound. The rule leaves all three as BS.1770 measures them."""
+    rate = 48000
+    samples = ebu.sequence(rate, [(2.0, None), *parts, (2.0, None)])
+    result = measure_loudness(samples, rate)
+    assert result.integrated_lufs == pytest.approx(expected, abs=0.1)
+    assert result.reason is None
+
+
+def test_a_10ms_file_has_no_loudness_and_says_how_long_it_is():
+    rate = 48000
+    result = measure_loudness(ebu.stereo(ebu.sine(0.01, rate, -10.0)), rate)
+    assert result.integrated_lufs is None and result.loudness_range_lu is None
+    assert "lasts 10 ms" in result.reason and "400 ms" in result.reason
+    assert result.true_peak_dbtp is not None
+
+
+def test_under_3_s_there_is_a_loudness_but_no_range():
+    rate = 48000
+    result = measure_loudness(ebu.stereo(ebu.sine(2.0, rate, -23.0)), rate)
+    assert result.integrated_lufs == pytest.approx(-23.0, abs=0.1)
+    assert result.reason is None
+    assert result.loudness_range_lu is None
+    assert "3 s" in result.range_reason
+    assert json.loads(json.dumps(result.to_dict()))["range_reason"] == result.range_reason
+
+
+def test_digital_silence_has_no_true_peak():
+    result = measure_loudness(np.zeros((1, 4800), dtype=np.float32), 48000)
+    assert result.true_peak_dbtp is None and result.sample_peak_dbfs is None

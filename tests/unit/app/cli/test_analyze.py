@@ -105,3 +105,45 @@ def test_the_console_script_runs(files):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(out.stdout)["camelot"] == "7A"  # D minor
+
+
+def test_normalize_writes_the_transcodes_as_normalised_masters(files, tmp_path):
+    """``--normalize -20 --true-peak -2``: the WAV written measures −20 LUFS (±0.2) by our meter
+    and by FFmpeg's, under −2 dBTP; the record says what was done."""
+    from audio.decode import decode
+    from audio.loudness import measure_loudness
+
+    songs, _ = files
+    path = songs[0][0]
+    result = CliRunner().invoke(
+        main,
+        ["analyze", "--json", "--formats", "wav", "--normalize", "-20", "--true-peak", "-2",
+         "--out", str(tmp_path), str(path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["normalize"] == {"name": None, "target_lufs": -20.0,
+                                   "true_peak_ceiling_dbtp": -2.0}  # fmt: skip
+    (output,) = record["outputs"]
+    assert output["normalization"]["target_lufs"] == -20.0
+    samples, rate = decode(output["path"])
+    measured = measure_loudness(samples, rate)
+    assert measured.integrated_lufs == pytest.approx(-20.0, abs=0.2)
+    assert ebur128_of_file(output["path"]).integrated_lufs == pytest.approx(-20.0, abs=0.2)
+    assert measured.true_peak_dbtp <= -2.0
+    # The analysis itself is of the file as given, not of the master.
+    assert record["integrated_lufs"] == pytest.approx(songs[0][3], abs=LU_TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        (["--normalize", "spotify"], "--formats"),
+        (["--formats", "wav", "--normalize", "loud"], "spotify"),
+        (["--formats", "wav", "--true-peak", "-1"], "needs --normalize"),
+    ],
+)
+def test_a_bad_normalize_is_refused_before_any_file(files, arguments, words):
+    songs, _ = files
+    result = CliRunner().invoke(main, ["analyze", *arguments, str(songs[0][0])])
+    assert result.exit_code == 2 and words in result.output
