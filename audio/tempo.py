@@ -342,10 +342,8 @@ def _estimate(envelope: np.ndarray, noise: np.ndarray | None, hats: np.ndarray |
     )
     if confirmed:
         k = _octave(period, half_beat)
-        if k is not None:
-            candidate = period * 2.0**k
-        else:  # not an octave (a dotted rhythm misled the first guess): the backbeat's octave
-            candidate = _nearest_octave(half_beat, period)
+        # Not an octave (a dotted rhythm misled the first guess): the backbeat's octave.
+        candidate = period * 2.0**k if k is not None else _nearest_octave(half_beat, period)
         confirmed = MIN_BPM <= 60 * FRAME_RATE / candidate <= MAX_BPM
         period = candidate if confirmed else period
     hats_per_beat = _hats_per_second(hats) * period / FRAME_RATE

@@ -1,6 +1,8 @@
 """Audio benchmark: our one-pass analysis against the Go service's ffmpeg + librosa, same run.
 
     .venv/bin/python bench/audio.py [--seconds 180]
+    .venv/bin/python bench/audio.py --overshoot 21-26     # encoders' overshoot, per seed
+    .venv/bin/python bench/audio.py --acceptance 21-26 [--target -9]  # normalised outputs
 
 A synthesized track of known tempo and key (stereo, 44.1 kHz) is written as a 192 kbit/s MP3,
 the kind of upload the Go service got. Everything runs pinned to one core (``taskset -c 0``,
@@ -12,11 +14,16 @@ one BLAS/OpenMP thread), each side in its own process:
   doing the latter;
 * the Go service's way — ``ffmpeg`` transcoding to MP3 192k, ``ffmpeg … loudnorm`` for the
   loudness, and a Python process loading the file with librosa for the median of its tempo and
-  the argmax of the mean ``chroma_cqt``, as its script did.
+  the argmax of the mean ``chroma_cqt``, as its script did;
+* the normalised path — the analysis, then the MP3 normalised to Spotify's −14 LUFS / −1 dBTP
+  (:func:`audio.normalize.normalize_file`, given the analysis' loudness), against the plain
+  analysis + MP3, and against ffmpeg's two-pass ``loudnorm`` (measure, then encode with the
+  measured values, ``linear=true``) writing the same MP3; its peak RSS too.
 
 Needs ffmpeg on the PATH (Debian: ``apt-get install ffmpeg``) and librosa (``pip install -e
 .[bench]``); a missing peer is reported and skipped. The last line is
-``speedup vs ffmpeg+librosa: X.XX`` (their total time / ours for analysis + MP3).
+``speedup vs ffmpeg+librosa: X.XX`` (their total time / ours for analysis + MP3), with
+normalisation off; the one before it describes the normalised path.
 """
 
 from __future__ import annotations
@@ -52,9 +59,22 @@ from audio.tempo import ANALYSIS_RATE, TempoAnalyzer
 from audio.transcode import AudioEncoder
 from audio.waveform import WaveformBuilder
 
+from pathlib import Path
+from audio.normalize import PRESETS, normalize_file
+
 path, out_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-if mode == "rss":
-    analyze_file(path, formats=("mp3",), out_dir=out_dir)
+
+def normalized():
+    analysis = analyze_file(path)
+    [(_, n)] = normalize_file(Path(path), [(Path(out_dir) / "normalized.mp3", "mp3")],
+                              PRESETS["spotify"], input_lufs=analysis.loudness.integrated_lufs)
+    return n
+
+if mode in ("rss", "rss-normalized"):
+    if mode == "rss":
+        analyze_file(path, formats=("mp3",), out_dir=out_dir)
+    else:
+        normalized()
     # VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the parent's size.
     hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
     print(json.dumps({"rss_mb": int(hwm.split()[1]) / 1024}))
@@ -92,9 +112,11 @@ times["waveform"], _ = timed(waveform)
 times["MP3 transcode"], _ = timed(mp3)
 times["whole analysis"], analysis = timed(lambda: analyze_file(path))
 times["analysis + MP3"], _ = timed(lambda: analyze_file(path, formats=("mp3",), out_dir=out_dir))
+times["analysis + MP3 normalised to spotify"], norm = timed(normalized)
 record = analysis.to_dict()
 print(json.dumps({"times": times, "bpm": record["bpm"], "key": record["key"],
-                  "lufs": record["integrated_lufs"], "duration": samples.shape[1] / rate}))
+                  "lufs": record["integrated_lufs"], "duration": samples.shape[1] / rate,
+                  "normalized": norm.to_dict()}))
 """
 
 LIBROSA = r"""
@@ -139,7 +161,28 @@ def make_input(folder: Path, seconds: float) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument(
+        "--overshoot",
+        metavar="FIRST-LAST",
+        help="instead: each encoder's true-peak overshoot over the limiter's ceiling on the "
+        "synthesized tracks of these seeds (how audio.normalize.FIRST_MARGIN_DB was set)",
+    )
+    parser.add_argument(
+        "--acceptance",
+        metavar="FIRST-LAST",
+        help="instead: normalise the synthesized tracks of these seeds (−32 LUFS to spotify, "
+        "−8 to ebu, −20 to apple) into every format and check issue 14's acceptance",
+    )
+    parser.add_argument("--target", help="with --acceptance: one target for all, from −20 LUFS")
     args = parser.parse_args()
+    if args.acceptance:
+        first, last = (int(part) for part in args.acceptance.split("-"))
+        normalization_acceptance(range(first, last + 1), args.target)
+        return
+    if args.overshoot:
+        first, last = (int(part) for part in args.overshoot.split("-"))
+        encoder_overshoot(range(first, last + 1))
+        return
     folder = Path(tempfile.mkdtemp(prefix="bench-audio-"))
     try:
         source = make_input(folder, args.seconds)
@@ -147,7 +190,11 @@ def main() -> None:
         ours = json.loads(out.strip().splitlines()[-1])
         _, out = run([sys.executable, "-c", OURS, str(source), str(folder), "rss"])
         rss_mb = json.loads(out.strip().splitlines()[-1])["rss_mb"]
+        _, out = run([sys.executable, "-c", OURS, str(source), str(folder), "rss-normalized"])
+        ours["rss_normalized_mb"] = json.loads(out.strip().splitlines()[-1])["rss_mb"]
         theirs = go_service(source, folder)
+        if theirs is not None:
+            theirs["loudnorm_two_pass"] = loudnorm_two_pass(source, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     report(args.seconds, ours, rss_mb, theirs)
@@ -179,6 +226,34 @@ def go_service(source: Path, folder: Path) -> dict | None:
         "bpm": result["bpm"],
         "key": result["key"],
         "lufs": lufs,
+    }
+
+
+def loudnorm_two_pass(source: Path, folder: Path) -> dict:
+    """ffmpeg's way to a −14 LUFS / −1 dBTP MP3: measure, then encode with what was measured
+    (``linear=true``: one gain when the measured values allow it, else its dynamic mode)."""
+    ffmpeg = ["ffmpeg", "-hide_banner", "-nostdin", "-threads", "1", "-y", "-i", str(source)]
+    spec = "loudnorm=I=-14:TP=-1:LRA=20"
+    first_s, log = run([*ffmpeg, "-af", f"{spec}:print_format=json", "-f", "null", "-"])
+    measured = json.loads(log[log.rindex("{") : log.rindex("}") + 1])
+    second = (
+        f"{spec}:linear=true:measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
+        f":measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}"
+        f":offset={measured['target_offset']}"
+    )
+    out = folder / "loudnorm.mp3"
+    second_s, _ = run([*ffmpeg, "-af", second, "-ar", "44100", "-codec:a", "libmp3lame",
+                       "-b:a", "192k", str(out)])  # fmt: skip
+    sys.path.insert(0, str(ROOT))
+    from audio.decode import decode
+    from audio.loudness import measure_loudness
+
+    samples, rate = decode(out)
+    result = measure_loudness(samples, rate)
+    return {
+        "seconds": first_s + second_s,
+        "lufs": result.integrated_lufs,
+        "true_peak": result.true_peak_dbtp,
     }
 
 
@@ -216,10 +291,159 @@ def report(seconds: float, ours: dict, rss_mb: float, theirs: dict | None) -> No
         print(f"| analysis + MP3 ≥ 3× faster than ffmpeg+librosa | {speedup:.2f}× | "
               f"{_yes(speedup >= 3)} |")  # fmt: skip
     print(f"| peak RSS < 300 MB | {rss_mb:.0f} MB | {_yes(rss_mb < 300)} |")
+    rss_norm = ours["rss_normalized_mb"]
+    print(f"| peak RSS < 300 MB, normalised | {rss_norm:.0f} MB | {_yes(rss_norm < 300)} |")
+    normalized_report(ours, theirs)
     if theirs is not None:
         print(f"\nspeedup vs ffmpeg+librosa: {go_total / ours_total:.2f}")
     else:
         print("\nspeedup vs ffmpeg+librosa: n/a (peer missing)")
+
+
+def encoder_overshoot(seeds: range) -> None:
+    """Per seed, an 8 s track brought to −14 and −9 LUFS and limited to −1 dBTP, encoded in
+    each format, decoded: the true peak read (the larger of our meter and the limiter's
+    detector) minus −1. Then how many first encodes each margin lets through."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from audio.decode import decode
+    from audio.limiter import HALF_TAPS, IntervalPeaks, TruePeakLimiter
+    from audio.loudness import measure_loudness
+    from audio.normalize import FIRST_MARGIN_DB
+    from audio.transcode import AudioEncoder
+    from tests.unit.audio.music import TONICS, synthesize_track
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-overshoot-"))
+    overshoot: dict[str, list[float]] = {fmt: [] for fmt in FIRST_MARGIN_DB}
+    try:
+        for seed in seeds:
+            bpm = float(np.random.default_rng(seed).uniform(80, 170))
+            scale = "minor" if seed % 2 else "major"
+            track = synthesize_track(bpm, TONICS[seed % 12], scale, 8.0, 44100, seed=seed)
+            level = measure_loudness(track.samples, 44100).integrated_lufs
+            for lufs in (-14.0, -9.0):
+                limiter = TruePeakLimiter(44100, 2, gain_db=lufs - level, ceiling_dbtp=-1.0)
+                limited = np.concatenate([limiter.process(track.samples), limiter.flush()], 1)
+                for fmt, values in overshoot.items():
+                    path = folder / f"out.{fmt}"
+                    with AudioEncoder(path, fmt, in_rate=44100, in_channels=2) as encoder:
+                        encoder.write(limited)
+                    decoded, rate = decode(path)
+                    pad = np.zeros((decoded.shape[0], 2 * HALF_TAPS), np.float32)
+                    detector = IntervalPeaks(rate)(np.concatenate([pad, decoded, pad], 1)).max()
+                    meter = measure_loudness(decoded, rate).true_peak_dbtp
+                    values.append(max(meter, 20 * np.log10(detector)) + 1.0)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"seeds {seeds.start}–{seeds.stop - 1}, −14 and −9 LUFS, limited to −1 dBTP\n")
+    print("| format | overshoot, dB (each) | max | margin | through on the first encode |")
+    print("|---|---|---|---|---|")
+    for fmt, values in overshoot.items():
+        margin = FIRST_MARGIN_DB[fmt]
+        through = sum(v <= margin for v in values)
+        each = " ".join(f"{v:+.2f}" for v in values)
+        print(f"| {fmt} | {each} | {max(values):+.2f} | {margin} | {through}/{len(values)} |")
+
+
+def normalization_acceptance(seeds: range, target_text: str | None) -> None:
+    """Issue 14's acceptance per output: integrated within ±0.5 LU of the target (±0.2 for
+    WAV/FLAC) by our meter and by pyloudnorm, true peak at or under the ceiling by our meter
+    and by 4× ``resample_poly``; and how many encodes each format took."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import pyloudnorm
+    from scipy.signal import resample_poly
+
+    import audio.normalize as normalize
+    from audio.decode import decode
+    from audio.loudness import measure_loudness
+    from audio.transcode import AudioEncoder
+    from tests.unit.audio.music import TONICS, synthesize_track
+
+    encodes: dict[str, int] = {}
+    plain_encode = normalize._encode
+
+    def counted(source, group, *args):
+        for job in group:
+            encodes[job.fmt] = encodes.get(job.fmt, 0) + 1
+        return plain_encode(source, group, *args)
+
+    normalize._encode = counted
+    cases = [(-32.0, "spotify"), (-8.0, "ebu"), (-20.0, "apple")]
+    if target_text:
+        cases = [(-20.0, target_text)]
+    formats = list(normalize.FIRST_MARGIN_DB)
+    folder = Path(tempfile.mkdtemp(prefix="bench-acceptance-"))
+    failures, outputs = [], 0
+    try:
+        for seed in seeds:
+            bpm = float(np.random.default_rng(seed).uniform(80, 170))
+            scale = "minor" if seed % 2 else "major"
+            track = synthesize_track(bpm, TONICS[seed % 12], scale, 8.0, 44100, seed=seed)
+            level = measure_loudness(track.samples, 44100).integrated_lufs
+            for lufs, name in cases:
+                source = folder / "source.wav"
+                with AudioEncoder(source, "wav", in_rate=44100, in_channels=2) as encoder:
+                    encoder.write(track.samples * np.float32(10 ** ((lufs - level) / 20)))
+                target = normalize.parse_target(name)
+                paths = [(folder / f"out.{fmt}", fmt) for fmt in formats]
+                done = normalize.normalize_file(source, paths, target)
+                for fmt, (result, n) in zip(formats, done, strict=True):
+                    outputs += 1
+                    decoded, rate = decode(result.path)
+                    theirs = pyloudnorm.Meter(rate).integrated_loudness(decoded.T.astype(float))
+                    up = resample_poly(decoded.astype(float), 4, 1, axis=1)
+                    reference_peak = 20 * np.log10(np.abs(up).max())
+                    tolerance = 0.2 if fmt in ("wav", "flac") else 0.5
+                    ok = (
+                        abs(n.output_integrated_lufs - target.lufs) <= tolerance
+                        and abs(theirs - target.lufs) <= tolerance
+                        and n.output_true_peak_dbtp <= target.true_peak_dbtp
+                        and reference_peak <= target.true_peak_dbtp
+                    )
+                    if not ok:
+                        failures.append(
+                            f"seed {seed}, {lufs:g} LUFS to {name}, {fmt}: ours "
+                            f"{n.output_integrated_lufs:.2f} LUFS {n.output_true_peak_dbtp:.2f} "
+                            f"dBTP, pyloudnorm {theirs:.2f}, resampled peak "
+                            f"{reference_peak:.3f}; {n.reason}"
+                        )
+    finally:
+        normalize._encode = plain_encode
+        shutil.rmtree(folder, ignore_errors=True)
+    per_output = {fmt: round(encodes.get(fmt, 0) / (len(seeds) * len(cases)), 2) for fmt in formats}
+    print(f"seeds {seeds.start}–{seeds.stop - 1}: {outputs} outputs, {len(failures)} outside "
+          f"the acceptance; encodes per output {per_output}")  # fmt: skip
+    for failure in failures:
+        print(f"  {failure}")
+
+
+def normalized_report(ours: dict, theirs: dict | None) -> None:
+    """The normalised path: ours against the plain path and against ffmpeg's two passes."""
+    plain = ours["times"]["analysis + MP3"]
+    normalized = ours["times"]["analysis + MP3 normalised to spotify"]
+    n = ours["normalized"]
+    print("\n| normalised MP3 (spotify: −14 LUFS, −1 dBTP) | LUFS | dBTP | seconds |")
+    print("|---|---|---|---|")
+    print(
+        f"| PhantomChain: analysis + normalised MP3 (gain {n['gain_db']:+.2f} dB, limited "
+        f"{n['limited_db']:.2f} dB) | {n['output_integrated_lufs']} | "
+        f"{n['output_true_peak_dbtp']} | {normalized:.2f} |"
+    )
+    peer = (theirs or {}).get("loudnorm_two_pass")
+    if peer is not None:
+        print(
+            f"| ffmpeg loudnorm two-pass + MP3 (no analysis) | {peer['lufs']:.2f} "
+            f"| {peer['true_peak']:.2f} | {peer['seconds']:.2f} |"
+        )
+        vs_peer = f"{peer['seconds'] / normalized:.2f}× ffmpeg loudnorm two-pass"
+    else:
+        vs_peer = "ffmpeg loudnorm n/a (ffmpeg missing)"
+    print(
+        f"\nnormalised path: {normalized:.2f} s = {normalized / plain:.2f}× the plain path "
+        f"({plain:.2f} s); speed {vs_peer}"
+    )
 
 
 def _yes(ok: bool) -> str:
