@@ -139,9 +139,11 @@ def analyze_file(
     normalizations: list[Normalization] = []
     if normalize is not None and formats:
         folder.mkdir(parents=True, exist_ok=True)
+        loudness = features.loudness.result()
         done = normalize_file(
             path, [(output_path(path, folder, fmt), fmt) for fmt in formats], normalize,
-            input_lufs=features.loudness.result().integrated_lufs, timeout_s=timeout_s,
+            input_lufs=loudness.integrated_lufs, input_true_peak_dbtp=loudness.true_peak_dbtp,
+            timeout_s=timeout_s,
         )  # fmt: skip
         outputs = [result for result, _ in done]
         normalizations = [normalization for _, normalization in done]

@@ -21,7 +21,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from audio.normalize import Normalization, Target, normalize_file
 from sqlalchemy.dialects.postgresql import insert
 
 from app.config import Config
@@ -37,6 +36,7 @@ from audio.errors import (
 )
 from audio.features import Features, extract
 from audio.formats import DEFAULT_FORMATS, FORMATS
+from audio.normalize import SILENT, Normalization, Target, normalize_file
 from audio.transcode import AudioEncoder, TranscodeResult
 from tasks.context import WorkerContext
 
@@ -218,7 +218,7 @@ def normalize_stage(ctx: WorkerContext, job_id: str) -> str:
     if work.normalize is None:
         return "no normalisation asked: the outputs are as decoded"
     features = _features(ctx, work.upload_id, work.storage_key)
-    input_lufs = features.loudness.result().integrated_lufs
+    loudness = features.loudness.result()
     max_output_bytes = ctx.config.max_output_mb * MB
     with (
         ctx.storage.local_path(work.storage_key) as source,
@@ -226,8 +226,9 @@ def normalize_stage(ctx: WorkerContext, job_id: str) -> str:
     ):
         targets = [(Path(folder) / f"out.{FORMATS[fmt].extension}", fmt) for fmt in work.formats]
         done = normalize_file(
-            source, targets, work.normalize, input_lufs=input_lufs,
-            max_output_bytes=max_output_bytes, **bounds(ctx.config),
+            source, targets, work.normalize, input_lufs=loudness.integrated_lufs,
+            input_true_peak_dbtp=loudness.true_peak_dbtp, max_output_bytes=max_output_bytes,
+            **bounds(ctx.config),
         )  # fmt: skip
         _check_output_size([result for result, _ in done], max_output_bytes,
                            features.info.duration_s)  # fmt: skip
@@ -240,14 +241,14 @@ def describe_normalization(target: Target, formats: list[str], done: list[Normal
     """The job's event line: the target, then what each output measures after normalising."""
     name = f"{target.name} " if target.name else ""
     head = f"normalised to {name}({target.lufs:g} LUFS, {target.true_peak_dbtp:g} dBTP)"
-    if done and done[0].reason:
-        return f"{head}: {done[0].reason}"
+    if done and done[0].reason == SILENT:
+        return f"{head}: {SILENT}"
     parts = []
     for fmt, n in zip(formats, done, strict=True):
         limited = f", limited {n.limited_db:.1f} dB" if n.limited_db >= 0.05 else ""
         parts.append(
             f"{fmt} {_figure(n.output_integrated_lufs)} LUFS {_figure(n.output_true_peak_dbtp)} "
-            f"dBTP (gain {n.gain_db:+.1f} dB{limited})"
+            f"dBTP (gain {n.gain_db:+.1f} dB{limited})" + (f": {n.reason}" if n.reason else "")
         )
     return f"{head}: {'; '.join(parts)}"
 

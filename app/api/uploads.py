@@ -19,7 +19,6 @@ import itertools
 import logging
 from collections.abc import Iterable
 
-from audio.normalize import parse_target
 from dramatiq.errors import BrokerConnectionError
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +37,7 @@ from app.quotas import Quotas
 from app.storage import StorageError, Stored, sha256_of
 from audio.errors import BadTargetError
 from audio.formats import FORMATS, parse_formats
+from audio.normalize import parse_target
 from audio.sniff import HEAD_BYTES, sniff
 from broker.connection import TRANSIENT_ERRORS
 

@@ -4,12 +4,12 @@ each file's upload and then its job, live (the page's script, ``static/upload.js
 
 from __future__ import annotations
 
-from audio.normalize import PRESETS
 from flask import Blueprint, render_template
 
 from app.api import current
 from app.web.session import page
 from audio.formats import DEFAULT_FORMATS, FORMATS
+from audio.normalize import PRESETS
 
 bp = Blueprint("upload_page", __name__)
 

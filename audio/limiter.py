@@ -1,0 +1,286 @@
+"""A look-ahead true-peak limiter: holds a signal under a ceiling without touching what is under it.
+
+Normalising to a loudness target is one linear gain for the whole file. When that gain would
+push the true peak over the ceiling, :class:`TruePeakLimiter` lowers the gain around the peaks
+only, and only as much as they need. The design choices, and why:
+
+* **Oversampled detection.** Between two samples the reconstructed waveform can rise above both
+  (up to 3 dB for a sine at a quarter of the sample rate); a sample-peak limiter lets those
+  inter-sample peaks through, and a DAC or the next decoder clips them. The limiter detects the
+  peaks 4× oversampled with the BS.1770 interpolator the meter uses
+  (:func:`audio.true_peak.interpolator`), so what it holds is what our meter reads, and with a
+  longer windowed sinc, because BS.1770's 12 taps under-read content near Nyquist (see
+  :func:`detector_taps`); it holds the larger reading. Around each sample ``n`` it takes the
+  largest magnitude of every sample and interpolated point whose support touches ``n``
+  (``n ± 16`` samples): the gain at ``n`` then bounds every point ``n`` contributes to.
+* **Look-ahead.** The gain must already be down when a peak arrives: a limiter that reacts to
+  the peak clips it (or must jump instantly, a click). With the required gain
+  ``r[n] = min(1, ceiling / peak around n)``, ``M[k]`` is the minimum of ``r`` over the coming
+  ``L`` samples ``[k, k + L)`` and the applied gain is the mean of ``M`` over ``[n - L + 1, n]``.
+  Every term of that mean covers ``n`` in its window, so each is ``≤ r[n]``: the ceiling holds
+  in the sample domain by construction, and the gain moves in straight ramps ``L`` long (no
+  step, no click). The audio is delayed by ``L`` (plus the detector's reach) to make room.
+* **Hold and release.** ``M`` also looks back: it is the minimum of ``r`` over
+  ``[k - hold, k + L)``, so the gain stays down for 30 ms after the last peak that needed it,
+  longer than a cycle of bass. A low note held over the ceiling then sees one steady gain; a
+  gain that recovered between its crests would modulate it (distortion). After the hold the
+  gain comes back at a fixed rate in dB per second (instant attack, dB-linear release, applied
+  to ``M`` before the ramp filter), and reaches exactly 0 dB, so the limiter is inactive again
+  afterwards.
+* **Nothing added where nothing is needed.** Where no peak is near, ``r`` is exactly 1, the
+  gain is exactly 1.0 and the output is bit for bit the input times the gain: no colouring,
+  no dynamic processing on material that does not need it.
+* **Streaming.** State is carried across blocks (the look-ahead buffer, the last gain values,
+  the release level), so hours of audio take a few blocks of memory, and any block sizes give
+  the same output as one block (to float rounding of the release arithmetic).
+* **Measured again after encoding** (:mod:`audio.normalize`). A lossy encoder does not keep the
+  waveform: it drops bands and shifts phases, and the decoded signal overshoots the limited
+  one (0.5–1 dB is common for MP3). So each output is decoded and measured with our own meter;
+  if it passes the ceiling, the limiter runs again with its ceiling lowered by the excess.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+from audio.true_peak import TAPS, interpolator, oversampling
+
+#: Look-ahead, seconds: the length of the gain ramps. 5 ms: short enough to keep the attack
+#: tight around a drum hit, long enough that the gain varies little within the interpolators'
+#: reach (which keeps the true peak, not only the samples, under the ceiling).
+LOOKAHEAD_S = 0.005
+#: Hold, seconds: the gain stays down this long after the last peak that needed it before it
+#: is released. 30 ms is longer than a cycle of 40 Hz bass, so a held bass note sees one
+#: steady gain instead of one that dips at every crest and recovers between them (that
+#: modulation is distortion: without the hold, harmonics at −47 dB with our release, −37 dB
+#: with 200 dB/s; with it, none measurable).
+HOLD_S = 0.03
+#: Release rate after the hold, dB per second: 10 dB of reduction is gone in 0.2 s, so a
+#: single loud hit does not duck the music after it.
+RELEASE_DB_PER_S = 50.0
+
+#: Half the length of the detector's long interpolator, samples (see :func:`detector_taps`).
+HALF_TAPS = 16
+_REACH = HALF_TAPS  # samples either side of q whose interpolated points use sample q
+_BACK = 2 * HALF_TAPS  # history the detector needs before the first frame it gates
+
+
+def detector_taps(factor: int) -> np.ndarray:
+    """The detector's two interpolators, ``(2, factor, 2 * HALF_TAPS)``: phase ``p`` of each,
+    applied to ``x[n - 15] … x[n + 16]``, gives the waveform at ``n + p / factor``. ``[0]`` is
+    BS.1770's 12-tap interpolator (what our meter reads), ``[1]`` a 32-tap Kaiser-windowed
+    sinc (β = 8), closer to the waveform a DAC or a resampler rebuilds.
+
+    Why both: BS.1770's short filter under-reads content near Nyquist (hi-hats, cymbals). On a
+    synthesized track limited to −1.0 dBTP by its reading, a 4× ``resample_poly`` read
+    −0.77 dBTP and a 32-tap sinc −0.74 (``tests/unit/audio/music.py`` seed 5, 10 s, +16 dB).
+    The limiter holds the larger of the two readings, so the ceiling holds for the meter and
+    for a better interpolator.
+    """
+    short = np.zeros((factor, 2 * HALF_TAPS))
+    long = np.zeros((factor, 2 * HALF_TAPS))
+    centre = HALF_TAPS - 1  # the tap on x[n]
+    short[0, centre] = long[0, centre] = 1.0
+    offset = centre - (TAPS // 2 - 1)  # where BS.1770's x[n - 5] sits
+    short[1:, offset : offset + TAPS] = interpolator(factor)
+    k = np.arange(-HALF_TAPS + 1, HALF_TAPS + 1)
+    window = np.kaiser(4 * HALF_TAPS + 1, 8.0)
+    for p in range(1, factor):
+        t = p / factor - k
+        taps = np.sinc(t) * np.interp(t, np.linspace(-HALF_TAPS, HALF_TAPS, len(window)), window)
+        long[p] = taps / taps.sum()
+    return np.stack([short, long])
+
+
+class IntervalPeaks:
+    """The largest magnitude, over channels and both detector filters, of each sample and the
+    interpolated points after it (up to the next sample): the limiter's view of true peak."""
+
+    #: Interpolated points are computed in runs of chunks this long that hold a frame whose
+    #: points may pass the ceiling (gathering single frames costs more than a whole chunk).
+    CHUNK = 2048
+
+    def __init__(self, sample_rate: int) -> None:
+        self.factor = oversampling(sample_rate)
+        phases = detector_taps(self.factor)
+        self.tap_gain = float(np.abs(phases).sum(axis=2).max())
+        # Every interpolating phase of both filters, as rows of taps on x[n - 15] … x[n + 16].
+        self._table = np.concatenate([table[1:] for table in phases]).astype(np.float32)
+        # (first tap, taps reversed for np.convolve) per row, zeros trimmed.
+        self._rows: list[tuple[int, np.ndarray]] = []
+        for row in self._table:
+            nonzero = np.flatnonzero(row)
+            first, last = int(nonzero[0]), int(nonzero[-1])
+            self._rows.append((first, row[first : last + 1][::-1].copy()))
+
+    def __call__(self, segment: np.ndarray, ceiling: float = 0.0) -> np.ndarray:
+        """Peaks for frames ``HALF_TAPS - 1`` … ``len - HALF_TAPS - 1`` of ``segment``
+        (``(channels, len)``; each point needs ``HALF_TAPS`` frames either side).
+
+        Exact wherever a point may pass ``ceiling``; elsewhere (the samples around, times the
+        filters' gain, stay under it) only the samples are looked at: the value is then a
+        lower bound, under the ceiling like the truth.
+        """
+        count = segment.shape[1] - 2 * HALF_TAPS + 1
+        if count <= 0:
+            return np.zeros(0)
+        segment = np.asarray(segment, dtype=np.float32)
+        magnitude = np.abs(segment).max(axis=0)
+        peaks = magnitude[HALF_TAPS - 1 : HALF_TAPS - 1 + count].astype(np.float64)
+        if not len(self._table):
+            return peaks
+        bound = _window_max(magnitude, 2 * HALF_TAPS) * self.tap_gain
+        for start, end in _runs(bound > ceiling, self.CHUNK):
+            out = peaks[start:end]
+            for first, taps in self._rows:
+                for channel in segment:
+                    part = channel[start + first : end + first + len(taps) - 1]
+                    np.maximum(out, np.abs(np.convolve(part, taps, "valid")), out=out)
+        return peaks
+
+
+class TruePeakLimiter:
+    """Apply ``gain_db`` to blocks and hold their true peak at or under ``ceiling_dbtp``.
+
+    Feed float32 ``(channels, n)`` blocks to :meth:`process`; each call returns the limited
+    audio that is ready (it lags the input by :attr:`delay` frames); :meth:`flush` returns the
+    rest. Over a whole stream the output has exactly as many frames as the input.
+
+    :param sample_rate: Hz; sets the oversampling of the detector (BS.1770: 4× below 96 kHz).
+    :param channels: channels of every block; all are limited together (one gain, so the
+        stereo image does not move).
+    :param gain_db: the linear gain applied before limiting.
+    :param ceiling_dbtp: the true-peak ceiling.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int,
+        *,
+        gain_db: float = 0.0,
+        ceiling_dbtp: float = -1.0,
+        lookahead_s: float = LOOKAHEAD_S,
+        hold_s: float = HOLD_S,
+        release_db_per_s: float = RELEASE_DB_PER_S,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.gain = np.float32(10 ** (gain_db / 20))
+        self.ceiling = 10 ** (ceiling_dbtp / 20)
+        self.lookahead = max(1, round(lookahead_s * sample_rate))
+        self.hold = max(0, round(hold_s * sample_rate))
+        self.delay = self.lookahead + _BACK
+        self._back = _BACK + self.hold  # frames kept before the next one out
+        self._peaks = IntervalPeaks(sample_rate)
+        self._release_per_sample = release_db_per_s / sample_rate
+        # Scaled input not yet output, from frame ``_out - _back`` on (zeros before the start).
+        # Output starts L - 1 frames early, on silence, and those frames are dropped: the ramp
+        # into a peak in the first L frames then starts before the file does.
+        self._out = -(self.lookahead - 1)  # the next frame to output
+        self._buffer = np.zeros((channels, self._back + self.lookahead - 1), dtype=np.float32)
+        self._in = 0  # frames received so far
+        self._release_db = 0.0  # the released gain of the last frame output (≤ 0 dB)
+        self._reduction = np.zeros(self.lookahead - 1)  # 1 - released gain, last L - 1 frames
+        self.min_gain = 1.0  # the lowest gain applied so far (linear)
+
+    @property
+    def reduction_db(self) -> float:
+        """The most gain reduction applied so far, dB (≥ 0)."""
+        return -20 * math.log10(self.min_gain) if self.min_gain < 1.0 else 0.0
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Take ``block`` (float32 ``(channels, n)``); return the limited frames now ready."""
+        block = np.atleast_2d(np.asarray(block, dtype=np.float32))
+        if block.shape[0] != self.channels:
+            raise ValueError(f"expected {self.channels} channels, got {block.shape[0]}")
+        self._in += block.shape[1]
+        self._buffer = np.concatenate([self._buffer, block * self.gain], axis=1)
+        return self._emit(self._in - self.delay)
+
+    def flush(self) -> np.ndarray:
+        """The frames still held back (the detector sees silence after the end)."""
+        tail = np.zeros((self.channels, self.delay), dtype=np.float32)
+        self._buffer = np.concatenate([self._buffer, tail], axis=1)
+        return self._emit(self._in)
+
+    def _emit(self, end: int) -> np.ndarray:
+        count = end - self._out
+        if count <= 0:
+            return np.zeros((self.channels, 0), dtype=np.float32)
+        # M[k] = min r over [k - hold, k + L): the look-ahead, and the hold behind.
+        required = self._required_gain(count + self.lookahead - 1)
+        ahead = _window_min(required, self.hold + self.lookahead)  # k = _out … end - 1
+        released = self._release(ahead)
+        gain = self._ramp(released)
+        out = self._buffer[:, self._back : self._back + count] * gain.astype(np.float32)
+        self._buffer = self._buffer[:, count:]
+        early = min(count, max(0, -self._out))  # frames before the start of the file
+        self._out = end
+        if early < count:
+            self.min_gain = min(self.min_gain, float(gain[early:].min()))
+        return out[:, early:]
+
+    def _required_gain(self, count: int) -> np.ndarray:
+        """``r[n] = min(1, ceiling / true peak around n)`` for frames ``_out - hold`` on
+        (``hold + count`` of them)."""
+        # Peaks of frames _out - hold - R … _out + count - 1 + R (R = _REACH), each of which
+        # reads the buffer HALF_TAPS frames either side: from buffer index 1.
+        count += self.hold
+        span = count + 2 * _REACH
+        segment = self._buffer[:, 1 : span + 2 * HALF_TAPS]
+        around = _window_max(self._peaks(segment, self.ceiling), 2 * _REACH + 1)
+        required = np.ones(count)
+        over = around > self.ceiling
+        required[over] = self.ceiling / around[over]
+        return required
+
+    def _release(self, ahead: np.ndarray) -> np.ndarray:
+        """Instant attack, dB-linear release: ``s[k] = min(M[k], s[k - 1] + step)`` in dB."""
+        with np.errstate(divide="ignore"):
+            target_db = 20 * np.log10(ahead)
+        step = self._release_per_sample
+        index = np.arange(len(ahead))
+        lowest = np.minimum.accumulate(target_db - index * step)
+        released = np.minimum(index * step + lowest, self._release_db + (index + 1) * step)
+        released = np.minimum(np.minimum(released, target_db), 0.0)
+        self._release_db = float(released[-1])
+        return 1.0 - 10 ** (released / 20)  # reduction: exactly 0 where the gain is 0 dB
+
+    def _ramp(self, reduction: np.ndarray) -> np.ndarray:
+        """The mean over the last ``L`` frames of the released gain (a straight-line ramp)."""
+        joined = np.concatenate([self._reduction, reduction])
+        sums = np.concatenate([[0.0], np.cumsum(joined)])
+        length = self.lookahead
+        mean = (sums[length:] - sums[:-length]) / length
+        self._reduction = joined[len(joined) - (length - 1) :]
+        return 1.0 - mean
+
+
+def _runs(wanted: np.ndarray, chunk: int) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of consecutive ``chunk``-long pieces of ``wanted`` that hold a
+    True value (the last piece may be shorter)."""
+    pieces = np.add.reduceat(wanted, np.arange(0, len(wanted), chunk)) > 0 if len(wanted) else []
+    runs: list[tuple[int, int]] = []
+    for i in np.flatnonzero(pieces):
+        start, end = int(i) * chunk, min(len(wanted), (int(i) + 1) * chunk)
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
+
+
+def _window_min(values: np.ndarray, length: int) -> np.ndarray:
+    """``out[k] = min(values[k : k + length])`` for every full window."""
+    full = minimum_filter1d(values, length, mode="nearest")
+    return full[length // 2 : length // 2 + len(values) - length + 1]
+
+
+def _window_max(values: np.ndarray, length: int) -> np.ndarray:
+    """``out[k] = max(values[k : k + length])`` for every full window."""
+    full = maximum_filter1d(values, length, mode="nearest")
+    return full[length // 2 : length // 2 + len(values) - length + 1]

@@ -1,0 +1,549 @@
+"""Masters normalised to a platform's loudness target under a true-peak ceiling.
+
+:func:`normalize_file` writes each requested output with one linear gain that brings the file's
+integrated loudness to the target; where that gain would push the true peak over the ceiling,
+the look-ahead limiter of :mod:`audio.limiter` holds it. The figures it reports are measured on
+each output *decoded again*, with our own meter, since a lossy encoder changes both:
+
+1. the input's integrated loudness (given, or measured in a decode pass) sets the gain;
+2. if limiting may be needed, decode-only passes through the limiter and the meter correct the
+   gain (limiting lowers loudness), until the limited signal lands on the target;
+3. each output is encoded (outputs with the same settings share one decode), decoded and
+   measured; one over the ceiling is encoded again with the limiter's ceiling lowered by the
+   excess (and one off the target with its gain corrected), a bounded number of times.
+
+Outputs are written under temporary names beside their paths and renamed when all are done:
+on any failure nothing half-written is left.
+
+Importing this module loads no codec library (no PyAV, no numpy): the web process checks an
+upload's ``normalize`` field with :func:`parse_target` and lists :data:`PRESETS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from audio.errors import BadTargetError
+
+if TYPE_CHECKING:
+    from audio.transcode import AudioEncoder, TranscodeResult
+
+LUFS_RANGE = (-70.0, -5.0)
+TRUE_PEAK_RANGE = (-20.0, 0.0)
+DEFAULT_TRUE_PEAK_DBTP = -1.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """A loudness target: integrated LUFS and a true-peak ceiling (dBTP)."""
+
+    lufs: float
+    true_peak_dbtp: float
+    name: str | None = None  # the preset's name, None for a number
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "target_lufs": self.lufs,
+            "true_peak_ceiling_dbtp": self.true_peak_dbtp,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Target:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            float(data["target_lufs"]), float(data["true_peak_ceiling_dbtp"]), data.get("name")
+        )
+
+
+PRESETS: dict[str, Target] = {
+    "spotify": Target(-14.0, -1.0, "spotify"),
+    "apple": Target(-16.0, -1.0, "apple"),
+    "youtube": Target(-14.0, -1.0, "youtube"),
+    "ebu": Target(-23.0, -1.0, "ebu"),
+    "podcast": Target(-16.0, -1.0, "podcast"),
+}
+
+
+def parse_target(normalize: str, true_peak: str | float | None = None) -> Target:
+    """``"spotify"`` (any preset, any case) or a level in LUFS like ``"-18"``, with an optional
+    true-peak ceiling in dBTP (default: the preset's, or −1).
+
+    :raises audio.errors.BadTargetError: an unknown name or a value out of range; the message
+        says what is accepted.
+    """
+    text = str(normalize).strip().lower()
+    if text in PRESETS:
+        preset = PRESETS[text]
+        lufs, ceiling, name = preset.lufs, preset.true_peak_dbtp, preset.name
+    else:
+        lufs = _number(text.removesuffix("lufs"))
+        if lufs is None or not LUFS_RANGE[0] <= lufs <= LUFS_RANGE[1]:
+            raise BadTargetError(
+                f"normalize must be a platform ({', '.join(PRESETS)}) or a loudness in LUFS "
+                f"from {LUFS_RANGE[0]:g} to {LUFS_RANGE[1]:g}, like -18; got {normalize!r}"
+            )
+        ceiling, name = DEFAULT_TRUE_PEAK_DBTP, None
+    if true_peak is not None and str(true_peak).strip() != "":
+        ceiling = _number(str(true_peak).strip().lower().removesuffix("dbtp"))
+        if ceiling is None or not TRUE_PEAK_RANGE[0] <= ceiling <= TRUE_PEAK_RANGE[1]:
+            raise BadTargetError(
+                f"true_peak must be a ceiling in dBTP from {TRUE_PEAK_RANGE[0]:g} to "
+                f"{TRUE_PEAK_RANGE[1]:g}, like -1; got {true_peak!r}"
+            )
+    return Target(float(lufs), float(ceiling), name)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """What normalising did to one output, measured on the output decoded again."""
+
+    target_lufs: float
+    true_peak_ceiling_dbtp: float
+    gain_db: float  # the linear gain applied
+    limited_db: float  # the most gain reduction the limiter applied (≥ 0)
+    output_integrated_lufs: float | None
+    output_true_peak_dbtp: float | None
+    reason: str | None = None  # why the output is not (or not quite) on target
+
+    def to_dict(self) -> dict:
+        """JSON-safe: ``None`` for missing or non-finite figures, numbers rounded to 0.01."""
+        values = dataclasses.asdict(self)
+        return {
+            key: value if isinstance(value, str) or value is None else _rounded(value)
+            for key, value in values.items()
+        }
+
+
+def _rounded(value: float) -> float | None:
+    return round(float(value), 2) if math.isfinite(value) else None
+
+
+# -- the passes ------------------------------------------------------------------------------
+
+#: The limiter's ceiling below the target's on the first encode, dB: room for what the encoder
+#: adds. Lossless outputs need only room for the WAV's 16-bit rounding and for interpolators
+#: that read higher than ours (4× ``resample_poly`` read up to 0.021 dB over the limiter's
+#: ceiling on seeds 3–4, see ``tests/unit/audio/test_limiter.py``); lossy encoders
+#: overshoot (they drop bands and shift phases): by −0.6 to +1.8 dB over the limiter's ceiling
+#: on seeds 11–16 of ``tests/unit/audio/music.py`` (8 s at 44.1 kHz brought to −14 and −9
+#: LUFS, limited to −1 dBTP: the tuning set). The margins let 10 (MP3), 10 (Opus) and 9 (AAC)
+#: of those 12 through on the first encode; on seeds 21–26, never used to tune, 10, 11 and 11
+#: of 12 (``bench/audio.py --overshoot 11-16``, ``--overshoot 21-26``). The rest are encoded
+#: again with the ceiling lowered by what was measured.
+FIRST_MARGIN_DB = {"mp3": 0.6, "opus": 0.8, "aac": 1.1, "flac": 0.05, "wav": 0.05}
+#: What an output may miss the target by before it is encoded again (inside the acceptance
+#: of ±0.5 LU for lossy, ±0.2 for lossless, so a re-encode is rare and the result safe).
+LOUDNESS_TOLERANCE_LU = {"flac": 0.1, "wav": 0.1}
+LOSSY_TOLERANCE_LU = 0.3
+#: Encodes per output at most (the first included).
+MAX_ENCODES = 4
+#: Decode-only passes through the limiter to settle the gain, at most.
+MAX_GAIN_PASSES = 4
+#: How much higher than BS.1770's reading the limiter's detector may read a peak, dB (0.28
+#: measured on hi-hats, see :func:`audio.limiter.detector_taps`): a source whose metered peak
+#: plus the gain stays this far under the ceiling is not run through the limiter first.
+PEAK_READING_SLACK_DB = 0.5
+#: The most gain added past the linear gain to make up for what the limiter takes, dB.
+MAX_EXTRA_GAIN_DB = 6.0
+#: Below the ceiling by this much after a re-encode, dB, beyond the measured excess.
+RETRY_MARGIN_DB = 0.1
+#: The most the limiter's ceiling is lowered for one re-encode, dB. An encoder's overshoot
+#: can shrink much faster than the level: FFmpeg's AAC encoder put a +3.9 dB glitch on one
+#: synthesized track limited to −1 dBTP, and +1.7 dB at −4 (seed 14 of
+#: ``tests/unit/audio/music.py`` at −8 LUFS, −2.1 dB): lowering by the whole excess at once
+#: would limit far more than needed.
+MAX_CEILING_STEP_DB = 3.0
+
+SILENT = "the audio is silent: there is no loudness to normalise, the outputs are unchanged"
+
+
+@dataclass
+class _Bounds:
+    deadline: float | None
+    max_duration_s: float | None
+    max_output_bytes: int | None
+
+    def stream(self, path: Path):
+        from audio.decode import DecodedStream
+
+        timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        return DecodedStream(path, timeout_s=timeout, max_duration_s=self.max_duration_s)
+
+
+@dataclass
+class _Output:
+    path: Path
+    fmt: str
+    gain_db: float
+    ceiling_db: float  # the limiter's
+    temp: Path  # where each encode is written
+    linear_gain_db: float = 0.0  # what the gain would be without limiting
+    encodes: int = 0
+    done: bool = False
+    result: TranscodeResult | None = None
+    normalization: Normalization | None = None
+    #: The encode under the ceiling nearest the target so far (its file at ``kept_path``).
+    kept: tuple[TranscodeResult, Normalization] | None = None
+    last: tuple | None = None  # (gain, ceiling, loudness) of the last encode
+
+    @property
+    def kept_path(self) -> Path:
+        return self.temp.with_name(f"{self.temp.stem}-kept{self.temp.suffix}")
+
+
+def normalize_file(
+    source: Path,
+    outputs: Sequence[tuple[Path, str]],
+    target: Target,
+    *,
+    input_lufs: float | None = None,
+    input_true_peak_dbtp: float | None = None,
+    timeout_s: float | None = None,
+    max_duration_s: float | None = None,
+    max_output_bytes: int | None = None,
+) -> list[tuple[TranscodeResult, Normalization]]:
+    """Write ``source`` normalised to ``target`` into each ``(path, format key)`` of ``outputs``.
+
+    :param input_lufs: the source's integrated loudness if already measured; ``None``: measured
+        here in a decode pass.
+    :param input_true_peak_dbtp: the source's true peak if already measured (with
+        ``input_lufs``): when the gain keeps it well under the ceiling, the decode pass that
+        checks whether limiting is needed is skipped.
+    :param timeout_s: the bound on the whole call (all its passes), seconds of wall time.
+    :param max_duration_s: the longest audio accepted.
+    :param max_output_bytes: the most the outputs may take in all, counted as they are written.
+    :returns: per output, in order: what was written (at its path) and what was done to it.
+    :raises audio.errors.AudioError: the source cannot be decoded or passes a bound; no output
+        (and no partial one) is left behind.
+    """
+    from audio.formats import check_formats
+
+    source = Path(source)
+    check_formats([fmt for _, fmt in outputs])
+    if not outputs:
+        return []
+    bounds = _Bounds(
+        None if timeout_s is None else time.monotonic() + timeout_s,
+        max_duration_s,
+        max_output_bytes,
+    )
+    jobs = [
+        _Output(Path(path), fmt, 0.0, target.true_peak_dbtp, _temp_path(Path(path)))
+        for path, fmt in outputs
+    ]
+    try:
+        source_peak_db = input_true_peak_dbtp if input_lufs is not None else None
+        if input_lufs is None:
+            input_lufs, source_peak_db = _measure(source, bounds)
+        if input_lufs is None:
+            _write_unchanged(source, jobs, target, bounds)
+        else:
+            gain_db = _settle_gain(source, target, input_lufs, source_peak_db, bounds)
+            for job in jobs:
+                job.gain_db, job.linear_gain_db = gain_db, target.lufs - input_lufs
+                job.ceiling_db = target.true_peak_dbtp - FIRST_MARGIN_DB.get(job.fmt, 0.6)
+            while not all(job.done for job in jobs):
+                _encode_round(source, jobs, target, bounds)
+    except BaseException:
+        for job in jobs:
+            job.temp.unlink(missing_ok=True)
+            job.kept_path.unlink(missing_ok=True)
+        raise
+    for job in jobs:
+        os.replace(job.temp, job.path)
+    return [
+        (dataclasses.replace(job.result, path=str(job.path)), job.normalization) for job in jobs
+    ]
+
+
+def _temp_path(path: Path) -> Path:
+    """Beside ``path`` (same file system, so the rename is atomic), with its extension."""
+    return path.with_name(f".{path.stem}.normalizing{path.suffix}")
+
+
+def _measure(path: Path, bounds: _Bounds) -> tuple[float | None, float | None]:
+    """Integrated loudness and true peak (dBTP) of a file, decoded, by our meter."""
+    lufs, peak, _ = _measure_strictly(path, bounds, None)
+    return lufs, peak
+
+
+def _measure_strictly(
+    path: Path, bounds: _Bounds, ceiling_db: float | None
+) -> tuple[float | None, float | None, float]:
+    """:func:`_measure`, and the true peak by the limiter's detector too (dBTP, −inf for
+    silence): the larger of BS.1770's reading and a longer interpolator's (see
+    :func:`audio.limiter.detector_taps`), exact wherever it may pass ``ceiling_db``. That is
+    what an output is judged by. ``ceiling_db`` None: the meter only."""
+    import numpy as np
+
+    from audio.limiter import HALF_TAPS, IntervalPeaks
+    from audio.loudness import LoudnessMeter
+
+    stream = bounds.stream(path)
+    meter = LoudnessMeter(stream.sample_rate, stream.channels, stream.info.channel_names)
+    detector = IntervalPeaks(stream.sample_rate)
+    ceiling = 0.0 if ceiling_db is None else 10 ** (ceiling_db / 20)
+    history = np.zeros((stream.channels, 2 * HALF_TAPS - 1), dtype=np.float32)
+    strict = 0.0
+    for block in itertools.chain(stream.blocks(), [None]):
+        if block is None:  # the end: the last frames' points, with silence after them
+            block = np.zeros_like(history)
+        else:
+            meter.add(block)
+        if ceiling_db is None:
+            continue
+        segment = np.concatenate([history, block], axis=1)
+        peaks = detector(segment, ceiling)
+        strict = max(strict, float(peaks.max()) if len(peaks) else 0.0)
+        history = segment[:, segment.shape[1] - history.shape[1] :]
+    result = meter.result()
+    strict_db = 20 * math.log10(strict) if strict > 0 else -math.inf
+    if result.true_peak_dbtp is not None:
+        strict_db = max(strict_db, result.true_peak_dbtp)
+    return result.integrated_lufs, result.true_peak_dbtp, strict_db
+
+
+def _settle_gain(
+    source: Path,
+    target: Target,
+    input_lufs: float,
+    source_peak_db: float | None,
+    bounds: _Bounds,
+) -> float:
+    """The gain that brings the limited signal to the target loudness.
+
+    Without limiting the loudness moves dB for dB with the gain, so ``target - input`` is
+    exact (when ``input_lufs`` is right). With it, a dB of gain adds less than a dB of
+    loudness: the limited signal is measured (decode-only passes) and the gain corrected by
+    secant steps — never more than :data:`MAX_EXTRA_GAIN_DB` past the linear gain: a target
+    that needs more is out of reach of a transparent limiter (the output then says how loud
+    it got).
+    """
+    linear = target.lufs - input_lufs
+    gain = linear
+    ceiling = target.true_peak_dbtp - FIRST_MARGIN_DB["wav"]
+    if source_peak_db is not None and source_peak_db + gain < ceiling - PEAK_READING_SLACK_DB:
+        return gain  # no peak comes near the ceiling: nothing to limit
+    tried: list[tuple[float, float]] = []  # (gain, loudness of the limited signal)
+    for _ in range(MAX_GAIN_PASSES):
+        loudness, _ = _limited_loudness(source, gain, ceiling, bounds)
+        if loudness is None:
+            return gain
+        tried.append((gain, loudness))
+        miss = target.lufs - loudness
+        if abs(miss) < 0.05:
+            break
+        slope = 1.0
+        if len(tried) >= 2:
+            (g0, l0), (g1, l1) = tried[-2], tried[-1]
+            slope = (l1 - l0) / (g1 - g0) if g1 != g0 else 1.0
+            if slope <= 0.05:
+                break  # more gain no longer makes it louder
+        step = miss / min(1.0, max(0.25, slope))
+        gain = min(gain + step, linear + MAX_EXTRA_GAIN_DB)
+        if tried[-1][0] == gain:
+            break
+    return min(tried, key=lambda t: abs(target.lufs - t[1]))[0]
+
+
+def _limited_loudness(
+    source: Path, gain_db: float, ceiling_db: float, bounds: _Bounds
+) -> tuple[float | None, float]:
+    """Integrated loudness of ``source`` after gain and limiter, and the limiter's reduction."""
+    from audio.limiter import TruePeakLimiter
+    from audio.loudness import LoudnessMeter
+
+    stream = bounds.stream(source)
+    meter = LoudnessMeter(stream.sample_rate, stream.channels, stream.info.channel_names)
+    limiter = TruePeakLimiter(
+        stream.sample_rate, stream.channels, gain_db=gain_db, ceiling_dbtp=ceiling_db
+    )
+    for block in stream.blocks():
+        meter.add(limiter.process(block))
+    meter.add(limiter.flush())
+    return meter.integrated_lufs(), limiter.reduction_db
+
+
+def _encode_round(source: Path, jobs: list[_Output], target: Target, bounds: _Bounds) -> None:
+    """Encode every unfinished output once (one decode per distinct gain and ceiling), then
+    measure each decoded and decide whether it is done."""
+    groups: dict[tuple[float, float], list[_Output]] = {}
+    for job in jobs:
+        if not job.done:
+            groups.setdefault((job.gain_db, job.ceiling_db), []).append(job)
+    for (gain_db, ceiling_db), group in groups.items():
+        others = [job for job in jobs if job not in group and job.result is not None]
+        reduction = _encode(source, group, others, gain_db, ceiling_db, bounds)
+        for job in group:
+            _judge(job, target, reduction, bounds)
+
+
+def _encode(
+    source: Path,
+    group: list[_Output],
+    others: list[_Output],
+    gain_db: float,
+    ceiling_db: float,
+    bounds: _Bounds,
+) -> float:
+    """One decode of ``source`` through gain and limiter into the group's encoders."""
+    from audio.limiter import TruePeakLimiter
+
+    stream = bounds.stream(source)
+    limiter = TruePeakLimiter(
+        stream.sample_rate, stream.channels, gain_db=gain_db, ceiling_dbtp=ceiling_db
+    )
+
+    def write(block, writers: list[AudioEncoder]) -> None:
+        for writer in writers:
+            writer.write(block)
+        _check_size(writers, others, bounds.max_output_bytes, stream.decoded_s)
+
+    def step(writers: list[AudioEncoder]) -> None:
+        for block in stream.blocks():
+            write(limiter.process(block), writers)
+        write(limiter.flush(), writers)
+
+    results = _with_encoders(stream, group, step)
+    for job, result in zip(group, results, strict=True):
+        job.result = result
+        job.encodes += 1
+    return limiter.reduction_db
+
+
+def _with_encoders(stream, group: list[_Output], step: Callable) -> list[TranscodeResult]:
+    """Open an encoder per output, run ``step`` with them and close them; on any failure
+    discard every one (the file is removed) and close the stream."""
+    from audio.transcode import AudioEncoder
+
+    writers: list[AudioEncoder] = []
+    try:
+        for job in group:
+            job.temp.parent.mkdir(parents=True, exist_ok=True)
+            job.temp.unlink(missing_ok=True)
+            writers.append(
+                AudioEncoder(job.temp, job.fmt, in_rate=stream.sample_rate,
+                             in_channels=stream.channels)
+            )  # fmt: skip
+        step(writers)
+        return [writer.close() for writer in writers]
+    except BaseException:
+        stream.close()
+        for writer in writers:
+            writer.discard()
+        raise
+
+
+def _check_size(
+    writers: list[AudioEncoder], others: list[_Output], limit: int | None, decoded_s: float
+) -> None:
+    """Raise ``OutputTooLargeError`` once this pass's encoders and the outputs already
+    written together pass ``limit``: a few kB of compressed silence can decode to hours."""
+    from audio.errors import OutputTooLargeError
+
+    if limit is None:
+        return
+    written = sum(writer.bytes_written for writer in writers)
+    written += sum(job.result.size_bytes for job in others if job.result is not None)
+    if written > limit:
+        raise OutputTooLargeError(limit_bytes=limit, written_bytes=written, decoded_s=decoded_s)
+
+
+def _judge(job: _Output, target: Target, reduction_db: float, bounds: _Bounds) -> None:
+    """Measure the encoded output; done if on target and under the ceiling, else correct its
+    ceiling and gain for another encode. Out of tries, the output is the encode under the
+    ceiling nearest the target (the ceiling first: a ceiling is a promise), with a reason."""
+    lufs, peak, strict_peak = _measure_strictly(job.temp, bounds, target.true_peak_dbtp)
+    over = strict_peak - target.true_peak_dbtp
+    tolerance = LOUDNESS_TOLERANCE_LU.get(job.fmt, LOSSY_TOLERANCE_LU)
+    miss = None if lufs is None else target.lufs - lufs
+    ok_peak = over <= 0.0
+    ok_loudness = miss is None or abs(miss) <= tolerance
+    reason = None
+    if not ok_peak:
+        reason = f"the encoder's overshoot kept the true peak {over:.2f} dB over the ceiling"
+    elif not ok_loudness and miss > 0 and reduction_db > 0:
+        reason = f"the true-peak ceiling holds the loudness at {lufs:.1f} LUFS"
+    elif not ok_loudness:
+        reason = f"the loudness is {lufs:.1f} LUFS after {job.encodes} encodes"
+    normalization = Normalization(
+        target_lufs=target.lufs,
+        true_peak_ceiling_dbtp=target.true_peak_dbtp,
+        gain_db=job.gain_db,
+        limited_db=reduction_db,
+        output_integrated_lufs=lufs,
+        output_true_peak_dbtp=peak,
+        reason=reason,
+    )
+    if ok_peak and (job.kept is None or _distance(normalization) < _distance(job.kept[1])):
+        os.replace(job.temp, job.kept_path)
+        job.kept = (job.result, normalization)
+    if not (ok_peak and ok_loudness) and job.encodes < MAX_ENCODES:
+        previous, job.last = job.last, (job.gain_db, job.ceiling_db, lufs)
+        if not ok_peak:
+            job.ceiling_db -= min(over + RETRY_MARGIN_DB, MAX_CEILING_STEP_DB)
+            # Encoding again anyway: aim at the target too, but gain against a ceiling
+            # being lowered only adds limiting (and overshoot), so add little.
+            job.gain_db += min(miss, 0.5) if miss is not None else 0.0
+        elif miss is not None:
+            job.gain_db += miss / _slope(previous, job.last)
+        job.gain_db = min(job.gain_db, job.linear_gain_db + MAX_EXTRA_GAIN_DB)
+        return
+    job.done = True
+    if job.kept is not None:
+        os.replace(job.kept_path, job.temp)
+        job.result, job.normalization = job.kept
+    else:
+        job.normalization = normalization
+
+
+def _slope(previous: tuple | None, current: tuple) -> float:
+    """LU of output per dB of gain between two encodes ``(gain, ceiling, loudness)`` at the
+    same ceiling (1 without them): under heavy limiting a dB of gain adds much less."""
+    if previous is None or previous[1] != current[1] or previous[0] == current[0]:
+        return 1.0
+    if previous[2] is None or current[2] is None:
+        return 1.0
+    return min(1.0, max(0.25, (current[2] - previous[2]) / (current[0] - previous[0])))
+
+
+def _distance(normalization: Normalization) -> float:
+    """How far an output is from its target loudness, LU (0 for silence)."""
+    lufs = normalization.output_integrated_lufs
+    return 0.0 if lufs is None else abs(lufs - normalization.target_lufs)
+
+
+def _write_unchanged(source: Path, jobs: list[_Output], target: Target, bounds: _Bounds) -> None:
+    """Silent input: the outputs as decoded (gain 0), saying why."""
+    stream = bounds.stream(source)
+
+    def step(writers) -> None:
+        for block in stream.blocks():
+            for writer in writers:
+                writer.write(block)
+            _check_size(writers, [], bounds.max_output_bytes, stream.decoded_s)
+
+    results = _with_encoders(stream, jobs, step)
+    for job, result in zip(jobs, results, strict=True):
+        lufs, peak = _measure(job.temp, bounds)
+        job.result, job.done = result, True
+        job.normalization = Normalization(
+            target.lufs, target.true_peak_dbtp, 0.0, 0.0, lufs, peak, reason=SILENT
+        )
