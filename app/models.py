@@ -92,7 +92,7 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     formats: Mapped[list] = mapped_column(JSON, default=list)
-    #: The loudness target of its outputs (``audio.normalize.Target.to_dict``); None: as decoded.
+    #: The loudness target of its outputs (``audio.targets.Target.to_dict``); None: as decoded.
     normalize: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -109,7 +109,7 @@ def record(
 ) -> Accepted:
     """Store the rows of a file already in storage, and its queued job (of the upload's
     tenant), within the tenant's ``limits`` when given; ``normalize`` is the loudness target of
-    its outputs (``audio.normalize.Target.to_dict``).
+    its outputs (``audio.targets.Target.to_dict``).
 
     :raises sqlalchemy.exc.IntegrityError: the tenant's idempotency key is taken.
     :raises app.quotas.QuotaExceeded: the upload would pass a limit.

@@ -19,9 +19,10 @@ from audio.features import Features, extract
 from audio.formats import FORMATS, check_formats
 from audio.key import Key
 from audio.loudness import Loudness
-from audio.normalize import Normalization, Target, normalize_file
+from audio.normalize import Normalization, normalize_file
 from audio.probe import AudioInfo
 from audio.silence import Silence
+from audio.targets import Target
 from audio.tempo import Tempo
 from audio.transcode import AudioEncoder, TranscodeResult
 from audio.waveform import Waveform

@@ -15,8 +15,8 @@ each output *decoded again*, with our own meter, since a lossy encoder changes b
 Outputs are written under temporary names beside their paths and renamed when all are done:
 on any failure nothing half-written is left.
 
-Importing this module loads no codec library (no PyAV, no numpy): the web process checks an
-upload's ``normalize`` field with :func:`parse_target` and lists :data:`PRESETS`.
+The targets themselves (the platforms' presets, a target read from a request) are in
+:mod:`audio.targets`.
 """
 
 from __future__ import annotations
@@ -31,83 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audio.errors import BadTargetError
+from audio.targets import Target
 
 if TYPE_CHECKING:
     from audio.transcode import AudioEncoder, TranscodeResult
-
-LUFS_RANGE = (-70.0, -5.0)
-TRUE_PEAK_RANGE = (-20.0, 0.0)
-DEFAULT_TRUE_PEAK_DBTP = -1.0
-
-
-@dataclass(frozen=True)
-class Target:
-    """A loudness target: integrated LUFS and a true-peak ceiling (dBTP)."""
-
-    lufs: float
-    true_peak_dbtp: float
-    name: str | None = None  # the preset's name, None for a number
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "target_lufs": self.lufs,
-            "true_peak_ceiling_dbtp": self.true_peak_dbtp,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Target:
-        """The inverse of :meth:`to_dict`."""
-        return cls(
-            float(data["target_lufs"]), float(data["true_peak_ceiling_dbtp"]), data.get("name")
-        )
-
-
-PRESETS: dict[str, Target] = {
-    "spotify": Target(-14.0, -1.0, "spotify"),
-    "apple": Target(-16.0, -1.0, "apple"),
-    "youtube": Target(-14.0, -1.0, "youtube"),
-    "ebu": Target(-23.0, -1.0, "ebu"),
-    "podcast": Target(-16.0, -1.0, "podcast"),
-}
-
-
-def parse_target(normalize: str, true_peak: str | float | None = None) -> Target:
-    """``"spotify"`` (any preset, any case) or a level in LUFS like ``"-18"``, with an optional
-    true-peak ceiling in dBTP (default: the preset's, or −1).
-
-    :raises audio.errors.BadTargetError: an unknown name or a value out of range; the message
-        says what is accepted.
-    """
-    text = str(normalize).strip().lower()
-    if text in PRESETS:
-        preset = PRESETS[text]
-        lufs, ceiling, name = preset.lufs, preset.true_peak_dbtp, preset.name
-    else:
-        lufs = _number(text.removesuffix("lufs"))
-        if lufs is None or not LUFS_RANGE[0] <= lufs <= LUFS_RANGE[1]:
-            raise BadTargetError(
-                f"normalize must be a platform ({', '.join(PRESETS)}) or a loudness in LUFS "
-                f"from {LUFS_RANGE[0]:g} to {LUFS_RANGE[1]:g}, like -18; got {normalize!r}"
-            )
-        ceiling, name = DEFAULT_TRUE_PEAK_DBTP, None
-    if true_peak is not None and str(true_peak).strip() != "":
-        ceiling = _number(str(true_peak).strip().lower().removesuffix("dbtp"))
-        if ceiling is None or not TRUE_PEAK_RANGE[0] <= ceiling <= TRUE_PEAK_RANGE[1]:
-            raise BadTargetError(
-                f"true_peak must be a ceiling in dBTP from {TRUE_PEAK_RANGE[0]:g} to "
-                f"{TRUE_PEAK_RANGE[1]:g}, like -1; got {true_peak!r}"
-            )
-    return Target(float(lufs), float(ceiling), name)
-
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ from audio.transcode import AudioEncoder
 from audio.waveform import WaveformBuilder
 
 from pathlib import Path
-from audio.normalize import PRESETS, normalize_file
+from audio.normalize import normalize_file
+from audio.targets import PRESETS
 
 path, out_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 

@@ -36,7 +36,8 @@ from audio.errors import (
 )
 from audio.features import Features, extract
 from audio.formats import DEFAULT_FORMATS, FORMATS
-from audio.normalize import SILENT, Normalization, Target, normalize_file
+from audio.normalize import SILENT, Normalization, normalize_file
+from audio.targets import Target
 from audio.transcode import AudioEncoder, TranscodeResult
 from tasks.context import WorkerContext
 

@@ -37,8 +37,8 @@ from app.quotas import Quotas
 from app.storage import StorageError, Stored, sha256_of
 from audio.errors import BadTargetError
 from audio.formats import FORMATS, parse_formats
-from audio.normalize import parse_target
 from audio.sniff import HEAD_BYTES, sniff
+from audio.targets import parse_target
 from broker.connection import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)

@@ -59,7 +59,7 @@ def analyze_one(
     """
     from audio.analyze import analyze_file  # the audio stack: only when a file is analysed
     from audio.errors import AudioError
-    from audio.normalize import Target
+    from audio.targets import Target
 
     target = Target.from_dict(normalize) if normalize else None
     try:
@@ -87,7 +87,7 @@ def wanted_formats(value: str | None) -> tuple[str, ...]:
 def wanted_target(normalize: str | None, true_peak: str | None, formats) -> dict | None:
     """``--normalize`` (a platform or LUFS) and ``--true-peak``, checked before any file."""
     from audio.errors import BadTargetError
-    from audio.normalize import parse_target
+    from audio.targets import parse_target
 
     if normalize is None:
         if true_peak is not None:

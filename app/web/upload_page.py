@@ -9,7 +9,7 @@ from flask import Blueprint, render_template
 from app.api import current
 from app.web.session import page
 from audio.formats import DEFAULT_FORMATS, FORMATS
-from audio.normalize import PRESETS
+from audio.targets import PRESETS
 
 bp = Blueprint("upload_page", __name__)
 

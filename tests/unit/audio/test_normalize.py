@@ -20,14 +20,8 @@ from audio.errors import BadTargetError, DecodeTimeoutError, OutputTooLargeError
 from audio.formats import FORMATS
 from audio.limiter import TruePeakLimiter
 from audio.loudness import measure_loudness
-from audio.normalize import (
-    PRESETS,
-    SILENT,
-    Normalization,
-    Target,
-    normalize_file,
-    parse_target,
-)
+from audio.normalize import SILENT, Normalization, normalize_file
+from audio.targets import PRESETS, Target, parse_target
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import silence, write_audio
 
