@@ -16,7 +16,7 @@ from scipy.signal import resample_poly
 
 import audio.normalize
 from audio.decode import decode
-from audio.errors import BadTargetError, DecodeTimeoutError, OutputTooLargeError, TooLongError
+from audio.errors import DecodeTimeoutError, OutputTooLargeError, TooLongError
 from audio.formats import FORMATS
 from audio.limiter import TruePeakLimiter
 from audio.loudness import measure_loudness
@@ -67,47 +67,6 @@ def check_acceptance(path: Path, fmt: str, target: Target, normalization: Normal
     assert abs(theirs - target.lufs) <= tolerance
     oversampled = resample_poly(y.astype(np.float64), 4, 1, axis=1)
     assert 20 * np.log10(np.abs(oversampled).max()) <= target.true_peak_dbtp + RESAMPLER_SLACK_DB
-
-
-# -- targets ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "lufs"),
-    [("spotify", -14), ("apple", -16), ("youtube", -14), ("ebu", -23), ("podcast", -16)],
-)
-def test_each_preset_parses(name, lufs):
-    assert parse_target(name) == Target(lufs, -1.0, name)
-    assert parse_target(f" {name.upper()} ") == Target(lufs, -1.0, name)
-    assert PRESETS[name] == Target(lufs, -1.0, name)
-
-
-def test_a_number_with_a_ceiling_and_a_preset_with_another():
-    assert parse_target("-18", "-2") == Target(-18.0, -2.0, None)
-    assert parse_target("-18", None) == Target(-18.0, -1.0, None)
-    assert parse_target("spotify", -1.5) == Target(-14.0, -1.5, "spotify")
-    assert parse_target("-70", 0) == Target(-70.0, 0.0, None)  # the ends are allowed
-    target = parse_target("-18", "-2")
-    assert target.to_dict() == {"name": None, "target_lufs": -18.0, "true_peak_ceiling_dbtp": -2.0}
-    assert Target.from_dict(PRESETS["ebu"].to_dict()) == PRESETS["ebu"]
-
-
-@pytest.mark.parametrize(
-    ("normalize", "true_peak", "says"),
-    [
-        ("tidal", None, "spotify, apple, youtube, ebu, podcast"),
-        ("-4", None, "from -70 to -5"),
-        ("-80", None, "from -70 to -5"),
-        ("nan", None, "from -70 to -5"),
-        ("loud", None, "like -18"),
-        ("-14", "0.5", "from -20 to 0"),
-        ("spotify", "-21", "from -20 to 0"),
-        ("spotify", "high", "true_peak"),
-    ],
-)
-def test_bad_targets_say_what_is_accepted(normalize, true_peak, says):
-    with pytest.raises(BadTargetError, match=says):
-        parse_target(normalize, true_peak)
 
 
 def test_normalization_to_dict_is_rounded_and_json_safe():
