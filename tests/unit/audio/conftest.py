@@ -44,15 +44,15 @@ _STYLE_SET = (
 )
 #: name → (description, builder), in the order the report prints them.
 SETS = {
-    "styles.py, held apart": (
+    "styles.py, held apart (tempo; key tuned on it since)": (
         _STYLE_SET.format(styles.HELD_APART_FIRST_SEED),
         styles_held_apart,
     ),
-    "styles.py, second held apart": (
+    "styles.py, second held apart (tempo; key tuned on it since)": (
         _STYLE_SET.format(styles.SECOND_HELD_APART_FIRST_SEED),
         lambda: styles.corpus(styles.SECOND_HELD_APART_FIRST_SEED, PER_STYLE, STYLE_SECONDS, RATE),
     ),
-    "music.py, held apart": (CORPUS, held_apart_corpus),
+    "music.py, held apart (tempo; key looked at it since)": (CORPUS, held_apart_corpus),
     **{
         f"styles.py, tuning {i + 1}": (
             _STYLE_SET.format(first),
