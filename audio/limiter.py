@@ -46,6 +46,7 @@ import math
 import numpy as np
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
+from audio.blocks import channel_block
 from audio.true_peak import TAPS, interpolator, oversampling
 
 #: Look-ahead, seconds: the length of the gain ramps. 5 ms: short enough to keep the attack
@@ -194,9 +195,7 @@ class TruePeakLimiter:
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Take ``block`` (float32 ``(channels, n)``); return the limited frames now ready."""
-        block = np.atleast_2d(np.asarray(block, dtype=np.float32))
-        if block.shape[0] != self.channels:
-            raise ValueError(f"expected {self.channels} channels, got {block.shape[0]}")
+        block = channel_block(block, self.channels)
         self._in += block.shape[1]
         self._buffer = np.concatenate([self._buffer, block * self.gain], axis=1)
         return self._emit(self._in - self.delay)

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.signal import sosfilt, sosfilt_zi
 
+from audio.blocks import channel_block
 from audio.true_peak import TruePeakMeter
 
 #: Length of one slice of energy, seconds.
@@ -154,11 +155,7 @@ class LoudnessMeter:
 
     def add(self, block: np.ndarray) -> None:
         """Measure ``block``: float32 ``(channels, n)``."""
-        block = np.asarray(block, dtype=np.float32)
-        if block.ndim == 1:
-            block = block[None, :]
-        if block.shape[0] != self.channels:
-            raise ValueError(f"expected {self.channels} channels, got {block.shape[0]}")
+        block = channel_block(block, self.channels)
         n = block.shape[1]
         if n == 0:
             return

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from audio.blocks import channel_block
+
 #: Sound is a window whose RMS is above this (dBFS, after removing DC).
 THRESHOLD_DBFS = -60.0
 #: Length of the windows the RMS is measured on, seconds.
@@ -85,11 +87,7 @@ class SilenceDetector:
 
     def add(self, block: np.ndarray) -> None:
         """Look at ``block``: float32 ``(channels, n)``."""
-        block = np.asarray(block, dtype=np.float32)
-        if block.ndim == 1:
-            block = block[None, :]
-        if block.shape[0] != self.channels:
-            raise ValueError(f"expected {self.channels} channels, got {block.shape[0]}")
+        block = channel_block(block, self.channels)
         if block.shape[1] == 0:
             return
         pending = np.concatenate([self._pending, block], axis=1)
