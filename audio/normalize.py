@@ -25,7 +25,6 @@ import dataclasses
 import itertools
 import math
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,19 +98,25 @@ RETRY_MARGIN_DB = 0.1
 MAX_CEILING_STEP_DB = 3.0
 
 SILENT = "the audio is silent: there is no loudness to normalise, the outputs are unchanged"
+NO_LOUDNESS = (
+    "the audio has no loudness to normalise (a click, a constant offset or under 400 ms): "
+    "no gain was applied, only the true-peak ceiling held"
+)
 
 
 @dataclass
 class _Bounds:
-    deadline: float | None
+    """The bounds every pass runs under: each decode gets the whole ``timeout_s`` (as every
+    decode of an upload does; the pipeline's stage time limit bounds the passes together)."""
+
+    timeout_s: float | None
     max_duration_s: float | None
     max_output_bytes: int | None
 
     def stream(self, path: Path):
         from audio.decode import DecodedStream
 
-        timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-        return DecodedStream(path, timeout_s=timeout, max_duration_s=self.max_duration_s)
+        return DecodedStream(path, timeout_s=self.timeout_s, max_duration_s=self.max_duration_s)
 
 
 @dataclass
@@ -153,7 +158,7 @@ def normalize_file(
     :param input_true_peak_dbtp: the source's true peak if already measured (with
         ``input_lufs``): when the gain keeps it well under the ceiling, the decode pass that
         checks whether limiting is needed is skipped.
-    :param timeout_s: the bound on the whole call (all its passes), seconds of wall time.
+    :param timeout_s: the bound on each decode pass (the caller bounds them together).
     :param max_duration_s: the longest audio accepted.
     :param max_output_bytes: the most the outputs may take in all, counted as they are written.
     :returns: per output, in order: what was written (at its path) and what was done to it.
@@ -166,11 +171,98 @@ def normalize_file(
     check_formats([fmt for _, fmt in outputs])
     if not outputs:
         return []
-    bounds = _Bounds(
-        None if timeout_s is None else time.monotonic() + timeout_s,
-        max_duration_s,
-        max_output_bytes,
-    )
+    bounds = _Bounds(timeout_s, max_duration_s, max_output_bytes)
+    native, conformed = _by_layout(source, outputs, bounds)
+    done: dict[int, tuple[TranscodeResult, Normalization]] = {}
+    try:
+        if native:
+            found = _normalize(source, [outputs[i] for i in native], target, input_lufs,
+                               input_true_peak_dbtp, bounds)  # fmt: skip
+            done.update(zip(native, found, strict=True))
+        for (rate, channels), indices in conformed.items():
+            first = Path(outputs[indices[0]][0])
+            intermediate = first.with_name(f".{first.stem}.conformed-{rate}-{channels}.w64")
+            try:
+                _conform(source, intermediate, rate, channels, bounds)
+                found = _normalize(intermediate, [outputs[i] for i in indices], target, None,
+                                   None, bounds)  # fmt: skip
+            finally:
+                intermediate.unlink(missing_ok=True)
+            done.update(zip(indices, found, strict=True))
+    except BaseException:
+        for result, _ in done.values():
+            Path(result.path).unlink(missing_ok=True)
+        raise
+    return [done[i] for i in range(len(outputs))]
+
+
+def _by_layout(
+    source: Path, outputs: Sequence[tuple[Path, str]], bounds: _Bounds
+) -> tuple[list[int], dict[tuple[int, int], list[int]]]:
+    """The outputs encoded at the source's rate and channels, and the others by the rate and
+    channels their format turns the audio into (an MP3 is stereo at 44.1 kHz, an Opus file
+    48 kHz). Those must be normalised *as they will sound*: a 5.1 downmix or a resampled
+    signal has another loudness and other peaks than the source."""
+    from audio.formats import FORMATS
+    from audio.transcode import output_rate
+
+    stream = bounds.stream(source)
+    rate, channels = stream.sample_rate, stream.channels
+    stream.close()
+    native: list[int] = []
+    conformed: dict[tuple[int, int], list[int]] = {}
+    for i, (_, fmt) in enumerate(outputs):
+        layout = (output_rate(FORMATS[fmt], rate), FORMATS[fmt].channels or channels)
+        if layout == (rate, channels):
+            native.append(i)
+        else:
+            conformed.setdefault(layout, []).append(i)
+    return native, conformed
+
+
+def _conform(source: Path, target: Path, rate: int, channels: int, bounds: _Bounds) -> None:
+    """Write ``source`` at ``rate`` and ``channels`` as 32-bit float Wave64 (lossless, no
+    clipping, no 4 GB limit): what an encoder of that layout would be fed."""
+    import av
+    import numpy as np
+
+    from audio.transcode import LAYOUTS
+
+    stream = bounds.stream(source)
+    resampler = av.AudioResampler(format="flt", layout=LAYOUTS[channels], rate=rate)
+    try:
+        with av.open(str(target), "w", format="w64") as container:
+            out = container.add_stream("pcm_f32le", rate=rate)
+            out.layout = LAYOUTS[channels]
+            out.format = "flt"
+            for block in itertools.chain(stream.blocks(), [None]):
+                frame = None
+                if block is not None:
+                    packed = np.ascontiguousarray(block.T).reshape(1, -1)
+                    frame = av.AudioFrame.from_ndarray(
+                        packed, format="flt", layout=LAYOUTS[stream.channels]
+                    )
+                    frame.sample_rate = stream.sample_rate
+                for converted in resampler.resample(frame):
+                    for packet in out.encode(converted):
+                        container.mux(packet)
+            for packet in out.encode(None):
+                container.mux(packet)
+    except BaseException:
+        stream.close()
+        target.unlink(missing_ok=True)
+        raise
+
+
+def _normalize(
+    source: Path,
+    outputs: Sequence[tuple[Path, str]],
+    target: Target,
+    input_lufs: float | None,
+    input_true_peak_dbtp: float | None,
+    bounds: _Bounds,
+) -> list[tuple[TranscodeResult, Normalization]]:
+    """:func:`normalize_file` for outputs encoded at the source's own rate and channels."""
     jobs = [
         _Output(Path(path), fmt, 0.0, target.true_peak_dbtp, _temp_path(Path(path)))
         for path, fmt in outputs
@@ -179,15 +271,25 @@ def normalize_file(
         source_peak_db = input_true_peak_dbtp if input_lufs is not None else None
         if input_lufs is None:
             input_lufs, source_peak_db = _measure(source, bounds)
-        if input_lufs is None:
+        if input_lufs is None and source_peak_db is None:  # digital silence
             _write_unchanged(source, jobs, target, bounds)
         else:
-            gain_db = _settle_gain(source, target, input_lufs, source_peak_db, bounds)
+            # No loudness (a click, DC, under 400 ms): no gain, but the ceiling still holds.
+            linear = 0.0 if input_lufs is None else target.lufs - input_lufs
+            gain_db = linear
+            if input_lufs is not None:
+                gain_db = _settle_gain(source, target, input_lufs, source_peak_db, bounds)
             for job in jobs:
-                job.gain_db, job.linear_gain_db = gain_db, target.lufs - input_lufs
+                job.gain_db, job.linear_gain_db = gain_db, linear
                 job.ceiling_db = target.true_peak_dbtp - FIRST_MARGIN_DB.get(job.fmt, 0.6)
             while not all(job.done for job in jobs):
                 _encode_round(source, jobs, target, bounds)
+            if input_lufs is None:
+                for job in jobs:
+                    if job.normalization.reason is None:
+                        job.normalization = dataclasses.replace(
+                            job.normalization, reason=NO_LOUDNESS
+                        )
     except BaseException:
         for job in jobs:
             job.temp.unlink(missing_ok=True)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from audio.errors import BadTargetError
 
-LUFS_RANGE = (-70.0, -5.0)
+#: Quieter than −60 LUFS could not even be measured again (BS.1770's gate is −70).
+LUFS_RANGE = (-60.0, -5.0)
 TRUE_PEAK_RANGE = (-20.0, 0.0)
 DEFAULT_TRUE_PEAK_DBTP = -1.0
 
@@ -64,7 +65,7 @@ def parse_target(normalize: str, true_peak: str | float | None = None) -> Target
         if lufs is None or not LUFS_RANGE[0] <= lufs <= LUFS_RANGE[1]:
             raise BadTargetError(
                 f"normalize must be a platform ({', '.join(PRESETS)}) or a loudness in LUFS "
-                f"from {LUFS_RANGE[0]:g} to {LUFS_RANGE[1]:g}, like -18; got {normalize!r}"
+                f"from {LUFS_RANGE[0]:g} to {LUFS_RANGE[1]:g}, like -18; got {_shown(normalize)}"
             )
         ceiling, name = DEFAULT_TRUE_PEAK_DBTP, None
     if true_peak is not None and str(true_peak).strip() != "":
@@ -72,14 +73,20 @@ def parse_target(normalize: str, true_peak: str | float | None = None) -> Target
         if ceiling is None or not TRUE_PEAK_RANGE[0] <= ceiling <= TRUE_PEAK_RANGE[1]:
             raise BadTargetError(
                 f"true_peak must be a ceiling in dBTP from {TRUE_PEAK_RANGE[0]:g} to "
-                f"{TRUE_PEAK_RANGE[1]:g}, like -1; got {true_peak!r}"
+                f"{TRUE_PEAK_RANGE[1]:g}, like -1; got {_shown(true_peak)}"
             )
     return Target(float(lufs), float(ceiling), name)
 
 
 def _number(text: str) -> float | None:
     try:
-        value = float(text.strip())
+        value = float(text.strip().replace("\u2212", "-"))  # "−16" as the README writes it
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _shown(value: object) -> str:
+    """A value echoed in an error, cut short (a request may send megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}…"

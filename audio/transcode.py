@@ -19,10 +19,11 @@ import av
 import numpy as np
 
 from audio.decode import DecodedStream
-from audio.formats import FORMATS, check_formats
+from audio.formats import FORMATS, Format, check_formats
 from audio.mp3 import Mp3Writer
 
-_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+#: FFmpeg channel layouts by channel count.
+LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,17 @@ class TranscodeResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def output_rate(fmt: Format, in_rate: int) -> int:
+    """The rate ``fmt`` encodes audio of ``in_rate`` at: its own, the input's, or the nearest
+    higher one its codec accepts."""
+    if fmt.sample_rate:
+        return fmt.sample_rate
+    if not fmt.rates or in_rate in fmt.rates:
+        return in_rate
+    higher = [r for r in fmt.rates if r >= in_rate]
+    return min(higher) if higher else max(fmt.rates)
 
 
 class AudioEncoder:
@@ -56,12 +68,12 @@ class AudioEncoder:
         self.out_path = Path(out_path)
         self.in_rate = int(in_rate)
         self.in_channels = int(in_channels)
-        self.sample_rate = self._output_rate()
+        self.sample_rate = output_rate(self.format, self.in_rate)
         self.channels = self.format.channels or self.in_channels
         self.bitrate = (
             (bitrate or self.format.default_bitrate) if self.format.default_bitrate else None
         )
-        self._in_layout = _LAYOUTS[self.in_channels]
+        self._in_layout = LAYOUTS[self.in_channels]
         self._mp3: Mp3Writer | None = None
         if self.format.name == "mp3":
             # LAME via lameenc: see audio/mp3.py for why not FFmpeg's.
@@ -70,7 +82,7 @@ class AudioEncoder:
                 bitrate=self.bitrate or 192_000,
             )  # fmt: skip
             self._resampler = av.AudioResampler(
-                format="s16", layout=_LAYOUTS[self.channels], rate=self.sample_rate
+                format="s16", layout=LAYOUTS[self.channels], rate=self.sample_rate
             )
         else:
             self._open_container()
@@ -82,7 +94,7 @@ class AudioEncoder:
         self._container = av.open(str(self.out_path), "w", format=self.format.container)
         try:
             self._stream = self._container.add_stream(self.format.codec, rate=self.sample_rate)
-            self._stream.layout = _LAYOUTS[self.channels]
+            self._stream.layout = LAYOUTS[self.channels]
             self._stream.format = self.format.sample_format
             if self.bitrate:
                 self._stream.bit_rate = self.bitrate
@@ -90,22 +102,13 @@ class AudioEncoder:
             frame_size = self._stream.codec_context.frame_size or None
             self._resampler = av.AudioResampler(
                 format=self.format.sample_format,
-                layout=_LAYOUTS[self.channels],
+                layout=LAYOUTS[self.channels],
                 rate=self.sample_rate,
                 frame_size=frame_size,
             )
         except BaseException:
             self._container.close()
             raise
-
-    def _output_rate(self) -> int:
-        if self.format.sample_rate:
-            return self.format.sample_rate
-        rates = self.format.rates
-        if not rates or self.in_rate in rates:
-            return self.in_rate
-        higher = [r for r in rates if r >= self.in_rate]
-        return min(higher) if higher else max(rates)
 
     def write(self, block: np.ndarray) -> None:
         """Encode a float32 ``(in_channels, n)`` block."""

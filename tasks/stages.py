@@ -241,7 +241,7 @@ def normalize_stage(ctx: WorkerContext, job_id: str) -> str:
 def describe_normalization(target: Target, formats: list[str], done: list[Normalization]) -> str:
     """The job's event line: the target, then what each output measures after normalising."""
     name = f"{target.name} " if target.name else ""
-    head = f"normalised to {name}({target.lufs:g} LUFS, {target.true_peak_dbtp:g} dBTP)"
+    head = f"normalised to {name}({target.lufs:g} LUFS, {target.true_peak_dbtp + 0.0:g} dBTP)"
     if done and done[0].reason == SILENT:
         return f"{head}: {SILENT}"
     parts = []

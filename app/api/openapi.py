@@ -75,7 +75,7 @@ DOCUMENT = {
                         "type": "string",
                         "description": "normalise every output to a platform's target "
                         "(spotify −14 LUFS, apple −16, youtube −14, ebu −23, podcast −16; "
-                        "all with a −1 dBTP ceiling) or to a number of LUFS (−70 … −5)",
+                        "all with a −1 dBTP ceiling) or to a number of LUFS (−60 … −5)",
                         "example": "spotify",
                     },
                     "true_peak": {

@@ -101,7 +101,8 @@ def wanted_target(normalize: str | None, true_peak: str | None, formats) -> dict
     try:
         return parse_target(normalize, true_peak).to_dict()
     except BadTargetError as exc:
-        raise click.BadParameter(str(exc), param_hint="--normalize") from exc
+        option = "--true-peak" if str(exc).startswith("true_peak") else "--normalize"
+        raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
 @click.command("analyze")

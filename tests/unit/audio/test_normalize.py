@@ -20,7 +20,7 @@ from audio.errors import DecodeTimeoutError, OutputTooLargeError, TooLongError
 from audio.formats import FORMATS
 from audio.limiter import TruePeakLimiter
 from audio.loudness import measure_loudness
-from audio.normalize import SILENT, Normalization, normalize_file
+from audio.normalize import NO_LOUDNESS, SILENT, Normalization, normalize_file
 from audio.targets import PRESETS, Target, parse_target
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import silence, write_audio
@@ -209,6 +209,45 @@ def test_silent_input_is_written_unchanged_saying_why(tmp_path):
         assert normalization.output_integrated_lufs is None
         y, _ = decode(result.path)
         assert not y.any()
+
+
+def test_audio_without_loudness_still_gets_the_ceiling(tmp_path):
+    """A 300 ms full-scale square wave has no integrated loudness (shorter than one 400 ms
+    block), so no gain — but its outputs must still be held under the ceiling."""
+    t = np.arange(round(0.3 * RATE)) / RATE
+    square = np.sign(np.sin(2 * np.pi * 441 * t)).astype(np.float32) * 0.999
+    source = write_audio(tmp_path / "square.wav", np.stack([square, square]), RATE)
+    target = PRESETS["spotify"]
+    done = normalize_file(source, outputs_in(tmp_path, ["wav", "mp3"]), target)
+    for (result, normalization), fmt in zip(done, ["wav", "mp3"], strict=True):
+        assert normalization.reason == NO_LOUDNESS, fmt
+        assert normalization.gain_db == 0.0 and normalization.limited_db > 0, fmt
+        y, _ = decode(result.path)
+        assert measure_loudness(y, RATE).true_peak_dbtp <= target.true_peak_dbtp, fmt
+        oversampled = resample_poly(y.astype(np.float64), 4, 1, axis=1)
+        peak = 20 * np.log10(np.abs(oversampled).max())
+        assert peak <= target.true_peak_dbtp + RESAMPLER_SLACK_DB, fmt
+
+
+def test_a_surround_source_is_normalised_as_its_stereo_mp3_sounds(tmp_path):
+    """5.1 music into an MP3 (stereo, 44.1 kHz) and, at 96 kHz, into Opus (48 kHz): each
+    output is normalised as its own downmix or resampled signal sounds, not as the source."""
+    stereo = music_at(-30.0, seed=31)
+    left, right = stereo
+    rumble = 0.02 * np.random.default_rng(31).standard_normal(len(left)).astype(np.float32)
+    surround = np.stack([left, right, 0.7 * left, rumble, 0.3 * left, 0.3 * right])
+    source = write_audio(tmp_path / "surround.flac", surround, RATE)
+    target = PRESETS["spotify"]
+    (mp3,) = normalize_file(source, outputs_in(tmp_path, ["mp3"]), target)
+    check_acceptance(Path(mp3[0].path), "mp3", target, mp3[1])
+    assert mp3[1].reason is None
+    hi_rate = write_audio(
+        tmp_path / "hi.wav",
+        resample_poly(stereo, 96000 // 300, RATE // 300, axis=1).astype(np.float32),
+        96000,
+    )
+    (opus,) = normalize_file(hi_rate, outputs_in(tmp_path, ["opus"]), target)
+    check_acceptance(Path(opus[0].path), "opus", target, opus[1])
 
 
 @pytest.mark.parametrize(
