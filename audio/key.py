@@ -119,6 +119,10 @@ class Key:
         }
 
 
+#: The shortest audio a key is looked for in: one analysis frame.
+MIN_SECONDS = FFT_SIZE / ANALYSIS_RATE
+
+
 def no_key(reason: str) -> Key:
     return Key(None, None, None, None, reason)
 
@@ -214,8 +218,12 @@ class KeyAnalyzer:
         self._treble = np.zeros(12)
         self._bass = np.zeros(12)
         self._tonality = np.zeros(2)  # pitched frames, audible frames
+        self._rate = sample_rate
+        self._seconds: float | None = 0.0  # of audio given; None: restored, unknown
 
     def add(self, mono: np.ndarray) -> None:
+        if self._seconds is not None:
+            self._seconds += len(mono) / self._rate
         self._consume(self._spectra.add(mono))
 
     def _consume(self, magnitude: np.ndarray) -> None:
@@ -234,6 +242,7 @@ class KeyAnalyzer:
             "key_treble": self._treble.copy(),
             "key_bass": self._bass.copy(),
             "key_tonality": self._tonality.copy(),
+            "key_seconds": np.array([-1.0 if self._seconds is None else self._seconds]),
         }
 
     @classmethod
@@ -241,6 +250,8 @@ class KeyAnalyzer:
         """From :meth:`state`. Archives from before ``key_treble`` hold ``key_chroma`` (65 Hz–
         2 kHz), scored in its place; from before ``key_tonality``, count as pitched."""
         analyzer = cls(ANALYSIS_RATE)
+        seconds = float(state["key_seconds"][0]) if "key_seconds" in state else -1.0
+        analyzer._seconds = seconds if seconds >= 0 else None
         treble = state["key_treble"] if "key_treble" in state else state["key_chroma"]
         analyzer._treble = np.asarray(treble, dtype=np.float64).copy()
         analyzer._bass = np.asarray(state["key_bass"], dtype=np.float64).copy()
@@ -254,6 +265,8 @@ class KeyAnalyzer:
         self._consume(self._spectra.flush())
         pitched, audible = self._tonality
         if audible == 0 or self._treble.max() <= 0:
+            if self._seconds is not None and 0 < self._seconds < MIN_SECONDS:
+                return no_key(f"too short: a key needs at least {MIN_SECONDS:.1f} s of audio")
             return no_key("silence: nothing audible")
         if pitched < MIN_TONAL_SHARE * audible:
             return no_key(

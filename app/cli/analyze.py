@@ -136,6 +136,7 @@ def analyze(
     target = wanted_target(normalize, true_peak, wanted)
     if wanted and out_dir is None:
         out_dir = "."
+    _check_distinct_outputs(files, wanted, out_dir)
     records = _run(list(files), wanted, out_dir, target, jobs, show_progress=not as_json)
     for record in records:
         if as_json:
@@ -144,6 +145,25 @@ def analyze(
         click.echo(_table(records))
     if any(r["error"] for r in records):
         sys.exit(1)
+
+
+def _check_distinct_outputs(files: tuple[str, ...], formats, out_dir: str | None) -> None:
+    """Refuse files whose transcodes would land on the same path (``x/a.wav`` and ``y/a.flac``
+    into one ``--out``): one would overwrite the other, or both fail half-way."""
+    if not formats:
+        return
+    from audio.analyze import output_path
+
+    writers: dict[Path, str] = {}
+    for name in files:
+        for fmt in formats:
+            path = output_path(Path(name), Path(out_dir or "."), fmt).resolve()
+            if path in writers and writers[path] != name:
+                raise click.UsageError(
+                    f"{writers[path]} and {name} would both write {path}: "
+                    "give them different names or --out folders"
+                )
+            writers[path] = name
 
 
 def _run(

@@ -143,7 +143,7 @@ def test_state_round_trip_and_archives_from_older_versions():
     bass = _peak_chroma(peaks, len(magnitude), BASS_LOW_HZ, 250.0)
     old = {"key_chroma": full, "key_bass": bass}
     assert KeyAnalyzer.restore(old).result().name == "E major"
-    assert set(state) == {"key_treble", "key_bass", "key_tonality"}
+    assert set(state) == {"key_treble", "key_bass", "key_tonality", "key_seconds"}
 
 
 def test_mirex_score_weights():
@@ -208,3 +208,15 @@ def test_silence_has_no_key():
     assert key.name is None and key.camelot is None
     assert key.reason.startswith("silence")
     assert json.dumps(key.to_dict(), allow_nan=False)
+
+
+def test_a_file_too_short_for_a_key_says_so():
+    """10 ms of a tone is not silence: the reason says it is too short (0.37 s at least)."""
+    t = np.arange(round(0.01 * 11025)) / 11025
+    key = estimate_key((0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 11025)
+    assert key.tonic is None and key.reason.startswith("too short")
+    analyzer = KeyAnalyzer(11025)
+    analyzer.add((0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    restored = KeyAnalyzer.restore(analyzer.state())  # as the pipeline's later stage sees it
+    assert restored.result().reason.startswith("too short")
+    assert estimate_key(np.zeros(11025 * 2, dtype=np.float32), 11025).reason.startswith("silence")

@@ -147,3 +147,15 @@ def test_a_bad_normalize_is_refused_before_any_file(files, arguments, words):
     songs, _ = files
     result = CliRunner().invoke(main, ["analyze", *arguments, str(songs[0][0])])
     assert result.exit_code == 2 and words in result.output
+
+
+def test_two_files_that_would_write_the_same_transcode_are_refused(files, tmp_path):
+    songs, _ = files
+    twin = tmp_path / "twin" / songs[0][0].name
+    twin.parent.mkdir()
+    twin.write_bytes(songs[0][0].read_bytes())
+    out = tmp_path / "out"
+    arguments = ["analyze", "--formats", "wav", "--out", str(out), str(songs[0][0]), str(twin)]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 2 and "would both write" in result.output
+    assert not out.exists()  # refused before anything was written
