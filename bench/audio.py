@@ -301,6 +301,21 @@ def report(seconds: float, ours: dict, rss_mb: float, theirs: dict | None) -> No
         print("\nspeedup vs ffmpeg+librosa: n/a (peer missing)")
 
 
+def seeded_track(seed: int):
+    """An 8 s synthesized track for ``seed`` (tempo, key and mode drawn from it) and its
+    integrated loudness: the material of ``--overshoot`` and ``--acceptance``."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from audio.loudness import measure_loudness
+    from tests.unit.audio.music import TONICS, synthesize_track
+
+    bpm = float(np.random.default_rng(seed).uniform(80, 170))
+    scale = "minor" if seed % 2 else "major"
+    track = synthesize_track(bpm, TONICS[seed % 12], scale, 8.0, 44100, seed=seed)
+    return track, measure_loudness(track.samples, 44100).integrated_lufs
+
+
 def encoder_overshoot(seeds: range) -> None:
     """Per seed, an 8 s track brought to −14 and −9 LUFS and limited to −1 dBTP, encoded in
     each format, decoded: the true peak read (the larger of our meter and the limiter's
@@ -313,16 +328,12 @@ def encoder_overshoot(seeds: range) -> None:
     from audio.loudness import measure_loudness
     from audio.normalize import FIRST_MARGIN_DB
     from audio.transcode import AudioEncoder
-    from tests.unit.audio.music import TONICS, synthesize_track
 
     folder = Path(tempfile.mkdtemp(prefix="bench-overshoot-"))
     overshoot: dict[str, list[float]] = {fmt: [] for fmt in FIRST_MARGIN_DB}
     try:
         for seed in seeds:
-            bpm = float(np.random.default_rng(seed).uniform(80, 170))
-            scale = "minor" if seed % 2 else "major"
-            track = synthesize_track(bpm, TONICS[seed % 12], scale, 8.0, 44100, seed=seed)
-            level = measure_loudness(track.samples, 44100).integrated_lufs
+            track, level = seeded_track(seed)
             for lufs in (-14.0, -9.0):
                 limiter = TruePeakLimiter(44100, 2, gain_db=lufs - level, ceiling_dbtp=-1.0)
                 limited = np.concatenate([limiter.process(track.samples), limiter.flush()], 1)
@@ -358,9 +369,8 @@ def normalization_acceptance(seeds: range, target_text: str | None) -> None:
 
     import audio.normalize as normalize
     from audio.decode import decode
-    from audio.loudness import measure_loudness
+    from audio.targets import parse_target
     from audio.transcode import AudioEncoder
-    from tests.unit.audio.music import TONICS, synthesize_track
 
     encodes: dict[str, int] = {}
     plain_encode = normalize._encode
@@ -379,15 +389,12 @@ def normalization_acceptance(seeds: range, target_text: str | None) -> None:
     failures, outputs = [], 0
     try:
         for seed in seeds:
-            bpm = float(np.random.default_rng(seed).uniform(80, 170))
-            scale = "minor" if seed % 2 else "major"
-            track = synthesize_track(bpm, TONICS[seed % 12], scale, 8.0, 44100, seed=seed)
-            level = measure_loudness(track.samples, 44100).integrated_lufs
+            track, level = seeded_track(seed)
             for lufs, name in cases:
                 source = folder / "source.wav"
                 with AudioEncoder(source, "wav", in_rate=44100, in_channels=2) as encoder:
                     encoder.write(track.samples * np.float32(10 ** ((lufs - level) / 20)))
-                target = normalize.parse_target(name)
+                target = parse_target(name)
                 paths = [(folder / f"out.{fmt}", fmt) for fmt in formats]
                 done = normalize.normalize_file(source, paths, target)
                 for fmt, (result, n) in zip(formats, done, strict=True):
