@@ -136,22 +136,23 @@ def analyze_file(
         path, encoders=None if normalize else encoders, timeout_s=timeout_s,
         progress=progress, waveform_width=waveform_width,
     )  # fmt: skip
-    outputs = [writer.close() for writer in writers]
-    normalizations: list[Normalization] = []
+    analysis = from_features(str(path), features, [writer.close() for writer in writers])
+    analysis = dataclasses.replace(analysis, target=normalize)
     if normalize is not None and formats:
         folder.mkdir(parents=True, exist_ok=True)
-        loudness = features.loudness.result()
         done = normalize_file(
             path, [(output_path(path, folder, fmt), fmt) for fmt in formats], normalize,
-            input_lufs=loudness.integrated_lufs, input_true_peak_dbtp=loudness.true_peak_dbtp,
-            timeout_s=timeout_s,
+            input_lufs=analysis.loudness.integrated_lufs,
+            input_true_peak_dbtp=analysis.loudness.true_peak_dbtp, timeout_s=timeout_s,
         )  # fmt: skip
-        outputs = [result for result, _ in done]
-        normalizations = [normalization for _, normalization in done]
+        analysis = dataclasses.replace(
+            analysis,
+            outputs=[result for result, _ in done],
+            normalizations=[normalization for _, normalization in done],
+        )
     if progress is not None:
         progress(1.0)
-    analysis = from_features(str(path), features, outputs)
-    return dataclasses.replace(analysis, target=normalize, normalizations=normalizations)
+    return analysis
 
 
 def from_features(path: str, features: Features, outputs=()) -> Analysis:
