@@ -155,9 +155,10 @@ def normalize_file(
 
     :param input_lufs: the source's integrated loudness if already measured; ``None``: measured
         here in a decode pass.
-    :param input_true_peak_dbtp: the source's true peak if already measured (with
-        ``input_lufs``): when the gain keeps it well under the ceiling, the decode pass that
-        checks whether limiting is needed is skipped.
+    :param input_true_peak_dbtp: the source's true peak if already measured: when the gain
+        keeps it well under the ceiling, the decode pass that checks whether limiting is needed
+        is skipped; given without ``input_lufs``, the source was measured and has no loudness
+        (a click, under 400 ms). Both ``None``: measured here.
     :param timeout_s: the bound on each decode pass (the caller bounds them together).
     :param max_duration_s: the longest audio accepted.
     :param max_output_bytes: the most the outputs may take in all, counted as they are written.
@@ -268,8 +269,8 @@ def _normalize(
         for path, fmt in outputs
     ]
     try:
-        source_peak_db = input_true_peak_dbtp if input_lufs is not None else None
-        if input_lufs is None:
+        source_peak_db = input_true_peak_dbtp
+        if input_lufs is None and input_true_peak_dbtp is None:  # not measured yet
             input_lufs, source_peak_db = _measure(source, bounds)
         if input_lufs is None and source_peak_db is None:  # digital silence
             _write_unchanged(source, jobs, target, bounds)
