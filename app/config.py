@@ -12,6 +12,8 @@ second terminal reaches the stack with no settings of its own.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import re
@@ -80,6 +82,16 @@ class Config:
     stuck_job_after_s: int = 120
     sweep_interval_s: int = 60
     orphan_after_s: int = 3600
+    #: Answer downloads from S3 storage with a 302 to a presigned URL (``S3_PRESIGN=1``)
+    #: rather than streaming them through the API.
+    s3_presign: bool = False
+    #: Signs webhooks (Standard Webhooks: ``whsec_`` + base64); unset: no webhooks are sent,
+    #: and an upload asking for one is refused.
+    webhook_secret: str | None = None
+    #: Let webhooks reach loopback, private and link-local addresses (``make run``, tests).
+    webhook_allow_private: bool = False
+    #: Seconds a webhook receiver has to answer one attempt.
+    webhook_timeout_s: int = 10
 
     @property
     def open_access(self) -> bool:
@@ -128,9 +140,20 @@ class Config:
                 f"got {nats_namespace!r}"
             )
         storage_url = text("STORAGE_URL", cls.storage_url) or cls.storage_url
-        if urlparse(storage_url).scheme not in ("file", "nats"):
+        parsed_storage = urlparse(storage_url)
+        if parsed_storage.scheme not in ("file", "nats", "s3") or (
+            parsed_storage.scheme == "s3" and not parsed_storage.netloc
+        ):
             problems.append(
-                f"STORAGE_URL must be file:///path or nats://host:port/bucket, got {storage_url!r}"
+                "STORAGE_URL must be file:///path, nats://host:port/bucket or "
+                f"s3://bucket/prefix, got {storage_url!r}"
+            )
+        webhook_secret = text("WEBHOOK_SECRET")
+        if webhook_secret is not None and not webhook_key_ok(webhook_secret):
+            problems.append(
+                "WEBHOOK_SECRET must be whsec_ followed by base64 of 24 to 64 random bytes "
+                "(e.g. `python -c \"import base64,os; print('whsec_' + "
+                "base64.b64encode(os.urandom(32)).decode())\"`)"
             )
         tokens = parse_api_tokens(text("API_TOKENS") or "", problems)
         admin_token = text("ADMIN_TOKEN")
@@ -148,6 +171,13 @@ class Config:
         if log_format not in LOG_FORMATS:
             problems.append(f"LOG_FORMAT must be json or text, got {log_format!r}")
         metrics_dir = text("METRICS_DIR")
+
+        def flag(name: str) -> bool:
+            raw = (text(name) or "0").lower()
+            if raw not in ("0", "1", "true", "false", "yes", "no"):
+                problems.append(f"{name} must be 1 or 0, got {raw!r}")
+            return raw in ("1", "true", "yes")
+
         config = cls(
             database_url=database_url or "",
             nats_url=nats_url,
@@ -210,6 +240,12 @@ class Config:
             orphan_after_s=number(
                 "ORPHAN_AFTER_S", cls.orphan_after_s, 60, 30 * 86400, " of seconds"
             ),
+            s3_presign=flag("S3_PRESIGN"),
+            webhook_secret=webhook_secret,
+            webhook_allow_private=flag("WEBHOOK_ALLOW_PRIVATE"),
+            webhook_timeout_s=number(
+                "WEBHOOK_TIMEOUT_S", cls.webhook_timeout_s, 1, 60, " of seconds"
+            ),
         )
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -259,6 +295,16 @@ def parse_api_tokens(raw: str, problems: list[str]) -> dict[str, str]:
             continue
         tokens[token] = tenant or bare_token_tenant(token)
     return tokens
+
+
+def webhook_key_ok(secret: str) -> bool:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of 24 to 64 bytes."""
+    prefix, _, encoded = secret.partition("_")
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return prefix == "whsec" and 24 <= len(key) <= 64
 
 
 def normalise_database_url(url: str, problems: list[str]) -> str:
