@@ -94,6 +94,8 @@ class Job(Base):
     formats: Mapped[list] = mapped_column(JSON, default=list)
     #: The loudness target of its outputs (``audio.targets.Target.to_dict``); None: as decoded.
     normalize: Mapped[dict | None] = mapped_column(JSON)
+    #: Where to POST the job's end (a webhook); None: the tenant's default, if any, else none.
+    callback_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -191,3 +193,93 @@ class ApiToken(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TenantSettings(Base):
+    """What a tenant sets for itself with the CLI: the webhook its jobs call by default."""
+
+    __tablename__ = "tenant_settings"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Batch(Base):
+    """Several jobs under one id, and one webhook when all of them have ended."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("batches_tenant_created", "tenant", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(String(64))
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: When the batch was seen with every job ended and its webhook made (once).
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BatchJob(Base):
+    """A job of a batch (a job may be in several batches: they group existing uploads)."""
+
+    __tablename__ = "batch_jobs"
+
+    batch_id: Mapped[str] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    #: The order the batch was given its files or uploads in.
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class WebhookDelivery(Base):
+    """One webhook message (a job's or a batch's end) and its fate; the same ``id`` (the
+    ``webhook-id`` header) and body on every attempt, so a receiver can drop duplicates."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'delivered', 'failed')", name="webhook_deliveries_status_valid"
+        ),
+        Index("webhook_deliveries_status_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    batch_id: Mapped[str | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), index=True
+    )
+    event_type: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    #: The JSON body exactly as signed and sent.
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: the receiver's status code, or why there was none."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
