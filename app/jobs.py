@@ -18,6 +18,7 @@ import dramatiq
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import webhooks
 from app.metrics import metrics
 from app.models import JOB_STATUSES, Job, JobEvent, utcnow
 from app.queue import start_job
@@ -234,28 +235,35 @@ def stage_retrying(sessions: sessionmaker[Session], job_id: str, stage: str, rea
         )
 
 
-def job_done(sessions: sessionmaker[Session], job_id: str) -> None:
-    """The job ends ``done`` (once: a duplicate of its last stage changes nothing)."""
+def job_done(sessions: sessionmaker[Session], job_id: str) -> list[str]:
+    """The job ends ``done`` (once: a duplicate of its last stage changes nothing); returns the
+    webhook deliveries its end made, for :func:`app.webhooks.send`."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job.status == "done":
-            return
+            return []
         job.status, job.progress, job.stage, job.error = "done", 100, None, None
         job.finished_at = utcnow()
         session.add(JobEvent(job_id=job_id, stage="finalize", level="info", message="done"))
+        session.flush()
+        deliveries = webhooks.on_job_end(session, job)
     metrics().jobs_finished.labels("done").inc()
+    return deliveries
 
 
-def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason: str) -> None:
+def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason: str) -> list[str]:
     """The job ends ``failed`` with ``reason`` (a sentence for the person who uploaded); a job
-    that has already ended stays as it is."""
+    that has already ended stays as it is. Returns the webhook deliveries its end made."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.status in ("done", "failed"):
-            return
+            return []
         job.status, job.error, job.finished_at = "failed", reason, utcnow()
         session.add(JobEvent(job_id=job_id, stage=stage, level="error", message=reason))
+        session.flush()
+        deliveries = webhooks.on_job_end(session, job)
     metrics().jobs_finished.labels("failed").inc()
+    return deliveries
 
 
 # -- the sweep (workers) ---------------------------------------------------------------------

@@ -20,6 +20,10 @@ PIPELINE_ACTOR = "run_stage"
 #: The stage every job starts with: the first of :data:`tasks.pipeline.STAGES`, which takes its
 #: name from here (the pipeline's message is ``run_stage(job_id, stage_name)``).
 FIRST_STAGE = "transcode"
+#: The queue and the actor that POST webhooks (:mod:`tasks.webhooks`), in worker processes of
+#: their own so that a slow receiver never holds a pipeline worker.
+WEBHOOK_QUEUE = "webhooks"
+WEBHOOK_ACTOR = "deliver_webhook"
 
 
 def make_broker(
@@ -61,3 +65,15 @@ def start_job(broker: dramatiq.Broker, job_id: str) -> None:
             options={},
         )
     )
+
+
+def send_webhook(broker: dramatiq.Broker, delivery_id: str, delay_s: float | None = None) -> None:
+    """Ask the webhooks worker to attempt a delivery (after ``delay_s`` seconds).
+
+    :raises dramatiq.errors.BrokerConnectionError: NATS did not answer.
+    """
+    message = dramatiq.Message(
+        queue_name=WEBHOOK_QUEUE, actor_name=WEBHOOK_ACTOR, args=(delivery_id,), kwargs={},
+        options={},
+    )  # fmt: skip
+    broker.enqueue(message, delay=None if delay_s is None else int(delay_s * 1000))

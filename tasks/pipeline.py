@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import dramatiq
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
-from app import jobs
+from app import jobs, webhooks
 from app.logs import log_context
 from app.metrics import metrics
 from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE, make_broker
@@ -155,7 +155,8 @@ def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
 def _fail_for_good(ctx: WorkerContext, job_id: str, stage: str, reason: str) -> None:
     """End the job ``failed`` with ``reason``; the message is then acknowledged, not retried
     (the same work would fail the same way) nor dead-lettered (nothing to replay)."""
-    riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
+    made = riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
+    webhooks.send(broker, made)
 
 
 def _time_limit_reason(stage: str) -> str:
@@ -182,7 +183,8 @@ def _hand_on(ctx: WorkerContext, job_id: str, index: int) -> None:
     if index + 1 < len(STAGES):
         riding_out(lambda: run_stage.send(job_id, STAGES[index + 1].name))
     else:
-        riding_out(lambda: jobs.job_done(ctx.sessions, job_id))
+        made = riding_out(lambda: jobs.job_done(ctx.sessions, job_id))
+        webhooks.send(broker, made)
         logger.info("job done")
 
 
@@ -204,7 +206,8 @@ def _failed_attempt(ctx: WorkerContext, job_id: str, stage: str, exc: BaseExcept
                 f"the {stage} stage failed after {attempt} attempt{'s' * (attempt > 1)} because "
                 "of an internal error; the operators' logs and the dead letter have the details"
             )
-            riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
+            made = riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
+            webhooks.send(broker, made)
         else:
             reason = f"attempt {attempt} of the {stage} stage failed because of an internal error"
             riding_out(lambda: jobs.stage_retrying(ctx.sessions, job_id, stage, reason))

@@ -24,14 +24,14 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
 from werkzeug.utils import secure_filename
 
-from app import uploads
+from app import results, uploads
 from app.api import current
 from app.api.auth import caller, require_token
 from app.api.current import broker, sessions, storage
 from app.api.errors import ApiError, unavailable
 from app.logs import bind
 from app.metrics import metrics
-from app.models import Analysis, Output, Upload, new_id
+from app.models import Upload, new_id
 from app.queue import start_job
 from app.quotas import Quotas
 from app.storage import StorageError, Stored, sha256_of
@@ -247,56 +247,7 @@ def get_analysis(upload_id: str):
     if isinstance(found, uploads.Pending):
         body = {"status": found.status, "stage": found.stage, "progress": found.progress}
         return jsonify(body), 202
-    return jsonify(analysis_dict(*found))
-
-
-def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
-    key = f"{analysis.key} {analysis.key_scale}" if analysis.key else None
-    return {
-        "upload_id": analysis.upload_id,
-        "integrated_lufs": analysis.integrated_lufs,
-        "loudness_range_lu": analysis.loudness_range_lu,
-        "true_peak_dbtp": analysis.true_peak_dbtp,
-        "sample_peak_dbfs": analysis.sample_peak_dbfs,
-        "short_term_lufs": analysis.short_term_lufs,
-        "bpm": analysis.bpm,
-        "bpm_confidence": analysis.bpm_confidence,
-        "key": key,
-        "key_scale": analysis.key_scale,
-        "key_confidence": analysis.key_confidence,
-        "camelot": analysis.camelot,
-        "loudness_reason": analysis.loudness_reason,
-        "loudness_range_reason": analysis.loudness_range_reason,
-        "bpm_reason": analysis.bpm_reason,
-        "key_reason": analysis.key_reason,
-        "beats": analysis.beats,
-        **silence_dict(analysis.silence),
-        "waveform": {
-            "png": url_for("uploads.waveform", upload_id=analysis.upload_id, kind="png"),
-            "json": url_for("uploads.waveform", upload_id=analysis.upload_id, kind="json"),
-        },
-        "outputs": {
-            o.format: {
-                "url": url_for("uploads.get_output", upload_id=o.upload_id, fmt=o.format),
-                "size_bytes": o.size_bytes,
-                "bitrate": o.bitrate,
-                "normalization": o.normalization,
-            }
-            for o in outputs
-        },
-    }
-
-
-def silence_dict(silence: dict | None) -> dict:
-    """Where the sound starts and ends (all null when the audio is silent throughout, or was
-    analysed before silence was measured)."""
-    silence = silence or {}
-    return {
-        "audio_start_s": silence.get("start_s"),
-        "audio_end_s": silence.get("end_s"),
-        "leading_silence_s": silence.get("leading_s"),
-        "trailing_silence_s": silence.get("trailing_s"),
-    }
+    return jsonify(results.analysis_dict(*found))
 
 
 def _stream(key: str, mimetype: str, filename: str | None = None) -> Response:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, make_response, render_template, request
 
-from app import jobs, uploads
+from app import jobs, results, uploads
 from app.api import uploads as api_uploads
 from app.api.current import sessions
 from app.web.session import page
@@ -55,7 +55,7 @@ def _page(upload_id: str):
         error = str(failed)
     else:
         if not isinstance(ready, uploads.Pending):
-            analysis = api_uploads.analysis_dict(*ready)
+            analysis = results.analysis_dict(*ready)
     return render_template(
         "result.html",
         upload=uploads.upload_dict(upload),
