@@ -59,12 +59,15 @@ class Earlier:
     sha256: str
     formats: list[str]
     normalize: dict | None
+    callback_url: str | None = None
 
-    def same_request(self, sha256: str, formats: list[str], normalize: dict | None) -> bool:
+    def same_request(self, sha256: str, formats: list[str], normalize: dict | None,
+                     callback_url: str | None = None) -> bool:  # fmt: skip
         return (
             self.sha256 == sha256
             and sorted(self.formats) == sorted(formats)
             and self.normalize == normalize
+            and self.callback_url == callback_url
         )
 
 
@@ -106,10 +109,11 @@ def record(
     formats: list[str],
     limits: quotas.Quotas | None = None,
     normalize: dict | None = None,
+    callback_url: str | None = None,
 ) -> Accepted:
     """Store the rows of a file already in storage, and its queued job (of the upload's
     tenant), within the tenant's ``limits`` when given; ``normalize`` is the loudness target of
-    its outputs (``audio.targets.Target.to_dict``).
+    its outputs (``audio.targets.Target.to_dict``), ``callback_url`` the webhook told of its end.
 
     :raises sqlalchemy.exc.IntegrityError: the tenant's idempotency key is taken.
     :raises app.quotas.QuotaExceeded: the upload would pass a limit.
@@ -121,7 +125,8 @@ def record(
         session.add(upload)
         quotas.log_upload(session, upload.tenant)
         session.flush()
-        job = Job(upload_id=upload.id, tenant=upload.tenant, formats=formats, normalize=normalize)
+        job = Job(upload_id=upload.id, tenant=upload.tenant, formats=formats, normalize=normalize,
+                  callback_url=callback_url)  # fmt: skip
         session.add(job)
         session.flush()
         return Accepted(upload.id, job.id, job.status)
@@ -169,7 +174,8 @@ def by_idempotency_key(sessions: sessionmaker[Session], tenant: str, key: str) -
         job = _jobs(upload.id).order_by(Job.created_at)
         first = session.scalars(job).first()
         accepted = Accepted(upload.id, first.id, first.status)
-        return Earlier(accepted, upload.sha256, list(first.formats or []), first.normalize)
+        return Earlier(accepted, upload.sha256, list(first.formats or []), first.normalize,
+                       first.callback_url)  # fmt: skip
 
 
 def get_upload(
