@@ -29,7 +29,13 @@ LOG_FORMATS = ("json", "text")
 #: directory it runs in, like its ``var`` folder).
 DEV_ENV_FILE = Path("var") / "dev.env"
 #: The settings ``dev.env`` carries: what the CLI needs to reach the stack.
-DEV_ENV_NAMES = ("DATABASE_URL", "NATS_URL", "NATS_NAMESPACE", "STORAGE_URL")
+DEV_ENV_NAMES = (
+    "DATABASE_URL",
+    "NATS_URL",
+    "NATS_NAMESPACE",
+    "STORAGE_URL",
+    "WEBHOOK_ALLOW_PRIVATE",
+)
 #: What JetStream accepts in stream and consumer names (as :class:`broker.topology.Topology`).
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -92,6 +98,8 @@ class Config:
     webhook_allow_private: bool = False
     #: Seconds a webhook receiver has to answer one attempt.
     webhook_timeout_s: int = 10
+    #: Threads of the webhooks worker (the Procfile's ``webhooks`` line): deliveries at once.
+    webhook_threads: int = 8
 
     @property
     def open_access(self) -> bool:
@@ -153,7 +161,7 @@ class Config:
             problems.append(
                 "WEBHOOK_SECRET must be whsec_ followed by base64 of 24 to 64 random bytes "
                 "(e.g. `python -c \"import base64,os; print('whsec_' + "
-                "base64.b64encode(os.urandom(32)).decode())\"`)"
+                'base64.b64encode(os.urandom(32)).decode())"`)'
             )
         tokens = parse_api_tokens(text("API_TOKENS") or "", problems)
         admin_token = text("ADMIN_TOKEN")
@@ -246,6 +254,7 @@ class Config:
             webhook_timeout_s=number(
                 "WEBHOOK_TIMEOUT_S", cls.webhook_timeout_s, 1, 60, " of seconds"
             ),
+            webhook_threads=number("WEBHOOK_THREADS", cls.webhook_threads, 1, 256),
         )
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))

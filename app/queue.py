@@ -32,10 +32,12 @@ def make_broker(
     *,
     replicas: int = 1,
     middleware: Iterable[dramatiq.Middleware] = (),
+    queue: str = PIPELINE_QUEUE,
 ) -> NatsBroker:
     """The service's broker at ``nats_url`` (no I/O until first use), its streams and
-    consumers named after ``namespace`` (``NATS_NAMESPACE``), with the pipeline's queue
-    declared so that its figures are reported even where no actor is loaded.
+    consumers named after ``namespace`` (``NATS_NAMESPACE``), with ``queue`` declared — the
+    pipeline's, so that its figures are reported even where no actor is loaded; a worker
+    consumes the queues its broker declares, so the webhooks worker declares only its own.
 
     ``replicas`` (``NATS_REPLICAS``) is how many servers of a JetStream cluster keep a copy of
     the work stream and of the dead letters: with 3, losing any one server — the streams'
@@ -47,7 +49,7 @@ def make_broker(
         replicas=replicas,
         middleware=[m() for m in default_middleware] + [CurrentMessage(), *middleware],
     )
-    broker.declare_queue(PIPELINE_QUEUE)
+    broker.declare_queue(queue)
     return broker
 
 

@@ -6,7 +6,7 @@ import json
 
 from flask import Blueprint, jsonify, request
 
-from app import jobs
+from app import jobs, webhooks
 from app.api import streams
 from app.api.auth import caller, require_admin, require_token
 from app.api.current import broker, sessions
@@ -33,6 +33,14 @@ def list_jobs():
 @require_token
 def get_job(job_id: str):
     return jsonify(jobs.get_job(sessions(), job_id, caller().scope))
+
+
+@bp.get("/api/jobs/<id:job_id>/deliveries")
+@require_token
+def job_deliveries(job_id: str):
+    """The webhooks the job's end made (its own), each with every attempt and its answer."""
+    jobs.job_status(sessions(), job_id, caller().scope)  # 404 for another tenant's job
+    return jsonify({"deliveries": webhooks.deliveries_of(sessions(), job_id=job_id)})
 
 
 @bp.get("/api/jobs/<id:job_id>/events")

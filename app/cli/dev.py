@@ -10,6 +10,7 @@ servers: no process and no lock is left behind.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -32,12 +33,29 @@ PENDING_DATABASE_URL = "postgresql://embedded-postgres/phantomchain"
 
 
 def dev_defaults(var: Path) -> dict[str, str]:
-    """What ``make run`` uses where a variable is not set: everything under ``var``, text logs."""
+    """What ``make run`` uses where a variable is not set: everything under ``var``, text logs,
+    webhooks signed with this folder's own secret and allowed to reach a receiver on this
+    machine."""
     return {
         "STORAGE_URL": f"file://{var / 'storage'}",
         "LOG_FORMAT": "text",  # people read these
         "METRICS_DIR": str(var / "metrics"),
+        "WEBHOOK_SECRET": dev_webhook_secret(var),
+        "WEBHOOK_ALLOW_PRIVATE": "1",
     }
+
+
+def dev_webhook_secret(var: Path) -> str:
+    """A ``whsec_`` secret kept in ``var/webhook-secret`` (made on the first run)."""
+    path = var / "webhook-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+        var.mkdir(parents=True, exist_ok=True)
+        path.write_text(secret + "\n")
+        path.chmod(0o600)
+        return secret
 
 
 def access(config: Config) -> str:
@@ -99,6 +117,12 @@ class Stack:
             env,
         )  # fmt: skip
         self._spawn(
+            [str(bin_dir / "dramatiq"), "tasks.webhooks", "--skip-logging",
+             "--processes", "1", "--threads", str(self.config.webhook_threads),
+             "--worker-shutdown-timeout", str(int(SHUTDOWN_S * 1000 / 2))],
+            env,
+        )  # fmt: skip
+        self._spawn(
             [sys.executable, "-m", "app.api.server", "--host", "127.0.0.1"],
             {**env, "PORT": str(self.port), "METRICS_PORT": str(self.metrics_port),
              "GRACEFUL_TIMEOUT": "10"},
@@ -124,6 +148,7 @@ class Stack:
         else:  # the CLI looks in ./var only
             reader = f"the CLI reads {DEV_ENV_FILE} of the folder it runs in: export these instead"
         click.echo(f"settings      {self.dev_env}  ({reader})")
+        click.echo(f"webhooks      signed with WEBHOOK_SECRET from {self.var / 'webhook-secret'}")
         click.echo(f"access        {access(self.config)}")
         click.echo("Ctrl-C stops everything.")
 

@@ -1,4 +1,5 @@
-"""``phantomchain tokens``: make, list and revoke API tokens kept in Postgres.
+"""``phantomchain tokens``: make, list and revoke API tokens kept in Postgres; set a tenant's
+default webhook.
 
 A token is shown once, when it is made; only its SHA-256 is stored. Tokens in ``API_TOKENS`` and
 ``ADMIN_TOKEN`` work beside these (and are changed by changing the settings). Exit status as
@@ -78,3 +79,37 @@ def revoke_command(token_id: str) -> None:
     except service.TokenNotFound as exc:
         fail(str(exc))
     click.echo(f"revoked {count} token{'s' if count != 1 else ''}")
+
+
+@tokens.command("webhook")
+@click.argument("tenant")
+@click.argument("url", required=False)
+@click.option("--clear", is_flag=True, help="Remove the tenant's default webhook.")
+@handle_errors
+def webhook_command(tenant: str, url: str | None, clear: bool) -> None:
+    """Show, set (URL) or --clear the webhook TENANT's jobs call when they end and no
+    callback_url was given with the upload (batches too)."""
+    from app import webhooks
+    from app.callback_urls import BadCallbackUrl, check_callback_url
+    from app.config import TENANT_NAME
+
+    if not TENANT_NAME.match(tenant):
+        raise click.BadParameter("not a tenant name", param_hint="TENANT")
+    config = load_config()
+    sessions = make_sessions(config)
+    if url is None and not clear:
+        with sessions() as session:
+            found = webhooks.tenant_callback_url(session, tenant)
+        click.echo(found or f"{tenant} has no default webhook")
+        return
+    if url is not None and clear:
+        raise click.UsageError("give a URL or --clear, not both")
+    if url is not None:
+        try:
+            check_callback_url(url, allow_private=config.webhook_allow_private)
+        except BadCallbackUrl as exc:
+            raise click.BadParameter(str(exc), param_hint="URL") from exc
+        if not config.webhook_secret:
+            click.echo("warning: WEBHOOK_SECRET is not set, so no webhook is sent", err=True)
+    webhooks.set_tenant_callback_url(sessions, tenant, url)
+    click.echo(f"{tenant}'s jobs now call {url}" if url else f"{tenant} has no default webhook")

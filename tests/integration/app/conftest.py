@@ -17,7 +17,8 @@ from tests.helpers import ROOT, service_broker, service_settings, song_flac, sto
 @pytest.fixture
 def make_client(migrated_database_url, service_nats_url, tmp_path):
     """A test client on the API, with two worker processes started by the ``dramatiq`` CLI
-    (as the Procfile's worker line starts them) on the same database, NATS and storage."""
+    (as the Procfile's worker line starts them) and a webhooks worker (its ``webhooks`` line),
+    on the same database, NATS and storage."""
     broker = service_broker(service_nats_url)
 
     workers: list[subprocess.Popen] = []
@@ -27,15 +28,16 @@ def make_client(migrated_database_url, service_nats_url, tmp_path):
         settings = service_settings(migrated_database_url, service_nats_url, tmp_path, **env)
         broker.flush_all()
         broker.dead_letters.purge()  # the namespace is shared by the session's tests
-        with (tmp_path / f"workers{len(workers)}.log").open("wb") as log:
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "dramatiq", "tasks.pipeline",
-                     "--processes", "2", "--threads", "1"],
-                    env={**os.environ, **settings, "PYTHONPATH": str(ROOT)},
-                    stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                )
-            )  # fmt: skip
+        for module, processes, threads in (("tasks.pipeline", 2, 1), ("tasks.webhooks", 1, 4)):
+            with (tmp_path / f"{module}-{len(workers)}.log").open("wb") as log:
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "dramatiq", module,
+                         "--processes", str(processes), "--threads", str(threads)],
+                        env={**os.environ, **settings, "PYTHONPATH": str(ROOT)},
+                        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                    )
+                )  # fmt: skip
         apps.append(create_app(Config.from_env(settings)))
         return apps[-1].test_client()
 
