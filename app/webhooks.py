@@ -44,8 +44,9 @@ from app.results import analysis_dict
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between a failed attempt and the next (± 10 %): 11 attempts over 23.7 hours.
-RETRY_DELAYS_S = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
+#: Seconds between a failed attempt and the next (± 10 %): 11 attempts over about a day
+#: (24.7 hours), most of them in its first hours.
+RETRY_DELAYS_S = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 32400)
 #: Answers worth trying again; any other non-2xx is the receiver's final word.
 RETRY_STATUSES = frozenset({408, 425, 429, *range(500, 600)})
 #: A pending delivery this many seconds past due has lost its message: the sweep sends it again.

@@ -34,8 +34,17 @@ def run_line(name: str, tmp_path, **settings: str) -> str:
     return output
 
 
-@pytest.mark.parametrize(("line", "bad"), [("web", {**BAD_WEB, **BAD_SHARED}),
-                                           ("worker", BAD_SHARED)])  # fmt: skip
+BAD_WEBHOOKS = {"WEBHOOK_SECRET": "hunter2", "WEBHOOK_TIMEOUT_S": "0", "WEBHOOK_ALLOW_PRIVATE": "2"}
+
+
+@pytest.mark.parametrize(
+    ("line", "bad"),
+    [
+        ("web", {**BAD_WEB, **BAD_SHARED}),
+        ("worker", BAD_SHARED),
+        ("webhooks", {**BAD_SHARED, **BAD_WEBHOOKS}),
+    ],
+)
 def test_a_procfile_line_stops_with_every_problem_listed(tmp_path, line, bad):
     output = run_line(line, tmp_path, **bad)
     message = output[output.index("invalid configuration:") :]

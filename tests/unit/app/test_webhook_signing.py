@@ -1,0 +1,32 @@
+"""Signatures as Standard Webhooks defines them: the specification's own example, and a
+receiver's check written here from the specification's text."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from app.webhook_signing import signature, signed_headers
+
+#: The example of the specification's reference libraries (standard-webhooks, "Verifying").
+SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SPEC_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+SPEC_TIMESTAMP = 1614265330
+SPEC_BODY = b'{"test": 2432232314}'
+SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_the_specifications_example():
+    assert signature(SPEC_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY) == SPEC_SIGNATURE
+
+
+def test_headers_sign_id_timestamp_and_body():
+    headers = signed_headers(SPEC_SECRET, "msg_1", b'{"a":1}', now=1_700_000_000.7)
+    assert headers["webhook-id"] == "msg_1" and headers["webhook-timestamp"] == "1700000000"
+    key = base64.b64decode(SPEC_SECRET.removeprefix("whsec_"))
+    mac = hmac.new(key, b'msg_1.1700000000.{"a":1}', hashlib.sha256).digest()
+    assert headers["webhook-signature"] == "v1," + base64.b64encode(mac).decode()
+    for changed in (("msg_2", 1_700_000_000, b'{"a":1}'), ("msg_1", 1_700_000_001, b'{"a":1}'),
+                    ("msg_1", 1_700_000_000, b'{"a":2}')):  # fmt: skip
+        assert signature(SPEC_SECRET, *changed) != headers["webhook-signature"]
