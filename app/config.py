@@ -100,6 +100,8 @@ class Config:
     webhook_timeout_s: int = 10
     #: Threads of the webhooks worker (the Procfile's ``webhooks`` line): deliveries at once.
     webhook_threads: int = 8
+    #: Where the webhooks worker serves its metrics (0: nowhere).
+    webhook_metrics_port: int = 9192
 
     @property
     def open_access(self) -> bool:
@@ -255,6 +257,9 @@ class Config:
                 "WEBHOOK_TIMEOUT_S", cls.webhook_timeout_s, 1, 60, " of seconds"
             ),
             webhook_threads=number("WEBHOOK_THREADS", cls.webhook_threads, 1, 256),
+            webhook_metrics_port=number(
+                "WEBHOOK_METRICS_PORT", cls.webhook_metrics_port, 0, 65535, " (a port; 0 = off)"
+            ),
         )
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))

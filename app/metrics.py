@@ -115,6 +115,11 @@ class Metrics:
         self.dead_letters = Counter(
             "phantomchain_dead_lettered_messages", "Messages that failed for good.", ["actor"]
         )
+        self.webhook_attempts = Counter(
+            "phantomchain_webhook_attempts",
+            "Webhook POSTs, by outcome: delivered, retrying (tried again later) or failed.",
+            ["outcome"],
+        )
         self.in_flight = Gauge(
             "phantomchain_messages_in_flight",
             "Messages being processed right now (sampled every second).",

@@ -18,6 +18,7 @@ import dramatiq
 
 from app import webhooks
 from app.logs import log_context
+from app.metrics import metrics
 from app.queue import WEBHOOK_ACTOR, WEBHOOK_QUEUE, make_broker, send_webhook
 from app.webhook_post import attempt
 from tasks.context import get_context, worker_config
@@ -33,8 +34,10 @@ broker = make_broker(
     config.nats_url,
     config.nats_namespace,
     replicas=config.nats_replicas,
-    # Logs as the pipeline's workers; no metrics port of its own (that one is theirs).
-    middleware=[Observability(dataclasses.replace(config, worker_metrics_port=0))],
+    # Logs as the pipeline's workers; its metrics on a port of its own.
+    middleware=[
+        Observability(dataclasses.replace(config, worker_metrics_port=config.webhook_metrics_port))
+    ],
     queue=WEBHOOK_QUEUE,
 )
 dramatiq.set_broker(broker)
@@ -64,6 +67,8 @@ def deliver_webhook(delivery_id: str) -> None:
             allow_private=config.webhook_allow_private,
         )
         delay = riding_out(lambda: webhooks.record(ctx.sessions, claimed, outcome))
+        settled = "delivered" if outcome.delivered else "retrying" if delay else "failed"
+        metrics().webhook_attempts.labels(settled).inc()
         logger.info(
             "webhook %s attempt %d: %s", delivery_id, claimed.attempt,
             outcome.status_code or outcome.error,

@@ -46,12 +46,17 @@ def test_dashboard_and_alerts_use_exported_metrics():
     assert used <= exported, used - exported
 
 
-def test_scrape_config_names_both_kinds_of_target():
+def test_scrape_config_names_every_kind_of_target():
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"phantomchain-api", "phantomchain-workers"}
+    assert set(jobs) == {"phantomchain-api", "phantomchain-workers", "phantomchain-webhooks"}
     assert all(job["metrics_path"] == "/metrics" for job in jobs.values())
-    assert jobs["phantomchain-workers"]["static_configs"][0]["targets"] == ["127.0.0.1:9191"]
+    assert jobs["phantomchain-workers"]["static_configs"][0]["targets"] == [
+        f"127.0.0.1:{Config.worker_metrics_port}"
+    ]
+    assert jobs["phantomchain-webhooks"]["static_configs"][0]["targets"] == [
+        f"127.0.0.1:{Config.webhook_metrics_port}"
+    ]
     # The API's metrics are on METRICS_PORT, not on the public port (which answers 404 there).
     api_targets = jobs["phantomchain-api"]["static_configs"][0]["targets"]
     assert api_targets == [f"127.0.0.1:{Config.metrics_port}"]
