@@ -46,12 +46,16 @@ ORPHAN_GRACE_S = 30.0
 class Observability(dramatiq.Middleware):
     """Logs and Prometheus metrics for worker processes."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, webhooks: bool = False) -> None:
+        """``webhooks``: in the webhooks worker, whose metrics go to ``WEBHOOK_METRICS_PORT``."""
         self.config = config
+        self.webhooks = webhooks
         self._active: dict[str, str] = {}  # message id -> actor, while it runs
 
     @property
     def forks(self) -> list:
+        if self.webhooks:
+            return [serve_webhook_metrics] if self.config.webhook_metrics_port else []
         return [serve_worker_metrics] if self.config.worker_metrics_port else []
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
@@ -216,7 +220,13 @@ def _log_to_inherited_stderr() -> None:
     sys.stdout = sys.stderr = stream
 
 
-def serve_worker_metrics() -> None:
+def serve_webhook_metrics() -> None:
+    """Dramatiq fork process: as :func:`serve_worker_metrics`, for the webhooks worker, on
+    ``WEBHOOK_METRICS_PORT``."""
+    serve_worker_metrics(webhooks=True)
+
+
+def serve_worker_metrics(webhooks: bool = False) -> None:
     """Dramatiq fork process: serve the worker processes' metrics on ``WORKER_METRICS_PORT``.
 
     Runs in a process of its own next to the worker processes of one dramatiq master, reading
@@ -252,11 +262,12 @@ def serve_worker_metrics() -> None:
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug(format, *args)
 
-    port = config.worker_metrics_port
+    port = config.webhook_metrics_port if webhooks else config.worker_metrics_port
+    setting = "WEBHOOK_METRICS_PORT" if webhooks else "WORKER_METRICS_PORT"
     try:
         server = MetricsServer(("0.0.0.0", port), Handler)
     except OSError as exc:
-        logger.error("worker metrics not served: port %d: %s (set WORKER_METRICS_PORT)", port, exc)
+        logger.error("worker metrics not served: port %d: %s (set %s)", port, exc, setting)
         return
     logger.info("worker metrics on http://0.0.0.0:%d/metrics", port)
     server.serve_forever()

@@ -11,7 +11,6 @@ pipeline workers' sweep.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import dramatiq
@@ -34,10 +33,7 @@ broker = make_broker(
     config.nats_url,
     config.nats_namespace,
     replicas=config.nats_replicas,
-    # Logs as the pipeline's workers; its metrics on a port of its own.
-    middleware=[
-        Observability(dataclasses.replace(config, worker_metrics_port=config.webhook_metrics_port))
-    ],
+    middleware=[Observability(config, webhooks=True)],  # metrics on WEBHOOK_METRICS_PORT
     queue=WEBHOOK_QUEUE,
 )
 dramatiq.set_broker(broker)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import select, update
 
 from app import webhooks
 from app.db import make_sessions
+from app.embedded.nats_server import free_port
 from app.models import Job, WebhookDelivery, utcnow
 from tasks.sweep import sweep
 from tests.helpers import ROOT, service_broker
@@ -50,7 +52,8 @@ def wait_delivery(client, job_id: str, status: str, timeout: float = 60) -> dict
 
 
 def test_a_done_job_is_told_signed_with_its_analysis(make_client, song, receiver):
-    client = make_client(**WEBHOOKS)
+    metrics_port = free_port()
+    client = make_client(**WEBHOOKS, WEBHOOK_METRICS_PORT=str(metrics_port))
     made = upload(client, song, callback_url=receiver.url("/ok?token=abc")).json
     analysis = wait_done(client, made["upload_id"]).json
     [message] = receiver.wait_for("/ok")
@@ -73,6 +76,8 @@ def test_a_done_job_is_told_signed_with_its_analysis(make_client, song, receiver
     told = [e["message"] for e in events if e["stage"] == "webhook"]
     assert told == [f"webhook job.done to {receiver.url('/ok')}: answered 204 (attempt 1)"]
     assert "token=abc" not in told[0]  # the receiver's token stays out of the story
+    scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+    assert 'phantomchain_webhook_attempts_total{outcome="delivered"} 1.0' in scraped.read().decode()
 
 
 def _verifies(secret: str, message, body: bytes) -> bool:
