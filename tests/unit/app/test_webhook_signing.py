@@ -6,6 +6,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+import time
+from pathlib import Path
+
+import pytest
 
 from app.webhook_signing import signature, signed_headers
 
@@ -30,3 +35,32 @@ def test_headers_sign_id_timestamp_and_body():
     for changed in (("msg_2", 1_700_000_000, b'{"a":1}'), ("msg_1", 1_700_000_001, b'{"a":1}'),
                     ("msg_1", 1_700_000_000, b'{"a":2}')):  # fmt: skip
         assert signature(SPEC_SECRET, *changed) != headers["webhook-signature"]
+
+
+def test_the_reference_library_accepts_our_messages():
+    """The specification's own Python library (``standardwebhooks``) verifies what we send,
+    and refuses it with a byte changed."""
+    from standardwebhooks import Webhook
+    from standardwebhooks.exceptions import WebhookVerificationError
+
+    body = b'{"type":"job.done","job_id":"c2d"}'
+    headers = signed_headers(SPEC_SECRET, "msg_abc", body)
+    assert Webhook(SPEC_SECRET).verify(body, headers) == {"type": "job.done", "job_id": "c2d"}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SPEC_SECRET).verify(body.replace(b"c2d", b"c2e"), headers)
+
+
+def test_the_readmes_receiver_snippet_works():
+    """The verification snippet the README tells receivers to copy, run as written."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    [snippet] = [b for b in blocks if "def verify(secret: str, headers: dict" in b]
+    scope: dict = {}
+    exec(snippet, scope)
+    body = b'{"type":"job.failed"}'
+    headers = signed_headers(SPEC_SECRET, "msg_readme", body)
+    assert scope["verify"](SPEC_SECRET, headers, body)
+    assert not scope["verify"](SPEC_SECRET, headers, body + b" ")
+    assert not scope["verify"]("whsec_" + base64.b64encode(b"k" * 32).decode(), headers, body)
+    stale = signed_headers(SPEC_SECRET, "msg_readme", body, now=time.time() - 3600)
+    assert not scope["verify"](SPEC_SECRET, stale, body)
