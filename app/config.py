@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from app.storage.base import StorageError
+from app.storage.s3_urls import parse_s3_url, redacted
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
 #: Where ``phantomchain dev`` leaves the running stack's settings for the CLI (relative to the
@@ -156,8 +159,13 @@ class Config:
         ):
             problems.append(
                 "STORAGE_URL must be file:///path, nats://host:port/bucket or "
-                f"s3://bucket/prefix, got {storage_url!r}"
+                f"s3://bucket/prefix, got {redacted(storage_url)!r}"
             )
+        elif parsed_storage.scheme == "s3":
+            try:
+                parse_s3_url(storage_url)
+            except StorageError as exc:
+                problems.append(str(exc))
         webhook_secret = text("WEBHOOK_SECRET")
         if webhook_secret is not None and not webhook_key_ok(webhook_secret):
             problems.append(

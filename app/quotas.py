@@ -38,8 +38,11 @@ class QuotaExceeded(Exception):
         self.retry_after = retry_after
 
 
-def check(session: Session, tenant: str, quotas: Quotas, adding_bytes: int = 0) -> None:
-    """:raises QuotaExceeded: one more upload of ``adding_bytes`` would pass a limit."""
+def check(
+    session: Session, tenant: str, quotas: Quotas, adding_bytes: int = 0, adding_uploads: int = 1
+) -> None:
+    """:raises QuotaExceeded: ``adding_uploads`` more uploads (a batch's files) of
+    ``adding_bytes`` in all would pass a limit."""
     if quotas.uploads_per_hour:
         since = utcnow() - WINDOW
         count, oldest = session.execute(
@@ -47,10 +50,12 @@ def check(session: Session, tenant: str, quotas: Quotas, adding_bytes: int = 0) 
                 UploadLog.tenant == tenant, UploadLog.at > since
             )
         ).one()
-        if count >= quotas.uploads_per_hour:
-            wait = (oldest + WINDOW - utcnow()).total_seconds()
+        if count + adding_uploads > quotas.uploads_per_hour:
+            # None: no upload yet, a batch larger than the limit itself
+            wait = (oldest + WINDOW - utcnow()).total_seconds() if oldest else WINDOW.seconds
+            batch = f" and this batch has {adding_uploads} files" if adding_uploads > 1 else ""
             raise QuotaExceeded(
-                f"this tenant has made {count} uploads in the last hour, the limit "
+                f"this tenant has made {count} uploads in the last hour{batch}, the limit "
                 f"(UPLOADS_PER_HOUR) is {quotas.uploads_per_hour}; retry later",
                 max(1, math.ceil(wait)),
             )

@@ -97,10 +97,10 @@ def upload_dict(upload: Upload) -> dict:
 
 
 def check_quotas(sessions: sessionmaker[Session], tenant: str, limits: quotas.Quotas,
-                 adding_bytes: int = 0) -> None:  # fmt: skip
+                 adding_bytes: int = 0, adding_uploads: int = 1) -> None:  # fmt: skip
     """:raises app.quotas.QuotaExceeded: the tenant may not upload (this) now."""
     with sessions() as session:
-        quotas.check(session, tenant, limits, adding_bytes)
+        quotas.check(session, tenant, limits, adding_bytes, adding_uploads)
 
 
 def record(

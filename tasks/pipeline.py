@@ -38,10 +38,10 @@ from dataclasses import dataclass
 import dramatiq
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
-from app import jobs, webhooks
+from app import jobs
 from app.logs import log_context
 from app.metrics import metrics
-from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE, make_broker
+from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE, make_broker, send_webhook
 from audio.errors import AudioError
 from tasks import stages
 from tasks.context import WorkerContext, get_context, worker_config
@@ -156,7 +156,18 @@ def _fail_for_good(ctx: WorkerContext, job_id: str, stage: str, reason: str) -> 
     """End the job ``failed`` with ``reason``; the message is then acknowledged, not retried
     (the same work would fail the same way) nor dead-lettered (nothing to replay)."""
     made = riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
-    webhooks.send(broker, made)
+    _send_webhooks(made)
+
+
+def _send_webhooks(delivery_ids: list[str]) -> None:
+    """Hand the webhooks a job's end made to the webhooks worker, riding out a NATS outage as
+    the hand-off to the next stage does; one that still cannot be sent is left to the sweep
+    (it is pending in the database, :func:`app.webhooks.overdue`)."""
+    for delivery_id in delivery_ids:
+        try:
+            riding_out(lambda d=delivery_id: send_webhook(broker, d))
+        except Exception:
+            logger.warning("could not queue webhook %s: the sweep will", delivery_id, exc_info=True)
 
 
 def _time_limit_reason(stage: str) -> str:
@@ -184,7 +195,7 @@ def _hand_on(ctx: WorkerContext, job_id: str, index: int) -> None:
         riding_out(lambda: run_stage.send(job_id, STAGES[index + 1].name))
     else:
         made = riding_out(lambda: jobs.job_done(ctx.sessions, job_id))
-        webhooks.send(broker, made)
+        _send_webhooks(made)
         logger.info("job done")
 
 
@@ -207,7 +218,7 @@ def _failed_attempt(ctx: WorkerContext, job_id: str, stage: str, exc: BaseExcept
                 "of an internal error; the operators' logs and the dead letter have the details"
             )
             made = riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
-            webhooks.send(broker, made)
+            _send_webhooks(made)
         else:
             reason = f"attempt {attempt} of the {stage} stage failed because of an internal error"
             riding_out(lambda: jobs.stage_retrying(ctx.sessions, job_id, stage, reason))

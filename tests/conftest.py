@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import warnings
@@ -146,6 +147,82 @@ def service_nats_url(wheel_nats_url: str) -> Iterator[str]:
     service_broker(wheel_nats_url)  # no I/O yet; known to the clean-up below from now on
     yield wheel_nats_url
     remove_service_streams()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3 endpoint of the session's own: moto's server (``moto[server]``: a real HTTP S3
+    API, objects in this process's memory) on a free loopback port. Nothing reaches AWS: every
+    S3 URL of the tests names this endpoint and fake credentials."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+S3_TEST_REGION = "us-east-1"
+
+
+@dataclasses.dataclass
+class S3Bucket:
+    """A bucket on the test endpoint, and a boto3 client to look into it behind the API's back."""
+
+    name: str
+    endpoint: str
+    client: object
+
+    def url(self, prefix: str = "", endpoint: str | None = None) -> str:
+        """``STORAGE_URL`` for ``prefix`` in this bucket: path-style, fake credentials in the
+        query (so the API under test and its worker processes get them alike)."""
+        return (
+            f"s3://{self.name}/{prefix}?endpoint_url={endpoint or self.endpoint}&path_style=1"
+            f"&region={S3_TEST_REGION}&access_key_id=testing&secret_access_key=testing"
+        )
+
+    def object_keys(self, prefix: str = "") -> list[str]:
+        found = self.client.list_objects_v2(Bucket=self.name, Prefix=prefix)
+        return sorted(item["Key"] for item in found.get("Contents", []))
+
+    def read(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+
+    def pending_uploads(self) -> list[dict]:
+        return self.client.list_multipart_uploads(Bucket=self.name).get("Uploads", [])
+
+
+def s3_client(endpoint: str):
+    """A boto3 client of the test endpoint, with fake credentials."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=S3_TEST_REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> Iterator[S3Bucket]:
+    """A new, empty bucket for one test; emptied and removed after it (moto keeps objects in
+    memory)."""
+    import uuid
+
+    client = s3_client(s3_endpoint)
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    bucket = S3Bucket(name, s3_endpoint, client)
+    yield bucket
+    for upload in bucket.pending_uploads():
+        client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    for key in bucket.object_keys():
+        client.delete_object(Bucket=name, Key=key)
+    client.delete_bucket(Bucket=name)
+    client.close()
 
 
 #: A test taking longer than this (setup, call and teardown) should carry ``@pytest.mark.slow``,

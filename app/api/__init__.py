@@ -12,7 +12,17 @@ import logging
 from flask import Flask
 
 from app import web
-from app.api import dead_letters, errors, headers, health, jobs, observability, openapi, uploads
+from app.api import (
+    batches,
+    dead_letters,
+    errors,
+    headers,
+    health,
+    jobs,
+    observability,
+    openapi,
+    uploads,
+)
 from app.api.params import IdConverter
 from app.config import Config
 from app.db import make_sessions
@@ -40,7 +50,7 @@ def create_app(config: Config | None = None) -> Flask:
             "with `phantomchain tokens create`"
         )
     errors.register(app)
-    for module in (health, uploads, jobs, openapi, dead_letters):
+    for module in (health, uploads, batches, jobs, openapi, dead_letters):
         app.register_blueprint(module.bp)
     observability.install(app)
     headers.install(app)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app import dead_letters, jobs, quotas, uploads
+from app import batches, dead_letters, jobs, quotas, uploads
 from app.api import current
 from audio.formats import UnknownFormat
 
@@ -43,6 +43,7 @@ def unavailable(code: str, message: str) -> ApiError:
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     jobs.JobNotFound: (404, "not_found"),
     uploads.UploadNotFound: (404, "not_found"),
+    batches.BatchNotFound: (404, "not_found"),
     uploads.OutputNotFound: (404, "not_found"),
     dead_letters.DeadLetterNotFound: (404, "not_found"),
     jobs.BadStatus: (400, "bad_parameter"),

@@ -24,6 +24,10 @@ _UNAVAILABLE = {
 }
 
 
+#: Downloads from S3 storage with ``S3_PRESIGN=1``.
+_PRESIGNED = {"description": "S3_PRESIGN=1: Location is a presigned URL of the file (5 minutes)"}
+
+
 def _op(summary: str, responses: dict, **extra) -> dict:
     return {"summary": summary, "responses": {**responses, "default": _ERROR}, **extra}
 
@@ -82,6 +86,144 @@ DOCUMENT = {
                         "type": "string",
                         "description": "the true-peak ceiling in dBTP (−20 … 0), with normalize",
                         "example": "-1",
+                    },
+                    "callback_url": {
+                        "type": "string",
+                        "description": "an http(s) URL on a public address, POSTed the job's "
+                        "end (job.done | job.failed), signed per Standard Webhooks "
+                        "(webhook-id, webhook-timestamp, webhook-signature); needs "
+                        "WEBHOOK_SECRET on the service",
+                        "example": "https://example.com/hooks/phantomchain",
+                    },
+                },
+            },
+            "Delivery": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "description": "the webhook-id header"},
+                    "type": {"type": "string", "example": "job.done"},
+                    "url": {"type": "string"},
+                    "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                    "attempts": {"type": "integer"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+                    "finished_at": {"type": ["string", "null"], "format": "date-time"},
+                    "tries": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "at": {"type": "string", "format": "date-time"},
+                                "status_code": {"type": ["integer", "null"]},
+                                "error": {"type": ["string", "null"]},
+                                "duration_ms": {"type": "integer"},
+                            },
+                        },
+                    },
+                },
+            },
+            "BatchForm": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "minItems": 1,
+                        "maxItems": 100,
+                        "description": "several fields named file, each an audio file",
+                    },
+                    "formats": {"type": "string", "example": "mp3,opus"},
+                    "normalize": {"type": "string", "description": "as for one upload"},
+                    "true_peak": {"type": "string", "description": "as for one upload"},
+                    "callback_url": {
+                        "type": "string",
+                        "description": "the batch's webhook, made once when all its jobs ended",
+                    },
+                },
+            },
+            "BatchOfUploads": {
+                "type": "object",
+                "required": ["upload_ids"],
+                "additionalProperties": False,
+                "properties": {
+                    "upload_ids": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "minItems": 1,
+                        "maxItems": 100,
+                        "uniqueItems": True,
+                        "description": "the latest job of each is grouped (not run again)",
+                    },
+                    "callback_url": {"type": ["string", "null"]},
+                },
+            },
+            "BatchAccepted": {
+                "type": "object",
+                "properties": {
+                    "batch_id": {"type": "string"},
+                    "status": {"$ref": "#/components/schemas/BatchStatus"},
+                    "jobs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "upload_id": {"type": "string"},
+                                "job_id": {"type": "string"},
+                                "status": {"type": "string"},
+                            },
+                        },
+                    },
+                    "links": {
+                        "type": "object",
+                        "properties": {"batch": {"type": "string"}},
+                    },
+                },
+            },
+            "BatchStatus": {
+                "type": "string",
+                "enum": ["queued", "running", "done", "failed"],
+                "description": "queued: every job is; done: every job is; failed: all ended, "
+                "some failed; running otherwise",
+            },
+            "Batch": {
+                "type": "object",
+                "properties": {
+                    "batch_id": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "ended_at": {
+                        "type": ["string", "null"],
+                        "format": "date-time",
+                        "description": "when every job had ended and the webhook was made",
+                    },
+                    "status": {"$ref": "#/components/schemas/BatchStatus"},
+                    "counts": {
+                        "type": "object",
+                        "properties": {
+                            s: {"type": "integer"} for s in ("queued", "running", "done", "failed")
+                        },
+                    },
+                    "callback_url": {"type": ["string", "null"]},
+                    "jobs": {
+                        "type": "array",
+                        "description": "in the order given",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "job_id": {"type": "string"},
+                                "upload_id": {"type": "string"},
+                                "filename": {"type": "string"},
+                                "status": {"type": "string"},
+                                "stage": {"type": ["string", "null"]},
+                                "progress": {"type": "integer"},
+                                "error": {"type": ["string", "null"]},
+                            },
+                        },
+                    },
+                    "deliveries": {
+                        "type": "array",
+                        "items": {"type": "object"},
+                        "description": "the batch's webhook messages, each with its attempts",
                     },
                 },
             },
@@ -200,15 +342,51 @@ DOCUMENT = {
         "/api/uploads/{upload_id}/outputs/{fmt}": {
             "get": _op(
                 "Download a transcode",
-                {"200": {"description": "the audio file"}},
+                {"200": {"description": "the audio file"}, "302": _PRESIGNED},
                 parameters=[{**_ID, "name": "upload_id"}, {**_ID, "name": "fmt"}],
             )
         },
         "/api/uploads/{upload_id}/waveform.{kind}": {
             "get": _op(
                 "The waveform: png, or json (BBC audiowaveform layout)",
-                {"200": {"description": "image or peaks"}},
+                {"200": {"description": "image or peaks"}, "302": _PRESIGNED},
                 parameters=[{**_ID, "name": "upload_id"}, {**_ID, "name": "kind"}],
+            )
+        },
+        "/api/batches": {
+            "post": _op(
+                "Several files (multipart: several `file` fields, with the options of one "
+                "upload for every job) or several uploads' latest jobs (JSON `upload_ids`) "
+                "under one id; all or nothing; `callback_url` is told once all have ended",
+                {
+                    "202": _json("queued", "BatchAccepted"),
+                    "400": _json(
+                        "not_audio (naming the file), empty_batch, too_many, "
+                        "duplicate_upload, bad_body, bad_callback_url…"
+                    ),
+                    "404": _json("an upload that is not the caller's"),
+                    "413": _ERROR,
+                    "429": _json("over a tenant quota (Retry-After)"),
+                    "503": _UNAVAILABLE,
+                },
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {"$ref": "#/components/schemas/BatchForm"}
+                        },
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/BatchOfUploads"}
+                        },
+                    },
+                },
+            )
+        },
+        "/api/batches/{batch_id}": {
+            "get": _op(
+                "A batch: each job's state in order, counts, overall status, its webhook",
+                {"200": _json("the batch", "Batch"), "404": _ERROR},
+                parameters=[{**_ID, "name": "batch_id"}],
             )
         },
         "/api/jobs": {
@@ -233,6 +411,30 @@ DOCUMENT = {
                 {"200": _json("the job", "Job")},
                 parameters=[{**_ID, "name": "job_id"}],
             ),
+        },
+        "/api/jobs/{job_id}/deliveries": {
+            "get": _op(
+                "The webhooks the job's end made, each with every attempt",
+                {
+                    "200": {
+                        "description": "{deliveries: [...]}",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "deliveries": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Delivery"},
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    }
+                },
+                parameters=[{**_ID, "name": "job_id"}],
+            )
         },
         "/api/jobs/{job_id}/events": {
             "get": _op(

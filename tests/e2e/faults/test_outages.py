@@ -1,7 +1,8 @@
 """Faults while a burst of uploads goes through the Procfile's processes: NATS stopped or
 killed, PostgreSQL shut down. Every accepted upload must end ``done`` with each stage's
-results written once, no job is left ``queued`` or ``running``, no file without its row, and
-``/readyz`` says 503 while a server is away and 200 after.
+results written once, no job is left ``queued`` or ``running``, no file without its row,
+every job's end told to its webhook receiver (signed; one message per job, whatever was sent
+again), and ``/readyz`` says 503 while a server is away and 200 after.
 
 Run them alone with ``pytest -m faults``.
 """
@@ -23,7 +24,9 @@ from app.embedded.nats_server import NatsServer, cluster_nodes
 from tests.e2e.faults.servers import StoppablePostgres
 from tests.e2e.procfile.conftest import Deployment, Process, get, upload
 from tests.helpers import SERVICE_NAMESPACE, song_flac, stream_info, wait_for
+from tests.receiver import Receiver
 
+SECRET = "whsec_" + "A" * 43 + "="  # 32 bytes
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 STAGES = ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
@@ -38,6 +41,7 @@ class Stack:
     api: Process
     workers: Process
     store: Path
+    receiver: Receiver
     timeline: list[str] = field(default_factory=list)
     down_at: float | None = None  # time.monotonic() when the server was taken down
     back_at: float | None = None  # ... and when it answered again
@@ -55,12 +59,26 @@ def stack(tmp_path) -> Iterator[Stack]:
     deployment = Deployment(tmp_path, database_url, nats.url)
     deployment.env.update(WORKER_PROCESSES="2", STUCK_JOB_AFTER_S="20", SWEEP_INTERVAL_S="3")
     deployment.release()
+    receiver = told_to_receiver(deployment, database_url)
     api, workers = deployment.api(), deployment.workers()
-    yield Stack(nats, postgres, database_url, deployment, api, workers, tmp_path / "store")
+    deployment.webhooks()
+    yield Stack(nats, postgres, database_url, deployment, api, workers, tmp_path / "store",
+                receiver)  # fmt: skip
     for process in deployment.processes:
         process.stop()
+    receiver.close()
     nats.stop()
     postgres.stop()
+
+
+def told_to_receiver(deployment: Deployment, database_url: str) -> Receiver:
+    """A webhook receiver, made the open tenant's default (every job's end is told to it)."""
+    deployment.env.update(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE="1")
+    receiver = Receiver(SECRET)
+    with psycopg.connect(database_url, autocommit=True) as db:
+        db.execute("INSERT INTO tenant_settings (tenant, callback_url, updated_at) "
+                   "VALUES ('@open', %s, now())", (receiver.url("/ok"),))  # fmt: skip
+    return receiver
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +194,28 @@ def assert_nothing_lost(stack: Stack, accepted: list[dict], timeout: float = 240
         "files without a row": stored - rows,
         "rows without a file": rows - stored,
     }
+    assert_every_end_told(stack, job_ids, timeout)
+
+
+def assert_every_end_told(stack: Stack, job_ids: list[str], timeout: float) -> None:
+    """Each job's end reached the receiver, signed, under one message id (a message sent again
+    after an outage keeps its id, so a receiver dropping duplicates by id sees each end once)."""
+
+    def told() -> dict[str, set[str]]:
+        ids: dict[str, set[str]] = {}
+        for message in stack.receiver.on("/ok"):
+            assert message.verified, message.headers
+            ids.setdefault(message.json["job_id"], set()).add(message.headers["webhook-id"])
+        return ids
+
+    assert wait_for(lambda: set(job_ids) <= set(told()), timeout, interval=0.5), (
+        set(job_ids) - set(told()))  # fmt: skip
+    assert all(len(told()[job_id]) == 1 for job_id in job_ids), told()
+    with psycopg.connect(stack.database_url, autocommit=True) as db:
+        rows = db.execute("SELECT job_id, status FROM webhook_deliveries").fetchall()
+    assert sorted(job for job, _ in rows if job in job_ids) == sorted(job_ids)
+    duplicates = len(stack.receiver.on("/ok")) - len(job_ids)
+    stack.timeline.append(f"webhooks: {len(job_ids)} ends told, {duplicates} sent twice")
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
@@ -206,14 +246,18 @@ def cluster_stack(tmp_path) -> Iterator[tuple[Stack, list[NatsServer]]]:
     deployment.env.update(WORKER_PROCESSES="2", NATS_REPLICAS="3", STUCK_JOB_AFTER_S="20",
                           SWEEP_INTERVAL_S="3")  # fmt: skip
     deployment.release()
+    receiver = told_to_receiver(deployment, database_url)
     api = deployment.api()
     # The cluster elects its JetStream leader, and /readyz makes the streams, in a few seconds.
     assert wait_for(lambda: get(api.port, "/readyz")[0] == 200, 90)
     workers = deployment.workers()
-    stack = Stack(nodes[0], postgres, database_url, deployment, api, workers, tmp_path / "store")
+    deployment.webhooks()
+    stack = Stack(nodes[0], postgres, database_url, deployment, api, workers, tmp_path / "store",
+                  receiver)  # fmt: skip
     yield stack, nodes
     for process in deployment.processes:
         process.stop()
+    receiver.close()
     for node in nodes:
         node.stop()
     postgres.stop()

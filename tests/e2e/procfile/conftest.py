@@ -93,6 +93,10 @@ class Deployment:
         """A ``dramatiq`` master (the worker line) with its metrics on a free port."""
         return self._start("worker", "WORKER_METRICS_PORT", env)
 
+    def webhooks(self, **env: str) -> Process:
+        """The webhooks line (a ``dramatiq`` master) with its metrics on a free port."""
+        return self._start("webhooks", "WEBHOOK_METRICS_PORT", env)
+
     def _start(self, name: str, port_variable: str, env: dict) -> Process:
         """Run a Procfile line with ``port_variable`` set to a free port; wait until it answers."""
         port = free_port()

@@ -52,8 +52,10 @@ def test_every_problem_is_reported_at_once():
                 "MAX_UPLOAD_MB": "lots",
                 "WORKER_THREADS": "0",
                 "LOG_LEVEL": "loud",
-                "STORAGE_URL": "s3://bucket",
+                "STORAGE_URL": "ftp://bucket",
                 "NATS_URL": "http://x",
+                "WEBHOOK_SECRET": "hunter2",
+                "WEBHOOK_ALLOW_PRIVATE": "sometimes",
                 "NATS_REPLICAS": "6",
                 "API_TOKENS": "ok:fine,bad name:tok,t:caf\u00e9,again:fine",
                 "ADMIN_TOKEN": "caf\u00e9",
@@ -69,8 +71,22 @@ def test_every_problem_is_reported_at_once():
                      "MAX_DURATION_S must be between", "UPLOADS_PER_HOUR must be between",
                      "WORKER_THREADS must be between", "LOG_LEVEL must be one of",
                      "STORAGE_URL must be", "NATS_URL must be",
-                     "NATS_REPLICAS must be between 1 and 5"):  # fmt: skip
+                     "NATS_REPLICAS must be between 1 and 5", "WEBHOOK_SECRET must be whsec_",
+                     "WEBHOOK_ALLOW_PRIVATE must be 1 or 0"):  # fmt: skip
         assert expected in message
+
+
+def test_an_s3_url_is_checked_with_the_rest_and_its_secret_not_shown():
+    bad = "s3://Bad_Bucket/p?colour=1&secret_access_key=hunter2"
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({"DATABASE_URL": "postgres://x/y", "LOG_LEVEL": "loud", "STORAGE_URL": bad})
+    message = str(error.value)
+    assert "invalid S3 bucket name 'Bad_Bucket'" in message
+    assert "unknown parameter 'colour'" in message
+    assert "LOG_LEVEL must be one of" in message and "hunter2" not in message
+    good = "s3://media/phantomchain?endpoint_url=http://minio:9000&path_style=1&region=eu-west-1"
+    settings = {"DATABASE_URL": "postgres://x/y", "STORAGE_URL": good}
+    assert Config.from_env(settings).storage_url == good
 
 
 def test_nats_replicas_is_one_to_five():

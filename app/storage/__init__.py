@@ -1,0 +1,74 @@
+"""File storage behind one interface, chosen by ``STORAGE_URL``.
+
+* ``file:///srv/phantomchain`` — a local (or shared) directory;
+* ``nats://host:4222/bucket`` — a NATS JetStream Object Store bucket, so web and worker
+  processes on different machines share files with no server beyond NATS;
+* ``s3://bucket/prefix?endpoint_url=…`` — an S3 (or S3-compatible) bucket:
+  :mod:`app.storage.s3`.
+
+Writes stream: :meth:`Storage.save` takes an iterable of chunks and computes the SHA-256 on the
+way, so an upload is never held in memory whole. Readers get a local file path for the time
+they need it (the audio code reads paths), or a stream of chunks to send over HTTP.
+:meth:`Storage.list_objects` says what is stored and when it was written, for the sweep of
+originals no upload row refers to (:mod:`app.orphans`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from app.storage.base import (
+    CALL_TIMEOUT_S,
+    CHUNK,
+    LIST_TIMEOUT_S,
+    MIN_TRANSFER_RATE,
+    Storage,
+    StorageError,
+    StorageUnavailable,
+    Stored,
+    StoredObject,
+    check_key,
+    sha256_of,
+    transfer_timeout,
+)
+from app.storage.local import LocalStorage
+from app.storage.nats_bucket import NatsObjectStorage
+
+__all__ = [
+    "CALL_TIMEOUT_S",
+    "CHUNK",
+    "LIST_TIMEOUT_S",
+    "MIN_TRANSFER_RATE",
+    "LocalStorage",
+    "NatsObjectStorage",
+    "Storage",
+    "StorageError",
+    "StorageUnavailable",
+    "Stored",
+    "StoredObject",
+    "check_key",
+    "open_storage",
+    "sha256_of",
+    "transfer_timeout",
+]
+
+
+def open_storage(storage_url: str, replicas: int = 1) -> Storage:
+    """The storage ``STORAGE_URL`` names; a NATS bucket kept on ``replicas`` servers.
+
+    :raises StorageError: an unknown scheme, or an ``s3://`` URL's bad query.
+    """
+    parsed = urlparse(storage_url)
+    if parsed.scheme == "file":
+        root = Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path)
+        return LocalStorage(root)
+    if parsed.scheme == "nats":
+        bucket = parsed.path.strip("/") or "phantomchain"
+        server = parsed._replace(path="", query="", fragment="").geturl()
+        return NatsObjectStorage([server], bucket, replicas)
+    if parsed.scheme == "s3":
+        from app.storage.s3 import S3Storage  # boto3: only for this backend
+
+        return S3Storage.from_url(storage_url)
+    raise StorageError(f"unsupported STORAGE_URL {parsed.scheme}://… (file://, nats:// or s3://)")

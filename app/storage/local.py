@@ -1,0 +1,88 @@
+"""Objects as files in a local (or shared) directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.storage.base import _KEY, CHUNK, StorageError, Stored, StoredObject, _Hashing, check_key
+
+
+class LocalStorage:
+    """Objects as files below ``root``; each written to a temporary name, then renamed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def save(self, key: str, chunks: Iterable[bytes]) -> Stored:
+        target = self._path(key)
+        hashing = _Hashing(chunks)
+        fd, temporary = self._temporary(target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in hashing:
+                    out.write(chunk)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return Stored(key, hashing.size, hashing.sha256)
+
+    @staticmethod
+    def _temporary(folder: Path) -> tuple[int, str]:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return tempfile.mkstemp(dir=folder, prefix=".partial-")
+        except FileNotFoundError:  # a delete of the folder's last object removed it meanwhile
+            folder.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkstemp(dir=folder, prefix=".partial-")
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        if not path.is_file():
+            raise StorageError(f"no object {key!r}")
+        yield path
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        with self.local_path(key) as path, path.open("rb") as stream:
+            while chunk := stream.read(CHUNK):
+                yield chunk
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        """Remove the object, and the folders it leaves empty (``uploads/<id>/``)."""
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        for folder in path.parents:
+            if folder == self.root:
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): the folders above are not either
+                break
+
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        """The objects whose key starts with ``prefix``; files being written are not objects."""
+        start = self.root / prefix.rpartition("/")[0]
+        for folder, _, names in os.walk(start):
+            for name in names:
+                path = Path(folder) / name
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix) or not _KEY.match(key):
+                    continue  # ``.partial-…``: a save in progress (or one a crash cut short)
+                try:
+                    modified = path.stat().st_mtime
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+                yield StoredObject(key, datetime.fromtimestamp(modified, UTC))

@@ -1,0 +1,169 @@
+"""Objects in a NATS JetStream Object Store bucket: web and worker processes on different
+machines share files with no server beyond NATS (for small files and one machine's worth: see
+the README's "Scaling past one machine")."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from app.storage.base import (
+    CALL_TIMEOUT_S,
+    CHUNK,
+    LIST_TIMEOUT_S,
+    StorageError,
+    Stored,
+    StoredObject,
+    _Hashing,
+    check_key,
+    transfer_timeout,
+)
+
+
+class NatsObjectStorage:
+    """Objects in a JetStream Object Store bucket (created on first use).
+
+    :param servers: NATS URLs.
+    :param bucket: the bucket's name.
+    :param replicas: servers of a JetStream cluster keeping a copy of the bucket when it is
+        created (``NATS_REPLICAS``).
+    """
+
+    def __init__(self, servers: list[str], bucket: str, replicas: int = 1) -> None:
+        from broker.connection import LoopConnection  # nats-py: only for this backend
+
+        self.bucket = bucket
+        self.replicas = replicas
+        self._conn = LoopConnection(servers, name=f"phantomchain-storage-{bucket}")
+        self._store = None
+
+    async def _bucket(self):
+        if self._store is None:
+            from nats.js.errors import BucketNotFoundError
+
+            js = await self._conn.jetstream()
+            try:
+                self._store = await js.object_store(self.bucket)
+            except BucketNotFoundError:
+                self._store = await js.create_object_store(self.bucket, replicas=self.replicas)
+        return self._store
+
+    def _run(self, make_coroutine, timeout: float | None = None):
+        """Run a bucket call, bounded: a NATS that accepts and never answers (frozen, no
+        JetStream leader) is a ``TimeoutError`` here — a 503 for a request waiting on it —
+        not a thread held for minutes."""
+        return self._conn.run(make_coroutine, timeout=timeout or CALL_TIMEOUT_S)
+
+    def save(self, key: str, chunks: Iterable[bytes]) -> Stored:
+        check_key(key)
+        hashing = _Hashing(chunks)
+        # Spooled: kept in memory up to 8 MB, then on disk — the object store reads a stream.
+        with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+            for chunk in hashing:
+                spool.write(chunk)
+            spool.seek(0)
+
+            async def put() -> None:
+                store = await self._bucket()
+                await store.put(key, spool)  # type: ignore[arg-type]
+
+            self._run(put, transfer_timeout(hashing.size))
+        return Stored(key, hashing.size, hashing.sha256)
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        check_key(key)
+        suffix = Path(key).suffix
+        with tempfile.TemporaryDirectory(prefix="phantomchain-") as folder:
+            path = Path(folder) / f"object{suffix}"
+            with path.open("wb") as out:
+                self._get_into(key, out)
+            yield path
+
+    def _get_into(self, key: str, out) -> None:
+        from nats.js.errors import ObjectNotFoundError
+
+        async def size() -> int:
+            store = await self._bucket()
+            try:
+                return (await store.get_info(key)).size or 0
+            except ObjectNotFoundError as exc:
+                raise StorageError(f"no object {key!r}") from exc
+
+        async def get() -> None:
+            store = await self._bucket()
+            try:
+                await store.get(key, writeinto=out)
+            except ObjectNotFoundError as exc:
+                raise StorageError(f"no object {key!r}") from exc
+
+        self._run(get, transfer_timeout(self._run(size)))
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        with self.local_path(key) as path, path.open("rb") as stream:
+            while chunk := stream.read(CHUNK):
+                yield chunk
+
+    def exists(self, key: str) -> bool:
+        from nats.js.errors import ObjectNotFoundError
+
+        check_key(key)
+
+        async def info() -> bool:
+            store = await self._bucket()
+            try:
+                found = await store.get_info(key)
+            except ObjectNotFoundError:
+                return False
+            return not getattr(found, "deleted", False)
+
+        return self._run(info)
+
+    def delete(self, key: str) -> None:
+        from nats.js.errors import ObjectNotFoundError
+
+        check_key(key)
+
+        async def delete() -> None:
+            store = await self._bucket()
+            with contextlib.suppress(ObjectNotFoundError):
+                await store.delete(key)
+
+        self._run(delete)
+
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        """The objects whose key starts with ``prefix``, with the time their writer recorded.
+
+        An object whose time cannot be read (written by another client) is left out rather
+        than guessed old: this listing decides what the orphan sweep deletes.
+        """
+        from nats.js.errors import NotFoundError
+
+        async def names() -> list:
+            store = await self._bucket()
+            try:
+                return await store.list(ignore_deletes=True)
+            except NotFoundError:  # nats-py's word for an empty bucket
+                return []
+
+        found = []
+        for info in self._run(names, timeout=LIST_TIMEOUT_S):
+            modified = _parse_time(info.mtime)
+            if info.name.startswith(prefix) and modified is not None and not info.deleted:
+                found.append(StoredObject(info.name, modified))
+        return iter(found)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    """An object's ``mtime`` as nats-py and the Go client write it (ISO 8601), if it is one."""
+    try:
+        parsed = datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None and parsed.year > 1 else None
