@@ -1,8 +1,8 @@
 """Batches: several files (or existing uploads) under one id, one status, one webhook.
 
 ``POST /api/batches`` takes either a multipart form of several ``file`` fields — each goes
-through the single upload's path (:func:`app.api.uploads.sniffed`, :func:`~app.api.uploads.keep`,
-:func:`~app.api.uploads.start`) with the same ``formats``, ``normalize`` and ``true_peak`` — or
+through the single upload's path (:mod:`app.api.accepting`: ``sniffed``, ``keep``, ``start``)
+with the same ``formats``, ``normalize`` and ``true_peak`` — or
 a JSON body ``{"upload_ids": [...], "callback_url": ...}`` grouping the latest job of each of
 those uploads. Either way ``callback_url`` is the batch's webhook, made once when all its jobs
 have ended (:func:`app.webhooks.end_batch_if_done`).
@@ -23,7 +23,7 @@ import re
 from flask import Blueprint, jsonify, request, url_for
 
 from app import batches, uploads, webhooks
-from app.api import uploads as single
+from app.api import accepting as single
 from app.api.auth import caller, require_token
 from app.api.current import broker, sessions
 from app.api.errors import ApiError
@@ -68,9 +68,8 @@ def _from_files() -> batches.Created:
     if limits is not None:  # refused before the body is parsed, as a single upload
         uploads.check_quotas(sessions(), who.tenant, limits, size)
     callback_url = single.callback_url_field()
-    options = single.job_options(
-        callback=False
-    )  # the jobs' webhooks are their tenant's default, if any
+    # The batch's callback_url is its own: each job's webhook is its tenant's default, if any.
+    options = single.job_options(callback=False)
     files = request.files.getlist("file")
     _check_count(len(files), "send the audio as several multipart form fields named 'file'")
     if limits is not None and len(files) > 1:  # the whole batch within the hourly limit
