@@ -28,6 +28,8 @@ from app.embedded.nats_server import NatsServer, free_port, port_answers
 #: Seconds the API and the workers get to stop; a stage still running after half of it is
 #: handed back to the queue (it runs again on the next start).
 SHUTDOWN_S = 20
+#: Where ``make run`` keeps the secret its webhooks are signed with (under ``var``).
+WEBHOOK_SECRET_FILE = "webhook-secret"
 #: Stands in for the database's URL while the settings are checked, before PostgreSQL starts.
 PENDING_DATABASE_URL = "postgresql://embedded-postgres/phantomchain"
 
@@ -46,16 +48,20 @@ def dev_defaults(var: Path) -> dict[str, str]:
 
 
 def dev_webhook_secret(var: Path) -> str:
-    """A ``whsec_`` secret kept in ``var/webhook-secret`` (made on the first run)."""
-    path = var / "webhook-secret"
+    """The ``whsec_`` secret kept in ``var/webhook-secret``, or a new one (written by
+    :func:`keep_webhook_secret` once the stack starts: bad settings leave no ``var``)."""
     try:
-        return path.read_text().strip()
+        return (var / WEBHOOK_SECRET_FILE).read_text().strip()
     except FileNotFoundError:
-        secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
-        var.mkdir(parents=True, exist_ok=True)
+        return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+def keep_webhook_secret(var: Path, secret: str) -> None:
+    """Keep the secret for the next run, readable by this user only."""
+    path = var / WEBHOOK_SECRET_FILE
+    if not path.exists():
         path.write_text(secret + "\n")
         path.chmod(0o600)
-        return secret
 
 
 def access(config: Config) -> str:
@@ -78,8 +84,9 @@ class Stack:
     def __init__(self, var: Path, port: int | None = None) -> None:
         self.var = var.resolve()
         self.nats = NatsServer(store_dir=self.var / "nats", port=free_port())
+        self.defaults = dev_defaults(self.var)
         self.env = environment(
-            dev_defaults(self.var), DATABASE_URL=PENDING_DATABASE_URL, NATS_URL=self.nats.url
+            self.defaults, DATABASE_URL=PENDING_DATABASE_URL, NATS_URL=self.nats.url
         )
         self.config = Config.from_env(self.env)
         self.port = port or self.config.port
@@ -97,6 +104,8 @@ class Stack:
         from app.embedded.postgres import EmbeddedPostgres
 
         self.var.mkdir(parents=True, exist_ok=True)
+        if self.env["WEBHOOK_SECRET"] == self.defaults["WEBHOOK_SECRET"]:  # not the operator's
+            keep_webhook_secret(self.var, self.env["WEBHOOK_SECRET"])
         self.nats.start()
         click.echo(f"nats-server   {self.nats.url}  (data in {self.var / 'nats'})")
         self.postgres = EmbeddedPostgres(self.var / "pg")
@@ -148,7 +157,12 @@ class Stack:
         else:  # the CLI looks in ./var only
             reader = f"the CLI reads {DEV_ENV_FILE} of the folder it runs in: export these instead"
         click.echo(f"settings      {self.dev_env}  ({reader})")
-        click.echo(f"webhooks      signed with WEBHOOK_SECRET from {self.var / 'webhook-secret'}")
+        secret = (
+            "your WEBHOOK_SECRET"
+            if self.env["WEBHOOK_SECRET"] != self.defaults["WEBHOOK_SECRET"]
+            else f"WEBHOOK_SECRET from {self.var / WEBHOOK_SECRET_FILE}"
+        )
+        click.echo(f"webhooks      signed with {secret}; they may reach this machine")
         click.echo(f"access        {access(self.config)}")
         click.echo("Ctrl-C stops everything.")
 

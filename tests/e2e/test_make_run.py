@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from app.embedded.nats_server import free_port
+from tests.receiver import Receiver
 from tests.unit.audio.music import synthesize_track
 from tests.unit.audio.signals import write_audio
 
@@ -28,10 +29,14 @@ def get(url: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"{}")
 
 
-def post_file(url: str, name: str, data: bytes) -> dict:
+def post_file(url: str, name: str, data: bytes, **fields: str) -> dict:
     boundary = uuid.uuid4().hex
     body = (
-        (
+        "".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n'
+            for field, value in fields.items()
+        ).encode()
+        + (
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
             f"Content-Type: application/octet-stream\r\n\r\n"
         ).encode()
@@ -96,7 +101,10 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
         track = synthesize_track(100.0, "G", "major", seconds=5, sample_rate=44100, seed=1)
         path = tmp_path / "song.flac"
         write_audio(path, track.samples, 44100, "flac")
-        accepted = post_file(f"{base}/api/uploads", "song.flac", path.read_bytes())
+        # make run signs webhooks with a secret of its own and lets them reach this machine.
+        receiver = Receiver((var / "webhook-secret").read_text().strip())
+        accepted = post_file(f"{base}/api/uploads", "song.flac", path.read_bytes(),
+                             callback_url=receiver.url("/ok"))  # fmt: skip
         status, analysis = wait_for(
             lambda: (r := get(f"{base}{accepted['links']['analysis']}"))[0] != 202 and r,
             120,
@@ -104,6 +112,9 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
         )
         assert status == 200, analysis
         assert analysis["key"] == "G major"
+        [told] = receiver.wait_for("/ok")
+        receiver.close()
+        assert told.verified and told.json["job_id"] == accepted["job_id"]
         # A second terminal, in the same folder and with no settings, reaches the stack.
         listed = cli(tmp_path, env, "jobs", "list", "--json")
         assert [job["id"] for job in listed["jobs"]] == [accepted["job_id"]]
@@ -116,6 +127,7 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
     assert process.returncode == 0, output
     assert "access        OPEN: no API_TOKENS or ADMIN_TOKEN" in output  # and it says so
     assert f"web           http://127.0.0.1:{port}/" in output
+    assert "webhooks      signed with WEBHOOK_SECRET from" in output
     time.sleep(1)
     alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], [p.cmdline() for p in alive]
