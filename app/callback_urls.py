@@ -26,7 +26,15 @@ Resolver = Callable[[str, int], list[str]]
 
 
 class BadCallbackUrl(ValueError):
-    """The URL cannot or may not receive webhooks; the message says why, for the client."""
+    """The URL cannot or may not receive webhooks; the message says why, for the client.
+
+    ``final``: it never will (a forbidden address, a malformed URL); a name that does not
+    resolve now may resolve later, so a delivery tries it again.
+    """
+
+    def __init__(self, message: str, *, final: bool = True) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 @dataclass(frozen=True)
@@ -68,14 +76,14 @@ def resolve_for_delivery(
     :raises BadCallbackUrl: as :func:`check_callback_url`.
     """
     parts = _parts(url)
-    host = parts.hostname or ""
+    host = _ascii_host(parts.hostname or "")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = resolver(host, port)
     except (OSError, UnicodeError) as exc:
-        raise BadCallbackUrl(f"callback_url's host {host!r} does not resolve") from exc
+        raise BadCallbackUrl(f"callback_url's host {host!r} does not resolve", final=False) from exc
     if not addresses:
-        raise BadCallbackUrl(f"callback_url's host {host!r} does not resolve")
+        raise BadCallbackUrl(f"callback_url's host {host!r} does not resolve", final=False)
     if not allow_private:
         for address in addresses:
             why = forbidden(address)
@@ -112,7 +120,24 @@ def _parts(url: str):
         )
     if parts.fragment:
         raise BadCallbackUrl("callback_url must not have a #fragment")
+    if parts.port == 0:
+        raise BadCallbackUrl("callback_url's port must be 1 to 65535")
+    _ascii_host(parts.hostname)
     return parts
+
+
+def _ascii_host(host: str) -> str:
+    """The host as DNS, ``Host`` and TLS want it: an internationalised name in its ``xn--``
+    form (IDNA), an address as written.
+
+    :raises BadCallbackUrl: a name IDNA cannot encode.
+    """
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise BadCallbackUrl(f"callback_url's host {host!r} is not a valid host name") from None
 
 
 def forbidden(address: str) -> str | None:

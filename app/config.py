@@ -153,7 +153,10 @@ class Config:
                 f"got {nats_namespace!r}"
             )
         storage_url = text("STORAGE_URL", cls.storage_url) or cls.storage_url
-        parsed_storage = urlparse(storage_url)
+        try:
+            parsed_storage = urlparse(storage_url)
+        except ValueError:
+            parsed_storage = urlparse("")
         if parsed_storage.scheme not in ("file", "nats", "s3") or (
             parsed_storage.scheme == "s3" and not parsed_storage.netloc
         ):

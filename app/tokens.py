@@ -92,6 +92,13 @@ def holder(sessions: sessionmaker[Session], token_sha256: str) -> Holder | None:
         return Holder(row.tenant, row.admin) if row else None
 
 
+def tenant_has_tokens(sessions: sessionmaker[Session], tenant: str) -> bool:
+    """Whether a token not revoked was made for ``tenant``."""
+    with sessions() as session:
+        query = select(ApiToken.id).where(ApiToken.tenant == tenant, ApiToken.revoked_at.is_(None))
+        return session.scalar(query.limit(1)) is not None
+
+
 def any_made(sessions: sessionmaker[Session]) -> bool:
     """Whether a token was ever made here, revoked ones included: then the API is closed (a
     revoked last token must not open it to everyone)."""

@@ -1,17 +1,26 @@
 """One webhook attempt: resolve and check the address, POST the signed body to it, say what
-came back — never raising, never following a redirect, never reading more than a line.
+came back — within one deadline, never raising, never following a redirect, never reading more
+than a line of the answer.
 
 The connection goes to the address :func:`app.callback_urls.resolve_for_delivery` checked, not
 to a second lookup of the name (which a rebinding DNS server could answer differently); the
 name still goes in the ``Host`` header and, over TLS, in SNI and the certificate check.
+
+``WEBHOOK_TIMEOUT_S`` bounds the whole attempt — connecting, sending, the status line, the
+headers and the little of the body that is read — not each read: a receiver trickling its
+headers a byte at a time would otherwise hold a delivery thread for as long as it liked. A
+watchdog shuts the socket down at the deadline, which ends whatever read is waiting.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import logging
+import socket
+import ssl
+import threading
 import time
-
-import urllib3
 
 from app.callback_urls import BadCallbackUrl, Resolver, resolve_for_delivery, system_resolver
 from app.webhook_signing import signed_headers
@@ -22,6 +31,31 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "PhantomChain-Webhooks/1"
 
 
+class _Deadline:
+    """Shuts ``sock`` down once ``seconds`` have passed (unless cancelled first)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        self._sock = sock
+        if self.expired:
+            self._expire()
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self._sock is not None:
+            with contextlib.suppress(OSError):  # closed already
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 def attempt(
     claimed: Claimed, *, secret: str | None, timeout_s: float, allow_private: bool,
     resolver: Resolver = system_resolver,
@@ -30,14 +64,28 @@ def attempt(
     started = time.monotonic()
 
     def outcome(status: int | None, error: str | None) -> Outcome:
-        return Outcome(status, error, int((time.monotonic() - started) * 1000))
+        return Outcome(status, _printable(error), int((time.monotonic() - started) * 1000))
 
-    if not secret:
-        return outcome(None, f"{REFUSED_ADDRESS} WEBHOOK_SECRET is not set, nothing is signed")
+    if not secret:  # tried again later: the operator can set it meanwhile
+        return outcome(None, "not signed: WEBHOOK_SECRET is not set on the webhooks worker")
     try:
         target = resolve_for_delivery(claimed.url, allow_private=allow_private, resolver=resolver)
     except BadCallbackUrl as exc:
-        return outcome(None, f"{REFUSED_ADDRESS} {exc}")
+        return outcome(None, f"{REFUSED_ADDRESS} {exc}" if exc.final else str(exc))
+    deadline = _Deadline(timeout_s)
+    try:
+        return _post(claimed, secret, target, timeout_s, deadline, outcome)
+    except Exception as exc:  # whatever a receiver makes of its answer is an outcome
+        logger.info("webhook %s: %r", claimed.id, exc)
+        if deadline.expired:
+            return outcome(None, f"no answer within {timeout_s:g} s")
+        return outcome(None, f"the answer could not be read ({type(exc).__name__})")
+    finally:
+        deadline.cancel()
+
+
+def _post(claimed: Claimed, secret: str, target, timeout_s: float, deadline: _Deadline,
+          outcome) -> Outcome:  # fmt: skip
     body = claimed.body.encode()
     host = f"[{target.host}]" if ":" in target.host else target.host
     default_port = 443 if target.scheme == "https" else 80
@@ -46,61 +94,73 @@ def attempt(
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "Host": host if target.port == default_port else f"{host}:{target.port}",
+        "Connection": "close",
     }
-    pool = _pool(target.scheme, target.address, target.port, target.host, timeout_s)
     try:
-        response = pool.urlopen(
-            "POST", target.path, body=body, headers=headers, redirect=False, retries=False,
-            preload_content=False, assert_same_host=False,
-        )  # fmt: skip
-    except urllib3.exceptions.NewConnectionError as exc:  # a TimeoutError subclass, too
-        return outcome(None, f"could not connect ({_reason(exc)})")
-    except urllib3.exceptions.TimeoutError:
+        sock = socket.create_connection((target.address, target.port), timeout=timeout_s)
+    except TimeoutError:
         return outcome(None, f"no answer within {timeout_s:g} s")
-    except urllib3.exceptions.HTTPError as exc:
-        logger.info("webhook %s: %r", claimed.id, exc)
+    except OSError as exc:
         return outcome(None, f"could not connect ({_reason(exc)})")
+    deadline.watch(sock)
     try:
+        if target.scheme == "https":
+            try:
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=target.host)
+            except OSError as exc:
+                if deadline.expired:
+                    return outcome(None, f"no answer within {timeout_s:g} s")
+                return outcome(None, f"could not connect ({_reason(exc)})")
+            deadline.watch(sock)
+        connection = http.client.HTTPConnection(target.host, target.port, timeout=timeout_s)
+        connection.sock = sock
+        try:
+            connection.request("POST", target.path, body=body, headers=headers)
+            response = connection.getresponse()
+        except http.client.HTTPException as exc:
+            if deadline.expired:
+                return outcome(None, f"no answer within {timeout_s:g} s")
+            return outcome(None, f"the answer was not HTTP ({type(exc).__name__})")
+        except OSError as exc:
+            if deadline.expired:
+                return outcome(None, f"no answer within {timeout_s:g} s")
+            return outcome(None, f"the connection was cut ({_reason(exc)})")
+        if deadline.expired:  # the headers were cut off by the deadline, not ended
+            return outcome(None, f"no answer within {timeout_s:g} s")
         status = response.status
         if 200 <= status < 300:
             return outcome(status, None)
-        text = response.read(MAX_ERROR_CHARS, decode_content=False)
-        said = text.decode("utf-8", "replace").strip()
         if 300 <= status < 400:
-            said = f"redirects are not followed ({response.headers.get('Location', '')[:200]})"
-        return outcome(status, said[:MAX_ERROR_CHARS] or None)
-    except urllib3.exceptions.HTTPError as exc:
-        return outcome(response.status, f"the answer was cut ({_reason(exc)})")
+            location = response.getheader("Location", "")[:200]
+            return outcome(status, f"redirects are not followed ({location})")
+        said = response.read(MAX_ERROR_CHARS) if not deadline.expired else b""
+        return outcome(status, said.decode("utf-8", "replace").strip() or None)
     finally:
-        response.release_conn()
-        pool.close()
+        sock.close()
 
 
-def _pool(scheme: str, address: str, port: int, host: str, timeout_s: float):
-    timeout = urllib3.Timeout(connect=timeout_s, read=timeout_s)
-    if scheme == "https":
-        return urllib3.HTTPSConnectionPool(
-            address, port, timeout=timeout, maxsize=1, server_hostname=host,
-            assert_hostname=host, cert_reqs="CERT_REQUIRED",
-        )  # fmt: skip
-    return urllib3.HTTPConnectionPool(address, port, timeout=timeout, maxsize=1)
+def _printable(text: str | None) -> str | None:
+    """``text`` without NULs and control characters (a receiver's answer goes to Postgres and
+    into the job's events), at most :data:`MAX_ERROR_CHARS` long."""
+    if text is None:
+        return None
+    return "".join(c if c.isprintable() else " " for c in text)[:MAX_ERROR_CHARS]
 
 
 def _reason(exc: BaseException) -> str:
     """A short cause for the job's events (``connection refused``), not a repr."""
-    cause = getattr(exc, "reason", None) or exc
-    text = str(cause)
+    text = str(exc).lower()
     for known in _KNOWN_CAUSES:
-        if known in text.lower():
+        if known in text:
             return known
-    return type(cause).__name__
+    return type(exc).__name__
 
 
 _KNOWN_CAUSES = (
     "connection refused",
     "connection reset",
-    "name or service not known",
     "certificate verify failed",
     "no route to host",
     "network is unreachable",
+    "wrong version number",
 )

@@ -226,7 +226,12 @@ REFUSED_ADDRESS = "not sent:"
 
 def claim(sessions: sessionmaker[Session], delivery_id: str, lease_s: float) -> Claimed | None:
     """Take a pending delivery that is due, for ``lease_s`` seconds (another message for it
-    meanwhile finds it not due); None when it is delivered, failed, gone or not due yet."""
+    meanwhile finds it not due); None when it is delivered, failed, gone or not due yet.
+
+    The attempt is counted here, before it is made: an attempt whose outcome could not be
+    recorded (its worker killed, its database away) still counts, so no delivery is tried
+    more than ``len(RETRY_DELAYS_S) + 1`` times whatever happens to its attempts.
+    """
     with sessions.begin() as session:
         delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
         now = utcnow()
@@ -236,8 +241,18 @@ def claim(sessions: sessionmaker[Session], delivery_id: str, lease_s: float) -> 
             seconds=1
         ):
             return None
+        if delivery.attempts > len(RETRY_DELAYS_S):  # all made; the last outcomes were lost
+            delivery.status, delivery.finished_at, delivery.next_attempt_at = "failed", now, None
+            if delivery.job_id is not None:
+                session.add(JobEvent(
+                    job_id=delivery.job_id, stage="webhook", level="error",
+                    message=f"webhook {delivery.event_type} to {_shown(delivery.url)}: "
+                    f"no answer recorded after {delivery.attempts} attempts; no more attempts",
+                ))  # fmt: skip
+            return None
+        delivery.attempts += 1
         delivery.next_attempt_at = now + timedelta(seconds=lease_s)
-        return Claimed(delivery.id, delivery.url, delivery.body, delivery.attempts + 1)
+        return Claimed(delivery.id, delivery.url, delivery.body, delivery.attempts)
 
 
 def record(sessions: sessionmaker[Session], claimed: Claimed, outcome: Outcome) -> float | None:
@@ -273,6 +288,8 @@ def attempt_sentence(delivery: WebhookDelivery, outcome: Outcome, delay: float |
     """``webhook job.done to https://example.com/hook: answered 503 (attempt 2); next attempt
     in 2 min``."""
     answer = f"answered {outcome.status_code}" if outcome.status_code is not None else outcome.error
+    if outcome.status_code is not None and 300 <= outcome.status_code < 400 and outcome.error:
+        answer += f": {outcome.error}"  # "redirects are not followed (…)"
     said = f"webhook {delivery.event_type} to {_shown(delivery.url)}: {answer} " \
            f"(attempt {delivery.attempts})"  # fmt: skip
     if outcome.delivered:

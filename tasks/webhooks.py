@@ -37,6 +37,8 @@ broker = make_broker(
     queue=WEBHOOK_QUEUE,
 )
 dramatiq.set_broker(broker)
+if not config.webhook_secret:
+    logger.error("WEBHOOK_SECRET is not set: deliveries are tried again until it is")
 
 
 @dramatiq.actor(

@@ -27,7 +27,7 @@ from app.api import accepting as single
 from app.api.auth import caller, require_token
 from app.api.current import broker, sessions
 from app.api.errors import ApiError
-from app.api.params import IdConverter
+from app.api.params import IdConverter, json_body
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("batches", __name__)
@@ -112,7 +112,7 @@ def _undo(kept: list[single.Kept], batch_id: str | None = None) -> None:
 
 def _from_uploads() -> batches.Created:
     """``{"upload_ids": [...], "callback_url": ...}``: the latest job of each upload."""
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict) or set(body) - _JSON_KEYS:
         raise ApiError(400, "bad_body", 'send {"upload_ids": [...]} with an optional '
                        '"callback_url", or the files as a multipart form')  # fmt: skip

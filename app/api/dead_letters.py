@@ -12,7 +12,7 @@ from app import dead_letters as ops
 from app.api.auth import require_admin
 from app.api.current import broker, sessions
 from app.api.errors import ApiError
-from app.api.params import int_arg
+from app.api.params import int_arg, json_body
 from broker.dead_letters import DeadLetters
 
 bp = Blueprint("dead_letters", __name__)
@@ -51,7 +51,7 @@ def retry_dead_letter(dead_letter_id: str):
 @require_admin
 def retry_dead_letters():
     """Body ``{"ids": [...]}`` or ``{"all": true, "queue": ..., "actor": ...}``."""
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "bad_body", 'send JSON: {"ids": [...]} or {"all": true}')
     ids, everything = body.get("ids"), body.get("all") is True

@@ -11,7 +11,7 @@ from app.api import streams
 from app.api.auth import caller, require_admin, require_token
 from app.api.current import broker, sessions
 from app.api.errors import ApiError
-from app.api.params import int_arg
+from app.api.params import int_arg, json_body
 
 bp = Blueprint("jobs", __name__)
 MAX_PAGE = 200
@@ -83,7 +83,7 @@ def retry_job(job_id: str):
 @require_admin
 def patch_job(job_id: str):
     """The Go service's PATCH, now admin-only: set ``status`` (and ``error``)."""
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "bad_body", 'send a JSON object, e.g. {"status": "failed"}')
     error = body.get("error")

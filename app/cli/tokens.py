@@ -111,5 +111,10 @@ def webhook_command(tenant: str, url: str | None, clear: bool) -> None:
             raise click.BadParameter(str(exc), param_hint="URL") from exc
         if not config.webhook_secret:
             click.echo("warning: WEBHOOK_SECRET is not set, so no webhook is sent", err=True)
+        from app import tokens as service
+
+        known = tenant in config.api_tokens.values() or service.tenant_has_tokens(sessions, tenant)
+        if not known:
+            click.echo(f"warning: {tenant} has no token yet (a typo?); set all the same", err=True)
     webhooks.set_tenant_callback_url(sessions, tenant, url)
     click.echo(f"{tenant}'s jobs now call {url}" if url else f"{tenant} has no default webhook")

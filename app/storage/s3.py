@@ -61,9 +61,9 @@ PART_SIZE = 8 << 20
 MIN_PART_SIZE = 5 << 20
 #: Seconds to open a connection, and to wait for any answer (or the next bytes of one).
 CONNECT_TIMEOUT_S = 5.0
-READ_TIMEOUT_S = 60.0
+READ_TIMEOUT_S = 15.0
 #: Attempts of one call (boto3's "standard" retry mode: throttling, 5xx and connection errors).
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 2
 #: Lifetime of a presigned download URL.
 PRESIGN_EXPIRES_S = 300
 

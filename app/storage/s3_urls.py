@@ -33,12 +33,22 @@ def parse_s3_url(storage_url: str) -> S3Location:
     :raises StorageError: every problem at once (a bad bucket or prefix, a query parameter
         unknown, repeated or malformed), the secret key never shown.
     """
-    parsed = urlparse(storage_url)
+    try:
+        parsed = urlparse(storage_url)
+    except ValueError as exc:
+        raise StorageError(f"STORAGE_URL {redacted(storage_url)!r} is not a URL: {exc}") from None
     if parsed.scheme != "s3" or not parsed.netloc:
         raise StorageError(f"not an s3://bucket/prefix URL: {redacted(storage_url)!r}")
     problems = []
-    if not BUCKET_NAME.match(parsed.netloc):
+    if "@" in parsed.netloc:
+        problems.append(
+            "credentials go in the query (access_key_id, secret_access_key) or the AWS "
+            "variables, not before the bucket"
+        )
+    elif not BUCKET_NAME.match(parsed.netloc):
         problems.append(f"invalid S3 bucket name {parsed.netloc!r}")
+    if parsed.fragment:
+        problems.append("an s3:// URL has no #fragment")
     prefix = parsed.path.strip("/")
     if prefix and not _KEY.match(prefix):
         problems.append(f"invalid S3 prefix {prefix!r} (names of letters, digits, ._-)")
@@ -52,7 +62,11 @@ def parse_s3_url(storage_url: str) -> S3Location:
     given = {name: values[0] for name, values in query.items() if name in QUERY}
     endpoint = given.get("endpoint_url")
     if endpoint is not None:
-        target = urlparse(endpoint)
+        try:
+            target = urlparse(endpoint)
+            target.port  # noqa: B018 - raises ValueError for a port that is not one
+        except ValueError:
+            target = urlparse("")
         if target.scheme not in ("http", "https") or not target.netloc:
             problems.append(f"endpoint_url must be http(s)://host[:port], got {endpoint!r}")
     region = given.get("region")
@@ -75,5 +89,7 @@ def parse_s3_url(storage_url: str) -> S3Location:
 
 
 def redacted(storage_url: str) -> str:
-    """``storage_url`` with a secret key in its query hidden (for messages and logs)."""
-    return re.sub(r"(secret_access_key=)[^&]*", r"\1***", storage_url)
+    """``storage_url`` with a secret key in its query, and anything before an ``@``, hidden
+    (for messages and logs)."""
+    hidden = re.sub(r"(secret_access_key=)[^&#]*", r"\1***", storage_url)
+    return re.sub(r"^([a-z0-9+.-]+://)[^/?#]*@", r"\1***@", hidden, flags=re.I)

@@ -85,3 +85,24 @@ def test_a_final_answer_ends_it_at_once(sessions):
     assert webhooks.record(sessions, claimed, Outcome(400, "bad signature", 12)) is None
     [shown] = [d for d in webhooks.deliveries_of(sessions) if d["id"] == delivery]
     assert shown["status"] == "failed" and shown["tries"][0]["error"] == "bad signature"
+
+
+def test_attempts_whose_outcome_was_lost_still_count(sessions):
+    """A worker killed mid-attempt records nothing; the attempt counts all the same, so the
+    delivery still ends after the last attempt rather than being tried for ever."""
+    job_id = a_job(sessions)
+    [delivery] = jobs.job_done(sessions, job_id)
+    for attempt in range(1, len(RETRY_DELAYS_S) + 2):
+        with sessions.begin() as session:  # the lease of the lost attempt has run out
+            row = session.get(WebhookDelivery, delivery)
+            row.next_attempt_at = row.next_attempt_at - timedelta(days=2)
+        claimed = webhooks.claim(sessions, delivery, lease_s=60)
+        assert claimed is not None and claimed.attempt == attempt  # ...and nothing recorded
+    with sessions.begin() as session:
+        row = session.get(WebhookDelivery, delivery)
+        row.next_attempt_at = row.next_attempt_at - timedelta(days=2)
+    assert webhooks.claim(sessions, delivery, lease_s=60) is None
+    with sessions() as session:
+        assert session.get(WebhookDelivery, delivery).status == "failed"
+        told = session.scalars(select(JobEvent.message).where(JobEvent.job_id == job_id)).all()
+    assert told[-1].endswith("no answer recorded after 11 attempts; no more attempts")

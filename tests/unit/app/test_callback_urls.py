@@ -56,7 +56,7 @@ def test_the_address_connected_to_is_the_one_checked():
         ("ftp://example.com/x", "https:// or http://"), ("http:///x", "no host"),
         ("http://u:p@example.com/", "credentials"), ("http://example.com/#x", "fragment"),
         ("http://example.com:99999/", "not a URL"), ("http://exa mple.com/", "spaces"),
-        ("http://example.com/" + "x" * 2000, "at most"),
+        ("http://example.com/" + "x" * 2000, "at most"), ("http://1.1.1.1:0/", "port must be"),
     ],
 )  # fmt: skip
 def test_malformed_urls_say_why(url, says):

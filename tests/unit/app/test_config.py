@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.config import (
@@ -84,6 +86,15 @@ def test_an_s3_url_is_checked_with_the_rest_and_its_secret_not_shown():
     assert "invalid S3 bucket name 'Bad_Bucket'" in message
     assert "unknown parameter 'colour'" in message
     assert "LOG_LEVEL must be one of" in message and "hunter2" not in message
+    for url, says in [
+        ("s3://b1/p?endpoint_url=http://[::1", "endpoint_url must be http(s)://host[:port]"),
+        ("s3://user:SECRETPW@bucket/p", "credentials go in the query"),
+        ("s3://bucket/p#frag", "no #fragment"),
+        ("s3://[::1", "STORAGE_URL must be"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(says)) as error:
+            Config.from_env({"DATABASE_URL": "postgres://x/y", "STORAGE_URL": url})
+        assert "SECRETPW" not in str(error.value)
     good = "s3://media/phantomchain?endpoint_url=http://minio:9000&path_style=1&region=eu-west-1"
     settings = {"DATABASE_URL": "postgres://x/y", "STORAGE_URL": good}
     assert Config.from_env(settings).storage_url == good

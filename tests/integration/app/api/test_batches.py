@@ -175,6 +175,13 @@ def test_existing_uploads_are_grouped_without_running_again(
     for sent, status, code in refused:
         answer = client.post("/api/batches", json=sent)
         assert (answer.status_code, answer.json["error"]["code"]) == (status, code), sent
+    hostile = [
+        ("[" * 100_000 + "]" * 100_000, 400, "bad_body"),  # past Python's recursion limit
+        ('{"upload_ids": [' + ",".join(['"x"'] * 80_000) + "]}", 413, "too_large"),
+    ]
+    for text, status, code in hostile:
+        answer = client.post("/api/batches", data=text, content_type="application/json")
+        assert (answer.status_code, answer.json["error"]["code"]) == (status, code)
     assert kept_rows(sessions, "@open")["batches"] == 2
 
 
