@@ -18,7 +18,7 @@ import psutil
 import pytest
 from sqlalchemy import func, select
 
-import app.api.uploads as upload_routes
+import app.api.accepting as accepting
 from app.api import create_app
 from app.config import Config
 from app.embedded.nats_server import NatsServer, find_binary, free_port, port_answers
@@ -203,13 +203,13 @@ def test_database_lost_while_the_queue_is_away(own_postgres, own_nats, make_api,
     file — for the workers' sweep, which sends a job that has stayed queued too long."""
     server, database_url = own_postgres
     app, client = make_api(database_url, own_nats.url)
-    real_start_job = upload_routes.start_job
+    real_start_job = accepting.start_job
 
     def start_job(broker, job_id):  # the rows are written; now both servers are away
         server.stop()
         return real_start_job(broker, job_id)
 
-    monkeypatch.setattr(upload_routes, "start_job", start_job)
+    monkeypatch.setattr(accepting, "start_job", start_job)
     own_nats.stop()
     refused = post(client, wav)
     assert_refused(refused, "queue_unavailable")
@@ -247,9 +247,10 @@ def test_a_frozen_nats_bucket_is_a_503_within_the_call_bound_not_a_request_held(
 ):
     """A NATS that accepts and never answers (its process stopped, not dead: connections stay
     open) used to hold an upload or a download for up to 600 s."""
-    from app import storage as storage_module
+    from app.storage import base, nats_bucket
 
-    monkeypatch.setattr(storage_module, "CALL_TIMEOUT_S", 2.0)
+    for module in (base, nats_bucket):  # the bucket's own calls, and transfer_timeout's
+        monkeypatch.setattr(module, "CALL_TIMEOUT_S", 2.0)
     app, client = make_api(migrated_database_url, own_nats.url, f"{own_nats.url}/frozen")
     kept = post(client, wav)
     assert kept.status_code == 202, kept.json
