@@ -30,7 +30,7 @@ from app.metrics import metrics
 from app.models import Upload, new_id
 from app.queue import start_job
 from app.quotas import Quotas
-from app.storage import Stored
+from app.storage import CHUNK, Stored
 from audio.errors import BadTargetError
 from audio.formats import parse_formats
 from audio.sniff import HEAD_BYTES, sniff
@@ -38,7 +38,6 @@ from audio.targets import parse_target
 from broker.connection import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)

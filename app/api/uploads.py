@@ -32,7 +32,6 @@ from broker.connection import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("uploads", __name__)
-CHUNK = 1 << 20
 
 
 def links(upload_id: str, job_id: str) -> dict:
