@@ -99,7 +99,7 @@ def create_from_uploads(
             select(Job.upload_id, Job.id)
             .where(Job.upload_id.in_(found))
             .order_by(Job.upload_id, Job.created_at.desc(), Job.id)
-        )  # fmt: skip
+        )
         for upload_id, job_id in jobs:
             latest.setdefault(upload_id, job_id)
         for upload_id in upload_ids:
@@ -165,7 +165,7 @@ def get_batch(sessions: sessionmaker[Session], batch_id: str, tenant: str | None
             .join(Upload, Upload.id == Job.upload_id)
             .where(BatchJob.batch_id == batch_id)
             .order_by(BatchJob.position)
-        ).all()  # fmt: skip
+        ).all()
         counts = dict.fromkeys(JOB_STATUSES, 0)
         for job, _ in rows:
             counts[job.status] += 1
@@ -181,6 +181,12 @@ def get_batch(sessions: sessionmaker[Session], batch_id: str, tenant: str | None
 
 
 def _job_dict(job: Job, filename: str) -> dict:
-    return {"job_id": job.id, "upload_id": job.upload_id, "filename": filename,
-            "status": job.status, "stage": job.stage, "progress": job.progress,
-            "error": job.error}  # fmt: skip
+    return {
+        "job_id": job.id,
+        "upload_id": job.upload_id,
+        "filename": filename,
+        "status": job.status,
+        "stage": job.stage,
+        "progress": job.progress,
+        "error": job.error,
+    }

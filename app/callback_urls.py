@@ -100,8 +100,9 @@ def resolve_for_delivery(
 
 def _parts(url: str):
     if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
-        raise BadCallbackUrl(f"callback_url must be an http(s) URL of at most {MAX_URL_CHARS} "
-                             "characters")  # fmt: skip
+        raise BadCallbackUrl(
+            f"callback_url must be an http(s) URL of at most {MAX_URL_CHARS} characters"
+        )
     if not url.isprintable() or any(c.isspace() for c in url):
         raise BadCallbackUrl("callback_url must not hold spaces or control characters")
     try:

@@ -23,9 +23,12 @@ CONNECT_TIMEOUT_S = 5
 def make_engine(database_url: str) -> Engine:
     """An engine with a small pool that notices connections the server dropped."""
     return create_engine(
-        database_url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+        database_url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
-    )  # fmt: skip
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

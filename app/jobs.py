@@ -71,8 +71,13 @@ def job_dict(job: Job, events: list[JobEvent] | None = None) -> dict:
 
 
 def event_dict(event: JobEvent) -> dict:
-    return {"id": event.id, "at": event.at.isoformat(), "stage": event.stage,
-            "level": event.level, "message": event.message}  # fmt: skip
+    return {
+        "id": event.id,
+        "at": event.at.isoformat(),
+        "stage": event.stage,
+        "level": event.level,
+        "message": event.message,
+    }
 
 
 def check_status(status: str | None) -> str | None:
@@ -186,9 +191,12 @@ SKIP = "skip"  # the job has ended: a late or duplicate message, nothing to do
 
 
 def begin_stage(
-    sessions: sessionmaker[Session], job_id: str, stage: str, progress_before: int,
+    sessions: sessionmaker[Session],
+    job_id: str,
+    stage: str,
+    progress_before: int,
     progress_after: int,
-) -> tuple[str, str]:  # fmt: skip
+) -> tuple[str, str]:
     """Decide what a delivery of ``stage`` should do; ``(decision, upload_id)``.
 
     A stage's message can arrive again: redelivered after its worker died, or handed over
@@ -317,8 +325,12 @@ def retry_job(
         if job.status != "failed":
             raise JobNotFailed(job_id, job.status)
         job.status, job.error, job.progress, job.stage, job.finished_at = (
-            "queued", None, 0, None, None,
-        )  # fmt: skip
+            "queued",
+            None,
+            0,
+            None,
+            None,
+        )
         session.add(JobEvent(job_id=job_id, stage=None, level="info", message=f"retried by {by}"))
     start_job(broker, job_id)
 
@@ -343,9 +355,13 @@ def reopening(
 
 
 def set_status(
-    sessions: sessionmaker[Session], job_id: str, status: str, error: str | None = None, *,
+    sessions: sessionmaker[Session],
+    job_id: str,
+    status: str,
+    error: str | None = None,
+    *,
     set_error: bool = False,
-) -> dict:  # fmt: skip
+) -> dict:
     """The Go service's manual override (admins only): set ``status`` (and ``error`` when
     ``set_error``); returns the job.
 

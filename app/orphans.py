@@ -28,9 +28,12 @@ _BATCH = 500
 
 
 def find_orphans(
-    sessions: sessionmaker[Session], storage: Storage, older_than_s: float, *,
+    sessions: sessionmaker[Session],
+    storage: Storage,
+    older_than_s: float,
+    *,
     now: datetime | None = None,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Keys of stored originals written more than ``older_than_s`` seconds before ``now``
     whose upload has no row, sorted."""
     cutoff = (now or utcnow()) - timedelta(seconds=older_than_s)
@@ -44,9 +47,13 @@ def find_orphans(
 
 
 def remove_orphans(
-    sessions: sessionmaker[Session], storage: Storage, older_than_s: float, *,
-    dry_run: bool = False, now: datetime | None = None,
-) -> list[str]:  # fmt: skip
+    sessions: sessionmaker[Session],
+    storage: Storage,
+    older_than_s: float,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> list[str]:
     """Delete what :func:`find_orphans` finds (nothing with ``dry_run``); returns the keys.
 
     :raises sqlalchemy.exc.SQLAlchemyError: the database did not answer — nothing is deleted.

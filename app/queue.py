@@ -75,7 +75,10 @@ def send_webhook(broker: dramatiq.Broker, delivery_id: str, delay_s: float | Non
     :raises dramatiq.errors.BrokerConnectionError: NATS did not answer.
     """
     message = dramatiq.Message(
-        queue_name=WEBHOOK_QUEUE, actor_name=WEBHOOK_ACTOR, args=(delivery_id,), kwargs={},
+        queue_name=WEBHOOK_QUEUE,
+        actor_name=WEBHOOK_ACTOR,
+        args=(delivery_id,),
+        kwargs={},
         options={},
-    )  # fmt: skip
+    )
     broker.enqueue(message, delay=None if delay_s is None else int(delay_s * 1000))

@@ -83,8 +83,9 @@ def stored_bytes(session: Session, tenant: str) -> int:
 
 def log_upload(session: Session, tenant: str) -> None:
     """Count an accepted upload (and forget the tenant's uploads older than the window)."""
-    session.execute(delete(UploadLog).where(UploadLog.tenant == tenant,
-                                            UploadLog.at <= utcnow() - WINDOW))  # fmt: skip
+    session.execute(
+        delete(UploadLog).where(UploadLog.tenant == tenant, UploadLog.at <= utcnow() - WINDOW)
+    )
     session.add(UploadLog(tenant=tenant))
 
 

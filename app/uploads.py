@@ -30,8 +30,9 @@ class StillRunning(Exception):
     """The upload's job is queued or running: it is removed once it has ended."""
 
     def __init__(self, upload_id: str) -> None:
-        super().__init__(f"upload {upload_id} is still being processed; remove it once its job "
-                         "is done or failed")  # fmt: skip
+        super().__init__(
+            f"upload {upload_id} is still being processed; remove it once its job is done or failed"
+        )
 
 
 class NotReady(Exception):
@@ -61,8 +62,13 @@ class Earlier:
     normalize: dict | None
     callback_url: str | None = None
 
-    def same_request(self, sha256: str, formats: list[str], normalize: dict | None,
-                     callback_url: str | None = None) -> bool:  # fmt: skip
+    def same_request(
+        self,
+        sha256: str,
+        formats: list[str],
+        normalize: dict | None,
+        callback_url: str | None = None,
+    ) -> bool:
         return (
             self.sha256 == sha256
             and sorted(self.formats) == sorted(formats)
@@ -96,8 +102,13 @@ def upload_dict(upload: Upload) -> dict:
     }
 
 
-def check_quotas(sessions: sessionmaker[Session], tenant: str, limits: quotas.Quotas,
-                 adding_bytes: int = 0, adding_uploads: int = 1) -> None:  # fmt: skip
+def check_quotas(
+    sessions: sessionmaker[Session],
+    tenant: str,
+    limits: quotas.Quotas,
+    adding_bytes: int = 0,
+    adding_uploads: int = 1,
+) -> None:
     """:raises app.quotas.QuotaExceeded: the tenant may not upload (this) now."""
     with sessions() as session:
         quotas.check(session, tenant, limits, adding_bytes, adding_uploads)
@@ -125,8 +136,13 @@ def record(
         session.add(upload)
         quotas.log_upload(session, upload.tenant)
         session.flush()
-        job = Job(upload_id=upload.id, tenant=upload.tenant, formats=formats, normalize=normalize,
-                  callback_url=callback_url)  # fmt: skip
+        job = Job(
+            upload_id=upload.id,
+            tenant=upload.tenant,
+            formats=formats,
+            normalize=normalize,
+            callback_url=callback_url,
+        )
         session.add(job)
         session.flush()
         return Accepted(upload.id, job.id, job.status)
@@ -174,8 +190,9 @@ def by_idempotency_key(sessions: sessionmaker[Session], tenant: str, key: str) -
         job = _jobs(upload.id).order_by(Job.created_at)
         first = session.scalars(job).first()
         accepted = Accepted(upload.id, first.id, first.status)
-        return Earlier(accepted, upload.sha256, list(first.formats or []), first.normalize,
-                       first.callback_url)  # fmt: skip
+        return Earlier(
+            accepted, upload.sha256, list(first.formats or []), first.normalize, first.callback_url
+        )
 
 
 def get_upload(
@@ -200,8 +217,9 @@ def analysis(
         if job is not None and job.status == "failed":
             raise AnalysisFailed(job.error or "the analysis failed")
         if job is None or job.status != "done":
-            return Pending(job.status if job else "queued", job and job.stage,
-                           job.progress if job else 0)  # fmt: skip
+            return Pending(
+                job.status if job else "queued", job and job.stage, job.progress if job else 0
+            )
         outputs = session.scalars(select(Output).where(Output.upload_id == upload_id)).all()
         return session.get(Analysis, upload_id), list(outputs)
 

@@ -57,9 +57,13 @@ class _Deadline:
 
 
 def attempt(
-    claimed: Claimed, *, secret: str | None, timeout_s: float, allow_private: bool,
+    claimed: Claimed,
+    *,
+    secret: str | None,
+    timeout_s: float,
+    allow_private: bool,
     resolver: Resolver = system_resolver,
-) -> Outcome:  # fmt: skip
+) -> Outcome:
     """POST ``claimed``'s body to its URL, signed with ``secret``; what happened."""
     started = time.monotonic()
 
@@ -84,8 +88,9 @@ def attempt(
         deadline.cancel()
 
 
-def _post(claimed: Claimed, secret: str, target, timeout_s: float, deadline: _Deadline,
-          outcome) -> Outcome:  # fmt: skip
+def _post(
+    claimed: Claimed, secret: str, target, timeout_s: float, deadline: _Deadline, outcome
+) -> Outcome:
     body = claimed.body.encode()
     host = f"[{target.host}]" if ":" in target.host else target.host
     default_port = 443 if target.scheme == "https" else 80

@@ -111,9 +111,10 @@ def end_batch_if_done(session: Session, batch_id: str) -> list[str]:
     if batch is None or batch.ended_at is not None:
         return []
     statuses = session.scalars(
-        select(Job.status).join(BatchJob, BatchJob.job_id == Job.id)
+        select(Job.status)
+        .join(BatchJob, BatchJob.job_id == Job.id)
         .where(BatchJob.batch_id == batch_id)
-    ).all()  # fmt: skip
+    ).all()
     if any(status not in ("done", "failed") for status in statuses):
         return []
     batch.ended_at = utcnow()
@@ -166,13 +167,27 @@ def batch_payload(session: Session, batch: Batch) -> dict:
     }
 
 
-def _make(session: Session, tenant: str, url: str, body: dict, *, job_id: str | None = None,
-          batch_id: str | None = None) -> str:  # fmt: skip
+def _make(
+    session: Session,
+    tenant: str,
+    url: str,
+    body: dict,
+    *,
+    job_id: str | None = None,
+    batch_id: str | None = None,
+) -> str:
     delivery = WebhookDelivery(
-        id=message_id(), tenant=tenant, job_id=job_id, batch_id=batch_id,
-        event_type=body["type"], url=url, body=json.dumps(body, separators=(",", ":")),
-        status="pending", attempts=0, next_attempt_at=utcnow(),
-    )  # fmt: skip
+        id=message_id(),
+        tenant=tenant,
+        job_id=job_id,
+        batch_id=batch_id,
+        event_type=body["type"],
+        url=url,
+        body=json.dumps(body, separators=(",", ":")),
+        status="pending",
+        attempts=0,
+        next_attempt_at=utcnow(),
+    )
     session.add(delivery)
     return delivery.id
 
@@ -244,11 +259,15 @@ def claim(sessions: sessionmaker[Session], delivery_id: str, lease_s: float) -> 
         if delivery.attempts > len(RETRY_DELAYS_S):  # all made; the last outcomes were lost
             delivery.status, delivery.finished_at, delivery.next_attempt_at = "failed", now, None
             if delivery.job_id is not None:
-                session.add(JobEvent(
-                    job_id=delivery.job_id, stage="webhook", level="error",
-                    message=f"webhook {delivery.event_type} to {_shown(delivery.url)}: "
-                    f"no answer recorded after {delivery.attempts} attempts; no more attempts",
-                ))  # fmt: skip
+                session.add(
+                    JobEvent(
+                        job_id=delivery.job_id,
+                        stage="webhook",
+                        level="error",
+                        message=f"webhook {delivery.event_type} to {_shown(delivery.url)}: "
+                        f"no answer recorded after {delivery.attempts} attempts; no more attempts",
+                    )
+                )
             return None
         delivery.attempts += 1
         delivery.next_attempt_at = now + timedelta(seconds=lease_s)
@@ -266,10 +285,15 @@ def record(sessions: sessionmaker[Session], claimed: Claimed, outcome: Outcome) 
         if delivery is None:
             return None
         now = utcnow()
-        session.add(WebhookAttempt(
-            delivery_id=claimed.id, at=now, status_code=outcome.status_code,
-            error=outcome.error, duration_ms=outcome.duration_ms,
-        ))  # fmt: skip
+        session.add(
+            WebhookAttempt(
+                delivery_id=claimed.id,
+                at=now,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                duration_ms=outcome.duration_ms,
+            )
+        )
         delivery.attempts = claimed.attempt
         if delay is None:
             delivery.status = "delivered" if outcome.delivered else "failed"
@@ -279,8 +303,9 @@ def record(sessions: sessionmaker[Session], claimed: Claimed, outcome: Outcome) 
         if delivery.job_id is not None:
             level = "info" if outcome.delivered else ("warning" if delay else "error")
             message = attempt_sentence(delivery, outcome, delay)
-            session.add(JobEvent(job_id=delivery.job_id, stage="webhook", level=level,
-                                 message=message))  # fmt: skip
+            session.add(
+                JobEvent(job_id=delivery.job_id, stage="webhook", level=level, message=message)
+            )
     return delay
 
 
@@ -290,8 +315,10 @@ def attempt_sentence(delivery: WebhookDelivery, outcome: Outcome, delay: float |
     answer = f"answered {outcome.status_code}" if outcome.status_code is not None else outcome.error
     if outcome.status_code is not None and 300 <= outcome.status_code < 400 and outcome.error:
         answer += f": {outcome.error}"  # "redirects are not followed (…)"
-    said = f"webhook {delivery.event_type} to {_shown(delivery.url)}: {answer} " \
-           f"(attempt {delivery.attempts})"  # fmt: skip
+    said = (
+        f"webhook {delivery.event_type} to {_shown(delivery.url)}: {answer} "
+        f"(attempt {delivery.attempts})"
+    )
     if outcome.delivered:
         return said
     if delay is not None:
@@ -316,12 +343,16 @@ def overdue(sessions: sessionmaker[Session], after_s: float = OVERDUE_AFTER_S) -
     """Pending deliveries due more than ``after_s`` seconds ago: their message was lost."""
     cutoff = utcnow() - timedelta(seconds=after_s)
     with sessions() as session:
-        return list(session.scalars(
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at < cutoff)
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(1000)
-        ))  # fmt: skip
+        return list(
+            session.scalars(
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at < cutoff
+                )
+                .order_by(WebhookDelivery.next_attempt_at)
+                .limit(1000)
+            )
+        )
 
 
 # -- reading (API) ----------------------------------------------------------------------------
@@ -363,8 +394,12 @@ def delivery_dict(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> 
 
 
 def attempt_dict(attempt: WebhookAttempt) -> dict:
-    return {"at": _iso(attempt.at), "status_code": attempt.status_code, "error": attempt.error,
-            "duration_ms": attempt.duration_ms}  # fmt: skip
+    return {
+        "at": _iso(attempt.at),
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
+    }
 
 
 def _iso(when: datetime | None) -> str | None:

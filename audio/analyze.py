@@ -133,18 +133,24 @@ def analyze_file(
         ]
 
     features, writers = extract(
-        path, encoders=None if normalize else encoders, timeout_s=timeout_s,
-        progress=progress, waveform_width=waveform_width,
-    )  # fmt: skip
+        path,
+        encoders=None if normalize else encoders,
+        timeout_s=timeout_s,
+        progress=progress,
+        waveform_width=waveform_width,
+    )
     analysis = from_features(str(path), features, [writer.close() for writer in writers])
     analysis = dataclasses.replace(analysis, target=normalize)
     if normalize is not None and formats:
         folder.mkdir(parents=True, exist_ok=True)
         done = normalize_file(
-            path, [(output_path(path, folder, fmt), fmt) for fmt in formats], normalize,
+            path,
+            [(output_path(path, folder, fmt), fmt) for fmt in formats],
+            normalize,
             input_lufs=analysis.loudness.integrated_lufs,
-            input_true_peak_dbtp=analysis.loudness.true_peak_dbtp, timeout_s=timeout_s,
-        )  # fmt: skip
+            input_true_peak_dbtp=analysis.loudness.true_peak_dbtp,
+            timeout_s=timeout_s,
+        )
         analysis = dataclasses.replace(
             analysis,
             outputs=[result for result, _ in done],

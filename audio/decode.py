@@ -260,9 +260,13 @@ def iter_blocks(
     ``audio.errors`` types described in this module's docstring.
     """
     stream = DecodedStream(
-        path, sample_rate=sample_rate, mono=mono, block_frames=block_frames, timeout_s=timeout_s,
+        path,
+        sample_rate=sample_rate,
+        mono=mono,
+        block_frames=block_frames,
+        timeout_s=timeout_s,
         max_duration_s=max_duration_s,
-    )  # fmt: skip
+    )
     yield from stream.blocks()
 
 

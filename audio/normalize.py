@@ -177,16 +177,23 @@ def normalize_file(
     done: dict[int, tuple[TranscodeResult, Normalization]] = {}
     try:
         if native:
-            found = _normalize(source, [outputs[i] for i in native], target, input_lufs,
-                               input_true_peak_dbtp, bounds)  # fmt: skip
+            found = _normalize(
+                source,
+                [outputs[i] for i in native],
+                target,
+                input_lufs,
+                input_true_peak_dbtp,
+                bounds,
+            )
             done.update(zip(native, found, strict=True))
         for (rate, channels), indices in conformed.items():
             first = Path(outputs[indices[0]][0])
             intermediate = first.with_name(f".{first.stem}.conformed-{rate}-{channels}.w64")
             try:
                 _conform(source, intermediate, rate, channels, bounds)
-                found = _normalize(intermediate, [outputs[i] for i in indices], target, None,
-                                   None, bounds)  # fmt: skip
+                found = _normalize(
+                    intermediate, [outputs[i] for i in indices], target, None, None, bounds
+                )
             finally:
                 intermediate.unlink(missing_ok=True)
             done.update(zip(indices, found, strict=True))
@@ -469,9 +476,10 @@ def _with_encoders(stream, group: list[_Output], step: Callable) -> list[Transco
             job.temp.parent.mkdir(parents=True, exist_ok=True)
             job.temp.unlink(missing_ok=True)
             writers.append(
-                AudioEncoder(job.temp, job.fmt, in_rate=stream.sample_rate,
-                             in_channels=stream.channels)
-            )  # fmt: skip
+                AudioEncoder(
+                    job.temp, job.fmt, in_rate=stream.sample_rate, in_channels=stream.channels
+                )
+            )
         step(writers)
         return [writer.close() for writer in writers]
     except BaseException:

@@ -78,9 +78,11 @@ class AudioEncoder:
         if self.format.name == "mp3":
             # LAME via lameenc: see audio/mp3.py for why not FFmpeg's.
             self._mp3 = Mp3Writer(
-                self.out_path, sample_rate=self.sample_rate, channels=self.channels,
+                self.out_path,
+                sample_rate=self.sample_rate,
+                channels=self.channels,
                 bitrate=self.bitrate or 192_000,
-            )  # fmt: skip
+            )
             self._resampler = av.AudioResampler(
                 format="s16", layout=LAYOUTS[self.channels], rate=self.sample_rate
             )

@@ -243,8 +243,9 @@ def loudnorm_two_pass(source: Path, folder: Path) -> dict:
         f":offset={measured['target_offset']}"
     )
     out = folder / "loudnorm.mp3"
-    second_s, _ = run([*ffmpeg, "-af", second, "-ar", "44100", "-codec:a", "libmp3lame",
-                       "-b:a", "192k", str(out)])  # fmt: skip
+    second_s, _ = run(
+        [*ffmpeg, "-af", second, "-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "192k", str(out)]
+    )
     sys.path.insert(0, str(ROOT))
     from audio.decode import decode
     from audio.loudness import measure_loudness
@@ -289,8 +290,10 @@ def report(seconds: float, ours: dict, rss_mb: float, theirs: dict | None) -> No
     print(f"| whole analysis ≥ 50× realtime per core | {whole:.0f}× | {_yes(whole >= 50)} |")
     if theirs is not None:
         speedup = go_total / ours_total
-        print(f"| analysis + MP3 ≥ 3× faster than ffmpeg+librosa | {speedup:.2f}× | "
-              f"{_yes(speedup >= 3)} |")  # fmt: skip
+        print(
+            f"| analysis + MP3 ≥ 3× faster than ffmpeg+librosa | {speedup:.2f}× | "
+            f"{_yes(speedup >= 3)} |"
+        )
     print(f"| peak RSS < 300 MB | {rss_mb:.0f} MB | {_yes(rss_mb < 300)} |")
     rss_norm = ours["rss_normalized_mb"]
     print(f"| peak RSS < 300 MB, normalised | {rss_norm:.0f} MB | {_yes(rss_norm < 300)} |")
@@ -421,8 +424,10 @@ def normalization_acceptance(seeds: range, target_text: str | None) -> None:
         normalize._encode = plain_encode
         shutil.rmtree(folder, ignore_errors=True)
     per_output = {fmt: round(encodes.get(fmt, 0) / (len(seeds) * len(cases)), 2) for fmt in formats}
-    print(f"seeds {seeds.start}–{seeds.stop - 1}: {outputs} outputs, {len(failures)} outside "
-          f"the acceptance; encodes per output {per_output}")  # fmt: skip
+    print(
+        f"seeds {seeds.start}–{seeds.stop - 1}: {outputs} outputs, {len(failures)} outside "
+        f"the acceptance; encodes per output {per_output}"
+    )
     for failure in failures:
         print(f"  {failure}")
 

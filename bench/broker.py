@@ -71,9 +71,15 @@ def answers(host: str, port: int) -> bool:
 class Workers:
     def __init__(self, kind: str, url: str, queue: str, record_dir: Path, procs: int, threads: int):
         self.cmd = [
-            sys.executable, "-m", "dramatiq", "bench.broker_actors",
-            "--processes", str(procs), "--threads", str(threads),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "bench.broker_actors",
+            "--processes",
+            str(procs),
+            "--threads",
+            str(threads),
+        ]
         self.env = {
             **os.environ,
             "BENCH_BROKER": kind,
@@ -87,9 +93,13 @@ class Workers:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            self.cmd, cwd=ROOT, env=self.env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            self.cmd,
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def stop(self) -> None:
         if self.proc is None:
@@ -334,8 +344,11 @@ def main() -> None:
             print(f"metrics on/off {label} ratio: {ratio:.3f} (cost {100 * (1 - ratio):.1f}%)")
     r3_row = next((r for r in rows if r.name.startswith("NatsBroker (3-node")), None)
     if nats_row and r3_row:
-        for label, phase in (("enqueue", "enqueue_rate"), ("drain", "drain_rate"),
-                             ("e2e", "e2e_rate")):  # fmt: skip
+        for label, phase in (
+            ("enqueue", "enqueue_rate"),
+            ("drain", "drain_rate"),
+            ("e2e", "e2e_rate"),
+        ):
             r1, r3 = getattr(nats_row, phase), getattr(r3_row, phase)
             if r1 and r3:
                 print(f"nats R3/R1 {label} throughput ratio: {r3 / r1:.2f}")

@@ -93,8 +93,10 @@ def multipart(path: Path):
         yield tail
 
     length = len(head) + path.stat().st_size + len(tail)
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
-               "Content-Length": str(length)}  # fmt: skip
+    headers = {
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Content-Length": str(length),
+    }
     return body(), headers
 
 
@@ -150,9 +152,10 @@ def cpu_seconds(stack: Stack, s3: subprocess.Popen | None = None) -> dict[str, f
 
     *workers, web = stack.children  # the pipeline's workers (and the webhooks'), the API
     postgres = [
-        p for p in psutil.process_iter(["name", "cmdline"])
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
         if p.info["name"] == "postgres" and str(stack.var) in " ".join(p.info["cmdline"] or [])
-    ]  # fmt: skip
+    ]
     used = {
         "workers": sum(tree(worker.pid) for worker in workers),
         "api": tree(web.pid),
@@ -189,8 +192,9 @@ def start_moto(folder: Path) -> tuple[subprocess.Popen, str]:
     with (folder / "moto.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while not port_answers("127.0.0.1", port):
         if time.monotonic() > deadline or process.poll() is not None:
@@ -199,9 +203,12 @@ def start_moto(folder: Path) -> tuple[subprocess.Popen, str]:
         time.sleep(0.1)
     endpoint = f"http://127.0.0.1:{port}"
     boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id="bench", aws_secret_access_key="bench",
-    ).create_bucket(Bucket=S3_BUCKET)  # fmt: skip
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    ).create_bucket(Bucket=S3_BUCKET)
     url = (
         f"s3://{S3_BUCKET}/service?endpoint_url={endpoint}&path_style=1&region=us-east-1"
         "&access_key_id=bench&secret_access_key=bench"
@@ -265,9 +272,11 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument(
-        "--storage", choices=("file", "s3"), default="file",
+        "--storage",
+        choices=("file", "s3"),
+        default="file",
         help="s3: measure on the local disk, then on a moto S3 server, and compare",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-service-"))
     tracks = make_tracks(folder, args.uploads, args.seconds)
@@ -278,10 +287,24 @@ def main() -> None:
     out = folder / "inprocess"
     t0 = time.monotonic()
     subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", "analyze", "--json",
-         "--jobs", "2", "--formats", "mp3", "--out", str(out), *map(str, tracks)],
-        check=True, stdout=subprocess.DEVNULL, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from app.cli import main; main()",
+            "analyze",
+            "--json",
+            "--jobs",
+            "2",
+            "--formats",
+            "mp3",
+            "--out",
+            str(out),
+            *map(str, tracks),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     inprocess_s = time.monotonic() - t0
     names = {"file": "local disk", "s3": "S3 (moto)"}
 
@@ -295,20 +318,28 @@ def main() -> None:
         print(f"| measure | {' | '.join(names[run.storage] for run in runs)} |")
         print("|---|" + "---|" * len(runs))
     row("service: jobs per minute", [f"{60 * args.uploads / run.service_s:.1f}" for run in runs])
-    row("upload → done latency p50 / p95", [
-        f"{statistics.median(run.latencies):.2f} s / "
-        f"{run.latencies[int(0.95 * (len(run.latencies) - 1))]:.2f} s"
-        for run in runs
-    ])  # fmt: skip
+    row(
+        "upload → done latency p50 / p95",
+        [
+            f"{statistics.median(run.latencies):.2f} s / "
+            f"{run.latencies[int(0.95 * (len(run.latencies) - 1))]:.2f} s"
+            for run in runs
+        ],
+    )
     per_minute = f"{60 * args.uploads / inprocess_s:.1f}"
     row("`phantomchain analyze --jobs 2`: files per minute", [per_minute] * len(runs))
-    row("API RSS growth during a 200 MB upload (goal < 30)",
-        [f"{run.rss_growth_mb:.1f} MB" for run in runs])  # fmt: skip
-    row("CPU during the service run", [
-        f"{2 * run.service_s:.1f} core-s available: "
-        + ", ".join(f"{part} {seconds:.1f} s" for part, seconds in run.cpu_used.items())
-        for run in runs
-    ])  # fmt: skip
+    row(
+        "API RSS growth during a 200 MB upload (goal < 30)",
+        [f"{run.rss_growth_mb:.1f} MB" for run in runs],
+    )
+    row(
+        "CPU during the service run",
+        [
+            f"{2 * run.service_s:.1f} core-s available: "
+            + ", ".join(f"{part} {seconds:.1f} s" for part, seconds in run.cpu_used.items())
+            for run in runs
+        ],
+    )
     print()
     for run in runs:
         label = "" if len(runs) == 1 else f" ({names[run.storage]})"

@@ -178,19 +178,22 @@ class LoopConnection:
             # nats-py's first connect never gives up by itself while no server answers.
             nc = Client()
             try:
-                await asyncio.wait_for(nc.connect(
-                    servers=self.servers,
-                    name=self.name or None,
-                    connect_timeout=max(0.5, min(2.0, self.connect_timeout)),
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.25,
-                    ping_interval=10,
-                    max_outstanding_pings=3,
-                    error_cb=_on_error,
-                    disconnected_cb=self._on_disconnect,
-                    reconnected_cb=_on_reconnect,
-                ), max(0.1, deadline - time.monotonic()))  # fmt: skip
+                await asyncio.wait_for(
+                    nc.connect(
+                        servers=self.servers,
+                        name=self.name or None,
+                        connect_timeout=max(0.5, min(2.0, self.connect_timeout)),
+                        allow_reconnect=True,
+                        max_reconnect_attempts=-1,
+                        reconnect_time_wait=0.25,
+                        ping_interval=10,
+                        max_outstanding_pings=3,
+                        error_cb=_on_error,
+                        disconnected_cb=self._on_disconnect,
+                        reconnected_cb=_on_reconnect,
+                    ),
+                    max(0.1, deadline - time.monotonic()),
+                )
                 return nc
             except TRANSIENT_ERRORS as exc:
                 last_error = exc

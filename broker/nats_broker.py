@@ -279,8 +279,10 @@ class NatsBroker(dramatiq.Broker):
             except Exception:
                 self.logger.critical(
                     "Unexpected failure in after_process_message of %r; the message will be "
-                    "delivered again after the ack wait", middleware, exc_info=True,
-                )  # fmt: skip
+                    "delivered again after the ack wait",
+                    middleware,
+                    exc_info=True,
+                )
                 message.unsettled_on_purpose = True
 
     def emit_before(self, signal: str, *args, **kwargs) -> None:

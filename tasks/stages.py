@@ -134,10 +134,14 @@ def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
 
         def encoders(rate: int, channels: int) -> list[AudioEncoder]:
             return [
-                AudioEncoder(Path(folder) / f"out.{FORMATS[fmt].extension}", fmt,
-                             in_rate=rate, in_channels=channels)
+                AudioEncoder(
+                    Path(folder) / f"out.{FORMATS[fmt].extension}",
+                    fmt,
+                    in_rate=rate,
+                    in_channels=channels,
+                )
                 for fmt in formats
-            ]  # fmt: skip
+            ]
 
         max_output_bytes = ctx.config.max_output_mb * MB
         features, writers = extract(
@@ -227,12 +231,17 @@ def normalize_stage(ctx: WorkerContext, job_id: str) -> str:
     ):
         targets = [(Path(folder) / f"out.{FORMATS[fmt].extension}", fmt) for fmt in work.formats]
         done = normalize_file(
-            source, targets, work.normalize, input_lufs=loudness.integrated_lufs,
-            input_true_peak_dbtp=loudness.true_peak_dbtp, max_output_bytes=max_output_bytes,
+            source,
+            targets,
+            work.normalize,
+            input_lufs=loudness.integrated_lufs,
+            input_true_peak_dbtp=loudness.true_peak_dbtp,
+            max_output_bytes=max_output_bytes,
             **bounds(ctx.config),
-        )  # fmt: skip
-        _check_output_size([result for result, _ in done], max_output_bytes,
-                           features.info.duration_s)  # fmt: skip
+        )
+        _check_output_size(
+            [result for result, _ in done], max_output_bytes, features.info.duration_s
+        )
         for fmt, (result, normalization) in zip(work.formats, done, strict=True):
             _save_output(ctx, work.upload_id, fmt, result, normalization.to_dict())
     return describe_normalization(work.normalize, work.formats, [n for _, n in done])

@@ -53,9 +53,13 @@ def pipeline_idle(broker: dramatiq.Broker) -> bool:
 
 
 def sweep(
-    sessions: sessionmaker[Session], broker: dramatiq.Broker, stuck_after_s: float, *,
-    storage: Storage | None = None, orphan_after_s: float = 3600,
-) -> int:  # fmt: skip
+    sessions: sessionmaker[Session],
+    broker: dramatiq.Broker,
+    stuck_after_s: float,
+    *,
+    storage: Storage | None = None,
+    orphan_after_s: float = 3600,
+) -> int:
     """One sweep; returns how many jobs it sent again or failed. With ``storage``, it also
     removes stored originals with no upload row older than ``orphan_after_s``."""
     with sessions.begin() as session:
@@ -66,8 +70,9 @@ def sweep(
                 logger.warning("removed %s: a stored original with no upload", key)
         lost = webhooks.overdue(sessions)
         if lost:
-            logger.warning("%d webhook deliveries lost their message: sending them again",
-                           len(lost))  # fmt: skip
+            logger.warning(
+                "%d webhook deliveries lost their message: sending them again", len(lost)
+            )
             webhooks.send(broker, lost)
         if not pipeline_idle(broker):
             return 0
@@ -82,9 +87,14 @@ def sweep(
             with jobs.reopening(sessions, job.id, stage, why=jobs.RESENT_BY_SWEEP) as exists:
                 if exists:
                     broker.enqueue(
-                        dramatiq.Message(queue_name=PIPELINE_QUEUE, actor_name=PIPELINE_ACTOR,
-                                         args=(job.id, stage), kwargs={}, options={})
-                    )  # fmt: skip
+                        dramatiq.Message(
+                            queue_name=PIPELINE_QUEUE,
+                            actor_name=PIPELINE_ACTOR,
+                            args=(job.id, stage),
+                            kwargs={},
+                            options={},
+                        )
+                    )
         return len(stranded)
 
 
@@ -110,7 +120,12 @@ class Sweeper(dramatiq.Middleware):
         while not self._stop.wait(config.sweep_interval_s * random.uniform(0.8, 1.2)):
             try:
                 ctx = self._context()
-                sweep(ctx.sessions, broker, config.stuck_job_after_s, storage=ctx.storage,
-                      orphan_after_s=config.orphan_after_s)  # fmt: skip
+                sweep(
+                    ctx.sessions,
+                    broker,
+                    config.stuck_job_after_s,
+                    storage=ctx.storage,
+                    orphan_after_s=config.orphan_after_s,
+                )
             except Exception:  # a server away: the next round tries again
                 logger.warning("the sweep failed", exc_info=True)

@@ -68,9 +68,11 @@ def deliver_webhook(delivery_id: str) -> None:
         settled = "delivered" if outcome.delivered else "retrying" if delay else "failed"
         metrics().webhook_attempts.labels(settled).inc()
         logger.info(
-            "webhook %s attempt %d: %s", delivery_id, claimed.attempt,
+            "webhook %s attempt %d: %s",
+            delivery_id,
+            claimed.attempt,
             outcome.status_code or outcome.error,
-        )  # fmt: skip
+        )
         if delay is not None:
             try:
                 send_webhook(broker, delivery_id, delay)

@@ -103,8 +103,9 @@ def sniffed(file: FileStorage, which: str | None = None) -> Sniffed:
     return Sniffed(filename[:255], extension, content_type, chunks)
 
 
-def keep(audio: Sniffed, tenant: str, options: JobOptions, limits: Quotas | None,
-         key: str | None = None) -> Kept:  # fmt: skip
+def keep(
+    audio: Sniffed, tenant: str, options: JobOptions, limits: Quotas | None, key: str | None = None
+) -> Kept:
     """Store the file (sha256 on the way), then write its upload and queued job, within the
     tenant's ``limits`` when given. Nothing is kept when this raises.
 
@@ -115,13 +116,19 @@ def keep(audio: Sniffed, tenant: str, options: JobOptions, limits: Quotas | None
     upload_id = new_id()
     stored = _store(f"uploads/{upload_id}/original.{audio.extension}", audio.chunks)
     upload = Upload(
-        id=upload_id, tenant=tenant, filename=audio.filename, content_type=audio.content_type,
-        size_bytes=stored.size, sha256=stored.sha256, storage_key=stored.key,
+        id=upload_id,
+        tenant=tenant,
+        filename=audio.filename,
+        content_type=audio.content_type,
+        size_bytes=stored.size,
+        sha256=stored.sha256,
+        storage_key=stored.key,
         idempotency_key=key,
-    )  # fmt: skip
+    )
     try:
-        done = uploads.record(sessions(), upload, options.formats, limits, options.normalize,
-                              options.callback_url)  # fmt: skip
+        done = uploads.record(
+            sessions(), upload, options.formats, limits, options.normalize, options.callback_url
+        )
     except IntegrityError:
         remove_file(stored.key)
         raise KeyTaken(stored.sha256) from None
@@ -138,8 +145,9 @@ def start(kept: Kept) -> None:
     _queue(done, stored.key)
     metrics().uploads.inc()
     metrics().upload_bytes.inc(stored.size)
-    logger.info("upload %s stored (%d bytes), job %s queued", done.upload_id, stored.size,
-                done.job_id)  # fmt: skip
+    logger.info(
+        "upload %s stored (%d bytes), job %s queued", done.upload_id, stored.size, done.job_id
+    )
 
 
 def undo(kept: Kept) -> None:
@@ -148,8 +156,11 @@ def undo(kept: Kept) -> None:
     try:
         uploads.discard(sessions(), kept.accepted.upload_id)
     except Exception:
-        logger.error("could not remove upload %s: its job stays queued for the sweep",
-                     kept.accepted.upload_id, exc_info=True)  # fmt: skip
+        logger.error(
+            "could not remove upload %s: its job stays queued for the sweep",
+            kept.accepted.upload_id,
+            exc_info=True,
+        )
     else:
         remove_file(kept.stored.key)
 
@@ -188,8 +199,12 @@ def checked_callback_url(url: str | None) -> str | None:
         return None
     config = current.config()
     if not config.webhook_secret:
-        raise ApiError(400, "webhooks_off", "this service sends no webhooks (WEBHOOK_SECRET is "
-                       "not set); poll the job or follow its events instead")  # fmt: skip
+        raise ApiError(
+            400,
+            "webhooks_off",
+            "this service sends no webhooks (WEBHOOK_SECRET is "
+            "not set); poll the job or follow its events instead",
+        )
     try:
         return check_callback_url(url, allow_private=config.webhook_allow_private)
     except BadCallbackUrl as exc:

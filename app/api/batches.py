@@ -91,8 +91,11 @@ def _from_files() -> batches.Created:
         try:
             single.start(each)  # undoes this one itself when it cannot be queued
         except BaseException:
-            logger.error("batch %s: could not queue file %d, removing the batch",
-                         created.batch_id, position + 1)  # fmt: skip
+            logger.error(
+                "batch %s: could not queue file %d, removing the batch",
+                created.batch_id,
+                position + 1,
+            )
             _undo(kept[:position] + kept[position + 1 :], created.batch_id)
             raise
     logger.info("batch %s: %d files, jobs queued", created.batch_id, len(kept))
@@ -114,8 +117,12 @@ def _from_uploads() -> batches.Created:
     """``{"upload_ids": [...], "callback_url": ...}``: the latest job of each upload."""
     body = json_body()
     if not isinstance(body, dict) or set(body) - _JSON_KEYS:
-        raise ApiError(400, "bad_body", 'send {"upload_ids": [...]} with an optional '
-                       '"callback_url", or the files as a multipart form')  # fmt: skip
+        raise ApiError(
+            400,
+            "bad_body",
+            'send {"upload_ids": [...]} with an optional '
+            '"callback_url", or the files as a multipart form',
+        )
     upload_ids = body.get("upload_ids")
     if not isinstance(upload_ids, list) or not all(isinstance(u, str) for u in upload_ids):
         raise ApiError(400, "bad_body", "upload_ids must be a list of upload ids")
@@ -132,8 +139,7 @@ def _from_uploads() -> batches.Created:
         raise ApiError(400, "bad_callback_url", "callback_url must be a URL (a string)")
     callback_url = single.checked_callback_url((callback_url or "").strip() or None)
     who = caller()
-    return batches.create_from_uploads(sessions(), who.tenant, upload_ids, callback_url,
-                                       who.scope)  # fmt: skip
+    return batches.create_from_uploads(sessions(), who.tenant, upload_ids, callback_url, who.scope)
 
 
 def _check_count(count: int, none_message: str) -> None:
@@ -141,8 +147,12 @@ def _check_count(count: int, none_message: str) -> None:
     if count == 0:
         raise ApiError(400, "empty_batch", none_message)
     if count > batches.MAX_JOBS:
-        raise ApiError(400, "too_many", f"a batch holds at most {batches.MAX_JOBS} files or "
-                       f"uploads, not {count}; send several batches")  # fmt: skip
+        raise ApiError(
+            400,
+            "too_many",
+            f"a batch holds at most {batches.MAX_JOBS} files or "
+            f"uploads, not {count}; send several batches",
+        )
 
 
 def _is_id(value: str) -> bool:

@@ -87,8 +87,9 @@ def patch_job(job_id: str):
     if not isinstance(body, dict):
         raise ApiError(400, "bad_body", 'send a JSON object, e.g. {"status": "failed"}')
     error = body.get("error")
-    if error is not None and not (isinstance(error, str) and len(error) <= 2000
-                                  and "\0" not in error):  # fmt: skip
+    if error is not None and not (
+        isinstance(error, str) and len(error) <= 2000 and "\0" not in error
+    ):
         raise ApiError(400, "bad_body", "error must be a text of at most 2000 characters")
     return jsonify(
         jobs.set_status(

@@ -44,8 +44,12 @@ def links(upload_id: str, job_id: str) -> dict:
 
 
 def accepted(done: uploads.Accepted):
-    body = {"upload_id": done.upload_id, "job_id": done.job_id, "status": done.status,
-            "links": links(done.upload_id, done.job_id)}  # fmt: skip
+    body = {
+        "upload_id": done.upload_id,
+        "job_id": done.job_id,
+        "status": done.status,
+        "links": links(done.upload_id, done.job_id),
+    }
     return jsonify(body), 202
 
 
@@ -78,9 +82,11 @@ def create_upload():
         earlier = uploads.by_idempotency_key(sessions(), who.tenant, key) if key else None
         if earlier is None:  # …which was withdrawn meanwhile (its queueing failed)
             raise ApiError(
-                409, "idempotency_key_in_use",
-                "another upload with this Idempotency-Key was being made; retry", retry_after=1,
-            ) from None  # fmt: skip
+                409,
+                "idempotency_key_in_use",
+                "another upload with this Idempotency-Key was being made; retry",
+                retry_after=1,
+            ) from None
         return _replay(earlier, taken.sha256, options)
     accepting.start(kept)
     return accepted(kept.accepted)
@@ -193,8 +199,9 @@ def get_output(upload_id: str, fmt: str):
     known = FORMATS.get(fmt)
     stem = upload.filename.rsplit(".", 1)[0] or "audio"
     name = f"{stem}.{known.extension}" if known else None
-    return _stream(output.storage_key, known.mime_type if known else "application/octet-stream",
-                   name)  # fmt: skip
+    return _stream(
+        output.storage_key, known.mime_type if known else "application/octet-stream", name
+    )
 
 
 @bp.get("/api/uploads/<id:upload_id>/waveform.<kind>")

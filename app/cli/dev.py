@@ -67,9 +67,11 @@ def keep_webhook_secret(var: Path, secret: str) -> None:
 def access(config: Config) -> str:
     """Who may call the API, said when ``make run`` starts."""
     if config.open_access:
-        return ("OPEN: no API_TOKENS or ADMIN_TOKEN, so anyone who reaches the port may use "
-                "every route until a token is made with `phantomchain tokens create` "
-                "(README, Security)")  # fmt: skip
+        return (
+            "OPEN: no API_TOKENS or ADMIN_TOKEN, so anyone who reaches the port may use "
+            "every route until a token is made with `phantomchain tokens create` "
+            "(README, Security)"
+        )
     tenants = len(set(config.api_tokens.values()))
     admin = ", ADMIN_TOKEN" if config.admin_token else ""
     return f"tokens: API_TOKENS ({tenants} tenant{'s' if tenants != 1 else ''}){admin}"
@@ -115,27 +117,49 @@ class Stack:
         env = self.env
         bin_dir = Path(sys.executable).parent
         subprocess.run(
-            [str(bin_dir / "alembic"), "-c", str(ALEMBIC_INI), "upgrade", "head"], env=env,
-            check=True, cwd=ALEMBIC_INI.parent,
-        )  # fmt: skip
+            [str(bin_dir / "alembic"), "-c", str(ALEMBIC_INI), "upgrade", "head"],
+            env=env,
+            check=True,
+            cwd=ALEMBIC_INI.parent,
+        )
         processes, threads = self.config.worker_processes, self.config.worker_threads
         self._spawn(
-            [str(bin_dir / "dramatiq"), "tasks.pipeline", "--skip-logging",
-             "--processes", str(processes), "--threads", str(threads),
-             "--worker-shutdown-timeout", str(int(SHUTDOWN_S * 1000 / 2))],
+            [
+                str(bin_dir / "dramatiq"),
+                "tasks.pipeline",
+                "--skip-logging",
+                "--processes",
+                str(processes),
+                "--threads",
+                str(threads),
+                "--worker-shutdown-timeout",
+                str(int(SHUTDOWN_S * 1000 / 2)),
+            ],
             env,
-        )  # fmt: skip
+        )
         self._spawn(
-            [str(bin_dir / "dramatiq"), "tasks.webhooks", "--skip-logging",
-             "--processes", "1", "--threads", str(self.config.webhook_threads),
-             "--worker-shutdown-timeout", str(int(SHUTDOWN_S * 1000 / 2))],
+            [
+                str(bin_dir / "dramatiq"),
+                "tasks.webhooks",
+                "--skip-logging",
+                "--processes",
+                "1",
+                "--threads",
+                str(self.config.webhook_threads),
+                "--worker-shutdown-timeout",
+                str(int(SHUTDOWN_S * 1000 / 2)),
+            ],
             env,
-        )  # fmt: skip
+        )
         self._spawn(
             [sys.executable, "-m", "app.api.server", "--host", "127.0.0.1"],
-            {**env, "PORT": str(self.port), "METRICS_PORT": str(self.metrics_port),
-             "GRACEFUL_TIMEOUT": "10"},
-        )  # fmt: skip
+            {
+                **env,
+                "PORT": str(self.port),
+                "METRICS_PORT": str(self.metrics_port),
+                "GRACEFUL_TIMEOUT": "10",
+            },
+        )
         deadline = time.monotonic() + 30
         while not port_answers("127.0.0.1", self.port):
             if time.monotonic() > deadline or any(c.poll() is not None for c in self.children):

@@ -50,10 +50,17 @@ def list_command(queue: str | None, actor: str | None, limit: int, as_json: bool
         click.echo("no dead letters")
         return
     rows = [
-        (d["id"], d["queue_name"], d["actor_name"] or "?", short(_args(d), 50),
-         d["deliveries"], d["failed_at"][:19].replace("T", " "), short(d["reason"], 60))
+        (
+            d["id"],
+            d["queue_name"],
+            d["actor_name"] or "?",
+            short(_args(d), 50),
+            d["deliveries"],
+            d["failed_at"][:19].replace("T", " "),
+            short(d["reason"], 60),
+        )
         for d in letters
-    ]  # fmt: skip
+    ]
     click.echo(table(("id", "queue", "actor", "args", "tries", "failed at (UTC)", "reason"), rows))
 
 
@@ -109,9 +116,12 @@ def retry_command(
         raise click.UsageError("--queue and --actor only go with --all")
     config = load_config()
     report = ops.retry_many(
-        make_broker(config).dead_letters, make_sessions(config),
-        ids=list(ids) if ids else None, queue=queue, actor=actor,
-    )  # fmt: skip
+        make_broker(config).dead_letters,
+        make_sessions(config),
+        ids=list(ids) if ids else None,
+        queue=queue,
+        actor=actor,
+    )
     if as_json:
         echo_json(report.to_dict())
     else:

@@ -67,8 +67,18 @@ def show_command(job_id: str, as_json: bool) -> None:
     if as_json:
         echo_json(job)
         return
-    for key in ("id", "upload_id", "status", "stage", "progress", "attempts", "error",
-                "created_at", "started_at", "finished_at"):  # fmt: skip
+    for key in (
+        "id",
+        "upload_id",
+        "status",
+        "stage",
+        "progress",
+        "attempts",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ):
         click.echo(f"{key + ':':<13}{'' if job[key] is None else job[key]}")
     click.echo("events:")
     click.echo(
@@ -107,5 +117,12 @@ def retry_command(job_ids: tuple[str, ...]) -> None:
 def _row(job: dict) -> tuple:
     created = job["created_at"][:19].replace("T", " ")
     progress = f"{job['progress']}%"
-    return (job["id"], job["status"], job["stage"], progress, job["attempts"], created,
-            short(job["error"], 50))  # fmt: skip
+    return (
+        job["id"],
+        job["status"],
+        job["stage"],
+        progress,
+        job["attempts"],
+        created,
+        short(job["error"], 50),
+    )

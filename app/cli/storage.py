@@ -18,9 +18,13 @@ def storage() -> None:
 
 @storage.command("sweep")
 @click.option(
-    "--older-than", type=click.IntRange(min=60), default=3600, show_default=True,
-    metavar="SECONDS", help="Only originals written at least this long ago.",
-)  # fmt: skip
+    "--older-than",
+    type=click.IntRange(min=60),
+    default=3600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Only originals written at least this long ago.",
+)
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help='JSON: {"removed": [...], "dry_run"}.')
 @handle_errors

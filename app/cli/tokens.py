@@ -59,12 +59,18 @@ def list_command(revoked: bool, as_json: bool) -> None:
         table(
             headers,
             [
-                (r["id"], r["tenant"], "yes" if r["admin"] else "", r["hint"],
-                 r["created_at"][:19], (r["revoked_at"] or "")[:19])
+                (
+                    r["id"],
+                    r["tenant"],
+                    "yes" if r["admin"] else "",
+                    r["hint"],
+                    r["created_at"][:19],
+                    (r["revoked_at"] or "")[:19],
+                )
                 for r in rows
             ],
         )
-    )  # fmt: skip
+    )
 
 
 @tokens.command("revoke")

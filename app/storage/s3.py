@@ -210,16 +210,21 @@ class S3Storage:
                 number = len(done) + 1
                 with self._errors(key):
                     answer = self._client.upload_part(
-                        Bucket=self.bucket, Key=name, UploadId=upload_id,
-                        PartNumber=number, Body=io.BytesIO(part),
-                    )  # fmt: skip
+                        Bucket=self.bucket,
+                        Key=name,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=io.BytesIO(part),
+                    )
                 done.append({"PartNumber": number, "ETag": answer["ETag"]})
                 del part  # its bytes go before the next part's are gathered
             with self._errors(key):
                 self._client.complete_multipart_upload(
-                    Bucket=self.bucket, Key=name, UploadId=upload_id,
+                    Bucket=self.bucket,
+                    Key=name,
+                    UploadId=upload_id,
                     MultipartUpload={"Parts": done},
-                )  # fmt: skip
+                )
         except BaseException:
             self._abort(name, upload_id)
             raise

@@ -83,9 +83,14 @@ def parse_s3_url(storage_url: str) -> S3Location:
             f"(the query accepts {', '.join(QUERY)})"
         )
     return S3Location(
-        parsed.netloc, prefix, endpoint, region, bool(path_style),
-        given.get("access_key_id"), given.get("secret_access_key"),
-    )  # fmt: skip
+        parsed.netloc,
+        prefix,
+        endpoint,
+        region,
+        bool(path_style),
+        given.get("access_key_id"),
+        given.get("secret_access_key"),
+    )
 
 
 def redacted(storage_url: str) -> str:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from flask import Blueprint
 
 bp = Blueprint(
-    "assets", __name__, template_folder="templates", static_folder="static",
+    "assets",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
     static_url_path="/static",
-)  # fmt: skip
+)

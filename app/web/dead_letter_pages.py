@@ -55,8 +55,9 @@ def letter_page(dead_letter_id: str):
     return render_template("dead_letter.html", letter=_with_job(letter), payload=payload)
 
 
-def _purge_count(per_queue: dict[str, int], queue: str | None, actor: str | None,
-                 listed: int) -> int | None:  # fmt: skip
+def _purge_count(
+    per_queue: dict[str, int], queue: str | None, actor: str | None, listed: int
+) -> int | None:
     """How many dead letters a purge with these filters drops (``None``: more than listed)."""
     if actor is None:
         return per_queue.get(queue, 0) if queue else sum(per_queue.values())

@@ -45,15 +45,27 @@ def job_list():
     total = 0
     if problem is None:
         rows, total = jobs.list_jobs(
-            sessions(), status=status, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE,
-            tenant=g.caller.scope, ident=query or None,
-        )  # fmt: skip
+            sessions(),
+            status=status,
+            limit=PAGE_SIZE,
+            offset=(number - 1) * PAGE_SIZE,
+            tenant=g.caller.scope,
+            ident=query or None,
+        )
     counts = jobs.count_by_status(sessions(), g.caller.scope)
     return render_template(
-        "jobs.html", jobs=rows, total=total, status=status, query=query, problem=problem,
-        page=number, pages=max(1, -(-total // PAGE_SIZE)), page_size=PAGE_SIZE,
-        counts=counts, statuses=JOB_STATUSES,
-    )  # fmt: skip
+        "jobs.html",
+        jobs=rows,
+        total=total,
+        status=status,
+        query=query,
+        problem=problem,
+        page=number,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        page_size=PAGE_SIZE,
+        counts=counts,
+        statuses=JOB_STATUSES,
+    )
 
 
 @bp.get("/jobs/counts")

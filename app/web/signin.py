@@ -42,7 +42,10 @@ def sign_out():
     try:
         check_csrf()
     except ApiError:  # a stale form (or one posted from elsewhere): signed out nothing
-        return render_template("signin.html", next="/", error="That page had expired; "
-                               "you are still signed in. Reload it to sign out."), 403  # fmt: skip
+        return render_template(
+            "signin.html",
+            next="/",
+            error="That page had expired; you are still signed in. Reload it to sign out.",
+        ), 403
     session.clear()
     return redirect(url_for("signin.form") if not is_open() else "/")

@@ -42,27 +42,35 @@ def upgrade() -> None:
     op.create_table(
         "batch_jobs",
         sa.Column(
-            "batch_id", sa.String(length=36),
-            sa.ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True,
+            "batch_id",
+            sa.String(length=36),
+            sa.ForeignKey("batches.id", ondelete="CASCADE"),
+            primary_key=True,
         ),
         sa.Column(
-            "job_id", sa.String(length=36),
-            sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True,
+            "job_id",
+            sa.String(length=36),
+            sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+            primary_key=True,
         ),
         sa.Column("position", sa.Integer(), nullable=False),
-    )  # fmt: skip
+    )
     op.create_index("ix_batch_jobs_job_id", "batch_jobs", ["job_id"])
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.String(length=40), primary_key=True),
         sa.Column("tenant", sa.String(length=64), nullable=False),
         sa.Column(
-            "job_id", sa.String(length=36),
-            sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True,
+            "job_id",
+            sa.String(length=36),
+            sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+            nullable=True,
         ),
         sa.Column(
-            "batch_id", sa.String(length=36),
-            sa.ForeignKey("batches.id", ondelete="CASCADE"), nullable=True,
+            "batch_id",
+            sa.String(length=36),
+            sa.ForeignKey("batches.id", ondelete="CASCADE"),
+            nullable=True,
         ),
         sa.Column("event_type", sa.String(length=32), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
@@ -76,7 +84,7 @@ def upgrade() -> None:
             "status IN ('pending', 'delivered', 'failed')",
             name="webhook_deliveries_status_valid",
         ),
-    )  # fmt: skip
+    )
     op.create_index("ix_webhook_deliveries_job_id", "webhook_deliveries", ["job_id"])
     op.create_index("ix_webhook_deliveries_batch_id", "webhook_deliveries", ["batch_id"])
     op.create_index(
@@ -86,14 +94,16 @@ def upgrade() -> None:
         "webhook_attempts",
         sa.Column("id", sa.BigInteger(), primary_key=True),
         sa.Column(
-            "delivery_id", sa.String(length=40),
-            sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False,
+            "delivery_id",
+            sa.String(length=40),
+            sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("at", _WHEN, nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("duration_ms", sa.Integer(), nullable=False),
-    )  # fmt: skip
+    )
     op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id"])
 
 
