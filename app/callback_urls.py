@@ -51,7 +51,7 @@ class Target:
 def system_resolver(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to (the system's resolver, /etc/hosts included)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))  # an IP's text for AF_INET(6)
 
 
 def check_callback_url(

@@ -230,6 +230,7 @@ def stage_done(
     """Record a stage's completion (once: a second run of the same stage adds no event)."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
+        assert job is not None  # its stage began on it (begin_stage)
         if job.progress >= progress:
             return
         job.progress = progress
@@ -248,6 +249,7 @@ def job_done(sessions: sessionmaker[Session], job_id: str) -> list[str]:
     webhook deliveries its end made, for :func:`app.webhooks.send`."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
+        assert job is not None  # its last stage began on it (begin_stage)
         if job.status == "done":
             return []
         job.status, job.progress, job.stage, job.error = "done", 100, None, None
@@ -304,7 +306,7 @@ def quiet_jobs(sessions: sessionmaker[Session], quiet_for_s: float) -> list[Quie
         .order_by(last)
     )
     with sessions() as session:
-        return [QuietJob(*row) for row in session.execute(query).all()]
+        return [QuietJob(*row) for row in session.execute(query).tuples().all()]
 
 
 # -- operators' actions (API and CLI) --------------------------------------------------------
@@ -381,4 +383,6 @@ def set_status(
             JobEvent(job_id=job_id, level="warning", message=f"status set to {status} by an admin")
         )
     with sessions() as session:
-        return job_dict(session.get(Job, job_id))
+        job = session.get(Job, job_id)
+        assert job is not None  # set just above
+        return job_dict(job)

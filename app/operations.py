@@ -61,7 +61,7 @@ def throughput(
     )
     series = {start + timedelta(minutes=i): {"done": 0, "failed": 0} for i in range(minutes)}
     with sessions() as session:
-        for at, status, count in session.execute(query).all():
+        for at, status, count in session.execute(query).tuples().all():
             bucket = series.get(at.astimezone(start.tzinfo).replace(second=0, microsecond=0))
             if bucket is not None:
                 bucket[status] += int(count)
@@ -122,7 +122,7 @@ def recent_activity(
         func.max(newest.c.at),
     )
     with sessions() as session:
-        stages, jobs, seen, latest = session.execute(query).one()
+        stages, jobs, seen, latest = session.execute(query).tuples().one()
     return {
         "minutes": minutes,
         "stages_started": int(stages),

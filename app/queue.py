@@ -8,6 +8,7 @@ instead of importing it, so they never load the worker's code (nor the audio sta
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage, default_middleware
@@ -74,7 +75,7 @@ def send_webhook(broker: dramatiq.Broker, delivery_id: str, delay_s: float | Non
 
     :raises dramatiq.errors.BrokerConnectionError: NATS did not answer.
     """
-    message = dramatiq.Message(
+    message: dramatiq.Message[Any] = dramatiq.Message(
         queue_name=WEBHOOK_QUEUE,
         actor_name=WEBHOOK_ACTOR,
         args=(delivery_id,),

@@ -8,8 +8,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import TENANT_NAME
@@ -138,9 +139,13 @@ def revoke(sessions: sessionmaker[Session], token_id: str) -> int:
             matches = ApiToken.tenant == token_id
         if session.scalar(select(ApiToken.id).where(matches).limit(1)) is None:
             raise TokenNotFound(token_id)
-        result = session.execute(
-            update(ApiToken)
-            .where(matches, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
+        # An UPDATE's result is a CursorResult (Session.execute is typed for any statement).
+        result = cast(
+            CursorResult[Any],
+            session.execute(
+                update(ApiToken)
+                .where(matches, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            ),
         )
         return result.rowcount

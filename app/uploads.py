@@ -189,6 +189,7 @@ def by_idempotency_key(sessions: sessionmaker[Session], tenant: str, key: str) -
             return None
         job = _jobs(upload.id).order_by(Job.created_at)
         first = session.scalars(job).first()
+        assert first is not None  # an upload is recorded with its job (record)
         accepted = Accepted(upload.id, first.id, first.status)
         return Earlier(
             accepted, upload.sha256, list(first.formats or []), first.normalize, first.callback_url
@@ -221,7 +222,9 @@ def analysis(
                 job.status if job else "queued", job and job.stage, job.progress if job else 0
             )
         outputs = session.scalars(select(Output).where(Output.upload_id == upload_id)).all()
-        return session.get(Analysis, upload_id), list(outputs)
+        found = session.get(Analysis, upload_id)
+        assert found is not None  # a job is done only after its analysis is stored
+        return found, list(outputs)
 
 
 def output(

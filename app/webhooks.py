@@ -312,7 +312,11 @@ def record(sessions: sessionmaker[Session], claimed: Claimed, outcome: Outcome) 
 def attempt_sentence(delivery: WebhookDelivery, outcome: Outcome, delay: float | None) -> str:
     """``webhook job.done to https://example.com/hook: answered 503 (attempt 2); next attempt
     in 2 min``."""
-    answer = f"answered {outcome.status_code}" if outcome.status_code is not None else outcome.error
+    answer = (
+        f"answered {outcome.status_code}"
+        if outcome.status_code is not None
+        else f"{outcome.error}"  # without a status code, the error says what happened
+    )
     if outcome.status_code is not None and 300 <= outcome.status_code < 400 and outcome.error:
         answer += f": {outcome.error}"  # "redirects are not followed (…)"
     said = (

@@ -166,6 +166,7 @@ class DecodedStream:
             )
         self.decoded_frames += block.shape[1]
         if self._frames_allowed is not None and self.decoded_frames > self._frames_allowed:
+            assert self.max_duration_s is not None  # _frames_allowed is made from it
             raise TooLongError(limit_s=self.max_duration_s, length_s=self.decoded_s, declared=False)
         return block
 

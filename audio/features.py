@@ -51,7 +51,8 @@ class Features:
             "info": np.frombuffer(json.dumps(self.info.to_dict()).encode(), dtype=np.uint8),
         }
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        # numpy's stub lets **arrays fill allow_pickle (a bool); each key here names an array.
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
         return buffer.getvalue()
 
     @classmethod

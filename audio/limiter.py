@@ -262,7 +262,9 @@ class TruePeakLimiter:
 def _runs(wanted: np.ndarray, chunk: int) -> list[tuple[int, int]]:
     """``[start, end)`` ranges of consecutive ``chunk``-long pieces of ``wanted`` that hold a
     True value (the last piece may be shorter)."""
-    pieces = np.add.reduceat(wanted, np.arange(0, len(wanted), chunk)) > 0 if len(wanted) else []
+    pieces: np.ndarray | list[bool] = (
+        np.add.reduceat(wanted, np.arange(0, len(wanted), chunk)) > 0 if len(wanted) else []
+    )
     runs: list[tuple[int, int]] = []
     for i in np.flatnonzero(pieces):
         start, end = int(i) * chunk, min(len(wanted), (int(i) + 1) * chunk)

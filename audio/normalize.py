@@ -294,6 +294,7 @@ def _normalize(
                 _encode_round(source, jobs, target, bounds)
             if input_lufs is None:
                 for job in jobs:
+                    assert job.normalization is not None  # set when it was done (_judge)
                     if job.normalization.reason is None:
                         job.normalization = dataclasses.replace(
                             job.normalization, reason=NO_LOUDNESS
@@ -305,9 +306,13 @@ def _normalize(
         raise
     for job in jobs:
         os.replace(job.temp, job.path)
-    return [
-        (dataclasses.replace(job.result, path=str(job.path)), job.normalization) for job in jobs
-    ]
+    return [_finished(job) for job in jobs]
+
+
+def _finished(job: _Output) -> tuple[TranscodeResult, Normalization]:
+    """A done output's encode, at its own path, and what its normalization came to."""
+    assert job.result is not None and job.normalization is not None  # set once it is done
+    return dataclasses.replace(job.result, path=str(job.path)), job.normalization
 
 
 def _temp_path(path: Path) -> Path:
@@ -517,7 +522,7 @@ def _judge(job: _Output, target: Target, reduction_db: float, bounds: _Bounds) -
     reason = None
     if not ok_peak:
         reason = f"the encoder's overshoot kept the true peak {over:.2f} dB over the ceiling"
-    elif not ok_loudness and miss > 0 and reduction_db > 0:
+    elif not ok_loudness and miss is not None and miss > 0 and reduction_db > 0:
         reason = f"the true-peak ceiling holds the loudness at {lufs:.1f} LUFS"
     elif not ok_loudness:
         reason = f"the loudness is {lufs:.1f} LUFS after {job.encodes} encodes"
@@ -531,6 +536,7 @@ def _judge(job: _Output, target: Target, reduction_db: float, bounds: _Bounds) -
         reason=reason,
     )
     if ok_peak and (job.kept is None or _distance(normalization) < _distance(job.kept[1])):
+        assert job.result is not None  # the encode just measured
         os.replace(job.temp, job.kept_path)
         job.kept = (job.result, normalization)
     if not (ok_peak and ok_loudness) and job.encodes < MAX_ENCODES:

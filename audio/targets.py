@@ -57,6 +57,8 @@ def parse_target(normalize: str, true_peak: str | float | None = None) -> Target
         says what is accepted.
     """
     text = str(normalize).strip().lower()
+    lufs: float | None
+    ceiling: float | None
     if text in PRESETS:
         preset = PRESETS[text]
         lufs, ceiling, name = preset.lufs, preset.true_peak_dbtp, preset.name

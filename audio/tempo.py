@@ -289,7 +289,7 @@ def _hats_per_second(hats: np.ndarray | None) -> float:
     for i in np.nonzero(is_peak)[0] + 1:
         if i - last >= gap:
             strokes.append(i)
-            last = i
+            last = float(i)
     if len(strokes) < 2:
         return 0.0
     return (len(strokes) - 1) * FRAME_RATE / (strokes[-1] - strokes[0])
@@ -340,7 +340,7 @@ def _estimate(envelope: np.ndarray, noise: np.ndarray | None, hats: np.ndarray |
     confirmed = half_beat is not None and _is_backbeat(
         contrast, regularity, _at(acf, half_beat) / max(_at(acf, period), 1e-9)
     )
-    if confirmed:
+    if confirmed and half_beat is not None:  # confirmed says half_beat is not None
         k = _octave(period, half_beat)
         # Not an octave (a dotted rhythm misled the first guess): the backbeat's octave.
         candidate = period * 2.0**k if k is not None else _nearest_octave(half_beat, period)

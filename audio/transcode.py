@@ -14,6 +14,7 @@ import contextlib
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import av
 import numpy as np
@@ -21,6 +22,9 @@ import numpy as np
 from audio.decode import DecodedStream
 from audio.formats import FORMATS, Format, check_formats
 from audio.mp3 import Mp3Writer
+
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
 
 #: FFmpeg channel layouts by channel count.
 LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
@@ -95,7 +99,10 @@ class AudioEncoder:
     def _open_container(self) -> None:
         self._container = av.open(str(self.out_path), "w", format=self.format.container)
         try:
-            self._stream = self._container.add_stream(self.format.codec, rate=self.sample_rate)
+            # An audio codec (FORMATS) makes an audio stream; add_stream is typed for any codec.
+            self._stream = cast(
+                "AudioStream", self._container.add_stream(self.format.codec, rate=self.sample_rate)
+            )
             self._stream.layout = LAYOUTS[self.channels]
             self._stream.format = self.format.sample_format
             if self.bitrate:

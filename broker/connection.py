@@ -182,10 +182,11 @@ class LoopConnection:
                     nc.connect(
                         servers=self.servers,
                         name=self.name or None,
-                        connect_timeout=max(0.5, min(2.0, self.connect_timeout)),
+                        # nats-py annotates these two in seconds as int; it takes floats.
+                        connect_timeout=max(0.5, min(2.0, self.connect_timeout)),  # type: ignore[arg-type]
                         allow_reconnect=True,
                         max_reconnect_attempts=-1,
-                        reconnect_time_wait=0.25,
+                        reconnect_time_wait=0.25,  # type: ignore[arg-type]
                         ping_interval=10,
                         max_outstanding_pings=3,
                         error_cb=_on_error,

@@ -23,7 +23,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, cast
 
 import dramatiq
 from dramatiq.broker import Consumer, MessageProxy
@@ -199,7 +199,10 @@ class NatsConsumer(Consumer):
 
     # -- settling ----------------------------------------------------------------------------
 
-    def ack(self, message: NatsMessageProxy) -> None:
+    # The worker hands back only the proxies this consumer made (:class:`NatsMessageProxy`),
+    # hence the casts below.
+    def ack(self, message: MessageProxy) -> None:
+        message = cast(NatsMessageProxy, message)
         if message.unsettled_on_purpose:
             with self._lock:  # no more heartbeats: it comes back after the ack wait
                 self._held.pop(id(message), None)
@@ -207,7 +210,8 @@ class NatsConsumer(Consumer):
             return
         self._settle(message, b"+ACK")
 
-    def nack(self, message: NatsMessageProxy) -> None:
+    def nack(self, message: MessageProxy) -> None:
+        message = cast(NatsMessageProxy, message)
         exc = message._exception
         tb = message.options.get("traceback")
         if tb is None and exc is not None:
@@ -223,9 +227,9 @@ class NatsConsumer(Consumer):
         self._publish_dead_letter(record)
         self._settle(message, b"+ACK")
 
-    def requeue(self, messages: Iterable[NatsMessageProxy]) -> None:
+    def requeue(self, messages: Iterable[MessageProxy]) -> None:
         for message in messages:
-            self._settle(message, b"-NAK")
+            self._settle(cast(NatsMessageProxy, message), b"-NAK")
         while self._buffer:
             self._send(self._buffer.popleft(), b"-NAK")
 

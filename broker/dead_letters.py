@@ -9,6 +9,7 @@ traceback, how many times it was delivered, and when. The stream's ``max_age`` e
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import time
 from collections.abc import Callable
@@ -183,7 +184,7 @@ class DeadLetters:
             raise KeyError(f"no dead letter {dead_letter_id}")
         if letter.payload is None:
             raise ValueError(f"dead letter {dead_letter_id} is not a decodable message")
-        message = dramatiq.Message(**letter.payload)
+        message: dramatiq.Message[Any] = dramatiq.Message(**letter.payload)
         options = {
             k: v
             for k, v in message.options.items()
@@ -235,7 +236,8 @@ class DeadLetters:
 
         return self._conn.run(purge, timeout=ADMIN_TIMEOUT_S)
 
-    async def _scan(self, subject: str | None) -> list[DeadLetter]:
+    # builtins.list: in this class, `list` is the method above.
+    async def _scan(self, subject: str | None) -> builtins.list[DeadLetter]:
         """Read the dead-letter stream with a short-lived consumer that acknowledges nothing."""
         js = await self._conn.jetstream()
         await self._topology.ensure_streams(js)

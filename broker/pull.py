@@ -29,6 +29,8 @@ from dramatiq.errors import BrokerConnectionError
 from broker.wire import WireConnection, connect_first
 
 if TYPE_CHECKING:
+    from nats.js.client import JetStreamContext
+
     from broker.connection import LoopConnection
 
 logger = logging.getLogger(__name__)
@@ -285,7 +287,7 @@ class AsyncPull:
         self.stream = stream
         self.durable = durable
         self.connect_timeout = connect_timeout
-        self._sub = None
+        self._sub: JetStreamContext.PullSubscription | None = None
 
     @property
     def in_flight(self) -> int:

@@ -125,7 +125,7 @@ class Topology:
     async def ensure_consumer(self, js: JetStreamContext, queue_name: str) -> None:
         config = self.consumer_config(queue_name)
         try:
-            info = await js.consumer_info(self.stream, config.durable_name)
+            info = await js.consumer_info(self.stream, self.durable(queue_name))
         except NotFoundError:
             await js.add_consumer(self.stream, config)
             return
@@ -135,6 +135,7 @@ class Topology:
 
 
 async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
+    assert config.name is not None  # both of Topology's stream configs are named
     try:
         info = await js.stream_info(config.name)
     except NotFoundError:

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 
 from app import metrics as app_metrics
 from app.config import Config
@@ -75,20 +76,20 @@ class Observability(dramatiq.Middleware):
             target=self._sample, args=(actors,), name="in-flight-sampler", daemon=True
         ).start()
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._active[message.message_id] = message.actor_name
 
     def after_process_message(
         self,
         broker: dramatiq.Broker,
-        message: dramatiq.Message,
+        message: MessageProxy,
         *,
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
         self._active.pop(message.message_id, None)
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._active.pop(message.message_id, None)
 
     def _sample(self, actors: set[str]) -> None:
@@ -109,7 +110,7 @@ class Observability(dramatiq.Middleware):
         if delay and "retries" in message.options:
             app_metrics.metrics().retries.labels(message.actor_name).inc()
 
-    def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         app_metrics.metrics().dead_letters.labels(message.actor_name).inc()
 
 

@@ -30,6 +30,7 @@ longer than a database failover or a NATS restart lasts.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -165,7 +166,7 @@ def _send_webhooks(delivery_ids: list[str]) -> None:
     (it is pending in the database, :func:`app.webhooks.overdue`)."""
     for delivery_id in delivery_ids:
         try:
-            riding_out(lambda d=delivery_id: send_webhook(broker, d))
+            riding_out(functools.partial(send_webhook, broker, delivery_id))
         except Exception:
             logger.warning("could not queue webhook %s: the sweep will", delivery_id, exc_info=True)
 

@@ -20,6 +20,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from sqlalchemy.dialects.postgresql import insert
 
@@ -44,7 +45,12 @@ from tasks.context import WorkerContext
 MB = 2**20
 
 
-def bounds(config: Config) -> dict[str, float]:
+class Bounds(TypedDict):
+    timeout_s: float
+    max_duration_s: float
+
+
+def bounds(config: Config) -> Bounds:
     """The bounds every decode of an upload runs under (keyword arguments of ``extract``)."""
     return {"timeout_s": config.decode_timeout_s, "max_duration_s": config.max_duration_s}
 
@@ -86,6 +92,7 @@ def _job(ctx: WorkerContext, job_id: str) -> JobWork:
         if job is None:
             raise JobNotFound(job_id)
         upload = session.get(Upload, job.upload_id)
+        assert upload is not None  # a job's upload_id is a foreign key
         formats = list(job.formats or DEFAULT_FORMATS)
         target = Target.from_dict(job.normalize) if job.normalize else None
         return JobWork(upload.id, upload.storage_key, formats, target)
@@ -152,6 +159,7 @@ def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
         info = features.info
         with ctx.sessions.begin() as session:
             upload = session.get(Upload, work.upload_id)
+            assert upload is not None  # _job found it; the job holds it (no delete while running)
             upload.duration_s, upload.sample_rate = info.duration_s, info.sample_rate
             upload.channels, upload.codec, upload.bitrate = info.channels, info.codec, info.bitrate
         for fmt, result in zip(formats, results, strict=True):

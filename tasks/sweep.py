@@ -30,6 +30,7 @@ from app.config import Config
 from app.orphans import remove_orphans
 from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE
 from app.storage import Storage
+from broker import NatsBroker
 from tasks.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ STRANDED = (
 )
 
 
-def pipeline_idle(broker: dramatiq.Broker) -> bool:
+def pipeline_idle(broker: NatsBroker) -> bool:
     """True when the pipeline's queue and delay queue hold no message, waiting or held."""
     stats = broker.queue_stats()
     return not any(
@@ -54,7 +55,7 @@ def pipeline_idle(broker: dramatiq.Broker) -> bool:
 
 def sweep(
     sessions: sessionmaker[Session],
-    broker: dramatiq.Broker,
+    broker: NatsBroker,
     stuck_after_s: float,
     *,
     storage: Storage | None = None,
@@ -115,7 +116,7 @@ class Sweeper(dramatiq.Middleware):
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         self._stop.set()
 
-    def _loop(self, broker: dramatiq.Broker) -> None:
+    def _loop(self, broker: NatsBroker) -> None:  # the workers' broker (app.queue)
         config = self.config
         while not self._stop.wait(config.sweep_interval_s * random.uniform(0.8, 1.2)):
             try:

@@ -39,6 +39,9 @@ from broker.connection import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 
+#: What storage that does not answer raises (a NATS bucket, a failing disk): a 503.
+STORAGE_AWAY: tuple[type[BaseException], ...] = (BrokerConnectionError, *TRANSIENT_ERRORS)
+
 
 @dataclass(frozen=True)
 class JobOptions:
@@ -230,7 +233,7 @@ def _store(key: str, chunks: Iterable[bytes]) -> Stored:
     """
     try:
         return storage().save(key, chunks)
-    except (BrokerConnectionError, *TRANSIENT_ERRORS) as exc:
+    except STORAGE_AWAY as exc:
         logger.error("could not store %s: %r", key, exc)
         raise unavailable(
             "storage_unavailable", "file storage is unavailable; retry shortly"

@@ -87,9 +87,9 @@ def _from_files() -> batches.Created:
     except BaseException:
         _undo(kept)
         raise
-    for position, each in enumerate(kept):
+    for position, one in enumerate(kept):
         try:
-            single.start(each)  # undoes this one itself when it cannot be queued
+            single.start(one)  # undoes this one itself when it cannot be queued
         except BaseException:
             logger.error(
                 "batch %s: could not queue file %d, removing the batch",

@@ -87,7 +87,8 @@ async def _probe(broker: NatsBroker) -> dict[str, str]:
     try:
         try:
             await asyncio.wait_for(_connect(nc, broker.connection.servers), NATS_TIMEOUT_S + 1)
-            await nc.flush(timeout=NATS_TIMEOUT_S)
+            # nats-py annotates its timeouts in seconds as int; it takes floats.
+            await nc.flush(timeout=NATS_TIMEOUT_S)  # type: ignore[arg-type]
         except Exception as exc:
             return {"nats": f"unreachable: {_reason(exc)}", "jetstream": "not checked"}
         try:
@@ -111,10 +112,11 @@ async def _connect(nc: Client, servers: list[str]) -> None:
     await nc.connect(
         servers=servers,
         name="phantomchain-readyz",
-        connect_timeout=NATS_TIMEOUT_S,
+        # nats-py annotates these two in seconds as int; it takes floats.
+        connect_timeout=NATS_TIMEOUT_S,  # type: ignore[arg-type]
         allow_reconnect=False,
         max_reconnect_attempts=1,  # each server tried twice (0 would mean: forever)
-        reconnect_time_wait=0.1,
+        reconnect_time_wait=0.1,  # type: ignore[arg-type]
         error_cb=quiet,
     )
 

@@ -93,6 +93,10 @@ def patch_job(job_id: str):
         raise ApiError(400, "bad_body", "error must be a text of at most 2000 characters")
     return jsonify(
         jobs.set_status(
-            sessions(), job_id, body.get("status"), body.get("error"), set_error="error" in body
+            sessions(),
+            job_id,
+            body.get("status", ""),  # missing: refused as a bad status, like any non-status
+            body.get("error"),
+            set_error="error" in body,
         )
     )

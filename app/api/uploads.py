@@ -18,8 +18,8 @@ from __future__ import annotations
 import itertools
 import logging
 
-from dramatiq.errors import BrokerConnectionError
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from app import results, uploads
 from app.api import accepting, current
@@ -28,7 +28,6 @@ from app.api.current import sessions, storage
 from app.api.errors import ApiError, unavailable
 from app.storage import StorageError, sha256_of
 from audio.formats import FORMATS
-from broker.connection import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("uploads", __name__)
@@ -145,7 +144,7 @@ def get_analysis(upload_id: str):
     return jsonify(results.analysis_dict(*found))
 
 
-def _stream(key: str, mimetype: str, filename: str | None = None) -> Response:
+def _stream(key: str, mimetype: str, filename: str | None = None) -> BaseResponse:
     """A stored file, streamed. Its first chunk is read here, so storage that is away is a
     503 (and a file gone from it a 404) rather than a response cut after its headers.
 
@@ -160,7 +159,7 @@ def _stream(key: str, mimetype: str, filename: str | None = None) -> Response:
     except StorageError as exc:
         logger.error("%s is in the database but not in storage: %s", key, exc)
         raise ApiError(404, "not_found", "the file is no longer in storage") from exc
-    except (BrokerConnectionError, *TRANSIENT_ERRORS) as exc:
+    except accepting.STORAGE_AWAY as exc:
         logger.error("could not read %s: %r", key, exc)
         raise unavailable(
             "storage_unavailable", "file storage is unavailable; retry shortly"
@@ -171,13 +170,13 @@ def _stream(key: str, mimetype: str, filename: str | None = None) -> Response:
     return response
 
 
-def _presigned(store, key: str, mimetype: str, filename: str | None) -> Response:
+def _presigned(store, key: str, mimetype: str, filename: str | None) -> BaseResponse:
     """A 302 to a presigned URL of ``key``, once the object is known to exist (a file gone from
     storage is a 404 here, as when streamed); not cached, as the URL expires."""
     try:
         found = store.exists(key)
         url = store.presigned_url(key, filename=filename, content_type=mimetype)
-    except (BrokerConnectionError, *TRANSIENT_ERRORS) as exc:
+    except accepting.STORAGE_AWAY as exc:
         logger.error("could not look %s up: %r", key, exc)
         raise unavailable(
             "storage_unavailable", "file storage is unavailable; retry shortly"

@@ -173,22 +173,22 @@ def _run(
     bar = (
         click.progressbar(length=len(files), label="analysing", file=sys.stderr)
         if show_progress
-        else contextlib.nullcontext()
+        else None
     )
     records: list[dict] = []
-    with bar:
+    with bar if bar is not None else contextlib.nullcontext():
         if jobs == 1 or len(files) == 1:
             results = (analyze_one(path, formats, out_dir, target) for path in files)
             for record in results:
                 records.append(record)
-                if show_progress:
+                if bar is not None:
                     bar.update(1)
         else:
             with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
                 futures = [pool.submit(analyze_one, p, formats, out_dir, target) for p in files]
                 for future in futures:
                     records.append(future.result())
-                    if show_progress:
+                    if bar is not None:
                         bar.update(1)
     return records
 

@@ -18,12 +18,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from app.cli.common import EXIT_CONFIG, fail
 from app.config import DEV_ENV_FILE, Config, ConfigError, environment, write_dev_env
 from app.embedded.nats_server import NatsServer, free_port, port_answers
+
+if TYPE_CHECKING:
+    from app.embedded.postgres import EmbeddedPostgres
 
 #: Seconds the API and the workers get to stop; a stage still running after half of it is
 #: handed back to the queue (it runs again on the next start).
@@ -93,7 +97,7 @@ class Stack:
         self.config = Config.from_env(self.env)
         self.port = port or self.config.port
         self.metrics_port = self.config.metrics_port
-        self.postgres = None
+        self.postgres: EmbeddedPostgres | None = None
         self.children: list[subprocess.Popen] = []
 
     @property
@@ -198,7 +202,8 @@ class Stack:
         while True:
             for child in self.children:
                 if child.poll() is not None:
-                    click.echo(f"{Path(child.args[0]).name} exited with {child.returncode}")
+                    command = cast(list[str], child.args)  # as _spawn started it
+                    click.echo(f"{Path(command[0]).name} exited with {child.returncode}")
                     return child.returncode or 1
             time.sleep(0.2)
 

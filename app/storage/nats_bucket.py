@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.storage.base import (
     CALL_TIMEOUT_S,
@@ -21,6 +22,9 @@ from app.storage.base import (
     check_key,
     transfer_timeout,
 )
+
+if TYPE_CHECKING:
+    from nats.js.object_store import ObjectStore
 
 
 class NatsObjectStorage:
@@ -38,9 +42,9 @@ class NatsObjectStorage:
         self.bucket = bucket
         self.replicas = replicas
         self._conn = LoopConnection(servers, name=f"phantomchain-storage-{bucket}")
-        self._store = None
+        self._store: ObjectStore | None = None
 
-    async def _bucket(self):
+    async def _bucket(self) -> ObjectStore:
         if self._store is None:
             from nats.js.errors import BucketNotFoundError
 
