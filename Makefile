@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-broker bench-audio clean venv
+.PHONY: run test lint typecheck check bench bench-broker bench-audio clean venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Settings in setup.cfg's [mypy].
+typecheck: $(STAMP)
+	$(BIN)/mypy app tasks broker audio
+
+# What CI runs (.ci/run).
+check: lint typecheck test
 
 bench-broker: $(STAMP)
 	$(BIN)/python bench/broker.py
