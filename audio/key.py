@@ -36,7 +36,7 @@ _TEMPERLEY_MINOR = np.array([712, 84, 474, 618, 49, 460, 105, 747, 404, 67, 133,
 # key: the chroma of real instruments carries their harmonics (the fifth above the tonic
 # outweighs it), which a profile of note counts doesn't expect. Measured 2026-11-30 on the key's
 # tuning seeds only (``styles.py`` 500000…, 600000…, 700000…, 9100000…, 9300000…, 9500000…,
-# ``music.py`` 100–147 and 200–247: 366 tracks; see ``tests/unit/audio/accuracy.py``). Measured
+# ``music.py`` 100–147 and 200–247: 366 tracks; see ``tests/support/audio/accuracy.py``). Measured
 # on half of them (styles 500000/600000/700000…, music.py 100–147), the profiles scored the other
 # half (styles 9100000/9300000/9500000…, music.py 200–247) at MIREX 1.00, 0.982, 1.00, 0.979, and
 # the other way round 0.989, 0.973, 0.989, 0.985 (scale penalty in, relative-key step not yet):

@@ -77,7 +77,7 @@ def detector_taps(factor: int) -> np.ndarray:
 
     Why both: BS.1770's short filter under-reads content near Nyquist (hi-hats, cymbals). On a
     synthesized track limited to −1.0 dBTP by its reading, a 4× ``resample_poly`` read
-    −0.77 dBTP and a 32-tap sinc −0.74 (``tests/unit/audio/music.py`` seed 5, 10 s, +16 dB).
+    −0.77 dBTP and a 32-tap sinc −0.74 (``tests/support/audio/music.py`` seed 5, 10 s, +16 dB).
     The limiter holds the larger of the two readings, so the ceiling holds for the meter and
     for a better interpolator.
     """

@@ -68,7 +68,7 @@ def _rounded(value: float) -> float | None:
 #: that read higher than ours (4× ``resample_poly`` read up to 0.021 dB over the limiter's
 #: ceiling on seeds 3–4, see ``tests/unit/audio/test_limiter.py``); lossy encoders
 #: overshoot (they drop bands and shift phases): by −0.6 to +1.8 dB over the limiter's ceiling
-#: on seeds 11–16 of ``tests/unit/audio/music.py`` (8 s at 44.1 kHz brought to −14 and −9
+#: on seeds 11–16 of ``tests/support/audio/music.py`` (8 s at 44.1 kHz brought to −14 and −9
 #: LUFS, limited to −1 dBTP: the tuning set). The margins let 10 (MP3), 10 (Opus) and 9 (AAC)
 #: of those 12 through on the first encode; on seeds 21–26, never used to tune, 10, 11 and 11
 #: of 12 (``bench/audio.py --overshoot 11-16``, ``--overshoot 21-26``). The rest are encoded
@@ -93,7 +93,7 @@ RETRY_MARGIN_DB = 0.1
 #: The most the limiter's ceiling is lowered for one re-encode, dB. An encoder's overshoot
 #: can shrink much faster than the level: FFmpeg's AAC encoder put a +3.9 dB glitch on one
 #: synthesized track limited to −1 dBTP, and +1.7 dB at −4 (seed 14 of
-#: ``tests/unit/audio/music.py`` at −8 LUFS, −2.1 dB): lowering by the whole excess at once
+#: ``tests/support/audio/music.py`` at −8 LUFS, −2.1 dB): lowering by the whole excess at once
 #: would limit far more than needed.
 MAX_CEILING_STEP_DB = 3.0
 

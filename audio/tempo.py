@@ -50,7 +50,7 @@ MIN_SECONDS = 4.0
 ONSET_LATENCY_S = (FFT_SIZE - HOP) / ANALYSIS_RATE
 
 # Tuning (2026-11-30). STRONG_ENOUGH and FASTEST_BEAT_BPM date from the first corpus (music.py
-# seeds 100–147). Everything below them was set looking at `tests/unit/audio/styles.py` seeds
+# seeds 100–147). Everything below them was set looking at `tests/support/audio/styles.py` seeds
 # 500000… and 9100000… (5 tracks a style each: `styles.TUNING_FIRST_SEEDS`) and music.py seeds
 # 100–147; the figures are reported on the held-apart seeds of both (styles 9300000… and
 # 9500000…, music.py 7000000–7000047), which tuned nothing.

@@ -150,7 +150,7 @@ def run(command: list[str], env: dict | None = None) -> tuple[float, str]:
 def make_input(folder: Path, seconds: float) -> Path:
     sys.path.insert(0, str(ROOT))
     from audio.transcode import AudioEncoder
-    from tests.unit.audio.music import synthesize_track
+    from tests.support.audio.music import synthesize_track
 
     track = synthesize_track(BPM, TONIC, SCALE, seconds=seconds, sample_rate=44100, seed=42)
     path = folder / "upload.mp3"
@@ -311,7 +311,7 @@ def seeded_track(seed: int):
     import numpy as np
 
     from audio.loudness import measure_loudness
-    from tests.unit.audio.music import TONICS, synthesize_track
+    from tests.support.audio.music import TONICS, synthesize_track
 
     bpm = float(np.random.default_rng(seed).uniform(80, 170))
     scale = "minor" if seed % 2 else "major"

@@ -9,9 +9,9 @@ Accuracy, on material whose truth is known by construction:
   48 kHz; a steady 1 kHz tone's loudness range (0 by definition); and steady tones at 30 and
   50 Hz against their power through BS.1770's published filter. librosa has no loudness meter.
 * tempo and key — synthesized music, 44.1 kHz stereo, written as 192 kbit/s MP3 files:
-  ``--music`` tracks from ``tests/unit/audio/music.py`` (one tempo in each slice of 70–180
+  ``--music`` tracks from ``tests/support/audio/music.py`` (one tempo in each slice of 70–180
   BPM, keys drawn from all 24, seeds 9_400_000 + i) and ``--per-style`` tracks of each style of
-  ``tests/unit/audio/styles.py`` (the independent generator: drum and bass, trap, punk, swing,
+  ``tests/support/audio/styles.py`` (the independent generator: drum and bass, trap, punk, swing,
   waltz, house, ballad, techno, tempo-less intro; seeds 9_600_000 + 1000 × style + i). These
   seeds were chosen for this benchmark; nothing was tuned on them. Accuracy1: BPM within 4 %;
   Accuracy2: the same allowing half or double; key: mean MIREX score.
@@ -62,11 +62,11 @@ from audio.key import TONICS, estimate_key  # noqa: E402
 from audio.loudness import LoudnessMeter, measure_loudness  # noqa: E402
 from audio.tempo import estimate_tempo  # noqa: E402
 from audio.true_peak import TruePeakMeter  # noqa: E402
-from tests.unit.audio import ebu_signals as ebu  # noqa: E402
-from tests.unit.audio import oracles, styles  # noqa: E402
-from tests.unit.audio.accuracy import mirex_score, within  # noqa: E402
-from tests.unit.audio.music import synthesize_track  # noqa: E402
-from tests.unit.audio.signals import tone, write_audio  # noqa: E402
+from tests.support.audio import ebu_signals as ebu  # noqa: E402
+from tests.support.audio import oracles, styles  # noqa: E402
+from tests.support.audio.accuracy import mirex_score, within  # noqa: E402
+from tests.support.audio.music import synthesize_track  # noqa: E402
+from tests.support.audio.signals import tone, write_audio  # noqa: E402
 
 RATE = 44100
 EBU_RATE = 48000

@@ -50,7 +50,7 @@ from app.embedded.nats_server import free_port, port_answers  # noqa: E402
 
 def make_tracks(folder: Path, count: int, seconds: float) -> list[Path]:
     from audio.transcode import AudioEncoder
-    from tests.unit.audio.music import TONICS, synthesize_track
+    from tests.support.audio.music import TONICS, synthesize_track
 
     paths = []
     for i in range(count):

@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import os
 import socket
-import warnings
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
@@ -14,8 +13,9 @@ import pytest
 
 from app.embedded.nats_server import NatsServer, cluster_nodes
 from app.embedded.postgres import EmbeddedPostgres
-from tests.containers import docker_answers, nats_container, postgres_container
-from tests.helpers import ROOT, remove_service_streams, service_broker
+from tests.support.containers import in_docker, nats_container, postgres_container
+from tests.support.namespace import remove_service_streams, service_broker
+from tests.support.paths import ROOT
 
 SYSTEM_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -46,19 +46,8 @@ def wheel_nats_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield os.environ["TEST_NATS_URL"]
         return
     with contextlib.ExitStack() as stack:
-        url = _in_docker(stack, nats_container, "NATS")
+        url = in_docker(stack, nats_container, "NATS")
         yield url or request.getfixturevalue("nats_server").url
-
-
-def _in_docker(stack: contextlib.ExitStack, start, what: str) -> str | None:
-    """Start a container when Docker answers; None (use the wheel's server) otherwise."""
-    if not docker_answers():
-        return None
-    try:
-        return stack.enter_context(start())
-    except Exception as exc:  # no image, no registry, no room: the wheels' servers will do
-        warnings.warn(f"Docker answered but {what} could not start in it: {exc}", stacklevel=2)
-        return None
 
 
 def _nats_params() -> list:
@@ -100,7 +89,7 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         yield os.environ["TEST_DATABASE_URL"]
         return
     with contextlib.ExitStack() as stack:
-        url = _in_docker(stack, postgres_container, "PostgreSQL")
+        url = in_docker(stack, postgres_container, "PostgreSQL")
         if url is None:
             server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
             url = server.start()
@@ -142,8 +131,8 @@ def migrated_database_url(database_url: str) -> str:
 @pytest.fixture(scope="session")
 def service_nats_url(wheel_nats_url: str) -> Iterator[str]:
     """The NATS of the service tests. They work on the session's own namespace
-    (``tests.helpers.SERVICE_NAMESPACE``), whose streams are deleted when the session ends:
-    whatever else that server holds is never touched."""
+    (``tests.support.namespace.SERVICE_NAMESPACE``), whose streams are deleted when the session
+    ends: whatever else that server holds is never touched."""
     service_broker(wheel_nats_url)  # no I/O yet; known to the clean-up below from now on
     yield wheel_nats_url
     remove_service_streams()

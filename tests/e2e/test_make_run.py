@@ -16,9 +16,9 @@ import psutil
 import pytest
 
 from app.embedded.nats_server import free_port
-from tests.receiver import Receiver
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.signals import write_audio
+from tests.support.audio.music import synthesize_track
+from tests.support.audio.signals import write_audio
+from tests.support.receiver import Receiver
 
 
 def get(url: str) -> tuple[int, dict]:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.procfile.conftest import module_deployment  # noqa: F401  (a fixture)
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -48,7 +47,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def site(module_deployment) -> Site:  # noqa: F811
+def site(module_deployment) -> Site:
     """The web line with two tenants and an admin, and one worker."""
     api = module_deployment.api(
         API_TOKENS=f"alpha:{ALPHA},beta:{BETA}", ADMIN_TOKEN=ADMIN, SECRET_KEY="s" * 40

@@ -12,8 +12,9 @@ import re
 import pytest
 
 from tests.e2e.browser.conftest import ADMIN, ALPHA, BETA, PATIENCE_MS, shoot
-from tests.e2e.procfile.conftest import multipart
-from tests.helpers import song_flac, wait_for
+from tests.support.http_calls import multipart
+from tests.support.songs import song_flac
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browser.conftest import ALPHA, BETA, PATIENCE_MS, shoot, sign_in
-from tests.helpers import song_flac
+from tests.support.songs import song_flac
 
 pytestmark = pytest.mark.browser
 

@@ -21,10 +21,13 @@ import psycopg
 import pytest
 
 from app.embedded.nats_server import NatsServer, cluster_nodes
-from tests.e2e.faults.servers import StoppablePostgres
-from tests.e2e.procfile.conftest import Deployment, Process, get, upload
-from tests.helpers import SERVICE_NAMESPACE, song_flac, stream_info, wait_for
-from tests.receiver import Receiver
+from tests.support.deployment import Deployment, Process
+from tests.support.http_calls import get, upload
+from tests.support.namespace import SERVICE_NAMESPACE
+from tests.support.receiver import Receiver
+from tests.support.servers import StoppablePostgres, stream_info
+from tests.support.songs import song_flac
+from tests.support.waiting import wait_for
 
 SECRET = "whsec_" + "A" * 43 + "="  # 32 bytes
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

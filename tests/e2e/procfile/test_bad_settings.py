@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.e2e.procfile.conftest import BIN, procfile
-from tests.helpers import ROOT
+from tests.support.deployment import procfile
+from tests.support.paths import BIN, ROOT
 
 #: One bad value per web setting, and one of the settings every process shares.
 BAD_WEB = {"PORT": "http", "WEB_THREADS": "many", "GRACEFUL_TIMEOUT": "-1", "READ_TIMEOUT_S": "0",

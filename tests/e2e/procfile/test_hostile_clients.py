@@ -10,9 +10,10 @@ import socket
 
 import pytest
 
-from tests.e2e.procfile.conftest import multipart
-from tests.helpers import song_flac, wait_for
-from tests.unit.audio import signals
+from tests.support.audio import signals
+from tests.support.http_calls import multipart
+from tests.support.songs import song_flac
+from tests.support.waiting import wait_for
 
 ALPHA, BETA, ADMIN = "alpha-token", "beta-token", "admin-token"
 PER_HOUR = 4

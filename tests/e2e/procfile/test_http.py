@@ -23,8 +23,9 @@ import psutil
 import pytest
 
 from app.embedded.nats_server import port_answers
-from tests.e2e.procfile.conftest import multipart, sse_blocks
-from tests.helpers import song_flac, wait_for
+from tests.support.http_calls import multipart, sse_blocks
+from tests.support.songs import song_flac
+from tests.support.waiting import wait_for
 
 USER, ADMIN = "user-token", "admin-token"
 LIMIT_MB = 1

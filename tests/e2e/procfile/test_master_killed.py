@@ -13,9 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.embedded.nats_server import free_port, port_answers
-from tests.e2e.procfile.conftest import Deployment, Process, get, get_json, upload, wait_job
-from tests.helpers import song_flac, wait_for
-from tests.unit.audio.signals import write_audio
+from tests.support.audio.signals import write_audio
+from tests.support.deployment import Deployment, Process
+from tests.support.http_calls import get, get_json, upload, wait_job
+from tests.support.songs import song_flac
+from tests.support.waiting import wait_for
 
 RATE = 44100
 #: Generous bound for the orphaned processes to end: the running stage gets the first master's

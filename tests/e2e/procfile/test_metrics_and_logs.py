@@ -10,8 +10,9 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.procfile.conftest import get, get_json, upload, wait_job
-from tests.helpers import song_flac, wait_for
+from tests.support.http_calls import get, get_json, upload, wait_job
+from tests.support.songs import song_flac
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

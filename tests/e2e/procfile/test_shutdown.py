@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from app.queue import PIPELINE_QUEUE
-from tests.e2e.procfile.conftest import get_json, upload, wait_job
-from tests.helpers import service_broker, wait_for
-from tests.unit.audio.signals import write_audio
+from tests.support.audio.signals import write_audio
+from tests.support.http_calls import get_json, upload, wait_job
+from tests.support.namespace import service_broker
+from tests.support.waiting import wait_for
 
 RATE = 44100
 

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.procfile.conftest import multipart, sse_blocks
-from tests.helpers import song_flac, wait_for
+from tests.support.http_calls import multipart, sse_blocks
+from tests.support.songs import song_flac
+from tests.support.waiting import wait_for
 
 TOKENS = {"t1": "tok1", "t2": "tok2", "t3": "tok3"}
 ADMIN = "admin-tok"

@@ -11,7 +11,10 @@ import pytest
 
 from app.api import create_app
 from app.config import Config
-from tests.helpers import ROOT, service_broker, service_settings, song_flac, stop_all
+from tests.support.namespace import service_broker, service_settings
+from tests.support.paths import ROOT
+from tests.support.songs import song_flac
+from tests.support.waiting import stop_all
 
 
 @pytest.fixture

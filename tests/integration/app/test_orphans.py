@@ -17,7 +17,7 @@ from app.db import make_sessions
 from app.models import Upload, new_id, utcnow
 from app.orphans import remove_orphans
 from app.storage import open_storage
-from tests.helpers import wait_for
+from tests.support.waiting import wait_for
 
 HOUR = 3600
 

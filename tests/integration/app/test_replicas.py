@@ -15,7 +15,9 @@ from dramatiq.errors import BrokerConnectionError
 from app.config import Config
 from app.queue import PIPELINE_QUEUE, make_broker
 from app.storage import StorageError, open_storage
-from tests.helpers import ROOT, stream_info, wait_for
+from tests.support.paths import ROOT
+from tests.support.servers import stream_info
+from tests.support.waiting import wait_for
 
 
 def settings(nats_url: str, storage_url: str, **env: str) -> dict[str, str]:

@@ -29,7 +29,7 @@ from app.storage import (
 )
 from app.storage.s3 import MIN_PART_SIZE, S3Storage
 from broker.connection import TRANSIENT_ERRORS
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 
 def nats_29_binary() -> str | None:

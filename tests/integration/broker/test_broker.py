@@ -12,7 +12,7 @@ from dramatiq.errors import BrokerConnectionError, QueueJoinTimeout
 
 from app.embedded.nats_server import free_port
 from broker import NatsBroker
-from tests.helpers import wait_for
+from tests.support.waiting import wait_for
 
 
 def test_actors_process_sent_messages(broker, worker):

@@ -16,7 +16,7 @@ from dramatiq.middleware import default_middleware
 from app.embedded.nats_server import NatsServer
 from broker import NatsBroker
 from broker.pull import AsyncPull
-from tests.helpers import wait_for
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

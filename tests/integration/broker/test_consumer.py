@@ -11,7 +11,7 @@ import nats
 import pytest
 from dramatiq.common import current_millis
 
-from tests.helpers import wait_for
+from tests.support.waiting import wait_for
 
 
 def test_failing_actor_is_retried_with_backoff_until_it_succeeds(broker, worker):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 import pytest
 
-from tests.helpers import wait_for
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from dramatiq import group, pipeline
 from dramatiq.middleware import TimeLimitExceeded
 
-from tests.helpers import wait_for
+from tests.support.waiting import wait_for
 
 
 def test_pipelines_pass_results_along(broker, worker):

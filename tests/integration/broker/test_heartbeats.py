@@ -9,7 +9,7 @@ import pytest
 
 import broker.consumer
 from broker.pull import num_delivered
-from tests.helpers import wait_for
+from tests.support.waiting import wait_for
 
 ACK_WAIT_S = 3.0
 TIME_LIMIT_MS = 5_000

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from broker import NatsBroker
-from tests.helpers import ROOT, wait_for
+from tests.support.paths import ROOT
+from tests.support.waiting import wait_for
 
 APP = "tests.integration.broker.worker_app"
 

@@ -11,7 +11,7 @@ from dramatiq.middleware import default_middleware
 
 from app.embedded.nats_server import free_port
 from broker import NatsBroker
-from tests.helpers import wait_for
+from tests.support.waiting import wait_for
 
 
 def make(url: str | list[str], **options) -> NatsBroker:

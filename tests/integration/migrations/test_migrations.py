@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from app.config import normalise_database_url
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 
 def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess:

@@ -18,10 +18,10 @@ from dramatiq.middleware.time_limit import TimeLimit
 
 from app.models import JobEvent, Output
 from app.queue import FIRST_STAGE, PIPELINE_QUEUE, start_job
-from tests.helpers import ROOT
 from tests.integration.tasks import test_pipeline
 from tests.integration.tasks.test_pipeline import add_upload, wait_finished
-from tests.unit.audio import signals
+from tests.support.audio import signals
+from tests.support.paths import ROOT
 
 pipeline = test_pipeline.pipeline  # the same real stack, set up and torn down the same way
 

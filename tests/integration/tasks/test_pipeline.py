@@ -14,9 +14,10 @@ from app.config import Config
 from app.models import Analysis, Job, JobEvent, Output, Upload
 from app.queue import PIPELINE_QUEUE, start_job
 from audio.decode import decode
-from tests.helpers import SERVICE_NAMESPACE, reference_lufs
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.signals import write_audio
+from tests.support.audio.music import synthesize_track
+from tests.support.audio.signals import write_audio
+from tests.support.namespace import SERVICE_NAMESPACE
+from tests.support.songs import reference_lufs
 
 
 @pytest.fixture

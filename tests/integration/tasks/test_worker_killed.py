@@ -20,7 +20,10 @@ from app.api import create_app
 from app.config import Config
 from app.models import Analysis, JobEvent, Output
 from app.queue import make_broker
-from tests.helpers import ROOT, service_settings, song_flac, stop_all, wait_for
+from tests.support.namespace import service_settings
+from tests.support.paths import ROOT
+from tests.support.songs import song_flac
+from tests.support.waiting import stop_all, wait_for
 
 STAGE_NAMES = ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
 

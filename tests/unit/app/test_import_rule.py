@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 PACKAGES = ("app", "tasks", "broker", "audio")
 #: Which rooms each room may import from (its own included).

@@ -10,7 +10,7 @@ import pytest
 
 from app.webhook_post import attempt
 from app.webhooks import Claimed
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
 from tests.unit.app.test_webhook_signing import SPEC_SECRET
 
 

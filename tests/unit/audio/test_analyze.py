@@ -14,9 +14,9 @@ from audio.analyze import analyze_file
 from audio.decode import decode
 from audio.errors import NotAudioError
 from audio.transcode import AudioEncoder
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.reference import ebur128_of_file
-from tests.unit.audio.signals import write_audio
+from tests.support.audio.music import synthesize_track
+from tests.support.audio.reference import ebur128_of_file
+from tests.support.audio.signals import write_audio
 
 #: EBU Tech 3341's tolerance for integrated loudness of its test signals, LU.
 LU_TOLERANCE = 0.1

@@ -21,7 +21,7 @@ from audio.errors import (
     UnsupportedAudioError,
 )
 from audio.probe import probe
-from tests.unit.audio import signals
+from tests.support.audio import signals
 
 
 def test_text_file_is_not_audio(tmp_path):

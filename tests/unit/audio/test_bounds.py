@@ -11,7 +11,7 @@ from audio.errors import OutputTooLargeError, TooLongError, TruncatedAudioError
 from audio.features import extract
 from audio.probe import probe
 from audio.transcode import AudioEncoder
-from tests.unit.audio import signals
+from tests.support.audio import signals
 
 RATE = 44100
 MOST_SAMPLES = (1 << 36) - 1  # the most a FLAC STREAMINFO can declare

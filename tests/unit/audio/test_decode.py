@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audio.decode import DecodedStream, decode, iter_blocks
-from tests.unit.audio import signals
+from tests.support.audio import signals
 
 LOSSLESS = ["wav", "wav24", "wavf32", "aiff", "flac"]
 LOSSY = ["mp3", "ogg", "opus", "m4a"]

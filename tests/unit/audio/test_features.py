@@ -9,8 +9,8 @@ import pytest
 
 from audio.analyze import analyze_file, from_features
 from audio.features import Features, extract
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.signals import silence, write_audio
+from tests.support.audio.music import synthesize_track
+from tests.support.audio.signals import silence, write_audio
 
 
 def test_features_survive_a_round_trip_through_bytes(tmp_path):

@@ -28,8 +28,8 @@ from audio.key import (
     estimate_key,
 )
 from audio.resample import resample
-from tests.unit.audio import styles
-from tests.unit.audio.accuracy import (
+from tests.support.audio import styles
+from tests.support.audio.accuracy import (
     KEY_HELD_APART_EXACT_FLOOR,
     KEY_HELD_APART_MIREX_FLOOR,
     KEY_HELD_APART_STYLES_FIRST_SEEDS,
@@ -38,7 +38,7 @@ from tests.unit.audio.accuracy import (
     mirex_score,
     score_key,
 )
-from tests.unit.audio.music import synthesize_track
+from tests.support.audio.music import synthesize_track
 
 RATE = 11025
 

@@ -13,8 +13,8 @@ from scipy.signal import resample_poly
 
 from audio.limiter import LOOKAHEAD_S, TruePeakLimiter
 from audio.loudness import measure_loudness
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.signals import tone
+from tests.support.audio.music import synthesize_track
+from tests.support.audio.signals import tone
 
 RATE = 44100
 #: The reference resampler's ripple over our detector, dB: up to 0.021 measured on music

@@ -10,8 +10,8 @@ import pytest
 
 from audio.loudness import LoudnessMeter, k_weighting, measure_loudness
 from audio.resample import resample
-from tests.unit.audio import ebu_signals as ebu
-from tests.unit.audio.signals import noise as white_noise
+from tests.support.audio import ebu_signals as ebu
+from tests.support.audio.signals import noise as white_noise
 
 RATES = [44100, 48000, 96000]
 

@@ -10,7 +10,7 @@ import pytest
 
 from audio.decode import decode
 from audio.mp3 import ENCODER_DELAY, Mp3Writer, _crc16
-from tests.unit.audio.signals import chirp
+from tests.support.audio.signals import chirp
 
 
 @pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (48000, 1), (32000, 2)])

@@ -1,7 +1,7 @@
 """Normalised outputs: every format lands on the target under the ceiling, measured on the
 decoded output by our meter, by pyloudnorm, and (true peak) by an independent 4× resampler.
 
-Inputs are written with ``tests/unit/audio/signals.write_audio`` (not the encoder under test);
+Inputs are written with ``tests/support/audio/signals.write_audio`` (not the encoder under test);
 their loudness is set by construction (scaled by our meter's reading of the synthesized music).
 """
 
@@ -22,8 +22,8 @@ from audio.limiter import TruePeakLimiter
 from audio.loudness import measure_loudness
 from audio.normalize import NO_LOUDNESS, SILENT, Normalization, normalize_file
 from audio.targets import PRESETS, Target, parse_target
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.signals import silence, write_audio
+from tests.support.audio.music import synthesize_track
+from tests.support.audio.signals import silence, write_audio
 
 RATE = 44100
 LOSSLESS = {"wav", "flac"}

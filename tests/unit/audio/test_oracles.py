@@ -5,7 +5,7 @@ Tech 3341/3342 signals, a tone through BS.1770's published filter, a sine whose 
 between samples, music synthesized at a known tempo and key), ours is held to the truth and the
 oracles are shown beside it; where it is not (synthesized music's loudness, encoded files), ours
 is held to the oracles within what each one is known to deviate (see
-:mod:`tests.unit.audio.oracles`). Where an oracle and the EBU value disagree, ours is asserted
+:mod:`tests.support.audio.oracles`). Where an oracle and the EBU value disagree, ours is asserted
 on the EBU value and the oracle's figure is in the message.
 
 Seeds: nothing in ``audio/`` is tuned here. The tolerance for synthesized music against
@@ -38,13 +38,13 @@ from audio.decode import decode  # noqa: E402
 from audio.key import estimate_key  # noqa: E402
 from audio.loudness import LoudnessMeter, measure_loudness  # noqa: E402
 from audio.tempo import estimate_tempo  # noqa: E402
-from tests.unit.audio import ebu_signals as ebu  # noqa: E402
-from tests.unit.audio import oracles, styles  # noqa: E402
-from tests.unit.audio.accuracy import mirex_score, within  # noqa: E402
-from tests.unit.audio.music import TONICS, synthesize_track  # noqa: E402
-from tests.unit.audio.reference import ebur128, ebur128_of_file  # noqa: E402
-from tests.unit.audio.signals import noise as white_noise  # noqa: E402
-from tests.unit.audio.signals import tone, write_audio  # noqa: E402
+from tests.support.audio import ebu_signals as ebu  # noqa: E402
+from tests.support.audio import oracles, styles  # noqa: E402
+from tests.support.audio.accuracy import mirex_score, within  # noqa: E402
+from tests.support.audio.music import TONICS, synthesize_track  # noqa: E402
+from tests.support.audio.reference import ebur128, ebur128_of_file  # noqa: E402
+from tests.support.audio.signals import noise as white_noise  # noqa: E402
+from tests.support.audio.signals import tone, write_audio  # noqa: E402
 
 RATE = 48000
 #: Tech 3341's tolerance for integrated loudness and Tech 3342's for LRA.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audio.probe import probe
-from tests.unit.audio import signals
+from tests.support.audio import signals
 
 #: Bits per sample of the PCM formats: their bitrate is rate × bits × channels exactly.
 PCM_BITS = {"wav": 16, "wav24": 24, "wavf32": 32, "aiff": 16}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audio.resample import resample
-from tests.unit.audio import signals
+from tests.support.audio import signals
 
 
 def _peak_hz(x, rate):

@@ -9,7 +9,7 @@ import pytest
 
 from audio.features import extract
 from audio.silence import WINDOW_S, Silence, SilenceDetector
-from tests.unit.audio.signals import noise, silence, tone, write_audio
+from tests.support.audio.signals import noise, silence, tone, write_audio
 
 RATE = 44100
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from audio.sniff import HEAD_BYTES, sniff
-from tests.unit.audio import signals
+from tests.support.audio import signals
 
 
 @pytest.mark.parametrize(

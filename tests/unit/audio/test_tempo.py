@@ -14,8 +14,8 @@ import pytest
 
 from audio.resample import resample
 from audio.tempo import TempoAnalyzer, estimate_tempo
-from tests.unit.audio import styles
-from tests.unit.audio.accuracy import (
+from tests.support.audio import styles
+from tests.support.audio.accuracy import (
     BEAT_F_FLOOR,
     TEMPO_ACCURACY1_FLOOR,
     TEMPO_ACCURACY2_FLOOR,
@@ -24,7 +24,7 @@ from tests.unit.audio.accuracy import (
     score_tempo,
     within,
 )
-from tests.unit.audio.music import synthesize_track
+from tests.support.audio.music import synthesize_track
 
 RATE = 11025
 

@@ -8,7 +8,7 @@ import pytest
 from audio.decode import decode
 from audio.probe import probe
 from audio.transcode import FORMATS, AudioEncoder, transcode
-from tests.unit.audio import signals
+from tests.support.audio import signals
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))

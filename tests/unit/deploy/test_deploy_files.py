@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.config import Config
 from app.metrics import QueueCollector, render
 from app.queue import make_broker
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 DEPLOY = ROOT / "deploy"
 SUFFIXES = ("_bucket", "_count", "_sum", "_total")

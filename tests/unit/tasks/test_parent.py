@@ -16,7 +16,8 @@ import psutil
 import pytest
 
 from tasks.parent import shutdown_timeout_s
-from tests.helpers import ROOT, wait_for
+from tests.support.paths import ROOT
+from tests.support.waiting import wait_for
 
 #: A parent that forks a child, which arms itself (``kernel`` or ``poll``), says so, and sleeps;
 #: or (``late``) waits for the parent to be gone first, then reports what arming answered.

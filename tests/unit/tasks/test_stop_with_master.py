@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from tasks import observability
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 MASTER = 4242
 

@@ -6,18 +6,18 @@ import contextlib
 
 import pytest
 
-from tests import conftest, containers
+from tests.support import containers
 
 
 def test_no_docker_means_the_wheels_servers(monkeypatch):
     monkeypatch.setenv("TEST_NO_DOCKER", "1")
     assert containers.docker_answers() is False
     with contextlib.ExitStack() as stack:
-        assert conftest._in_docker(stack, containers.postgres_container, "PostgreSQL") is None
+        assert containers.in_docker(stack, containers.postgres_container, "PostgreSQL") is None
 
 
 def test_a_container_that_cannot_start_falls_back_with_a_warning(monkeypatch):
-    monkeypatch.setattr(conftest, "docker_answers", lambda: True)
+    monkeypatch.setattr(containers, "docker_answers", lambda: True)
 
     @contextlib.contextmanager
     def broken():
@@ -25,11 +25,11 @@ def test_a_container_that_cannot_start_falls_back_with_a_warning(monkeypatch):
         yield
 
     with contextlib.ExitStack() as stack, pytest.warns(UserWarning, match="pull access denied"):
-        assert conftest._in_docker(stack, broken, "NATS") is None
+        assert containers.in_docker(stack, broken, "NATS") is None
 
 
 def test_a_container_that_starts_is_used(monkeypatch):
-    monkeypatch.setattr(conftest, "docker_answers", lambda: True)
+    monkeypatch.setattr(containers, "docker_answers", lambda: True)
     stopped = []
 
     @contextlib.contextmanager
@@ -38,5 +38,5 @@ def test_a_container_that_starts_is_used(monkeypatch):
         stopped.append(True)
 
     with contextlib.ExitStack() as stack:
-        assert conftest._in_docker(stack, fake, "NATS") == "nats://127.0.0.1:1"
+        assert containers.in_docker(stack, fake, "NATS") == "nats://127.0.0.1:1"
     assert stopped == [True]

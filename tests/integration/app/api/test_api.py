@@ -14,12 +14,10 @@ import pytest
 from app.api import create_app
 from app.config import Config
 from audio.decode import decode
-from tests.helpers import (
-    reference_lufs,
-)
-from tests.integration.app.api.calls import upload, wait_done
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.signals import write_audio
+from tests.support.app_client import upload, wait_done
+from tests.support.audio.music import synthesize_track
+from tests.support.audio.signals import write_audio
+from tests.support.songs import reference_lufs
 
 
 @pytest.fixture(scope="module")

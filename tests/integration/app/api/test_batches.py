@@ -19,9 +19,9 @@ from werkzeug.test import encode_multipart
 from app import batches, jobs
 from app.db import make_sessions
 from app.models import Batch, BatchJob, Job, Upload, WebhookDelivery
-from tests.integration.app.api.calls import upload, wait_done
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.signals import write_audio
+from tests.support.app_client import upload, wait_done
+from tests.support.audio.music import synthesize_track
+from tests.support.audio.signals import write_audio
 
 ALPHA = {"Authorization": "Bearer alpha-token"}
 BETA = {"Authorization": "Bearer beta-token"}

@@ -28,8 +28,11 @@ from app.models import Upload
 from app.queue import make_broker
 from broker import NatsBroker
 from broker.dead_letters import encode_record
-from tests.helpers import ROOT, service_broker, service_settings, song_flac, stop_all, wait_for
 from tests.integration.app.api.test_api import upload, wait_done
+from tests.support.namespace import service_broker, service_settings
+from tests.support.paths import ROOT
+from tests.support.songs import song_flac
+from tests.support.waiting import stop_all, wait_for
 
 PHANTOMCHAIN = Path(sys.executable).parent / "phantomchain"
 ADMIN = {"Authorization": "Bearer admin-token"}

@@ -8,10 +8,10 @@ import pytest
 
 from audio.decode import decode
 from audio.loudness import measure_loudness
-from tests.helpers import reference_lufs
-from tests.integration.app.api.calls import upload, wait_done
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.signals import write_audio
+from tests.support.app_client import upload, wait_done
+from tests.support.audio.music import synthesize_track
+from tests.support.audio.signals import write_audio
+from tests.support.songs import reference_lufs
 
 
 def independent_true_peak_dbtp(samples: np.ndarray) -> float:

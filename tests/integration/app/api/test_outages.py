@@ -24,7 +24,8 @@ from app.config import Config
 from app.embedded.nats_server import NatsServer, find_binary, free_port, port_answers
 from app.embedded.postgres import EmbeddedPostgres
 from app.models import Job, Upload
-from tests.helpers import ROOT, wait_for
+from tests.support.paths import ROOT
+from tests.support.waiting import wait_for
 
 #: A generous bound on /readyz with a server away (it takes a fraction of a second): it must
 #: answer, not hang.

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from app.embedded.nats_server import free_port
-from tests.integration.app.api.calls import upload, wait_done
+from tests.support.app_client import upload, wait_done
 
 
 @pytest.mark.slow

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.api import auth
-from tests.helpers import ROOT
-from tests.integration.app.api.calls import upload, wait_done
+from tests.support.app_client import upload, wait_done
+from tests.support.paths import ROOT
 
 ALPHA = {"Authorization": "Bearer alpha-token"}
 BETA = {"Authorization": "Bearer beta-token"}

@@ -20,9 +20,10 @@ from app.db import make_sessions
 from app.embedded.nats_server import free_port
 from app.models import Job, WebhookDelivery, utcnow
 from tasks.sweep import sweep
-from tests.helpers import ROOT, service_broker
-from tests.integration.app.api.calls import upload, wait_done
-from tests.receiver import Receiver
+from tests.support.app_client import upload, wait_done
+from tests.support.namespace import service_broker
+from tests.support.paths import ROOT
+from tests.support.receiver import Receiver
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 WEBHOOKS = {"WEBHOOK_SECRET": SECRET, "WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_TIMEOUT_S": "30"}
@@ -81,7 +82,7 @@ def test_a_done_job_is_told_signed_with_its_analysis(make_client, song, receiver
 
 
 def _verifies(secret: str, message, body: bytes) -> bool:
-    from tests.receiver import verify
+    from tests.support.receiver import verify
 
     return verify(secret, message.headers, body)
 

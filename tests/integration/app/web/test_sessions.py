@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 from app.api import auth
-from tests.helpers import ROOT
-from tests.integration.app.api.calls import upload
+from tests.support.app_client import upload
+from tests.support.paths import ROOT
 
 TOKENS = {"API_TOKENS": "alpha:alpha-token", "ADMIN_TOKEN": "admin-token"}
 

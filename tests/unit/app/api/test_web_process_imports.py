@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 HEAVY = ("av", "numpy", "scipy", "tasks", "tasks.pipeline", "tasks.stages", "audio.transcode")
 

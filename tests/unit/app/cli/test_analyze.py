@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from app.cli import main
 from app.cli.analyze import FIELDS
-from tests.unit.audio.music import synthesize_track
-from tests.unit.audio.reference import ebur128_of_file
-from tests.unit.audio.signals import write_audio
+from tests.support.audio.music import synthesize_track
+from tests.support.audio.reference import ebur128_of_file
+from tests.support.audio.signals import write_audio
 
 #: EBU Tech 3341's tolerance for integrated loudness, LU.
 LU_TOLERANCE = 0.1

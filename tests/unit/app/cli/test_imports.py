@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 HEAVY = ("sqlalchemy", "psycopg", "dramatiq", "nats", "av", "numpy", "scipy", "tasks")
 

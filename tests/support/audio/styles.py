@@ -331,7 +331,7 @@ TUNING_FIRST_SEEDS = (500_000, 9_100_000)
 #: Held-apart: drawn after all tuning, never looked at before the figures were frozen; the
 #: floors the tests assert and BENCHMARKS publishes rest on these.
 HELD_APART_FIRST_SEED = 9_300_000
-#: A second held-apart set, first scored in the final run of ``tests.unit.audio.accuracy``
+#: A second held-apart set, first scored in the final run of ``tests.support.audio.accuracy``
 #: (after a last change of the key's chroma edges, made on tuning seeds: see ``audio/key.py``).
 SECOND_HELD_APART_FIRST_SEED = 9_500_000
 

@@ -1,6 +1,6 @@
 """Tempo, beat and key accuracy on synthesized music, and the floors the tests enforce.
 
-Two generators, each with a tuning set and a held-apart set (``conftest.SETS``
+Two generators, each with a tuning set and a held-apart set (``corpora.SETS``
 names them): ``music.py`` (the project's first synthesizer) and ``styles.py`` (a second one,
 written apart from it: drum and bass, trap, punk, swing, waltz, house, ballads, fast techno,
 tempo-less intros). The estimators were tuned on the tuning sets only; the claims — the numbers
@@ -9,7 +9,7 @@ after the styles sets those name as held apart had been looked at, has held-apar
 own (:data:`KEY_HELD_APART_STYLES_FIRST_SEEDS`, :data:`KEY_HELD_APART_MUSIC_FIRST_SEED`),
 printed after them. Print them with::
 
-    .venv/bin/python -m tests.unit.audio.accuracy
+    .venv/bin/python -m tests.support.audio.accuracy
 """
 
 from __future__ import annotations
@@ -187,8 +187,8 @@ def report(name: str, tracks) -> None:
 
 def key_held_apart_styles(first_seed: int) -> list:
     """One of key's held-apart ``styles.py`` sets (5 tracks of 16 s a style)."""
-    from tests.unit.audio import styles
-    from tests.unit.audio.conftest import PER_STYLE, RATE, STYLE_SECONDS
+    from tests.support.audio import styles
+    from tests.support.audio.corpora import PER_STYLE, RATE, STYLE_SECONDS
 
     assert first_seed in KEY_HELD_APART_STYLES_FIRST_SEEDS
     return styles.corpus(first_seed, PER_STYLE, STYLE_SECONDS, RATE)
@@ -196,8 +196,8 @@ def key_held_apart_styles(first_seed: int) -> list:
 
 def key_held_apart_music() -> list:
     """Key's held-apart ``music.py`` set: 48 tracks of 20 s, all 24 keys twice."""
-    from tests.unit.audio.conftest import COUNT, RATE, SECONDS
-    from tests.unit.audio.music import corpus
+    from tests.support.audio.corpora import COUNT, RATE, SECONDS
+    from tests.support.audio.music import corpus
 
     first = KEY_HELD_APART_MUSIC_FIRST_SEED
     return corpus(count=COUNT, seconds=SECONDS, sample_rate=RATE, first_seed=first)
@@ -205,9 +205,9 @@ def key_held_apart_music() -> list:
 
 def _key_tuning_sets() -> dict:
     """The sets key's third pass added to its tuning (key figures only)."""
-    from tests.unit.audio import styles
-    from tests.unit.audio.conftest import COUNT, PER_STYLE, RATE, SECONDS, STYLE_SECONDS
-    from tests.unit.audio.music import corpus
+    from tests.support.audio import styles
+    from tests.support.audio.corpora import COUNT, PER_STYLE, RATE, SECONDS, STYLE_SECONDS
+    from tests.support.audio.music import corpus
 
     sets: dict = {
         f"styles.py {first}…": lambda first=first: styles.corpus(
@@ -234,7 +234,7 @@ def key_report(name: str, tracks) -> KeyScore:
 
 
 def main() -> None:
-    from tests.unit.audio.conftest import SETS
+    from tests.support.audio.corpora import SETS
 
     for name, (description, build) in SETS.items():
         report(f"{name}: {description}", build())

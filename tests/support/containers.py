@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 
 POSTGRES_IMAGE = os.environ.get("TEST_POSTGRES_IMAGE", "postgres:16-alpine")
 NATS_IMAGE = os.environ.get("TEST_NATS_IMAGE", "nats:2.10-alpine")
@@ -50,3 +51,14 @@ def nats_container() -> Iterator[str]:
     with container:
         wait_for_logs(container, "Server is ready", timeout=30)
         yield f"nats://{container.get_container_host_ip()}:{container.get_exposed_port(4222)}"
+
+
+def in_docker(stack: contextlib.ExitStack, start: Callable, what: str) -> str | None:
+    """Start a container when Docker answers; None (use the wheel's server) otherwise."""
+    if not docker_answers():
+        return None
+    try:
+        return stack.enter_context(start())
+    except Exception as exc:  # no image, no registry, no room: the wheels' servers will do
+        warnings.warn(f"Docker answered but {what} could not start in it: {exc}", stacklevel=2)
+        return None

@@ -1,11 +1,14 @@
-"""Servers a fault test may take down and bring back: PostgreSQL and nats-server of its own."""
+"""Servers the tests start beside the session's own: a PostgreSQL a fault test may take down and
+bring back, a new database on a server, and what a NATS cluster says of a stream."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 from app.embedded.postgres import EmbeddedPostgres
 
@@ -41,3 +44,34 @@ class StoppablePostgres(EmbeddedPostgres):
 
     def _pidfile_lines(self) -> list[str]:
         return (self.data_dir / "postmaster.pid").read_text().splitlines()
+
+
+def new_database(admin_url: str) -> str:
+    """A new, empty database on the server of ``admin_url`` (as the ``database_url`` fixture)."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return urlparse(admin_url)._replace(path=f"/{name}").geturl()
+
+
+def stream_info(servers: list[str], name: str):
+    """What the cluster says of stream ``name``, asked through ``servers``; None while it
+    cannot answer (an election under way)."""
+
+    import asyncio
+
+    import nats
+
+    async def read():
+        nc = await nats.connect(servers=servers, connect_timeout=2, max_reconnect_attempts=1)
+        try:
+            return await nc.jetstream(timeout=1.0).stream_info(name)
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(read())
+    except Exception:
+        return None

@@ -1,30 +1,21 @@
-"""A real deployment in miniature: the Procfile's own lines — release, web, worker — run by a
-shell as a Procfile host runs them, on a real Postgres and NATS, each process logging to its
-own file."""
+"""A real deployment in miniature: the Procfile's own lines — release, web, worker, webhooks —
+run by a shell as a Procfile host runs them, on a real Postgres and NATS, each process logging
+to its own file."""
 
 from __future__ import annotations
 
 import contextlib
-import http.client
-import json
 import os
 import signal
 import subprocess
-import sys
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
-
-import pytest
 
 from app.embedded.nats_server import free_port, port_answers
-from tests.helpers import ROOT, SERVICE_NAMESPACE, service_broker, wait_for
-
-BIN = Path(sys.executable).parent
+from tests.support.namespace import SERVICE_NAMESPACE, service_broker
+from tests.support.paths import BIN, ROOT
+from tests.support.waiting import wait_for
 
 
 def procfile() -> dict[str, str]:
@@ -136,86 +127,6 @@ def deployed_in_namespace(deployment: Deployment) -> Iterator[Deployment]:
         broker.dead_letters.purge()
 
 
-@pytest.fixture
-def deployment(database_url, service_nats_url, tmp_path):
-    """An empty database, migrated by the release line, and the Procfile's processes on it."""
-    with deployed_in_namespace(Deployment(tmp_path, database_url, service_nats_url)) as deployed:
-        yield deployed
-
-
-def get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def get_json(port: int, path: str) -> dict:
-    status, body = get(port, path)
-    assert status == 200, body
-    return json.loads(body)
-
-
-def multipart(name: str) -> tuple[str, bytes, bytes]:
-    """A multipart form with one ``file`` field named ``name``: its content type, and the bytes
-    that go before and after the file's."""
-    boundary = uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    return f"multipart/form-data; boundary={boundary}", head, tail
-
-
-def upload(port: int, data: bytes, name: str = "song.flac", chunks=None) -> tuple[int, dict]:
-    """POST a multipart upload; ``chunks`` (an iterator of the body's pieces) streams it."""
-    content_type, head, tail = multipart(name)
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Content-Type": content_type}
-    if chunks is None:
-        connection.request("POST", "/api/uploads", head + data + tail, headers)
-    else:
-        headers["Content-Length"] = str(len(head) + len(data) + len(tail))
-        connection.putrequest("POST", "/api/uploads")
-        for key, value in headers.items():
-            connection.putheader(key, value)
-        connection.endheaders()
-        connection.send(head)
-        for piece in chunks(data):
-            connection.send(piece)
-        connection.send(tail)
-    response = connection.getresponse()
-    body = json.loads(response.read() or b"{}")
-    connection.close()
-    return response.status, body
-
-
-def sse_blocks(response: http.client.HTTPResponse) -> Iterator[list[str]]:
-    """The stream's blocks (lines up to a blank line), each as soon as it has arrived."""
-    block: list[str] = []
-    while line := response.readline():
-        line = line.decode().rstrip("\r\n")
-        if line:
-            block.append(line)
-        elif block:
-            yield block
-            block = []
-
-
-def wait_job(port: int, job_id: str, timeout: float = 180) -> dict:
-    job: dict = {}
-
-    def finished() -> bool:
-        nonlocal job
-        job = get_json(port, f"/api/jobs/{job_id}")
-        return job["status"] in ("done", "failed")
-
-    assert wait_for(finished, timeout, interval=0.2), job
-    return job
-
-
 class SharedDeployment(Deployment):
     """A :class:`Deployment` for a whole module, with a worker that serves no metrics."""
 
@@ -225,23 +136,3 @@ class SharedDeployment(Deployment):
         process = self._spawn("worker", 0, {"WORKER_METRICS_PORT": "0", **env})
         assert process.popen.poll() is None, process.log.read_text()
         return process
-
-
-def new_database(admin_url: str) -> str:
-    """A new, empty database on the server of ``admin_url`` (as the ``database_url`` fixture)."""
-    import psycopg
-
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return urlparse(admin_url)._replace(path=f"/{name}").geturl()
-
-
-@pytest.fixture(scope="module")
-def module_deployment(postgres_admin_url, service_nats_url, tmp_path_factory):
-    """As ``deployment``, but one for every test of a module that asks for it: a database of
-    its own, migrated by the release line; tests add the processes they need."""
-    tmp = tmp_path_factory.mktemp("deployment")
-    deployment = SharedDeployment(tmp, new_database(postgres_admin_url), service_nats_url)
-    with deployed_in_namespace(deployment) as deployed:
-        yield deployed

@@ -1,0 +1,2 @@
+"""Signals, synthesized music and independent references (oracles) for the audio tests and
+the benches."""

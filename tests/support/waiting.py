@@ -1,0 +1,37 @@
+"""Waiting for what a test can observe: a predicate that turns true, processes that stop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05
+) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds passed; return its last value.
+
+    Deadlines here are generous bounds for a busy machine, never assertions about speed.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def stop_all(processes, timeout: float = 30.0) -> None:
+    """SIGTERM every process, then wait for each (SIGKILL the ones still there at ``timeout``)."""
+    import signal
+    import subprocess
+
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
