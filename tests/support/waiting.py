@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -35,3 +36,15 @@ def stop_all(processes, timeout: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def kill_groups(processes) -> None:
+    """SIGKILL each process's whole group (started with ``start_new_session=True``): a worker
+    master and its children end at once, without the graceful stop a test did not ask about."""
+    import os
+    import signal
+
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

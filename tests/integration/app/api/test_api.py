@@ -66,26 +66,26 @@ def test_upload_poll_analysis_download(make_client, song, song_lufs, backend, wh
     assert "event: done" in text and text.count("event: progress") >= 8
 
 
-def test_text_is_refused_and_nothing_is_kept(client, tmp_path):
-    response = upload(client, b"just some notes\n" * 100, name="notes.mp3")
+def test_text_is_refused_and_nothing_is_kept(api_only, tmp_path):
+    response = upload(api_only, b"just some notes\n" * 100, name="notes.mp3")
     assert response.status_code == 400
     assert response.json["error"]["code"] == "not_audio"
-    assert client.get("/api/jobs").json["total"] == 0
+    assert api_only.get("/api/jobs").json["total"] == 0
     assert not list((tmp_path / "store").rglob("original.*"))
 
 
-def test_missing_file_unknown_format_and_unknown_ids(client, song):
-    assert client.post("/api/uploads", data={}).status_code == 400
-    bad = upload(client, song, formats="mp4")
+def test_missing_file_unknown_format_and_unknown_ids(api_only, song):
+    assert api_only.post("/api/uploads", data={}).status_code == 400
+    bad = upload(api_only, song, formats="mp4")
     assert bad.status_code == 400 and "unknown format mp4" in bad.json["error"]["message"]
-    assert client.get("/api/uploads/nope").status_code == 404
-    assert client.get("/api/uploads/nope/analysis").json["error"]["code"] == "not_found"
-    assert client.get("/api/jobs/nope").status_code == 404
-    assert client.get("/api/no/such/route").json["error"]["code"] == "not_found"
+    assert api_only.get("/api/uploads/nope").status_code == 404
+    assert api_only.get("/api/uploads/nope/analysis").json["error"]["code"] == "not_found"
+    assert api_only.get("/api/jobs/nope").status_code == 404
+    assert api_only.get("/api/no/such/route").json["error"]["code"] == "not_found"
 
 
 def test_oversized_upload_is_413(make_client, song):
-    client = make_client(MAX_UPLOAD_MB="1")
+    client = make_client(workers=False, MAX_UPLOAD_MB="1")
     response = upload(client, song + b"\0" * (2 << 20))
     assert response.status_code == 413
     assert "MAX_UPLOAD_MB" in response.json["error"]["message"]
@@ -101,22 +101,22 @@ def test_corrupt_audio_fails_once_with_a_reason(client):
     assert job["status"] == "failed" and job["attempts"] == 1
 
 
-def test_idempotency_key_returns_the_first_answer(client, song):
-    first = client.post(
+def test_idempotency_key_returns_the_first_answer(api_only, song):
+    first = api_only.post(
         "/api/uploads", data={"file": (io.BytesIO(song), "a.flac")},
         headers={"Idempotency-Key": "k-123"}, content_type="multipart/form-data",
     )  # fmt: skip
-    again = client.post(
+    again = api_only.post(
         "/api/uploads", data={"file": (io.BytesIO(song), "a.flac")},
         headers={"Idempotency-Key": "k-123"}, content_type="multipart/form-data",
     )  # fmt: skip
     assert again.json["upload_id"] == first.json["upload_id"]
     assert again.json["job_id"] == first.json["job_id"]
-    assert client.get("/api/jobs").json["total"] == 1
+    assert api_only.get("/api/jobs").json["total"] == 1
 
 
 def test_tokens(make_client, song):
-    client = make_client(API_TOKENS="user-token", ADMIN_TOKEN="admin-token")
+    client = make_client(workers=False, API_TOKENS="user-token", ADMIN_TOKEN="admin-token")
     assert client.get("/api/jobs").status_code == 401
     wrong = client.get("/api/jobs", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and wrong.json["error"]["code"] == "unauthorized"
@@ -143,30 +143,30 @@ def test_go_routes_are_aliases(client, song):
     assert alias.status_code == 200 and alias.json == finished.json
 
 
-def test_jobs_list_filters_and_pages(client, song):
-    ids = [upload(client, song).json["job_id"] for _ in range(3)]
-    page = client.get("/api/jobs?limit=2").json
+def test_jobs_list_filters_and_pages(api_only, song):
+    ids = [upload(api_only, song).json["job_id"] for _ in range(3)]
+    page = api_only.get("/api/jobs?limit=2").json
     assert page["total"] == 3 and len(page["jobs"]) == 2
-    rest = client.get("/api/jobs?limit=2&offset=2").json
+    rest = api_only.get("/api/jobs?limit=2&offset=2").json
     assert {j["id"] for j in page["jobs"] + rest["jobs"]} == set(ids)
-    assert client.get("/api/jobs?status=nonsense").status_code == 400
-    assert client.get("/api/jobs?limit=0").status_code == 400
+    assert api_only.get("/api/jobs?status=nonsense").status_code == 400
+    assert api_only.get("/api/jobs?limit=0").status_code == 400
 
 
-def test_readyz_checks_database_nats_and_migrations(client):
-    response = client.get("/readyz")
+def test_readyz_checks_database_nats_and_migrations(api_only):
+    response = api_only.get("/readyz")
     assert response.status_code == 200, response.json
     assert response.json["checks"] == {"database": "ok", "migrations": "ok", "nats": "ok",
                                        "jetstream": "ok"}  # fmt: skip
-    assert json.loads(client.get("/healthz").data) == {"status": "ok"}
+    assert json.loads(api_only.get("/healthz").data) == {"status": "ok"}
 
 
-def test_openapi_lists_every_api_route(client):
+def test_openapi_lists_every_api_route(api_only):
     import re
 
-    document = client.get("/api/openapi.json").json
+    document = api_only.get("/api/openapi.json").json
     assert document["openapi"].startswith("3.")
-    app = client.application
+    app = api_only.application
     for rule in app.url_map.iter_rules():
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
         if not (path.startswith("/api/") or path in ("/healthz", "/readyz")):

@@ -72,7 +72,7 @@ def test_another_tenants_ids_are_not_found_and_lists_hold_only_ones_own(make_cli
 
 
 def test_idempotency_keys_are_per_tenant_and_bound_to_their_request(make_client, song, tmp_path):
-    client = make_client(**TOKENS)
+    client = make_client(workers=False, **TOKENS)
     key = {"Idempotency-Key": "order-42"}
     first = upload(client, song, headers={**ALPHA, **key})
     assert first.status_code == 202
@@ -108,7 +108,7 @@ def test_tokens_made_with_the_cli_work_until_revoked_and_close_an_open_api(
     make_client, song, migrated_database_url, monkeypatch
 ):
     monkeypatch.setattr(auth, "OPEN_CHECK_TTL_S", 0.0)
-    client = make_client()  # no token in the settings: open
+    client = make_client(workers=False)  # no token in the settings: open
     assert client.get("/api/jobs").status_code == 200
     made = phantomchain(migrated_database_url, "create", "gamma")
     assert made.returncode == 0, made.stderr
@@ -135,7 +135,7 @@ def test_tokens_made_with_the_cli_work_until_revoked_and_close_an_open_api(
 
 
 def test_uploads_per_hour_are_limited_per_tenant_with_retry_after(make_client, song, tmp_path):
-    client = make_client(**TOKENS, UPLOADS_PER_HOUR="2")
+    client = make_client(workers=False, **TOKENS, UPLOADS_PER_HOUR="2")
     assert [upload(client, song, headers=ALPHA).status_code for _ in range(2)] == [202, 202]
     over = upload(client, song, headers=ALPHA)
     assert over.status_code == 429 and over.json["error"]["code"] == "quota_exceeded"
@@ -164,7 +164,7 @@ def test_removing_uploads_gives_no_uploads_back_within_the_hour(make_client, tmp
 
 
 def test_racing_uploads_cannot_pass_the_limit_together(make_client, song, tmp_path):
-    client = make_client(**TOKENS, UPLOADS_PER_HOUR="1")
+    client = make_client(workers=False, **TOKENS, UPLOADS_PER_HOUR="1")
 
     def send(_):
         return upload(client, song, headers=ALPHA).status_code
@@ -205,7 +205,7 @@ HOSTILE = [
 
 
 def test_hostile_ids_tokens_and_numbers_are_4xx_with_a_message(make_client):
-    client = make_client(**TOKENS)
+    client = make_client(workers=False, **TOKENS)
     for path, headers, status in HOSTILE:
         response = client.get(path, headers=headers)
         assert response.status_code == status, (path, response.get_data(as_text=True))
@@ -213,7 +213,8 @@ def test_hostile_ids_tokens_and_numbers_are_4xx_with_a_message(make_client):
 
 
 def test_a_tenant_named_like_an_internal_one_sees_only_its_own(make_client, song):
-    client = make_client(API_TOKENS="admin:fake-admin,open:fake-open", ADMIN_TOKEN="admin-token")
+    tokens = {"API_TOKENS": "admin:fake-admin,open:fake-open", "ADMIN_TOKEN": "admin-token"}
+    client = make_client(workers=False, **tokens)
     assert upload(client, song, headers=ADMIN).status_code == 202
     for token in ("fake-admin", "fake-open"):
         listed = client.get("/api/jobs", headers={"Authorization": f"Bearer {token}"})
@@ -221,7 +222,7 @@ def test_a_tenant_named_like_an_internal_one_sees_only_its_own(make_client, song
 
 
 def test_admin_bodies_and_ids_out_of_range_are_4xx(make_client):
-    client = make_client(**TOKENS)
+    client = make_client(workers=False, **TOKENS)
     nobody = f"/api/jobs/{uuid.uuid4()}"
     for body in (["failed"], {"status": "failed", "error": {"a": 1}},
                  {"status": "failed", "error": "a\u0000b"}):  # fmt: skip
@@ -253,7 +254,7 @@ def test_every_answer_says_nosniff_and_json_and_downloads_allow_nothing(make_cli
 def test_readyz_probes_once_per_period_however_often_it_is_called(make_client, monkeypatch):
     from app.api import health
 
-    client = make_client()
+    client = make_client(workers=False)
     probes = []
     real = health.nats_checks
     monkeypatch.setattr(health, "nats_checks", lambda b: probes.append(1) or real(b))

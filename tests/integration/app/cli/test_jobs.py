@@ -1,0 +1,66 @@
+"""The ``phantomchain jobs`` commands as an operator runs them (the console script, a
+subprocess) against a real Postgres, NATS and storage, with workers started by the ``dramatiq``
+CLI when a test asks."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.support.app_client import upload, wait_done
+from tests.support.waiting import wait_for
+
+
+@pytest.mark.slow
+def test_cli_jobs_list_show_retry(make_stack, short_song):
+    stack = make_stack()
+    stack.start_workers()
+    good = upload(stack.client, short_song, name="good.flac").json
+    bad = upload(stack.client, b"fLaC" + os.urandom(20000), name="broken.flac").json
+    assert wait_done(stack.client, good["upload_id"], timeout=90).status_code == 200
+    assert wait_done(stack.client, bad["upload_id"], timeout=90).status_code == 409
+
+    listed = stack.cli_json("jobs", "list")
+    assert listed["total"] == 2
+    assert {j["id"]: j["status"] for j in listed["jobs"]} == {
+        good["job_id"]: "done", bad["job_id"]: "failed"}  # fmt: skip
+    failed = stack.cli("jobs", "list", "--status", "failed")
+    assert failed.returncode == 0 and bad["job_id"] in failed.stdout
+    assert good["job_id"] not in failed.stdout
+    assert stack.cli("jobs", "list", "--status", "nonsense").returncode == 2
+
+    shown = stack.cli_json("jobs", "show", good["job_id"])
+    started = [e["stage"] for e in shown["events"] if e["message"].endswith("started")]
+    assert started == ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
+    text = stack.cli("jobs", "show", bad["job_id"]).stdout
+    assert "status:      failed" in text and "damaged or truncated" in text
+
+    missing = stack.cli("jobs", "show", "no-such-job")
+    assert missing.returncode == 1 and "no job no-such-job" in missing.stderr
+    not_failed = stack.cli("jobs", "retry", good["job_id"])
+    assert not_failed.returncode == 1 and "is done, not failed" in not_failed.stderr
+
+    retried = stack.cli("jobs", "retry", bad["job_id"])
+    assert retried.returncode == 0 and f"job {bad['job_id']} queued" in retried.stdout
+    assert wait_for(lambda: stack.job(bad["job_id"])["attempts"] == 2, timeout=60)
+    assert wait_for(lambda: stack.job(bad["job_id"])["status"] == "failed", timeout=60)
+    messages = [e["message"] for e in stack.job(bad["job_id"])["events"]]
+    assert messages.count("retried by an admin") == 1 and messages.count("transcode started") == 2
+
+
+def test_cli_exits_1_with_one_line_when_a_server_does_not_answer(make_stack):
+    from app.embedded.nats_server import free_port
+
+    stack = make_stack()
+    nobody = free_port()
+    no_nats = stack.cli("dlq", "list", env=stack.env(NATS_URL=f"nats://127.0.0.1:{nobody}"))
+    assert no_nats.returncode == 1, no_nats.stderr
+    assert no_nats.stderr.startswith(f"error: cannot reach NATS at nats://127.0.0.1:{nobody}")
+    no_database = stack.cli(
+        "jobs", "list", env=stack.env(DATABASE_URL=f"postgresql://nobody@127.0.0.1:{nobody}/x")
+    )
+    assert no_database.returncode == 1, no_database.stderr
+    assert no_database.stderr.startswith("error: cannot reach the database")
+    for done in (no_nats, no_database):
+        assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
