@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.queue import make_broker
 from tests.support.http_calls import multipart, sse_blocks
+from tests.support.namespace import SERVICE_NAMESPACE
 from tests.support.songs import song_flac
 from tests.support.waiting import wait_for
 
@@ -37,16 +39,40 @@ def song(tmp_path_factory) -> bytes:
                      rate=44100, seed=3)  # fmt: skip
 
 
+SETTINGS = {
+    "API_TOKENS": ",".join(f"{tenant}:{token}" for tenant, token in TOKENS.items()),
+    "ADMIN_TOKEN": ADMIN,
+    "READ_TIMEOUT_S": str(READ_TIMEOUT_S),
+    "WEB_THREADS": "32",
+    "EVENT_STREAMS_PER_TENANT": str(PER_TENANT),
+}
+
+
 @pytest.fixture(scope="module")
 def api(module_deployment):
     """Three tenants and an admin, default threads and stream limits, a short read timeout."""
-    return module_deployment.api(
-        API_TOKENS=",".join(f"{tenant}:{token}" for tenant, token in TOKENS.items()),
-        ADMIN_TOKEN=ADMIN,
-        READ_TIMEOUT_S=str(READ_TIMEOUT_S),
-        WEB_THREADS="32",
-        EVENT_STREAMS_PER_TENANT=str(PER_TENANT),
-    )
+    return module_deployment.api(**SETTINGS)
+
+
+@pytest.fixture
+def make_idle_api(module_deployment):
+    """``make_idle_api(**env)``: a web process of the test's own whose jobs no worker takes
+    (they go to a namespace no worker reads), so that they stay queued and their streams stay
+    open whatever else the module started. Stopped at the end of the test, and every stream
+    and socket it held with it; its namespace's streams are deleted."""
+    namespace = f"{SERVICE_NAMESPACE}-idle"
+    started = []
+
+    def make(**env: str):
+        started.append(module_deployment.api(NATS_NAMESPACE=namespace, **env))
+        return started[-1]
+
+    yield make
+    for process in started:
+        process.stop()
+    idle = make_broker(module_deployment.env["NATS_URL"], namespace)
+    idle.delete_streams()
+    idle.close()
 
 
 def auth(token: str) -> dict[str, str]:
@@ -133,7 +159,8 @@ def closing_all(things) -> Iterator[None]:
             thing.close()
 
 
-def test_half_open_connections_and_open_streams_leave_the_api_answering(api, song):
+def test_half_open_connections_and_open_streams_leave_the_api_answering(make_idle_api, song):
+    api = make_idle_api(**SETTINGS)
     jobs = {tenant: upload(api.port, song, token)["job_id"] for tenant, token in TOKENS.items()}
     streams: list[Stream] = []
     held: list[socket.socket] = []
@@ -193,9 +220,9 @@ def test_connections_that_never_finish_their_headers_are_closed_after_read_timeo
     assert timed_get(api.port, "/healthz")[0] == 200
 
 
-def test_a_stream_ends_by_itself_after_event_stream_max_s(module_deployment, song):
-    short = module_deployment.api(API_TOKENS="t1:tok1", EVENT_STREAM_MAX_S="2", WEB_THREADS="8")
-    job_id = upload(short.port, song, "tok1")["job_id"]  # no worker: it stays queued
+def test_a_stream_ends_by_itself_after_event_stream_max_s(make_idle_api, song):
+    short = make_idle_api(API_TOKENS="t1:tok1", EVENT_STREAM_MAX_S="2", WEB_THREADS="8")
+    job_id = upload(short.port, song, "tok1")["job_id"]  # no worker takes it: it stays queued
     stream = Stream(short.port, f"/api/jobs/{job_id}/events", "tok1")
     blocks, ended = [], False
     with closing_all([stream]):

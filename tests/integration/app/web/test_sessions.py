@@ -29,7 +29,7 @@ def sign_in(client, token: str, target: str = "/jobs"):
 
 
 def test_a_session_acts_as_its_token_and_its_unsafe_calls_need_the_csrf_token(make_client, song):
-    client = make_client(**TOKENS)
+    client = make_client(workers=False, **TOKENS)
     signed, csrf = sign_in(client, "alpha-token")
     assert signed.status_code == 302 and signed.headers["Location"] == "/jobs"
     cookie = signed.headers["Set-Cookie"]
@@ -47,7 +47,7 @@ def test_a_session_acts_as_its_token_and_its_unsafe_calls_need_the_csrf_token(ma
 
 
 def test_a_bad_token_or_a_missing_csrf_token_does_not_sign_in(make_client):
-    client = make_client(**TOKENS)
+    client = make_client(workers=False, **TOKENS)
     bad, _ = sign_in(client, "nope")
     assert bad.status_code == 401 and "not valid" in bad.get_data(as_text=True)
     no_csrf = client.post("/signin", data={"token": "alpha-token"})
@@ -57,7 +57,7 @@ def test_a_bad_token_or_a_missing_csrf_token_does_not_sign_in(make_client):
 
 def test_revoking_a_cli_token_ends_its_sessions(make_client, migrated_database_url, monkeypatch):
     monkeypatch.setattr(auth, "OPEN_CHECK_TTL_S", 0.0)
-    client = make_client(**TOKENS)
+    client = make_client(workers=False, **TOKENS)
     env = {**os.environ, "DATABASE_URL": migrated_database_url, "PYTHONPATH": str(ROOT)}
     cli = [sys.executable, "-m", "app.cli", "tokens"]
     made = subprocess.run([*cli, "create", "gamma"], env=env, cwd=ROOT, capture_output=True,
@@ -72,7 +72,7 @@ def test_revoking_a_cli_token_ends_its_sessions(make_client, migrated_database_u
 
 
 def test_a_next_page_on_another_site_is_never_followed(make_client):
-    client = make_client(**TOKENS)
+    client = make_client(workers=False, **TOKENS)
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "jobs"):
         answer, _ = sign_in(client, "alpha-token", target)
         assert answer.headers["Location"] == "/", target
@@ -84,7 +84,7 @@ def test_a_next_page_on_another_site_is_never_followed(make_client):
 def test_unsafe_calls_from_another_sites_page_are_refused_even_when_open(make_client, song):
     """Open mode has no token to steal and no session to check: what stops another site's page
     from posting to a developer's `make run` is where the browser says the request came from."""
-    client = make_client()  # open
+    client = make_client(workers=False)  # open
     for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
                     {"Origin": "http://evil.example"}, {"Origin": "null"}):  # fmt: skip
         refused = upload(client, song, headers=headers)
@@ -95,7 +95,7 @@ def test_unsafe_calls_from_another_sites_page_are_refused_even_when_open(make_cl
 
 
 def test_an_answer_to_another_sites_request_never_replaces_the_cookie(make_client):
-    client = make_client(**TOKENS)
+    client = make_client(workers=False, **TOKENS)
     arrival = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
     bounced = client.get("/jobs", headers=arrival)  # a link followed from elsewhere
     assert bounced.status_code == 200 and 'http-equiv="refresh"' in bounced.get_data(as_text=True)
