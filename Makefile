@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check bench bench-broker bench-audio clean venv
+.PHONY: run test test-fast lint typecheck check bench bench-broker bench-audio clean venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,21 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/phantomchain dev
 
+# The suite mostly waits on servers and worker processes, so it runs in more processes than
+# there are cores (pytest-xdist; each has its own Postgres, NATS namespace and databases) and
+# in a shuffled order (pytest-randomly: `PYTEST_ARGS=--randomly-seed=N` replays one; the
+# seed is printed first). Each checkout tests in a short folder of its own under /tmp (Unix
+# socket paths stay short; two checkouts testing at once never share one).
+TEST_WORKERS ?= 4
+TEST_TMP := /tmp/phantomchain-test-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=$(TEST_TMP)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)
+
+# The edit loop: the unit tests (no server, no worker), on both cores.
+test-fast: $(STAMP)
+	$(PYTEST) -n 2 --durations=5 tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -229,6 +229,37 @@ def s3_bucket(s3_endpoint: str) -> Iterator[S3Bucket]:
     client.close()
 
 
+#: Fixtures built once for a whole module (a deployment, a browser) or a whole session (the
+#: synthesized corpora): the tests using them run on one xdist worker (``--dist loadgroup``),
+#: which builds them once, instead of on every worker.
+SHARED_ONCE = {
+    "module_deployment": "module",
+    "browser": "module",
+    "music_corpus": "audio-corpora",
+    "styles_corpus": "audio-corpora",
+    "held_apart_music": "audio-corpora",
+    "held_apart_styles": "audio-corpora",
+    "known_tracks": "audio-corpora",
+}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    """Before the other plugins: the groups of :data:`SHARED_ONCE` (xdist reads them). After
+    them (pytest-randomly's shuffle): the modules with tests marked ``slow`` first, in their
+    shuffled order, so that no long test starts last while the other workers have nothing left
+    to do; a module's tests stay together (its module-scoped fixtures are made once)."""
+    for item in items:
+        for fixture, scope in SHARED_ONCE.items():
+            if fixture in item.fixturenames:
+                group = item.module.__name__ if scope == "module" else scope
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+    yield
+    slow_modules = {item.module for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module not in slow_modules)  # a module stays together
+
+
 #: A test taking longer than this (setup, call and teardown) should carry ``@pytest.mark.slow``,
 #: so that ``pytest -m "not slow"`` stays a quick loop.
 SLOW_S = 10.0

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -19,6 +18,7 @@ from app.embedded.nats_server import free_port
 from tests.support.audio.music import synthesize_track
 from tests.support.audio.signals import write_audio
 from tests.support.receiver import Receiver
+from tests.support.waiting import wait_for, wait_until
 
 
 def get(url: str) -> tuple[int, dict]:
@@ -49,19 +49,6 @@ def post_file(url: str, name: str, data: bytes, **fields: str) -> dict:
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 202
         return json.loads(response.read())
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (urllib.error.URLError, ConnectionError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cli(folder, env: dict, *args: str):
@@ -97,7 +84,7 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: get(f"{base}/readyz")[0] == 200, 90, "/readyz")
+        wait_until(lambda: get(f"{base}/readyz")[0] == 200, 90, "/readyz")
         track = synthesize_track(100.0, "G", "major", seconds=5, sample_rate=44100, seed=1)
         path = tmp_path / "song.flac"
         write_audio(path, track.samples, 44100, "flac")
@@ -105,7 +92,7 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
         receiver = Receiver((var / "webhook-secret").read_text().strip())
         accepted = post_file(f"{base}/api/uploads", "song.flac", path.read_bytes(),
                              callback_url=receiver.url("/ok"))  # fmt: skip
-        status, analysis = wait_for(
+        status, analysis = wait_until(
             lambda: (r := get(f"{base}{accepted['links']['analysis']}"))[0] != 202 and r,
             120,
             "the analysis",
@@ -128,9 +115,11 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
     assert "access        OPEN: no API_TOKENS or ADMIN_TOKEN" in output  # and it says so
     assert f"web           http://127.0.0.1:{port}/" in output
     assert "webhooks      signed with WEBHOOK_SECRET from" in output
-    time.sleep(1)
-    alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], [p.cmdline() for p in alive]
+
+    def alive() -> list[psutil.Process]:
+        return [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    assert wait_for(lambda: not alive(), 30), [p.cmdline() for p in alive()]
     leftovers = [
         p.info["cmdline"]
         for p in psutil.process_iter(["cmdline"])
@@ -145,7 +134,7 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
         command, env={**env, "PORT": str(port)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        wait_for(lambda: get(f"{base}/readyz")[0] == 200, 90, "/readyz after a restart")
+        wait_until(lambda: get(f"{base}/readyz")[0] == 200, 90, "/readyz after a restart")
         status, listing = get(f"{base}/api/jobs")
         assert status == 200 and [j["id"] for j in listing["jobs"]] == [accepted["job_id"]]
         assert get(f"{base}{accepted['links']['analysis']}")[1]["key"] == "G major"

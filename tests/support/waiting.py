@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def wait_for(
@@ -20,6 +23,30 @@ def wait_for(
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def wait_until(
+    predicate: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    ignoring: tuple[type[BaseException], ...] = (OSError,),
+    interval: float = 0.3,
+) -> T:
+    """Poll ``predicate`` until it returns something true, and return that; an exception in
+    ``ignoring`` (a server not answering yet) counts as "not yet".
+
+    :raises AssertionError: naming ``what`` after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except ignoring:
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stop_all(processes, timeout: float = 30.0) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 
@@ -67,22 +68,25 @@ def test_nothing_is_lost_when_the_server_restarts_mid_run(own_server, start_work
 
 def test_ack_after_the_server_came_back_does_not_crash_the_worker(own_server, start_worker):
     broker = make(own_server, ack_wait=2.0)
-    runs = []
+    runs, finished, release = [], [], threading.Event()
 
     @dramatiq.actor(broker=broker, max_retries=0)
     def slow(n):
         runs.append(n)
-        time.sleep(1.5)
+        if n == 1:
+            release.wait(30)
+        finished.append(n)
 
     slow.send(1)
     start_worker(broker, worker_threads=1)
     assert wait_for(lambda: runs == [1])
-    own_server.stop()  # the ack of message 1 happens while the server is down
-    time.sleep(2.0)
+    own_server.stop()
+    release.set()  # message 1 ends now: its ack is sent while the server is away
+    assert wait_for(lambda: finished == [1])
     own_server.start()
 
     slow.send(2)
-    assert wait_for(lambda: 2 in runs, timeout=30)
+    assert wait_for(lambda: 2 in finished, timeout=30)
     broker.join("default", timeout=30_000)
     broker.close()
 

@@ -179,7 +179,7 @@ def test_a_long_task_is_not_redelivered_while_its_worker_lives(make_broker, star
     @dramatiq.actor(broker=broker, time_limit=60_000)
     def long_task():
         runs.append(time.monotonic())
-        time.sleep(10)
+        time.sleep(7)  # over three ack waits: only the heartbeats keep it from coming back
 
     long_task.send()
     start_worker(broker, worker_threads=2)

@@ -74,6 +74,7 @@ def test_contexts_do_not_leak_across_threads_or_requests(captured):
 
 
 def test_text_format_and_the_web_servers_own_lines_use_our_formatter():
+    reset_context()  # what an earlier request in this thread (a test client's) left
     stream = io.StringIO()
     configure_logging("DEBUG", "text", stream=stream)
     try:

@@ -12,7 +12,7 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
@@ -22,6 +22,7 @@ from app.models import Batch, BatchJob, Job, Upload, WebhookDelivery
 from tests.support.app_client import upload, wait_done
 from tests.support.audio.music import synthesize_track
 from tests.support.audio.signals import write_audio
+from tests.support.waiting import wait_for
 
 ALPHA = {"Authorization": "Bearer alpha-token"}
 BETA = {"Authorization": "Bearer beta-token"}
@@ -179,8 +180,8 @@ def test_existing_uploads_are_grouped_without_running_again(
         ("[" * 100_000 + "]" * 100_000, 400, "bad_body"),  # past Python's recursion limit
         ('{"upload_ids": [' + ",".join(['"x"'] * 80_000) + "]}", 413, "too_large"),
     ]
-    for text, status, code in hostile:
-        answer = client.post("/api/batches", data=text, content_type="application/json")
+    for body, status, code in hostile:
+        answer = client.post("/api/batches", data=body, content_type="application/json")
         assert (answer.status_code, answer.json["error"]["code"]) == (status, code)
     assert kept_rows(sessions, "@open")["batches"] == 2
 
@@ -275,7 +276,7 @@ def test_jobs_ending_in_the_same_instant_make_one_batch_webhook(migrated_databas
         ]
         for thread in threads:
             thread.start()
-        time.sleep(0.2)  # both now wait on their job's row
+        assert wait_for(lambda: waiting_on_a_lock(sessions) == 2)  # both wait on their job's row
         gate.commit()
         gate.close()
         for thread in threads:
@@ -283,6 +284,17 @@ def test_jobs_ending_in_the_same_instant_make_one_batch_webhook(migrated_databas
         assert len(made) == 2
         assert batch_deliveries(sessions, batch.id) == [("batch.done", HOOK)]
         assert sum(len(m) for m in made) == 1
+
+
+def waiting_on_a_lock(sessions) -> int:
+    """Sessions of this database that wait for a lock (PostgreSQL's own view of them)."""
+    with sessions() as session:
+        return session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
 
 
 def _end(sessions, job_id: str, made: list[list[str]]) -> None:
