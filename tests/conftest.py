@@ -243,21 +243,24 @@ SHARED_ONCE = {
 }
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """The groups of :data:`SHARED_ONCE`, set as each test is collected (xdist reads them)."""
+    for fixture, scope in SHARED_ONCE.items():
+        if fixture in getattr(item, "fixturenames", ()):
+            group = item.module.__name__ if scope == "module" else scope
+            item.add_marker(pytest.mark.xdist_group(group))
+            return
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
-    """Before the other plugins: the groups of :data:`SHARED_ONCE` (xdist reads them). After
-    them (pytest-randomly's shuffle): the modules with tests marked ``slow`` first, in their
-    shuffled order, so that no long test starts last while the other workers have nothing left
-    to do; a module's tests stay together (its module-scoped fixtures are made once)."""
-    for item in items:
-        for fixture, scope in SHARED_ONCE.items():
-            if fixture in item.fixturenames:
-                group = item.module.__name__ if scope == "module" else scope
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+    """After the other plugins (pytest-randomly's shuffle): the modules with tests marked
+    ``slow`` first, in their shuffled order, so that no long test starts last while the other
+    workers have nothing left to do; a module's tests stay together (its module-scoped fixtures
+    are made once)."""
     yield
     slow_modules = {item.module for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.module not in slow_modules)  # a module stays together
+    items.sort(key=lambda item: item.module not in slow_modules)
 
 
 #: A test taking longer than this (setup, call and teardown) should carry ``@pytest.mark.slow``,

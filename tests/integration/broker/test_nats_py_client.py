@@ -20,7 +20,7 @@ from tests.integration.broker.test_consumer import (  # noqa: F401  (collected h
 
 
 @pytest.fixture
-def make_broker(make_broker):
+def make_broker(make_broker, nats_url):  # nats_url named: pytest 8 parametrizes it only so
     def make(**options):
         options.setdefault("wire", False)
         return make_broker(**options)
