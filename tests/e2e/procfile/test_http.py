@@ -328,7 +328,8 @@ def test_a_request_that_arrives_with_the_sigterm_is_answered(module_deployment):
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
             client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
             server.popen.send_signal(signal.SIGTERM)
-            time.sleep(0.5)  # the server has begun to stop: the rest of the request comes now
+            # the server has begun to stop: the rest of the request comes now
+            assert wait_for(lambda log=server.log: "stopping: no new" in log.read_text())
             client.sendall(b"\r\n")
             assert client.recv(100).startswith(b"HTTP/1.1 200 "), server.log.read_text()
         assert server.popen.wait(30) == 0

@@ -4,7 +4,6 @@ the requests in flight."""
 from __future__ import annotations
 
 import signal
-import time
 from datetime import datetime
 
 import numpy as np
@@ -143,8 +142,9 @@ def test_sigterm_to_the_api_finishes_the_upload_in_flight(deployment, long_song)
     def slowly(data: bytes):
         piece = len(data) // 8
         yield data[:piece]
-        api.popen.send_signal(signal.SIGTERM)  # the master tells its workers to stop
-        time.sleep(1.0)
+        api.popen.send_signal(signal.SIGTERM)
+        # the rest of the body comes once the server is stopping
+        assert wait_for(lambda: "stopping: no new connections" in api.log.read_text())
         for start in range(piece, len(data), piece):
             yield data[start : start + piece]
 
