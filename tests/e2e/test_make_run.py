@@ -54,8 +54,7 @@ def post_file(url: str, name: str, data: bytes, **fields: str) -> dict:
 def cli(folder, env: dict, *args: str):
     """``phantomchain ARGS`` run in ``folder``, as an operator's second terminal; its JSON."""
     command = [sys.executable, "-c", "from app.cli import main; main()", *args]
-    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -64,8 +63,9 @@ def test_bad_settings_stop_make_run_before_anything_starts(tmp_path):
     var = tmp_path / "var"
     command = [sys.executable, "-c", "from app.cli import main; main()", "dev", "--var", str(var)]
     bad = {"PORT": "http", "WEB_THREADS": "0", "STORAGE_URL": "ftp://somewhere"}
-    done = subprocess.run(command, env={**os.environ, **bad}, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(
+        command, env={**os.environ, **bad}, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     for name in bad:
@@ -90,8 +90,9 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
         write_audio(path, track.samples, 44100, "flac")
         # make run signs webhooks with a secret of its own and lets them reach this machine.
         receiver = Receiver((var / "webhook-secret").read_text().strip())
-        accepted = post_file(f"{base}/api/uploads", "song.flac", path.read_bytes(),
-                             callback_url=receiver.url("/ok"))  # fmt: skip
+        accepted = post_file(
+            f"{base}/api/uploads", "song.flac", path.read_bytes(), callback_url=receiver.url("/ok")
+        )
         status, analysis = wait_until(
             lambda: (r := get(f"{base}{accepted['links']['analysis']}"))[0] != 202 and r,
             120,

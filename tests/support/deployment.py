@@ -68,8 +68,13 @@ class Deployment:
 
     def release(self) -> None:
         """The release line (migrations), once, as before every deploy."""
-        done = subprocess.run(["bash", "-c", self.lines["release"]], env=self.env, cwd=ROOT,
-                              capture_output=True, text=True)  # fmt: skip
+        done = subprocess.run(
+            ["bash", "-c", self.lines["release"]],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr
 
     def api(self, **env: str) -> Process:
@@ -101,9 +106,12 @@ class Deployment:
         log = self.tmp / f"{name}-{len(self.processes)}.log"
         with log.open("wb") as output:  # the child keeps its own copy of the descriptor
             popen = subprocess.Popen(
-                ["bash", "-c", f"exec {self.lines[name]}"], env={**self.env, **env}, cwd=ROOT,
-                stdout=output, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                ["bash", "-c", f"exec {self.lines[name]}"],
+                env={**self.env, **env},
+                cwd=ROOT,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
         process = Process(popen, log, port)
         self.processes.append(process)
         return process

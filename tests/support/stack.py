@@ -70,9 +70,14 @@ class Stack:
     def cli(self, *args: str, input: str | None = None, env: dict | None = None):
         """``phantomchain ARGS`` as an operator runs it; returns the finished process."""
         return subprocess.run(
-            [str(PHANTOMCHAIN), *args], env=env or self.env(), cwd=ROOT, input=input,
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [str(PHANTOMCHAIN), *args],
+            env=env or self.env(),
+            cwd=ROOT,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args, "--json")
@@ -87,20 +92,25 @@ def bury(
     broker: NatsBroker, queue: str, actor: str, args: list, reason: str = "RuntimeError: boom"
 ) -> str:
     """A dead letter as the consumer writes one (same record, same stream); returns its id."""
-    message = dramatiq.Message(queue_name=queue, actor_name=actor, args=tuple(args), kwargs={},
-                               options={"max_retries": 3})  # fmt: skip
+    message = dramatiq.Message(
+        queue_name=queue, actor_name=actor, args=tuple(args), kwargs={}, options={"max_retries": 3}
+    )
     record = encode_record(
-        queue_name=queue, reason=reason, deliveries=4, message=message,
+        queue_name=queue,
+        reason=reason,
+        deliveries=4,
+        message=message,
         traceback=f"Traceback (most recent call last):\n  ...\n{reason}\n",
-    )  # fmt: skip
+    )
 
     async def publish() -> str:
         js = await broker.connection.jetstream()
         await broker.topology.ensure_streams(js)
         ack = await js.publish(
-            broker.topology.dead_letter_subject(queue), record,
+            broker.topology.dead_letter_subject(queue),
+            record,
             stream=broker.topology.dead_letter_stream,
-        )  # fmt: skip
+        )
         return str(ack.seq)
 
     return broker.connection.run(publish, timeout=10)

@@ -63,8 +63,9 @@ def signed_in(browser, site) -> Iterator[Callable]:
     contexts = []
 
     def open_page(token: str, width: int = 1280):
-        context = browser.new_context(viewport={"width": width, "height": 900},
-                                      accept_downloads=True, base_url=site.base)  # fmt: skip
+        context = browser.new_context(
+            viewport={"width": width, "height": 900}, accept_downloads=True, base_url=site.base
+        )
         contexts.append(context)
         return sign_in(context, site, token)
 

@@ -19,8 +19,9 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.browser
 
 
-def call(site, method: str, path: str, token: str, body: bytes | None = None,
-         headers: dict | None = None) -> tuple[int, dict]:  # fmt: skip
+def call(
+    site, method: str, path: str, token: str, body: bytes | None = None, headers: dict | None = None
+) -> tuple[int, dict]:
     connection = http.client.HTTPConnection("127.0.0.1", site.api_port, timeout=60)
     connection.request(method, path, body, {"Authorization": f"Bearer {token}", **(headers or {})})
     response = connection.getresponse()
@@ -31,8 +32,9 @@ def call(site, method: str, path: str, token: str, body: bytes | None = None,
 
 def upload(site, token: str, data: bytes, name: str = "song.flac") -> dict:
     content_type, head, tail = multipart(name)
-    status, body = call(site, "POST", "/api/uploads", token, head + data + tail,
-                        {"Content-Type": content_type})  # fmt: skip
+    status, body = call(
+        site, "POST", "/api/uploads", token, head + data + tail, {"Content-Type": content_type}
+    )
     assert status == 202, body
     return body
 
@@ -51,8 +53,9 @@ def wait_job(site, job_id: str, ended=("done", "failed"), timeout: float = 180) 
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory) -> bytes:
-    return song_flac(tmp_path_factory.mktemp("pages"), 120.0, "A", "minor", seconds=4,
-                     rate=22050, seed=3)  # fmt: skip
+    return song_flac(
+        tmp_path_factory.mktemp("pages"), 120.0, "A", "minor", seconds=4, rate=22050, seed=3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +159,10 @@ def test_the_operations_page_shows_the_queues_and_draws_its_chart(signed_in, alp
         assert row.locator(f'[data-field="{field}"]').inner_text().isdigit()
     # ALPHA's job ended within the hour: the chart has a bar for it, the table a row.
     page.locator("#throughput-chart rect.bar-done").first.wait_for()
-    assert re.match(r"\d+ done and \d+ failed in the last hour",
-                    page.locator("#throughput-summary").inner_text())  # fmt: skip
+    assert re.match(
+        r"\d+ done and \d+ failed in the last hour",
+        page.locator("#throughput-summary").inner_text(),
+    )
     assert int(page.locator("#throughput-summary").inner_text().split()[0]) >= 1
     page.get_by_text("The minutes with jobs, as a table").click()
     assert page.locator("#throughput-table tbody tr").count() >= 1

@@ -39,8 +39,10 @@ def finished(site, browser, tmp_path_factory):
     their uploads, by file name."""
     folder = tmp_path_factory.mktemp("songs")
     files = []
-    for name, bpm, tonic, scale, seed in (("first.flac", 120.0, "A", "minor", 3),
-                                          ("second.flac", 96.0, "E", "major", 4)):  # fmt: skip
+    for name, bpm, tonic, scale, seed in (
+        ("first.flac", 120.0, "A", "minor", 3),
+        ("second.flac", 96.0, "E", "major", 4),
+    ):
         (folder / name).mkdir()
         data = song_flac(folder / name, bpm, tonic, scale, seconds=6, rate=22050, seed=seed)
         path = folder / name / name
@@ -124,10 +126,14 @@ def test_the_result_page_shows_the_apis_figures_a_drawn_waveform_and_the_loudnes
     def value(testid: str) -> str:
         return page.get_by_test_id(testid).get_attribute("data-value")
 
-    for testid, key in (("integrated-lufs", "integrated_lufs"),
-                        ("loudness-range", "loudness_range_lu"), ("true-peak", "true_peak_dbtp"),
-                        ("bpm", "bpm"), ("bpm-confidence", "bpm_confidence"),
-                        ("key-confidence", "key_confidence")):  # fmt: skip
+    for testid, key in (
+        ("integrated-lufs", "integrated_lufs"),
+        ("loudness-range", "loudness_range_lu"),
+        ("true-peak", "true_peak_dbtp"),
+        ("bpm", "bpm"),
+        ("bpm-confidence", "bpm_confidence"),
+        ("key-confidence", "key_confidence"),
+    ):
         assert analysis[key] is not None, key
         assert float(value(testid)) == pytest.approx(analysis[key], abs=1e-9), testid
     assert float(value("bpm-half")) == pytest.approx(analysis["bpm"] / 2)

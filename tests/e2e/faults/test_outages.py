@@ -65,8 +65,9 @@ def stack(tmp_path) -> Iterator[Stack]:
     receiver = told_to_receiver(deployment, database_url)
     api, workers = deployment.api(), deployment.workers()
     deployment.webhooks()
-    yield Stack(nats, postgres, database_url, deployment, api, workers, tmp_path / "store",
-                receiver)  # fmt: skip
+    yield Stack(
+        nats, postgres, database_url, deployment, api, workers, tmp_path / "store", receiver
+    )
     for process in deployment.processes:
         process.stop()
     receiver.close()
@@ -79,15 +80,19 @@ def told_to_receiver(deployment: Deployment, database_url: str) -> Receiver:
     deployment.env.update(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE="1")
     receiver = Receiver(SECRET)
     with psycopg.connect(database_url, autocommit=True) as db:
-        db.execute("INSERT INTO tenant_settings (tenant, callback_url, updated_at) "
-                   "VALUES ('@open', %s, now())", (receiver.url("/ok"),))  # fmt: skip
+        db.execute(
+            "INSERT INTO tenant_settings (tenant, callback_url, updated_at) "
+            "VALUES ('@open', %s, now())",
+            (receiver.url("/ok"),),
+        )
     return receiver
 
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory) -> bytes:
-    return song_flac(tmp_path_factory.mktemp("faults"), 120.0, "D", "minor", seconds=2,
-                     rate=22050, seed=31)  # fmt: skip
+    return song_flac(
+        tmp_path_factory.mktemp("faults"), 120.0, "D", "minor", seconds=2, rate=22050, seed=31
+    )
 
 
 def burst_through(stack: Stack, song: bytes, outage: Callable[[], None]) -> list[dict]:
@@ -139,8 +144,10 @@ def recover(stack: Stack, accepted: list[dict]) -> None:
     ready = time.monotonic() - stack.back_at
     assert_nothing_lost(stack, accepted)
     done = time.monotonic() - stack.back_at
-    stack.timeline.append(f"ready again {ready:.1f} s after the server was back; "
-                          f"{len(accepted)} accepted uploads all done by {done:.1f} s")  # fmt: skip
+    stack.timeline.append(
+        f"ready again {ready:.1f} s after the server was back; "
+        f"{len(accepted)} accepted uploads all done by {done:.1f} s"
+    )
     print("\n".join(stack.timeline))
 
 
@@ -179,15 +186,17 @@ def assert_nothing_lost(stack: Stack, accepted: list[dict], timeout: float = 240
         assert wait_for(lambda: not unfinished(), timeout, interval=0.5), unfinished()
         statuses = dict(db.execute("SELECT id, status FROM jobs").fetchall())
         assert all(statuses[j] == "done" for j in job_ids), {
-            j: statuses[j] for j in job_ids if statuses[j] != "done"}  # fmt: skip
+            j: statuses[j] for j in job_ids if statuses[j] != "done"
+        }
         for job_id in job_ids:
             query = "SELECT message FROM job_events WHERE job_id = %s ORDER BY id"
             events = [m for (m,) in db.execute(query, (job_id,))]
             assert events.count("done") == 1, events
             started = {s for s in STAGES if f"{s} started" in events}
             assert started == set(STAGES), events
-        outputs = db.execute("SELECT upload_id, format, count(*) FROM outputs "
-                             "GROUP BY upload_id, format").fetchall()  # fmt: skip
+        outputs = db.execute(
+            "SELECT upload_id, format, count(*) FROM outputs GROUP BY upload_id, format"
+        ).fetchall()
         assert all(count == 1 for _, _, count in outputs)
         per_upload = Counter(upload_id for upload_id, _, _ in outputs)
         assert all(per_upload[a["upload_id"]] >= 1 for a in accepted)
@@ -211,8 +220,9 @@ def assert_every_end_told(stack: Stack, job_ids: list[str], timeout: float) -> N
             ids.setdefault(message.json["job_id"], set()).add(message.headers["webhook-id"])
         return ids
 
-    assert wait_for(lambda: set(job_ids) <= set(told()), timeout, interval=0.5), (
-        set(job_ids) - set(told()))  # fmt: skip
+    assert wait_for(lambda: set(job_ids) <= set(told()), timeout, interval=0.5), set(job_ids) - set(
+        told()
+    )
     assert all(len(told()[job_id]) == 1 for job_id in job_ids), told()
     with psycopg.connect(stack.database_url, autocommit=True) as db:
         rows = db.execute("SELECT job_id, status FROM webhook_deliveries").fetchall()
@@ -246,8 +256,9 @@ def cluster_stack(tmp_path) -> Iterator[tuple[Stack, list[NatsServer]]]:
     postgres.start()
     database_url = postgres.create_database("faults")
     deployment = Deployment(tmp_path, database_url, ",".join(node.url for node in nodes))
-    deployment.env.update(WORKER_PROCESSES="2", NATS_REPLICAS="3", STUCK_JOB_AFTER_S="20",
-                          SWEEP_INTERVAL_S="3")  # fmt: skip
+    deployment.env.update(
+        WORKER_PROCESSES="2", NATS_REPLICAS="3", STUCK_JOB_AFTER_S="20", SWEEP_INTERVAL_S="3"
+    )
     deployment.release()
     receiver = told_to_receiver(deployment, database_url)
     api = deployment.api()
@@ -255,8 +266,9 @@ def cluster_stack(tmp_path) -> Iterator[tuple[Stack, list[NatsServer]]]:
     assert wait_for(lambda: get(api.port, "/readyz")[0] == 200, 90)
     workers = deployment.workers()
     deployment.webhooks()
-    stack = Stack(nodes[0], postgres, database_url, deployment, api, workers, tmp_path / "store",
-                  receiver)  # fmt: skip
+    stack = Stack(
+        nodes[0], postgres, database_url, deployment, api, workers, tmp_path / "store", receiver
+    )
     yield stack, nodes
     for process in deployment.processes:
         process.stop()

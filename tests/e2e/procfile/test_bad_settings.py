@@ -12,8 +12,14 @@ from tests.support.deployment import procfile
 from tests.support.paths import BIN, ROOT
 
 #: One bad value per web setting, and one of the settings every process shares.
-BAD_WEB = {"PORT": "http", "WEB_THREADS": "many", "GRACEFUL_TIMEOUT": "-1", "READ_TIMEOUT_S": "0",
-           "METRICS_PORT": "metrics", "EVENT_STREAM_MAX_S": "forever"}  # fmt: skip
+BAD_WEB = {
+    "PORT": "http",
+    "WEB_THREADS": "many",
+    "GRACEFUL_TIMEOUT": "-1",
+    "READ_TIMEOUT_S": "0",
+    "METRICS_PORT": "metrics",
+    "EVENT_STREAM_MAX_S": "forever",
+}
 BAD_SHARED = {"STORAGE_URL": "ftp://somewhere", "LOG_LEVEL": "loud"}
 
 
@@ -26,8 +32,14 @@ def run_line(name: str, tmp_path, **settings: str) -> str:
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         **settings,
     }
-    done = subprocess.run(["bash", "-c", f"exec {procfile()[name]}"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", f"exec {procfile()[name]}"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = done.stdout + done.stderr
     assert done.returncode != 0, output
     assert "Traceback" not in output, output

@@ -21,8 +21,9 @@ PER_HOUR = 4
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory) -> bytes:
-    return song_flac(tmp_path_factory.mktemp("hostile"), 110.0, "D", "major", seconds=3,
-                     rate=22050, seed=8)  # fmt: skip
+    return song_flac(
+        tmp_path_factory.mktemp("hostile"), 110.0, "D", "major", seconds=3, rate=22050, seed=8
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,14 @@ def worker(module_deployment):
     return module_deployment.workers_without_metrics()
 
 
-def request(port: int, method: str, path: str, token: str | None = None, body: bytes = b"",
-            headers: dict | None = None) -> tuple[int, dict, dict]:  # fmt: skip
+def request(
+    port: int,
+    method: str,
+    path: str,
+    token: str | None = None,
+    body: bytes = b"",
+    headers: dict | None = None,
+) -> tuple[int, dict, dict]:
     """(status, headers, JSON body) of one request on a new connection."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -77,9 +84,14 @@ def test_a_tenant_meets_only_404s_for_another_tenants_work(api, worker, song):
 
     assert wait_for(done, 180, interval=0.3)
     analysis = request(api.port, "GET", f"/api/uploads/{upload_id}/analysis", ALPHA)[2]
-    paths = [f"/api/uploads/{upload_id}", f"/api/uploads/{upload_id}/analysis",
-             f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/events",
-             analysis["outputs"]["mp3"]["url"], analysis["waveform"]["json"]]  # fmt: skip
+    paths = [
+        f"/api/uploads/{upload_id}",
+        f"/api/uploads/{upload_id}/analysis",
+        f"/api/jobs/{job_id}",
+        f"/api/jobs/{job_id}/events",
+        analysis["outputs"]["mp3"]["url"],
+        analysis["waveform"]["json"],
+    ]
     for path in paths:
         assert request(api.port, "GET", path, BETA)[0] == 404, path
         assert request(api.port, "GET", path, ADMIN)[0] == 200, path

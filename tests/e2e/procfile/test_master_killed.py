@@ -41,8 +41,9 @@ def long_song(tmp_path_factory) -> bytes:
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory) -> bytes:
-    return song_flac(tmp_path_factory.mktemp("after"), 120.0, "A", "minor", seconds=8,
-                     rate=RATE, seed=3)  # fmt: skip
+    return song_flac(
+        tmp_path_factory.mktemp("after"), 120.0, "A", "minor", seconds=8, rate=RATE, seed=3
+    )
 
 
 def scrape(port: int) -> dict:

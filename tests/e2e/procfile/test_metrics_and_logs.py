@@ -55,15 +55,18 @@ def test_metrics_move_with_an_upload_and_logs_are_json(deployment, song):
     assert moved(api_before, api_after, "phantomchain_uploads_total") == 1
     assert moved(api_before, api_after, "phantomchain_upload_bytes_total") == len(song)
     duration = {"method": "POST", "route": "/api/uploads"}
-    assert moved(api_before, api_after, "phantomchain_http_request_duration_seconds_count",
-                 **duration) == 1  # fmt: skip
+    assert (
+        moved(api_before, api_after, "phantomchain_http_request_duration_seconds_count", **duration)
+        == 1
+    )
     # Queue figures come from JetStream at scrape time; nothing waits once the job is done.
     assert value(api_after, "phantomchain_nats_up") == 1
     assert ("phantomchain_queue_waiting_messages", frozenset({("queue", "pipeline")})) in api_after
     assert value(api_after, "phantomchain_queue_waiting_messages", queue="pipeline") == 0
 
-    assert moved(workers_before, workers_after, "phantomchain_jobs_finished_total",
-                 status="done") == 1  # fmt: skip
+    assert (
+        moved(workers_before, workers_after, "phantomchain_jobs_finished_total", status="done") == 1
+    )
     for stage in ("transcode", "loudness", "normalize", "tempo_key", "finalize"):
         count = "phantomchain_stage_duration_seconds_count"
         assert moved(workers_before, workers_after, count, stage=stage, outcome="ok") == 1
@@ -71,9 +74,13 @@ def test_metrics_move_with_an_upload_and_logs_are_json(deployment, song):
     assert processed == pytest.approx(8.0, abs=0.05)
     # In flight is sampled once a second: it reads 0 again once the last stage is over.
     assert wait_for(
-        lambda: scrape(workers.port).get(("phantomchain_messages_in_flight",
-                                          frozenset({("actor", "run_stage")}))) == 0
-    )  # fmt: skip
+        lambda: (
+            scrape(workers.port).get(
+                ("phantomchain_messages_in_flight", frozenset({("actor", "run_stage")}))
+            )
+            == 0
+        )
+    )
     # No job, upload or message id ever becomes a label.
     for name, labels in [*api_after, *workers_after]:
         assert body["job_id"] not in dict(labels).values(), name

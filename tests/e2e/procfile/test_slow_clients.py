@@ -35,8 +35,9 @@ ANSWER_WITHIN_S = 1.0
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory) -> bytes:
-    return song_flac(tmp_path_factory.mktemp("slow"), 120.0, "A", "minor", seconds=2,
-                     rate=44100, seed=3)  # fmt: skip
+    return song_flac(
+        tmp_path_factory.mktemp("slow"), 120.0, "A", "minor", seconds=2, rate=44100, seed=3
+    )
 
 
 SETTINGS = {

@@ -42,9 +42,17 @@ def sessions(migrated_database_url):
 
 def add_upload(sessions, upload_id: str, key: str) -> None:
     with sessions.begin() as session:
-        session.add(Upload(id=upload_id, tenant="test", filename="a.flac",
-                           content_type="audio/flac", size_bytes=1, sha256="0" * 64,
-                           storage_key=key))  # fmt: skip
+        session.add(
+            Upload(
+                id=upload_id,
+                tenant="test",
+                filename="a.flac",
+                content_type="audio/flac",
+                size_bytes=1,
+                sha256="0" * 64,
+                storage_key=key,
+            )
+        )
 
 
 def original(extension: str = "mp3") -> str:

@@ -46,11 +46,18 @@ def test_the_api_the_cli_and_the_worker_take_nats_replicas(tmp_path):
     # The worker reads its settings when `dramatiq tasks.pipeline` imports it: a process of its
     # own, as in production.
     worker = subprocess.run(
-        [sys.executable, "-c", "import tasks.pipeline as p, tasks.context as c; "
-         "print(p.broker.topology.replicas, c.get_context().storage.replicas)"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import tasks.pipeline as p, tasks.context as c; "
+            "print(p.broker.topology.replicas, c.get_context().storage.replicas)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, **env, "METRICS_DIR": str(tmp_path), "WORKER_METRICS_PORT": "0"},
-    )  # fmt: skip
+    )
     assert worker.returncode == 0, worker.stderr
     assert worker.stdout.split() == ["3", "3"]
 
@@ -158,8 +165,9 @@ def test_raising_nats_replicas_scales_the_existing_streams(nats_cluster):
     urls = [node.url for node in nats_cluster]
     namespace = f"scale-{uuid.uuid4().hex[:8]}"
     first = make_broker(",".join(urls), namespace, replicas=1)
-    first.declare_actor(dramatiq.actor(lambda: None, broker=first, actor_name="noop",
-                                       queue_name=PIPELINE_QUEUE))  # fmt: skip
+    first.declare_actor(
+        dramatiq.actor(lambda: None, broker=first, actor_name="noop", queue_name=PIPELINE_QUEUE)
+    )
     message = dramatiq.Message(PIPELINE_QUEUE, "noop", (), {}, {})
     assert wait_for(lambda: sends_message(first, message), timeout=60)
     assert led_stream_info(urls, first.topology.stream).config.num_replicas == 1

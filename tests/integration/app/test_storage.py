@@ -206,9 +206,12 @@ print(peak, stored.size, stored.sha256 == expected.hexdigest())
 def test_s3_save_holds_at_most_two_parts_in_memory(s3_bucket):
     measured = subprocess.run(
         [sys.executable, "-c", MEASURE_SAVE, s3_bucket.url("s3"), str(PART)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     assert measured.returncode == 0, measured.stderr
     peak, size, hashed = measured.stdout.split()
     assert (int(size), hashed) == (40 << 20, "True")

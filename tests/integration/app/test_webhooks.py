@@ -22,10 +22,20 @@ def sessions(migrated_database_url):
 def a_job(sessions, callback_url: str | None = "https://hooks.example.com/in") -> str:
     upload_id = new_id()
     with sessions.begin() as session:
-        session.add(Upload(id=upload_id, tenant="t", filename="a.flac", content_type="audio/flac",
-                           size_bytes=1, sha256="0" * 64, storage_key="k"))  # fmt: skip
-        job = Job(upload_id=upload_id, tenant="t", formats=[], status="running",
-                  callback_url=callback_url)  # fmt: skip
+        session.add(
+            Upload(
+                id=upload_id,
+                tenant="t",
+                filename="a.flac",
+                content_type="audio/flac",
+                size_bytes=1,
+                sha256="0" * 64,
+                storage_key="k",
+            )
+        )
+        job = Job(
+            upload_id=upload_id, tenant="t", formats=[], status="running", callback_url=callback_url
+        )
         session.add(job)
         session.flush()
         return job.id

@@ -41,9 +41,15 @@ class Workers:
 
     def start(self, processes: int = 1, threads: int = 2) -> subprocess.Popen:
         cmd = [
-            sys.executable, "-m", "dramatiq", APP,
-            "--processes", str(processes), "--threads", str(threads),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "dramatiq",
+            APP,
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+        ]
         proc = subprocess.Popen(
             cmd,
             cwd=ROOT,

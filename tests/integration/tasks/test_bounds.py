@@ -133,14 +133,23 @@ def test_a_stage_stopped_by_its_time_limit_fails_for_good(pipeline, time_limits,
 def test_the_stage_time_limit_is_stage_time_limit_s():
     """Read once, when the worker imports the pipeline (a process of its own here)."""
     env = {
-        **os.environ, "STAGE_TIME_LIMIT_S": "42", "PYTHONPATH": str(ROOT),
+        **os.environ,
+        "STAGE_TIME_LIMIT_S": "42",
+        "PYTHONPATH": str(ROOT),
         "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",  # not reached at import
-    }  # fmt: skip
+    }
     shown = subprocess.run(
-        [sys.executable, "-c", "from tasks.pipeline import run_stage as r; "
-         "print(r.options['time_limit'])"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from tasks.pipeline import run_stage as r; print(r.options['time_limit'])",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.stdout.strip() == "42000", shown.stderr
 
 

@@ -50,9 +50,13 @@ def add_upload(ctx, path: Path, formats: list[str]) -> str:
     stored = ctx.storage.save(f"uploads/{path.name}", [path.read_bytes()])
     with ctx.sessions.begin() as session:
         upload = Upload(
-            tenant="test", filename=path.name, content_type="audio/flac", size_bytes=stored.size,
-            sha256=stored.sha256, storage_key=stored.key,
-        )  # fmt: skip
+            tenant="test",
+            filename=path.name,
+            content_type="audio/flac",
+            size_bytes=stored.size,
+            sha256=stored.sha256,
+            storage_key=stored.key,
+        )
         session.add(upload)
         session.flush()
         job = Job(upload_id=upload.id, tenant="test", formats=formats)

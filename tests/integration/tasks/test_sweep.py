@@ -32,9 +32,15 @@ def add_job(sessions, status: str, stage: str | None, quiet_for_s: float) -> str
     """A job whose creation and only event lie ``quiet_for_s`` seconds back."""
     then = utcnow() - timedelta(seconds=quiet_for_s)
     with sessions.begin() as session:
-        upload = Upload(tenant="test", filename="a.flac", content_type="audio/flac",
-                        size_bytes=1, sha256="0",
-                        storage_key=f"uploads/{uuid.uuid4()}", created_at=then)  # fmt: skip
+        upload = Upload(
+            tenant="test",
+            filename="a.flac",
+            content_type="audio/flac",
+            size_bytes=1,
+            sha256="0",
+            storage_key=f"uploads/{uuid.uuid4()}",
+            created_at=then,
+        )
         session.add(upload)
         session.flush()
         job = Job(upload_id=upload.id, tenant="test", status=status, stage=stage, created_at=then)
@@ -64,8 +70,9 @@ def test_a_stranded_job_is_sent_again_once_then_failed(world):
     finished = add_job(sessions, "done", "finalize", quiet_for_s=600)
 
     assert sweep(sessions, broker, stuck_after_s=120) == 2
-    assert sorted(messages(broker)) == sorted([(stranded, "loudness"),
-                                               (never_started, "transcode")])  # fmt: skip
+    assert sorted(messages(broker)) == sorted(
+        [(stranded, "loudness"), (never_started, "transcode")]
+    )
     job = jobs.get_job(sessions, stranded)
     assert job["status"] == "queued" and job["events"][-1]["message"] == jobs.RESENT_BY_SWEEP
     assert jobs.job_status(sessions, recent) == "running"

@@ -31,8 +31,10 @@ import numpy as np
 from scipy.signal import freqz, lfilter
 
 #: BS.1770-4 Table 1 and 2: the K-weighting filter at 48 kHz, as published (not derived).
-BS1770_SHELF = ([1.53512485958697, -2.69169618940638, 1.19839281085285],
-                [1.0, -1.69065929318241, 0.73248077421585])  # fmt: skip
+BS1770_SHELF = (
+    [1.53512485958697, -2.69169618940638, 1.19839281085285],
+    [1.0, -1.69065929318241, 0.73248077421585],
+)
 BS1770_HIGHPASS = ([1.0, -2.0, 1.0], [1.0, -1.99004745483398, 0.99007225036621])
 
 #: essentia's spelling of the twelve tonics → ours (``audio.key.TONICS``).

@@ -362,8 +362,14 @@ def speech_like(seconds: float = 12.0, rate: int = 11025, seed: int = 0) -> np.n
     phrases — the onset rhythm of speech, not of a beat."""
     rng = np.random.default_rng(seed)
     out = np.zeros(round(seconds * rate))
-    vowels = ((730, 1090, 2440), (270, 2290, 3010), (530, 1840, 2480), (570, 840, 2410),
-              (300, 870, 2240), (660, 1720, 2410))  # fmt: skip
+    vowels = (
+        (730, 1090, 2440),
+        (270, 2290, 3010),
+        (530, 1840, 2480),
+        (570, 840, 2410),
+        (300, 870, 2240),
+        (660, 1720, 2410),
+    )
     t = rng.uniform(0.1, 0.3)
     while t < seconds - 0.4:
         length = rng.uniform(0.12, 0.33)

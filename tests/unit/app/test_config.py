@@ -38,8 +38,10 @@ def test_tokens_and_numbers():
         }
     )
     assert config.api_tokens == {
-        "a": bare_token_tenant("a"), "b": "label", "c": bare_token_tenant("c")
-    }  # fmt: skip
+        "a": bare_token_tenant("a"),
+        "b": "label",
+        "c": bare_token_tenant("c"),
+    }
     assert bare_token_tenant("a") != bare_token_tenant("c")
     assert config.admin_token == "root"
     assert config.max_upload_mb == 50 and config.log_level == "DEBUG"
@@ -66,15 +68,23 @@ def test_every_problem_is_reported_at_once():
             }
         )
     message = str(error.value)
-    for expected in ("DATABASE_URL is not set", "MAX_UPLOAD_MB must be a whole number",
-                     "API_TOKENS tenant names may hold only", "printable ASCII token",
-                     "API_TOKENS names the same token twice",
-                     "ADMIN_TOKEN must be printable ASCII",
-                     "MAX_DURATION_S must be between", "UPLOADS_PER_HOUR must be between",
-                     "WORKER_THREADS must be between", "LOG_LEVEL must be one of",
-                     "STORAGE_URL must be", "NATS_URL must be",
-                     "NATS_REPLICAS must be between 1 and 5", "WEBHOOK_SECRET must be whsec_",
-                     "WEBHOOK_ALLOW_PRIVATE must be 1 or 0"):  # fmt: skip
+    for expected in (
+        "DATABASE_URL is not set",
+        "MAX_UPLOAD_MB must be a whole number",
+        "API_TOKENS tenant names may hold only",
+        "printable ASCII token",
+        "API_TOKENS names the same token twice",
+        "ADMIN_TOKEN must be printable ASCII",
+        "MAX_DURATION_S must be between",
+        "UPLOADS_PER_HOUR must be between",
+        "WORKER_THREADS must be between",
+        "LOG_LEVEL must be one of",
+        "STORAGE_URL must be",
+        "NATS_URL must be",
+        "NATS_REPLICAS must be between 1 and 5",
+        "WEBHOOK_SECRET must be whsec_",
+        "WEBHOOK_ALLOW_PRIVATE must be 1 or 0",
+    ):
         assert expected in message
 
 
@@ -118,19 +128,34 @@ def test_storage_paths():
 
 def test_web_settings_are_checked_with_the_rest():
     config = Config.from_env(
-        {"DATABASE_URL": "postgresql://db/app", "PORT": "5000", "WEB_THREADS": "8",
-         "WEB_CONNECTION_LIMIT": "200", "READ_TIMEOUT_S": "7", "METRICS_PORT": "0",
-         "EVENT_STREAM_MAX_S": "60", "EVENT_STREAMS_PER_TENANT": "3", "GRACEFUL_TIMEOUT": "12",
-         "WORKER_METRICS_PORT": "0"}
-    )  # fmt: skip
+        {
+            "DATABASE_URL": "postgresql://db/app",
+            "PORT": "5000",
+            "WEB_THREADS": "8",
+            "WEB_CONNECTION_LIMIT": "200",
+            "READ_TIMEOUT_S": "7",
+            "METRICS_PORT": "0",
+            "EVENT_STREAM_MAX_S": "60",
+            "EVENT_STREAMS_PER_TENANT": "3",
+            "GRACEFUL_TIMEOUT": "12",
+            "WORKER_METRICS_PORT": "0",
+        }
+    )
     assert (config.port, config.web_threads, config.web_connection_limit) == (5000, 8, 200)
     assert (config.read_timeout_s, config.metrics_port) == (7, 0)
     assert (config.event_stream_max_s, config.event_streams_per_tenant) == (60, 3)
     assert config.graceful_timeout == 12 and config.worker_metrics_port == 0
-    bad = {"PORT": "http", "WEB_THREADS": "many", "WEB_CONNECTION_LIMIT": "0",
-           "READ_TIMEOUT_S": "0", "METRICS_PORT": "70000", "EVENT_STREAM_MAX_S": "forever",
-           "EVENT_STREAMS_PER_TENANT": "0", "GRACEFUL_TIMEOUT": "-1",
-           "WORKER_METRICS_PORT": "70000"}  # fmt: skip
+    bad = {
+        "PORT": "http",
+        "WEB_THREADS": "many",
+        "WEB_CONNECTION_LIMIT": "0",
+        "READ_TIMEOUT_S": "0",
+        "METRICS_PORT": "70000",
+        "EVENT_STREAM_MAX_S": "forever",
+        "EVENT_STREAMS_PER_TENANT": "0",
+        "GRACEFUL_TIMEOUT": "-1",
+        "WORKER_METRICS_PORT": "70000",
+    }
     with pytest.raises(ConfigError) as error:
         Config.from_env({"DATABASE_URL": "postgresql://db/app", **bad})
     lines = str(error.value).splitlines()
@@ -144,8 +169,15 @@ def test_the_cli_finds_a_running_dev_stack_unless_told_otherwise(tmp_path, monke
         monkeypatch.delenv(name, raising=False)
     dev_env = tmp_path / "var" / "dev.env"
     assert cli_environment(dev_env).get("DATABASE_URL") is None  # no stack: nothing invented
-    write_dev_env(dev_env, {"DATABASE_URL": "postgresql://dev/db", "NATS_URL": "nats://h:1",
-                            "STORAGE_URL": "file:///srv", "ADMIN_TOKEN": "secret"})  # fmt: skip
+    write_dev_env(
+        dev_env,
+        {
+            "DATABASE_URL": "postgresql://dev/db",
+            "NATS_URL": "nats://h:1",
+            "STORAGE_URL": "file:///srv",
+            "ADMIN_TOKEN": "secret",
+        },
+    )
     assert "secret" not in dev_env.read_text()  # only the addresses the CLI needs
     config = Config.from_env(cli_environment(dev_env))
     assert config.database_url == "postgresql+psycopg://dev/db"

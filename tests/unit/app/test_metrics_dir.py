@@ -13,8 +13,12 @@ from app.metrics import MULTIPROC_ENV, process_identity, use_multiprocess_dir
 def test_fresh_directory_per_owner_and_stale_ones_removed(tmp_path, monkeypatch):
     monkeypatch.delenv(MULTIPROC_ENV, raising=False)
     monkeypatch.setattr(metrics, "_directory", None)  # this process counts in memory again after
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stale = tmp_path / f"web-{gone.stdout.strip()}-1"
     stale.mkdir()
     (stale / "counter_1.db").write_bytes(b"old")

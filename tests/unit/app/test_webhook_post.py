@@ -29,8 +29,13 @@ def test_the_post_goes_to_the_checked_address_with_the_name_as_host(receiver):
     # hooks.example.com does not resolve here: reaching the receiver proves the name was not
     # looked up again, only the address the check returned was connected to.
     url = f"http://hooks.example.com:{receiver.port}/ok"
-    outcome = attempt(claimed(url), secret=SPEC_SECRET, timeout_s=5, allow_private=True,
-                      resolver=lambda host, port: ["127.0.0.1"])  # fmt: skip
+    outcome = attempt(
+        claimed(url),
+        secret=SPEC_SECRET,
+        timeout_s=5,
+        allow_private=True,
+        resolver=lambda host, port: ["127.0.0.1"],
+    )
     assert outcome.status_code == 204 and outcome.delivered
     [message] = receiver.on("/ok")
     assert message.verified and message.headers["host"] == f"hooks.example.com:{receiver.port}"
@@ -39,8 +44,13 @@ def test_the_post_goes_to_the_checked_address_with_the_name_as_host(receiver):
 
 def test_a_name_rebound_to_loopback_is_not_sent(receiver):
     url = f"http://hooks.example.com:{receiver.port}/ok"
-    outcome = attempt(claimed(url), secret=SPEC_SECRET, timeout_s=5, allow_private=False,
-                      resolver=lambda host, port: ["127.0.0.1"])  # fmt: skip
+    outcome = attempt(
+        claimed(url),
+        secret=SPEC_SECRET,
+        timeout_s=5,
+        allow_private=False,
+        resolver=lambda host, port: ["127.0.0.1"],
+    )
     assert outcome.status_code is None and not outcome.worth_retrying
     assert outcome.error.startswith("not sent:") and "loopback" in outcome.error
     assert receiver.received == []
@@ -48,8 +58,9 @@ def test_a_name_rebound_to_loopback_is_not_sent(receiver):
 
 def test_answers_and_silences(receiver):
     def outcome_of(path, timeout_s=5.0):
-        return attempt(claimed(receiver.url(path)), secret=SPEC_SECRET, timeout_s=timeout_s,
-                       allow_private=True)  # fmt: skip
+        return attempt(
+            claimed(receiver.url(path)), secret=SPEC_SECRET, timeout_s=timeout_s, allow_private=True
+        )
 
     flaky = outcome_of("/flaky")
     assert (flaky.status_code, flaky.worth_retrying, flaky.delivered) == (503, True, False)
@@ -61,8 +72,9 @@ def test_answers_and_silences(receiver):
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    refused = attempt(claimed(f"http://127.0.0.1:{port}/"), secret=SPEC_SECRET, timeout_s=5,
-                      allow_private=True)  # fmt: skip
+    refused = attempt(
+        claimed(f"http://127.0.0.1:{port}/"), secret=SPEC_SECRET, timeout_s=5, allow_private=True
+    )
     assert refused.error == "could not connect (connection refused)" and refused.worth_retrying
     unsigned = attempt(claimed(receiver.url("/ok")), secret=None, timeout_s=5, allow_private=True)
     assert "WEBHOOK_SECRET is not set" in unsigned.error
@@ -100,8 +112,12 @@ def raw_server(answer: list[tuple[bytes, float]]) -> tuple[int, threading.Event]
 
 
 def post_to(port: int, timeout_s: float = 5):
-    return attempt(claimed(f"http://127.0.0.1:{port}/"), secret=SPEC_SECRET, timeout_s=timeout_s,
-                   allow_private=True)  # fmt: skip
+    return attempt(
+        claimed(f"http://127.0.0.1:{port}/"),
+        secret=SPEC_SECRET,
+        timeout_s=timeout_s,
+        allow_private=True,
+    )
 
 
 def bounded(call, limit_s: float = 60):
@@ -152,16 +168,22 @@ def test_a_name_that_stops_resolving_is_tried_again():
     def fails(host, port):
         raise OSError("Temporary failure in name resolution")
 
-    outcome = attempt(claimed("https://hooks.example.com/in"), secret=SPEC_SECRET, timeout_s=5,
-                      allow_private=False, resolver=fails)  # fmt: skip
+    outcome = attempt(
+        claimed("https://hooks.example.com/in"),
+        secret=SPEC_SECRET,
+        timeout_s=5,
+        allow_private=False,
+        resolver=fails,
+    )
     assert "does not resolve" in outcome.error and outcome.worth_retrying
 
 
 def test_an_international_name_goes_out_in_its_ascii_form(receiver):
     url = f"http://bücher.example:{receiver.port}/ok"
     ascii_only = lambda host, port: ["127.0.0.1"] if host.isascii() else []  # noqa: E731
-    outcome = attempt(claimed(url), secret=SPEC_SECRET, timeout_s=5, allow_private=True,
-                      resolver=ascii_only)  # fmt: skip
+    outcome = attempt(
+        claimed(url), secret=SPEC_SECRET, timeout_s=5, allow_private=True, resolver=ascii_only
+    )
     assert outcome.delivered, outcome
     [message] = receiver.on("/ok")
     assert message.headers["host"] == f"xn--bcher-kva.example:{receiver.port}"

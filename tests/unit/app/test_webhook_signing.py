@@ -32,8 +32,11 @@ def test_headers_sign_id_timestamp_and_body():
     key = base64.b64decode(SPEC_SECRET.removeprefix("whsec_"))
     mac = hmac.new(key, b'msg_1.1700000000.{"a":1}', hashlib.sha256).digest()
     assert headers["webhook-signature"] == "v1," + base64.b64encode(mac).decode()
-    for changed in (("msg_2", 1_700_000_000, b'{"a":1}'), ("msg_1", 1_700_000_001, b'{"a":1}'),
-                    ("msg_1", 1_700_000_000, b'{"a":2}')):  # fmt: skip
+    for changed in (
+        ("msg_2", 1_700_000_000, b'{"a":1}'),
+        ("msg_1", 1_700_000_001, b'{"a":1}'),
+        ("msg_1", 1_700_000_000, b'{"a":2}'),
+    ):
         assert signature(SPEC_SECRET, *changed) != headers["webhook-signature"]
 
 

@@ -136,9 +136,14 @@ def test_decode_time_bound(tmp_path):
 def test_errors_are_audio_errors_and_permanent():
     """Retrying cannot help any of them; a decode out of time would run out of time again."""
     for cls in (
-        NotAudioError, TruncatedAudioError, CorruptAudioError, UnsupportedAudioError,
-        DecodeTimeoutError, TooLongError, OutputTooLargeError,
-    ):  # fmt: skip
+        NotAudioError,
+        TruncatedAudioError,
+        CorruptAudioError,
+        UnsupportedAudioError,
+        DecodeTimeoutError,
+        TooLongError,
+        OutputTooLargeError,
+    ):
         assert issubclass(cls, AudioError) and cls.permanent is True
 
 

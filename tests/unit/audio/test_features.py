@@ -25,10 +25,23 @@ def test_features_survive_a_round_trip_through_bytes(tmp_path):
     direct = analyze_file(path).to_dict()
     restored = from_features(str(path), Features.from_bytes(data))
     again = restored.to_dict()
-    for key in ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "bpm", "key",
-                "camelot", "duration_s", "sample_rate", "channels", "codec", "loudness_reason",
-                "audio_start_s", "audio_end_s", "leading_silence_s", "trailing_silence_s",
-                ):  # fmt: skip
+    for key in (
+        "integrated_lufs",
+        "loudness_range_lu",
+        "true_peak_dbtp",
+        "bpm",
+        "key",
+        "camelot",
+        "duration_s",
+        "sample_rate",
+        "channels",
+        "codec",
+        "loudness_reason",
+        "audio_start_s",
+        "audio_end_s",
+        "leading_silence_s",
+        "trailing_silence_s",
+    ):
         assert again[key] == direct[key], key
     assert again["leading_silence_s"] == pytest.approx(0.75, abs=0.01)
     assert again["trailing_silence_s"] == pytest.approx(0.75, abs=0.01)

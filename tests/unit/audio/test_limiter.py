@@ -24,8 +24,9 @@ RESAMPLER_SLACK_DB = 0.03
 
 def limit(x: np.ndarray, gain_db: float, ceiling_dbtp: float, sizes=None, **kwargs):
     """Run ``x`` through a limiter in blocks of ``sizes`` (cycled; None: one block)."""
-    limiter = TruePeakLimiter(RATE, x.shape[0], gain_db=gain_db, ceiling_dbtp=ceiling_dbtp,
-                              **kwargs)  # fmt: skip
+    limiter = TruePeakLimiter(
+        RATE, x.shape[0], gain_db=gain_db, ceiling_dbtp=ceiling_dbtp, **kwargs
+    )
     parts, start, i = [], 0, 0
     while start < x.shape[1]:
         size = x.shape[1] if sizes is None else sizes[i % len(sizes)]

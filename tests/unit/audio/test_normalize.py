@@ -168,9 +168,12 @@ def test_loud_file_gets_exactly_the_linear_gain(tmp_path):
     source = write_audio(tmp_path / "loud.wav", x, RATE, "wavf32")
     measured = measure_loudness(x, RATE)
     done = normalize_file(
-        source, outputs_in(tmp_path, ["wav", "flac"]), PRESETS["ebu"],
-        input_lufs=measured.integrated_lufs, input_true_peak_dbtp=measured.true_peak_dbtp,
-    )  # fmt: skip
+        source,
+        outputs_in(tmp_path, ["wav", "flac"]),
+        PRESETS["ebu"],
+        input_lufs=measured.integrated_lufs,
+        input_true_peak_dbtp=measured.true_peak_dbtp,
+    )
     for (result, normalization), fmt in zip(done, ["wav", "flac"], strict=True):
         assert normalization.limited_db == 0.0
         assert normalization.gain_db == pytest.approx(-15.0, abs=0.01)

@@ -14,9 +14,17 @@ from tests.support.audio import signals
 
 @pytest.mark.parametrize(
     ("fmt", "kind"),
-    [("wav", "wav"), ("wav24", "wav"), ("flac", "flac"), ("mp3", "mp3"), ("ogg", "ogg"),
-     ("opus", "ogg"), ("m4a", "m4a"), ("aiff", "aiff")],
-)  # fmt: skip
+    [
+        ("wav", "wav"),
+        ("wav24", "wav"),
+        ("flac", "flac"),
+        ("mp3", "mp3"),
+        ("ogg", "ogg"),
+        ("opus", "ogg"),
+        ("m4a", "m4a"),
+        ("aiff", "aiff"),
+    ],
+)
 def test_every_decodable_format_is_recognised(tmp_path, fmt, kind):
     rate = 48000 if fmt == "opus" else 44100
     path = signals.path_for(tmp_path, "x", fmt)
@@ -32,6 +40,13 @@ def test_bare_mpeg_frames_and_adts():
 def test_other_files_are_not_audio():
     png = io.BytesIO()
     Image.new("RGB", (4, 4)).save(png, format="PNG")
-    for head in (b"hello, world", png.getvalue(), b"PK\x03\x04zipfile", b"", bytes(12),
-                 b"RIFF\x00\x00\x00\x00AVI ", np.ones(3).tobytes()):  # fmt: skip
+    for head in (
+        b"hello, world",
+        png.getvalue(),
+        b"PK\x03\x04zipfile",
+        b"",
+        bytes(12),
+        b"RIFF\x00\x00\x00\x00AVI ",
+        np.ones(3).tobytes(),
+    ):
         assert sniff(head[:HEAD_BYTES]) is None

@@ -60,9 +60,12 @@ def family(mode: str) -> Iterator[tuple[subprocess.Popen, int, str]]:
     """Run :data:`FAMILY`; yield the parent, the child's pid and what arming answered; kill
     whatever is left of them at the end."""
     popen = subprocess.Popen(
-        [sys.executable, "-c", FAMILY, mode], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        [sys.executable, "-c", FAMILY, mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     child = 0
     try:
         said = dict(popen.stdout.readline().split() for _ in range(2))

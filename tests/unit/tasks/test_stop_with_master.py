@@ -84,9 +84,12 @@ ORPHAN = textwrap.dedent(
 
 def test_an_orphan_logs_to_its_inherited_stderr_and_ends_if_its_stop_hangs():
     popen = subprocess.Popen(
-        [sys.executable, "-c", ORPHAN], stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        [sys.executable, "-c", ORPHAN],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     try:
         _, stderr = popen.communicate(timeout=60)
     finally:

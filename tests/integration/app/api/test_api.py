@@ -103,13 +103,17 @@ def test_corrupt_audio_fails_once_with_a_reason(client):
 
 def test_idempotency_key_returns_the_first_answer(api_only, song):
     first = api_only.post(
-        "/api/uploads", data={"file": (io.BytesIO(song), "a.flac")},
-        headers={"Idempotency-Key": "k-123"}, content_type="multipart/form-data",
-    )  # fmt: skip
+        "/api/uploads",
+        data={"file": (io.BytesIO(song), "a.flac")},
+        headers={"Idempotency-Key": "k-123"},
+        content_type="multipart/form-data",
+    )
     again = api_only.post(
-        "/api/uploads", data={"file": (io.BytesIO(song), "a.flac")},
-        headers={"Idempotency-Key": "k-123"}, content_type="multipart/form-data",
-    )  # fmt: skip
+        "/api/uploads",
+        data={"file": (io.BytesIO(song), "a.flac")},
+        headers={"Idempotency-Key": "k-123"},
+        content_type="multipart/form-data",
+    )
     assert again.json["upload_id"] == first.json["upload_id"]
     assert again.json["job_id"] == first.json["job_id"]
     assert api_only.get("/api/jobs").json["total"] == 1
@@ -156,8 +160,12 @@ def test_jobs_list_filters_and_pages(api_only, song):
 def test_readyz_checks_database_nats_and_migrations(api_only):
     response = api_only.get("/readyz")
     assert response.status_code == 200, response.json
-    assert response.json["checks"] == {"database": "ok", "migrations": "ok", "nats": "ok",
-                                       "jetstream": "ok"}  # fmt: skip
+    assert response.json["checks"] == {
+        "database": "ok",
+        "migrations": "ok",
+        "nats": "ok",
+        "jetstream": "ok",
+    }
     assert json.loads(api_only.get("/healthz").data) == {"status": "ok"}
 
 

@@ -220,8 +220,14 @@ def test_a_refused_batch_keeps_nothing(make_client, short, tmp_path, migrated_da
     assert (none.status_code, none.json["error"]["code"]) == (400, "empty_batch")
     assert kept_rows(sessions, "alpha") == nothing and stored_files(tmp_path) == []
 
-    accepted = send_batch(client, [(BROKEN, "one.flac"), (BROKEN, "two.flac")], headers=ALPHA,
-                          chunked=True, formats="opus", normalize="podcast")  # fmt: skip
+    accepted = send_batch(
+        client,
+        [(BROKEN, "one.flac"), (BROKEN, "two.flac")],
+        headers=ALPHA,
+        chunked=True,
+        formats="opus",
+        normalize="podcast",
+    )
     assert accepted.status_code == 202, accepted.json  # nothing refused counts in the quota
     with sessions() as session:  # the request's options, on every job
         asked = session.execute(select(Job.formats, Job.normalize)).all()
@@ -244,8 +250,10 @@ def test_another_tenants_batch_is_not_found(make_client):
     upload_id = mine.json["jobs"][0]["upload_id"]
     grouped = client.post("/api/batches", json={"upload_ids": [upload_id]}, headers=BETA)
     assert grouped.status_code == 404 and grouped.json["error"]["code"] == "not_found"
-    assert client.post("/api/batches", json={"upload_ids": [upload_id]},
-                       headers=ALPHA).status_code == 202  # fmt: skip
+    assert (
+        client.post("/api/batches", json={"upload_ids": [upload_id]}, headers=ALPHA).status_code
+        == 202
+    )
 
 
 def test_jobs_ending_in_the_same_instant_make_one_batch_webhook(migrated_database_url):
@@ -259,8 +267,14 @@ def test_jobs_ending_in_the_same_instant_make_one_batch_webhook(migrated_databas
             session.add(batch)
             job_ids = []
             for position in range(2):
-                up = Upload(tenant="t", filename="x.flac", content_type="audio/flac",
-                            size_bytes=1, sha256="0" * 64, storage_key="k")  # fmt: skip
+                up = Upload(
+                    tenant="t",
+                    filename="x.flac",
+                    content_type="audio/flac",
+                    size_bytes=1,
+                    sha256="0" * 64,
+                    storage_key="k",
+                )
                 session.add(up)
                 session.flush()
                 job = Job(tenant="t", upload_id=up.id, status="running", formats=[])
@@ -307,8 +321,14 @@ def test_a_batch_made_as_its_job_ends_still_ends_once(migrated_database_url):
     sessions = make_sessions(migrated_database_url)
     for attempt in range(30):
         with sessions.begin() as session:
-            up = Upload(tenant="t", filename="x.flac", content_type="audio/flac", size_bytes=1,
-                        sha256="0" * 64, storage_key="k")  # fmt: skip
+            up = Upload(
+                tenant="t",
+                filename="x.flac",
+                content_type="audio/flac",
+                size_bytes=1,
+                sha256="0" * 64,
+                storage_key="k",
+            )
             session.add(up)
             session.flush()
             job = Job(tenant="t", upload_id=up.id, status="running", formats=[])

@@ -52,9 +52,18 @@ def test_http_show_delete_purge_with_filters(make_stack):
 
 @pytest.mark.parametrize(
     "body",
-    [None, [], {}, {"ids": []}, {"ids": "1"}, {"ids": ["1"], "all": True}, {"all": "yes"},
-     {"ids": ["1"], "queue": "mail"}, {"all": True, "queue": 5}],
-)  # fmt: skip
+    [
+        None,
+        [],
+        {},
+        {"ids": []},
+        {"ids": "1"},
+        {"ids": ["1"], "all": True},
+        {"all": "yes"},
+        {"ids": ["1"], "queue": "mail"},
+        {"all": True, "queue": 5},
+    ],
+)
 def test_bulk_retry_refuses_a_bad_body(make_stack, body):
     response = make_stack().client.post("/api/dead-letters/retry", json=body)
     assert response.status_code == 400 and response.json["error"]["code"] == "bad_body"
@@ -97,8 +106,14 @@ def test_admin_routes_need_the_admin_token(make_stack):
     letter = bury(stack.broker, "mail", "notify", ["x@example.com"])
     user = {"Authorization": "Bearer user-token"}
     one, every = f"/api/dead-letters/{letter}", "/api/dead-letters"
-    calls = [("get", every), ("get", one), ("post", f"{one}/retry"), ("post", f"{every}/retry"),
-             ("delete", one), ("delete", every)]  # fmt: skip
+    calls = [
+        ("get", every),
+        ("get", one),
+        ("post", f"{one}/retry"),
+        ("post", f"{every}/retry"),
+        ("delete", one),
+        ("delete", every),
+    ]
     for method, path in calls:
         for headers, status in (({}, 401), (user, 403)):  # no token; a tenant's token
             response = getattr(stack.client, method)(path, headers=headers, json={"all": True})
@@ -115,8 +130,11 @@ def test_the_suite_never_touches_another_namespace(make_stack, service_nats_url,
     other = make_broker(service_nats_url, f"other-{uuid.uuid4().hex[:8]}")
     try:
         args = ("their-job", "transcode")
-        other.enqueue(dramatiq.Message(queue_name="pipeline", actor_name="run_stage", args=args,
-                                       kwargs={}, options={}))  # fmt: skip
+        other.enqueue(
+            dramatiq.Message(
+                queue_name="pipeline", actor_name="run_stage", args=args, kwargs={}, options={}
+            )
+        )
         letter = bury(other, "pipeline", "run_stage", ["their-job", "loudness"])
         stack = make_stack()  # flushes and purges the suite's queues, as every fixture does
         stack.start_workers()

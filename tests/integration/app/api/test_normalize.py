@@ -66,8 +66,11 @@ def test_outputs_are_normalised_to_the_platform_and_the_events_say_so(client, qu
             ours.true_peak_dbtp, abs=0.05
         )
     job = client.get(body["links"]["job"]).json
-    assert job["normalize"] == {"name": "spotify", "target_lufs": -14.0,
-                                "true_peak_ceiling_dbtp": -1.0}  # fmt: skip
+    assert job["normalize"] == {
+        "name": "spotify",
+        "target_lufs": -14.0,
+        "true_peak_ceiling_dbtp": -1.0,
+    }
     lines = [e["message"] for e in job["events"] if e["stage"] == "normalize"]
     assert any(line.startswith("normalised to spotify (-14 LUFS, -1 dBTP): mp3 ") for line in lines)
 

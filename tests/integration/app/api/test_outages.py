@@ -48,9 +48,13 @@ def own_postgres(tmp_path):
     server = EmbeddedPostgres(tmp_path / "pg" / "data")
     server.start()
     url = server.create_database("phantomchain")
-    migrated = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT,
-                              env={**os.environ, "DATABASE_URL": url}, capture_output=True,
-                              text=True)  # fmt: skip
+    migrated = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+    )
     assert migrated.returncode == 0, migrated.stderr
     yield server, url
     server.stop()
@@ -67,11 +71,14 @@ def make_api(tmp_path, monkeypatch):
     apps = []
 
     def make(database_url: str, nats_url: str, storage_url: str | None = None):
-        config = Config.from_env({
-            "DATABASE_URL": database_url, "NATS_URL": nats_url,
-            "NATS_NAMESPACE": f"outage-{uuid.uuid4().hex[:8]}",
-            "STORAGE_URL": storage_url or f"file://{tmp_path}/store",
-        })  # fmt: skip
+        config = Config.from_env(
+            {
+                "DATABASE_URL": database_url,
+                "NATS_URL": nats_url,
+                "NATS_NAMESPACE": f"outage-{uuid.uuid4().hex[:8]}",
+                "STORAGE_URL": storage_url or f"file://{tmp_path}/store",
+            }
+        )
         apps.append(create_app(config))
         return apps[-1], apps[-1].test_client()
 
@@ -98,8 +105,12 @@ def wav() -> bytes:
 
 def post(client, data: bytes, key: str | None = None):
     headers = {"Idempotency-Key": key} if key else {}
-    return client.post("/api/uploads", data={"file": (io.BytesIO(data), "a.wav")},
-                       content_type="multipart/form-data", headers=headers)  # fmt: skip
+    return client.post(
+        "/api/uploads",
+        data={"file": (io.BytesIO(data), "a.wav")},
+        content_type="multipart/form-data",
+        headers=headers,
+    )
 
 
 def readyz(client):
@@ -116,8 +127,10 @@ def originals(app) -> set[str]:
 def counts(app) -> tuple[int, int]:
     """(uploads, jobs) in the database."""
     with app.extensions["sessions"]() as session:
-        return (session.scalar(select(func.count()).select_from(Upload)),
-                session.scalar(select(func.count()).select_from(Job)))  # fmt: skip
+        return (
+            session.scalar(select(func.count()).select_from(Upload)),
+            session.scalar(select(func.count()).select_from(Job)),
+        )
 
 
 def assert_refused(response, code: str) -> None:
@@ -137,8 +150,12 @@ def test_while_nats_is_down(backend, own_nats, migrated_database_url, make_api, 
     app, client = make_api(migrated_database_url, own_nats.url, storage_url)
     response, _ = readyz(client)
     assert response.status_code == 200, response.json
-    assert response.json["checks"] == {"database": "ok", "migrations": "ok", "nats": "ok",
-                                       "jetstream": "ok"}  # fmt: skip
+    assert response.json["checks"] == {
+        "database": "ok",
+        "migrations": "ok",
+        "nats": "ok",
+        "jetstream": "ok",
+    }
     first = post(client, wav)
     assert first.status_code == 202, first.json
     kept = {f"uploads/{first.json['upload_id']}/original.wav"}
@@ -198,8 +215,7 @@ def test_while_postgres_is_down(own_postgres, own_nats, make_api, wav):
 
 
 @pytest.mark.slow
-def test_database_lost_while_the_queue_is_away(own_postgres, own_nats, make_api, wav,
-                                               monkeypatch):  # fmt: skip
+def test_database_lost_while_the_queue_is_away(own_postgres, own_nats, make_api, wav, monkeypatch):
     """The rows cannot be removed: no crash, a 503, and the upload kept whole — rows and
     file — for the workers' sweep, which sends a job that has stayed queued too long."""
     server, database_url = own_postgres
@@ -227,8 +243,11 @@ def test_database_lost_while_the_queue_is_away(own_postgres, own_nats, make_api,
 
 def test_readyz_names_jetstream_when_the_server_runs_without_it(migrated_database_url, make_api):
     port = free_port()
-    plain = subprocess.Popen([find_binary(), "-a", "127.0.0.1", "-p", str(port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    plain = subprocess.Popen(
+        [find_binary(), "-a", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert wait_for(lambda: port_answers("127.0.0.1", port), timeout=15)
         _, client = make_api(migrated_database_url, f"nats://127.0.0.1:{port}")

@@ -99,8 +99,11 @@ def phantomchain(database_url: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", "tokens", *args],
         env={**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.slow  # six CLI runs
@@ -224,8 +227,11 @@ def test_a_tenant_named_like_an_internal_one_sees_only_its_own(make_client, song
 def test_admin_bodies_and_ids_out_of_range_are_4xx(make_client):
     client = make_client(workers=False, **TOKENS)
     nobody = f"/api/jobs/{uuid.uuid4()}"
-    for body in (["failed"], {"status": "failed", "error": {"a": 1}},
-                 {"status": "failed", "error": "a\u0000b"}):  # fmt: skip
+    for body in (
+        ["failed"],
+        {"status": "failed", "error": {"a": 1}},
+        {"status": "failed", "error": "a\u0000b"},
+    ):
         response = client.patch(nobody, json=body, headers=ADMIN)
         assert response.status_code == 400 and response.json["error"]["code"] == "bad_body"
     huge = "/api/dead-letters/99999999999999999999999"

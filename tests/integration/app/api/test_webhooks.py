@@ -88,8 +88,7 @@ def _verifies(secret: str, message, body: bytes) -> bool:
     return verify(secret, message.headers, body)
 
 
-def test_5xx_is_tried_again_with_the_same_id_other_answers_are_final(make_client, song,
-                                                                     receiver):  # fmt: skip
+def test_5xx_is_tried_again_with_the_same_id_other_answers_are_final(make_client, song, receiver):
     client = make_client(**WEBHOOKS)
     flaky = upload(client, song, callback_url=receiver.url("/flaky")).json
     gone = upload(client, song, callback_url=receiver.url("/gone")).json
@@ -101,8 +100,11 @@ def test_5xx_is_tried_again_with_the_same_id_other_answers_are_final(make_client
     assert first.body == second.body
     delivered = wait_delivery(client, flaky["job_id"], "delivered")
     assert [t["status_code"] for t in delivered["tries"]] == [503, 200]
-    told = [e["message"] for e in client.get(f"/api/jobs/{flaky['job_id']}").json["events"]
-            if e["stage"] == "webhook"]  # fmt: skip
+    told = [
+        e["message"]
+        for e in client.get(f"/api/jobs/{flaky['job_id']}").json["events"]
+        if e["stage"] == "webhook"
+    ]
     assert "answered 503 (attempt 1); next attempt in" in told[0]
     assert told[1].endswith("answered 200 (attempt 2)")
 
@@ -173,11 +175,14 @@ def test_the_tenants_default_and_a_lost_message(
     delivery whose message was lost is sent by the sweep."""
     tokens = {"API_TOKENS": "acme:acme-token"}
     client = make_client(**WEBHOOKS, **tokens)
-    env = {**os.environ, "DATABASE_URL": migrated_database_url, "PYTHONPATH": str(ROOT),
-           **WEBHOOKS}  # fmt: skip
+    env = {**os.environ, "DATABASE_URL": migrated_database_url, "PYTHONPATH": str(ROOT), **WEBHOOKS}
     cli = [sys.executable, "-m", "app.cli", "tokens", "webhook", "acme"]
-    refused = subprocess.run([*cli, "http://10.0.0.1/x"], env={**env, "WEBHOOK_ALLOW_PRIVATE": "0"},
-                             capture_output=True, text=True)  # fmt: skip
+    refused = subprocess.run(
+        [*cli, "http://10.0.0.1/x"],
+        env={**env, "WEBHOOK_ALLOW_PRIVATE": "0"},
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode == 2 and "private address" in refused.stderr
     set_ = subprocess.run([*cli, receiver.url("/ok")], env=env, capture_output=True, text=True)
     assert set_.returncode == 0, set_.stderr
@@ -194,11 +199,15 @@ def test_the_tenants_default_and_a_lost_message(
     sessions = make_sessions(migrated_database_url)
     with sessions.begin() as session:
         job = session.get(Job, made["job_id"])
-        lost = webhooks._make(session, "acme", receiver.url("/ok"),
-                              webhooks.job_payload(session, job), job_id=job.id)  # fmt: skip
+        lost = webhooks._make(
+            session, "acme", receiver.url("/ok"), webhooks.job_payload(session, job), job_id=job.id
+        )
     with sessions.begin() as session:
-        session.execute(update(WebhookDelivery).where(WebhookDelivery.id == lost)
-                        .values(next_attempt_at=utcnow() - timedelta(hours=1)))  # fmt: skip
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == lost)
+            .values(next_attempt_at=utcnow() - timedelta(hours=1))
+        )
     sweep(sessions, service_broker(service_nats_url), 3600)
     resent = receiver.wait_for("/ok", 2)[1]
     assert resent.headers["webhook-id"] == lost and resent.verified

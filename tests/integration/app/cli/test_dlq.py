@@ -70,7 +70,10 @@ def test_cli_dlq_show_delete_purge_and_errors(make_stack):
 
     table = stack.cli("dlq", "list")
     assert table.returncode == 0 and table.stdout.splitlines()[0].split()[:3] == [
-        "id", "queue", "actor"]  # fmt: skip
+        "id",
+        "queue",
+        "actor",
+    ]
     assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == [a, b, c]
     assert [d["id"] for d in stack.cli_json("dlq", "list", "--queue", "mail")] == [b, c]
     assert [d["id"] for d in stack.cli_json("dlq", "list", "--actor", "run_stage")] == [a]
@@ -113,10 +116,12 @@ def test_cli_dlq_retry_all_takes_only_what_the_filters_name(make_stack, short_so
 
     retried = stack.cli_json("dlq", "retry", "--all", "--queue", "pipeline")
     assert {item["id"]: item["job_id"] for item in retried["retried"]} == {
-        letter: job_id for job_id, letter in letters.items()}  # fmt: skip
+        letter: job_id for job_id, letter in letters.items()
+    }
     assert [d["id"] for d in stack.cli_json("dlq", "list")] == [mail]
     assert stack.cli("dlq", "retry", "--all", "--actor", "no_such_actor").stdout.strip() == (
-        "no dead letters to retry")  # fmt: skip
+        "no dead letters to retry"
+    )
 
     stack.start_workers()
     for accepted in (first, second):

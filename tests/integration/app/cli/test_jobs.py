@@ -24,7 +24,9 @@ def test_cli_jobs_list_show_retry(make_stack, short_song):
     listed = stack.cli_json("jobs", "list")
     assert listed["total"] == 2
     assert {j["id"]: j["status"] for j in listed["jobs"]} == {
-        good["job_id"]: "done", bad["job_id"]: "failed"}  # fmt: skip
+        good["job_id"]: "done",
+        bad["job_id"]: "failed",
+    }
     failed = stack.cli("jobs", "list", "--status", "failed")
     assert failed.returncode == 0 and bad["job_id"] in failed.stdout
     assert good["job_id"] not in failed.stdout

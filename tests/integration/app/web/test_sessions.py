@@ -60,14 +60,16 @@ def test_revoking_a_cli_token_ends_its_sessions(make_client, migrated_database_u
     client = make_client(workers=False, **TOKENS)
     env = {**os.environ, "DATABASE_URL": migrated_database_url, "PYTHONPATH": str(ROOT)}
     cli = [sys.executable, "-m", "app.cli", "tokens"]
-    made = subprocess.run([*cli, "create", "gamma"], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    made = subprocess.run(
+        [*cli, "create", "gamma"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     token = made.stdout.strip()
     signed, _ = sign_in(client, token)
     assert signed.status_code == 302
     assert client.get("/api/jobs").status_code == 200
-    subprocess.run([*cli, "revoke", "gamma"], env=env, cwd=ROOT, check=True,
-                   capture_output=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        [*cli, "revoke", "gamma"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=60
+    )
     assert client.get("/api/jobs").status_code == 401
 
 
@@ -85,8 +87,12 @@ def test_unsafe_calls_from_another_sites_page_are_refused_even_when_open(make_cl
     """Open mode has no token to steal and no session to check: what stops another site's page
     from posting to a developer's `make run` is where the browser says the request came from."""
     client = make_client(workers=False)  # open
-    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
-                    {"Origin": "http://evil.example"}, {"Origin": "null"}):  # fmt: skip
+    for headers in (
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+    ):
         refused = upload(client, song, headers=headers)
         assert refused.status_code == 403 and refused.json["error"]["code"] == "cross_site"
     assert upload(client, song, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 202

@@ -36,9 +36,14 @@ def test_a_tenant_over_its_share_is_429_and_the_process_over_its_own_is_503():
 
 @pytest.mark.parametrize(
     ("headers", "query", "expected"),
-    [({}, "", 0), ({"Last-Event-ID": "42"}, "", 42), ({}, "?last_event_id=7", 7),
-     ({"Last-Event-ID": "9"}, "?last_event_id=7", 9), ({"Last-Event-ID": " "}, "", 0)],
-)  # fmt: skip
+    [
+        ({}, "", 0),
+        ({"Last-Event-ID": "42"}, "", 42),
+        ({}, "?last_event_id=7", 7),
+        ({"Last-Event-ID": "9"}, "?last_event_id=7", 9),
+        ({"Last-Event-ID": " "}, "", 0),
+    ],
+)
 def test_last_event_id_comes_from_the_header_or_the_query(headers, query, expected):
     with Flask(__name__).test_request_context(f"/events{query}", headers=headers):
         assert last_event_id() == expected

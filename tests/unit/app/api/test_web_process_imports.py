@@ -37,8 +37,13 @@ print(json.dumps({"answers": answers, "bad_format": bad_format,
 
 def test_the_web_process_loads_neither_the_audio_stack_nor_the_worker(tmp_path):
     probe = PROBE % {"storage": tmp_path, "heavy": HEAVY}
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["answers"] == [200, 200]
@@ -52,7 +57,12 @@ def test_the_probe_sees_a_heavy_import_when_there_is_one(tmp_path):
     """The check above can fail: the same probe, after importing the worker, reports it."""
     probe = PROBE % {"storage": tmp_path, "heavy": HEAVY}
     probe = probe.replace("import app.cli", "import app.cli\nimport numpy")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["loaded"] == ["numpy"]

@@ -65,9 +65,18 @@ def test_all_good_exits_zero_and_transcodes_go_to_out(files, tmp_path):
     songs, _ = files
     result = CliRunner().invoke(
         main,
-        ["analyze", "--json", "--jobs", "1", "--formats", "mp3,opus", "--out", str(tmp_path),
-         str(songs[0][0])],
-    )  # fmt: skip
+        [
+            "analyze",
+            "--json",
+            "--jobs",
+            "1",
+            "--formats",
+            "mp3,opus",
+            "--out",
+            str(tmp_path),
+            str(songs[0][0]),
+        ],
+    )
     assert result.exit_code == 0, result.output
     (record,) = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert {o["format"] for o in record["outputs"]} == {"mp3", "opus"}
@@ -100,10 +109,18 @@ def test_unknown_format_is_a_usage_error(files):
 def test_the_console_script_runs(files):
     songs, _ = files
     out = subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", "analyze", "--json",
-         str(songs[1][0])],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from app.cli import main; main()",
+            "analyze",
+            "--json",
+            str(songs[1][0]),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout)["camelot"] == "7A"  # D minor
 
 
@@ -117,13 +134,27 @@ def test_normalize_writes_the_transcodes_as_normalised_masters(files, tmp_path):
     path = songs[0][0]
     result = CliRunner().invoke(
         main,
-        ["analyze", "--json", "--formats", "wav", "--normalize", "-20", "--true-peak", "-2",
-         "--out", str(tmp_path), str(path)],
-    )  # fmt: skip
+        [
+            "analyze",
+            "--json",
+            "--formats",
+            "wav",
+            "--normalize",
+            "-20",
+            "--true-peak",
+            "-2",
+            "--out",
+            str(tmp_path),
+            str(path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert record["normalize"] == {"name": None, "target_lufs": -20.0,
-                                   "true_peak_ceiling_dbtp": -2.0}  # fmt: skip
+    assert record["normalize"] == {
+        "name": None,
+        "target_lufs": -20.0,
+        "true_peak_ceiling_dbtp": -2.0,
+    }
     (output,) = record["outputs"]
     assert output["normalization"]["target_lufs"] == -20.0
     samples, rate = decode(output["path"])
