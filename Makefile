@@ -24,10 +24,10 @@ run: $(STAMP)
 # socket paths stay short; two checkouts testing at once never share one).
 TEST_WORKERS ?= 4
 TEST_TMP := /tmp/phantomchain-test-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
-PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=$(TEST_TMP)
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=$(TEST_TMP) --dist loadgroup
 
 test: $(STAMP)
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_WORKERS) --durations=10 $(PYTEST_ARGS)
 
 # The edit loop: the unit tests (no server, no worker), on both cores.
 test-fast: $(STAMP)
