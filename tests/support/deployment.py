@@ -15,7 +15,7 @@ from pathlib import Path
 from app.embedded.nats_server import free_port, port_answers
 from tests.support.namespace import SERVICE_NAMESPACE, service_broker
 from tests.support.paths import BIN, ROOT
-from tests.support.waiting import wait_for
+from tests.support.waiting import stop_all, wait_for
 
 
 def procfile() -> dict[str, str]:
@@ -128,9 +128,7 @@ def deployed_in_namespace(deployment: Deployment) -> Iterator[Deployment]:
     try:
         yield deployment
     finally:
-        for process in deployment.processes:
-            if process.popen.poll() is None:
-                process.stop(signal.SIGTERM, 30)
+        stop_all([process.popen for process in deployment.processes])  # all at once
         broker.flush_all()
         broker.dead_letters.purge()
 

@@ -27,7 +27,7 @@ from tests.support.namespace import SERVICE_NAMESPACE
 from tests.support.receiver import Receiver
 from tests.support.servers import StoppablePostgres, stream_info
 from tests.support.songs import song_flac
-from tests.support.waiting import wait_for
+from tests.support.waiting import stop_all, wait_for
 
 SECRET = "whsec_" + "A" * 43 + "="  # 32 bytes
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -68,8 +68,7 @@ def stack(tmp_path) -> Iterator[Stack]:
     yield Stack(
         nats, postgres, database_url, deployment, api, workers, tmp_path / "store", receiver
     )
-    for process in deployment.processes:
-        process.stop()
+    stop_all([process.popen for process in deployment.processes])
     receiver.close()
     nats.stop()
     postgres.stop()
@@ -270,8 +269,7 @@ def cluster_stack(tmp_path) -> Iterator[tuple[Stack, list[NatsServer]]]:
         nodes[0], postgres, database_url, deployment, api, workers, tmp_path / "store", receiver
     )
     yield stack, nodes
-    for process in deployment.processes:
-        process.stop()
+    stop_all([process.popen for process in deployment.processes])
     receiver.close()
     for node in nodes:
         node.stop()
