@@ -270,13 +270,12 @@ _durations: dict[str, float] = {}
 _marked_slow: set[str] = set()
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("slow"):
-        _marked_slow.add(item.nodeid)
-
-
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Runs where the summary is printed (under xdist, on the controller, which gets every
+    worker's reports: the markers come with them, as keywords)."""
     _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+    if "slow" in report.keywords:
+        _marked_slow.add(report.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
