@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.api import create_app, front_door, observability, serving, streams
 
     app = create_app(config)
+    signals = serving.StopSignals()  # before the port answers: a stop from then on is graceful
     try:
         server = front_door.FrontDoor(app, {}, config, args.host)
     except OSError as error:
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         config.web_connection_limit,
         config.read_timeout_s,
     )
-    serving.serve(server, config.graceful_timeout, on_stop=streams.close_all)
+    serving.serve(server, config.graceful_timeout, on_stop=streams.close_all, signals=signals)
     return 0
 
 

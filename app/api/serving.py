@@ -35,12 +35,15 @@ IDLE_GRACE_S = 1.0
 class StopSignals:
     """``SIGTERM`` / ``SIGINT``: the first asks for a graceful stop, the next for a quick one.
 
-    The handler only sets flags and wakes the loop through waitress's trigger pipe (a write to
-    a pipe, no lock: safe in a signal handler).
+    Installed before the server listens (:func:`app.api.server.main`): a signal that arrives
+    while the process is still starting — its port already answering — is a stop asked for,
+    served by :func:`serve` as soon as it runs, never the default action's abrupt exit that
+    resets the connections already made. The handler only sets flags and wakes the loop
+    through waitress's trigger pipe (a write to a pipe, no lock: safe in a signal handler).
     """
 
-    def __init__(self, server: BaseWSGIServer) -> None:
-        self.server = server
+    def __init__(self) -> None:
+        self.server: BaseWSGIServer | None = None
         self.requested = False
         self.hurry = False
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -50,12 +53,19 @@ class StopSignals:
         if self.requested:
             self.hurry = True
         self.requested = True
-        self.server.trigger.pull_trigger()
+        if self.server is not None:
+            self.server.trigger.pull_trigger()
 
 
-def serve(server: BaseWSGIServer, graceful_timeout: float, on_stop: Callable[[], None]) -> None:
+def serve(
+    server: BaseWSGIServer,
+    graceful_timeout: float,
+    on_stop: Callable[[], None],
+    signals: StopSignals | None = None,
+) -> None:
     """Serve until a stop signal, then drain (``on_stop`` runs as the draining begins)."""
-    signals = StopSignals(server)
+    signals = signals or StopSignals()
+    signals.server = server
     socket_map = server._map
     while not signals.requested:
         wasyncore.loop(server.adj.asyncore_loop_timeout, True, socket_map, count=1)
