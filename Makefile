@@ -22,7 +22,7 @@ run: $(STAMP)
 # in a shuffled order (pytest-randomly: `PYTEST_ARGS=--randomly-seed=N` replays one; the
 # seed is printed first). Each checkout tests in a short folder of its own under /tmp (Unix
 # socket paths stay short; two checkouts testing at once never share one).
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 5
 TEST_TMP := /tmp/phantomchain-test-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=$(TEST_TMP) --dist loadgroup
 
