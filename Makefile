@@ -24,7 +24,7 @@ run: $(STAMP)
 # socket paths stay short; two checkouts testing at once never share one).
 TEST_WORKERS ?= 5
 TEST_TMP := /tmp/phantomchain-test-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
-PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=$(TEST_TMP) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider --basetemp=$(TEST_TMP) --dist loadgroup
 
 test: $(STAMP)
 	$(PYTEST) -n $(TEST_WORKERS) --durations=10 $(PYTEST_ARGS)
