@@ -39,11 +39,16 @@ def multipart(name: str) -> tuple[str, bytes, bytes]:
     return f"multipart/form-data; boundary={boundary}", head, tail
 
 
-def upload(port: int, data: bytes, name: str = "song.flac", chunks=None) -> tuple[int, dict]:
-    """POST a multipart upload; ``chunks`` (an iterator of the body's pieces) streams it."""
+def upload(
+    port: int, data: bytes, name: str = "song.flac", chunks=None, token: str | None = None
+) -> tuple[int, dict]:
+    """POST a multipart upload (as ``token``'s tenant, if given); ``chunks`` (an iterator of
+    the body's pieces) streams it."""
     content_type, head, tail = multipart(name)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": content_type}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     if chunks is None:
         connection.request("POST", "/api/uploads", head + data + tail, headers)
     else:

@@ -13,7 +13,6 @@ import pytest
 
 from tests.e2e.browser.conftest import ADMIN, ALPHA, BETA, PATIENCE_MS, shoot
 from tests.support.http_calls import multipart
-from tests.support.songs import song_flac
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.browser
@@ -49,13 +48,6 @@ def wait_job(site, job_id: str, ended=("done", "failed"), timeout: float = 180) 
 
     assert wait_for(finished, timeout, interval=0.2), job
     return job
-
-
-@pytest.fixture(scope="module")
-def song(tmp_path_factory) -> bytes:
-    return song_flac(
-        tmp_path_factory.mktemp("pages"), 120.0, "A", "minor", seconds=4, rate=22050, seed=3
-    )
 
 
 @pytest.fixture(scope="module")

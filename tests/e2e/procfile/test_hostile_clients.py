@@ -12,20 +12,12 @@ import pytest
 
 from tests.support.audio import signals
 from tests.support.http_calls import multipart
-from tests.support.songs import song_flac
 from tests.support.waiting import wait_for
 
 ALPHA, BETA, ADMIN = "alpha-token", "beta-token", "admin-token"
 #: The tenant whose hourly quota a test uses up (no other test uploads as it).
 GAMMA = "gamma-token"
 PER_HOUR = 4
-
-
-@pytest.fixture(scope="module")
-def song(tmp_path_factory) -> bytes:
-    return song_flac(
-        tmp_path_factory.mktemp("hostile"), 110.0, "D", "major", seconds=3, rate=22050, seed=8
-    )
 
 
 @pytest.fixture(scope="module")

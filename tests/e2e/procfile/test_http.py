@@ -24,19 +24,11 @@ import pytest
 
 from app.embedded.nats_server import port_answers
 from tests.support.http_calls import multipart, sse_blocks
-from tests.support.songs import song_flac
 from tests.support.waiting import wait_for
 
 USER, ADMIN = "user-token", "admin-token"
 LIMIT_MB = 1
 STAGES = ["transcode", "loudness", "normalize", "tempo_key", "finalize"]
-
-
-@pytest.fixture(scope="module")
-def song(tmp_path_factory) -> bytes:
-    """Four seconds of music as FLAC (under ``LIMIT_MB``)."""
-    folder = tmp_path_factory.mktemp("http")
-    return song_flac(folder, 120.0, "A", "minor", seconds=4, rate=44100, seed=3)
 
 
 @pytest.fixture(scope="module")

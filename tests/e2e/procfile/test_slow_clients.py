@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 from app.queue import make_broker
-from tests.support.http_calls import multipart, sse_blocks
+from tests.support import http_calls
+from tests.support.http_calls import sse_blocks
 from tests.support.namespace import SERVICE_NAMESPACE
-from tests.support.songs import song_flac
 from tests.support.waiting import wait_for
 
 TOKENS = {"t1": "tok1", "t2": "tok2", "t3": "tok3"}
@@ -31,13 +31,6 @@ READ_TIMEOUT_S = 5
 HALF_OPEN = 64
 #: A generous bound for "answers at once" on a busy 2-core machine (the issue's figure).
 ANSWER_WITHIN_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def song(tmp_path_factory) -> bytes:
-    return song_flac(
-        tmp_path_factory.mktemp("slow"), 120.0, "A", "minor", seconds=2, rate=44100, seed=3
-    )
 
 
 SETTINGS = {
@@ -81,16 +74,8 @@ def auth(token: str) -> dict[str, str]:
 
 
 def upload(port: int, data: bytes, token: str) -> dict:
-    content_type, head, tail = multipart("song.flac")
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        headers = {"Content-Type": content_type, **auth(token)}
-        connection.request("POST", "/api/uploads", head + data + tail, headers)
-        response = connection.getresponse()
-        body = json.loads(response.read())
-    finally:
-        connection.close()
-    assert response.status == 202, body
+    status, body = http_calls.upload(port, data, token=token)
+    assert status == 202, body
     return body
 
 

@@ -64,6 +64,22 @@ def test_upload_poll_analysis_download(make_client, song, song_lufs, backend, wh
     events = client.get(body["links"]["events"])
     text = events.get_data(as_text=True)
     assert "event: done" in text and text.count("event: progress") >= 8
+    # A stream opened again after an event it saw carries on after it, and only after it.
+    ids = progress_ids(text)
+    resumed = client.get(body["links"]["events"], headers={"Last-Event-ID": str(ids[2])})
+    assert progress_ids(resumed.get_data(as_text=True)) == ids[3:]
+
+
+def progress_ids(stream: str) -> list[int]:
+    """The ids of an event stream's progress events, in order."""
+    blocks = [block.splitlines() for block in stream.split("\n\n")]
+    return [
+        int(line.removeprefix("id: "))
+        for block in blocks
+        if "event: progress" in block
+        for line in block
+        if line.startswith("id: ")
+    ]
 
 
 def test_text_is_refused_and_nothing_is_kept(api_only, tmp_path):
