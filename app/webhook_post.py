@@ -127,7 +127,8 @@ def _post(
                 return outcome(None, f"no answer within {timeout_s:g} s")
             return outcome(None, f"the answer was not HTTP ({type(exc).__name__})")
         except OSError as exc:
-            if deadline.expired:
+            # The socket's own timeout can fire a moment before the deadline says so.
+            if deadline.expired or isinstance(exc, TimeoutError):
                 return outcome(None, f"no answer within {timeout_s:g} s")
             return outcome(None, f"the connection was cut ({_reason(exc)})")
         if deadline.expired:  # the headers were cut off by the deadline, not ended
