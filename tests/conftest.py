@@ -6,8 +6,6 @@ import contextlib
 import dataclasses
 import os
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -19,7 +17,7 @@ from app.embedded.nats_server import NatsServer, cluster_nodes
 from app.embedded.postgres import EmbeddedPostgres
 from tests.support.containers import in_docker, nats_container, postgres_container
 from tests.support.namespace import remove_service_streams, service_broker
-from tests.support.paths import ROOT
+from tests.support.servers import migrate, new_database
 
 SYSTEM_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -101,19 +99,10 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         yield url
 
 
-def _new_database(admin_url: str, template: str | None = None) -> str:
-    """A new database on the server of ``admin_url`` (a copy of ``template``, if named)."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    copy = f' TEMPLATE "{template}"' if template else ""
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"{copy}')
-    return urlparse(admin_url)._replace(path=f"/{name}").geturl()
-
-
 @pytest.fixture
 def database_url(postgres_admin_url: str) -> str:
     """A new, empty database on that server for one test."""
-    return _new_database(postgres_admin_url)
+    return new_database(postgres_admin_url)
 
 
 @pytest.fixture(scope="session")
@@ -121,15 +110,8 @@ def migrated_template(postgres_admin_url: str) -> Iterator[str]:
     """The name of a database built once a session by ``alembic upgrade head``, that every
     test's migrated database is copied from: ``CREATE DATABASE … TEMPLATE`` takes a fraction
     of a second where the migrations take seconds (Zulip's and warehouse's way)."""
-    url = _new_database(postgres_admin_url)
-    migrated = subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-    )
-    assert migrated.returncode == 0, migrated.stderr
+    url = new_database(postgres_admin_url)
+    migrate(url)
     name = urlparse(url).path.lstrip("/")
     yield name
     with psycopg.connect(postgres_admin_url, autocommit=True) as connection:
@@ -140,7 +122,7 @@ def migrated_template(postgres_admin_url: str) -> Iterator[str]:
 def migrated_database_url(postgres_admin_url: str, migrated_template: str) -> str:
     """A new database with the schema of ``alembic upgrade head`` (a copy of the session's
     migrated template)."""
-    return _new_database(postgres_admin_url, migrated_template)
+    return new_database(postgres_admin_url, migrated_template)
 
 
 @pytest.fixture(scope="session")
@@ -214,7 +196,6 @@ def s3_client(endpoint: str):
 def s3_bucket(s3_endpoint: str) -> Iterator[S3Bucket]:
     """A new, empty bucket for one test; emptied and removed after it (moto keeps objects in
     memory)."""
-    import uuid
 
     client = s3_client(s3_endpoint)
     name = f"test-{uuid.uuid4().hex[:12]}"

@@ -58,14 +58,32 @@ class StoppablePostgres(EmbeddedPostgres):
         return (self.data_dir / "postmaster.pid").read_text().splitlines()
 
 
-def new_database(admin_url: str) -> str:
-    """A new, empty database on the server of ``admin_url`` (as the ``database_url`` fixture)."""
+def new_database(admin_url: str, template: str | None = None) -> str:
+    """A new database on the server of ``admin_url``: empty, or a copy of ``template``."""
     import psycopg
 
     name = f"test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"{copy}')
     return urlparse(admin_url)._replace(path=f"/{name}").geturl()
+
+
+def migrate(database_url: str) -> None:
+    """``alembic upgrade head`` on ``database_url``, as the release line runs it."""
+    import subprocess
+    import sys
+
+    from tests.support.paths import ROOT
+
+    migrated = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+    )
+    assert migrated.returncode == 0, migrated.stderr
 
 
 def stream_info(servers: list[str], name: str):

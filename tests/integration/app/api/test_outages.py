@@ -6,9 +6,7 @@ started inside each test."""
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
 import time
 import uuid
 import wave
@@ -24,7 +22,7 @@ from app.config import Config
 from app.embedded.nats_server import NatsServer, find_binary, free_port, port_answers
 from app.embedded.postgres import EmbeddedPostgres
 from app.models import Job, Upload
-from tests.support.paths import ROOT
+from tests.support.servers import migrate
 from tests.support.waiting import wait_for
 
 #: A generous bound on /readyz with a server away (it takes a fraction of a second): it must
@@ -48,14 +46,7 @@ def own_postgres(tmp_path):
     server = EmbeddedPostgres(tmp_path / "pg" / "data")
     server.start()
     url = server.create_database("phantomchain")
-    migrated = subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-    )
-    assert migrated.returncode == 0, migrated.stderr
+    migrate(url)
     yield server, url
     server.stop()
 
