@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import webhooks
 from app.models import JOB_STATUSES, Batch, BatchJob, Job, Upload
 from app.uploads import UploadNotFound
+from app.webhooks import outbox
 
 #: The most files or uploads one batch may hold.
 MAX_JOBS = 100
@@ -115,7 +115,7 @@ def _create(
 
     The jobs are locked first (in id order, as every locker of several jobs must): a job ending
     at the same time either commits before the lock is granted — and is seen ended here — or
-    waits for this commit, then finds the batch among its own (``webhooks.on_job_end``). Were
+    waits for this commit, then finds the batch among its own (``outbox.on_job_end``). Were
     both to go on at once, each could miss the other and the batch would never end. (The
     foreign keys of ``batch_jobs`` take a weaker lock on each job that ``app.jobs.job_done``'s
     ``FOR UPDATE`` waits for too; this one does not depend on how the job is locked there.)
@@ -136,7 +136,7 @@ def _create(
         for position, job_id in enumerate(job_ids)
     )
     session.flush()
-    deliveries = webhooks.end_batch_if_done(session, batch.id)
+    deliveries = outbox.end_batch_if_done(session, batch.id)
     members = [Member(by_id[j].upload_id, j, by_id[j].status) for j in job_ids]
     status = overall_status([m.status for m in members])
     return Created(batch.id, status, members, deliveries)

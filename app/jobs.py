@@ -18,10 +18,10 @@ import dramatiq
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import webhooks
 from app.metrics import metrics
 from app.models import JOB_STATUSES, Job, JobEvent, utcnow
 from app.queue import start_job
+from app.webhooks import outbox
 
 
 class JobNotFound(LookupError):
@@ -256,7 +256,7 @@ def job_done(sessions: sessionmaker[Session], job_id: str) -> list[str]:
         job.finished_at = utcnow()
         session.add(JobEvent(job_id=job_id, stage="finalize", level="info", message="done"))
         session.flush()
-        deliveries = webhooks.on_job_end(session, job)
+        deliveries = outbox.on_job_end(session, job)
     metrics().jobs_finished.labels("done").inc()
     return deliveries
 
@@ -271,7 +271,7 @@ def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason:
         job.status, job.error, job.finished_at = "failed", reason, utcnow()
         session.add(JobEvent(job_id=job_id, stage=stage, level="error", message=reason))
         session.flush()
-        deliveries = webhooks.on_job_end(session, job)
+        deliveries = outbox.on_job_end(session, job)
     metrics().jobs_finished.labels("failed").inc()
     return deliveries
 

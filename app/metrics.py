@@ -5,7 +5,7 @@ multiprocess mode: values live in files under ``$METRICS_DIR/<role>-<owner>``, w
 is the web process or the dramatiq master of this run. A new owner starts with an empty
 directory and removes those of owners that are gone, so a restart never adds up old values.
 The web process serves ``/metrics`` on ``METRICS_PORT`` (its own figures plus queue figures
-read from JetStream at scrape time; :mod:`app.api.server`); the worker master runs a small
+read from JetStream at scrape time; :mod:`app.server`); the worker master runs a small
 server of its own on ``WORKER_METRICS_PORT``
 (:func:`tasks.observability.serve_worker_metrics`).
 

@@ -50,7 +50,7 @@ class Upload(Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    #: Who uploaded it (``app.api.auth.Caller.tenant``): only they and admins see it.
+    #: Who uploaded it (``app.http.auth.Caller.tenant``): only they and admins see it.
     tenant: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))

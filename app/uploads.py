@@ -1,7 +1,8 @@
-"""Uploads and what the pipeline made of them: the rows behind an upload's routes.
+"""Uploads and what the pipeline made of them: the rows behind an upload's routes, and the
+one owner of the ``analyses`` and ``outputs`` rows the pipeline's stages write.
 
 Lookups raise typed errors (:class:`UploadNotFound`, :class:`OutputNotFound`,
-:class:`NotReady`, :class:`AnalysisFailed`) that ``app.api.errors`` turns into statuses, so
+:class:`NotReady`, :class:`AnalysisFailed`) that ``app.http.errors`` turns into statuses, so
 every route says "not found" the same way.
 """
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import quotas
 from app.models import Analysis, Job, Output, Upload
+from app.tenants import quotas
 
 
 class UploadNotFound(LookupError):
@@ -109,7 +111,7 @@ def check_quotas(
     adding_bytes: int = 0,
     adding_uploads: int = 1,
 ) -> None:
-    """:raises app.quotas.QuotaExceeded: the tenant may not upload (this) now."""
+    """:raises app.tenants.quotas.QuotaExceeded: the tenant may not upload (this) now."""
     with sessions() as session:
         quotas.check(session, tenant, limits, adding_bytes, adding_uploads)
 
@@ -127,7 +129,7 @@ def record(
     its outputs (``audio.targets.Target.to_dict``), ``callback_url`` the webhook told of its end.
 
     :raises sqlalchemy.exc.IntegrityError: the tenant's idempotency key is taken.
-    :raises app.quotas.QuotaExceeded: the upload would pass a limit.
+    :raises app.tenants.quotas.QuotaExceeded: the upload would pass a limit.
     """
     with sessions.begin() as session:
         if limits is not None:
@@ -257,6 +259,91 @@ def waveform_key(
         if not key:
             raise NotReady("the waveform is not drawn yet")
         return key
+
+
+def save_analysis(sessions: sessionmaker[Session], upload_id: str, **values) -> None:
+    """Write some of an upload's figures (each stage writes its own), overwriting what an
+    earlier run of the same stage wrote."""
+    statement = insert(Analysis).values(upload_id=upload_id, **values)
+    statement = statement.on_conflict_do_update(index_elements=["upload_id"], set_=values)
+    with sessions.begin() as session:
+        session.execute(statement)
+
+
+def save_output(
+    sessions: sessionmaker[Session],
+    upload_id: str,
+    fmt: str,
+    *,
+    storage_key: str,
+    size_bytes: int,
+    bitrate: int | None,
+    duration_s: float | None,
+    normalization: dict | None = None,
+) -> None:
+    """The row of one stored output, overwriting an earlier run's (one per format)."""
+    values = {
+        "bitrate": bitrate,
+        "storage_key": storage_key,
+        "size_bytes": size_bytes,
+        "duration_s": duration_s,
+        "normalization": normalization,
+    }
+    statement = insert(Output).values(upload_id=upload_id, format=fmt, **values)
+    statement = statement.on_conflict_do_update(constraint="outputs_one_per_format", set_=values)
+    with sessions.begin() as session:
+        session.execute(statement)
+
+
+#: What a finished job made, as JSON: one shape for the API (``GET /api/uploads/<id>/analysis``),
+#: the result page and the webhook a job's end sends, so a receiver reads exactly what a client
+#: polling would. Links are paths on the API, built here rather than by Flask so workers can
+#: build them.
+def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
+    upload = f"/api/uploads/{analysis.upload_id}"
+    key = f"{analysis.key} {analysis.key_scale}" if analysis.key else None
+    return {
+        "upload_id": analysis.upload_id,
+        "integrated_lufs": analysis.integrated_lufs,
+        "loudness_range_lu": analysis.loudness_range_lu,
+        "true_peak_dbtp": analysis.true_peak_dbtp,
+        "sample_peak_dbfs": analysis.sample_peak_dbfs,
+        "short_term_lufs": analysis.short_term_lufs,
+        "bpm": analysis.bpm,
+        "bpm_confidence": analysis.bpm_confidence,
+        "key": key,
+        "key_scale": analysis.key_scale,
+        "key_confidence": analysis.key_confidence,
+        "camelot": analysis.camelot,
+        "loudness_reason": analysis.loudness_reason,
+        "loudness_range_reason": analysis.loudness_range_reason,
+        "bpm_reason": analysis.bpm_reason,
+        "key_reason": analysis.key_reason,
+        "beats": analysis.beats,
+        **silence_dict(analysis.silence),
+        "waveform": {"png": f"{upload}/waveform.png", "json": f"{upload}/waveform.json"},
+        "outputs": {
+            o.format: {
+                "url": f"{upload}/outputs/{o.format}",
+                "size_bytes": o.size_bytes,
+                "bitrate": o.bitrate,
+                "normalization": o.normalization,
+            }
+            for o in outputs
+        },
+    }
+
+
+def silence_dict(silence: dict | None) -> dict:
+    """Where the sound starts and ends (all null when the audio is silent throughout, or was
+    analysed before silence was measured)."""
+    silence = silence or {}
+    return {
+        "audio_start_s": silence.get("start_s"),
+        "audio_end_s": silence.get("end_s"),
+        "leading_silence_s": silence.get("leading_s"),
+        "trailing_silence_s": silence.get("trailing_s"),
+    }
 
 
 def _upload(session: Session, upload_id: str, tenant: str | None = None) -> Upload:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/service.py [--uploads 40] [--seconds 30] [--storage s3]
 
 Starts the embedded stack (``phantomchain dev``'s: NATS, PostgreSQL, the web process
-``python -m app.api.server`` — waitress, one process — and two ``dramatiq`` worker processes)
+``python -m app.server`` — waitress, one process — and two ``dramatiq`` worker processes)
 in a temporary directory, then:
 
 * uploads N synthesized MP3 tracks (8 at a time) and waits for every analysis: jobs per minute

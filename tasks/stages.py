@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-from sqlalchemy.dialects.postgresql import insert
-
+from app import uploads
 from app.config import Config
 from app.jobs import JobNotFound
 from app.metrics import metrics
-from app.models import Analysis, Job, Output, Upload
+from app.models import Job, Upload
 from audio.errors import (
     AudioError,
     DecodeTimeoutError,
@@ -99,10 +98,7 @@ def _job(ctx: WorkerContext, job_id: str) -> JobWork:
 
 
 def _save_analysis(ctx: WorkerContext, upload_id: str, **values) -> None:
-    statement = insert(Analysis).values(upload_id=upload_id, **values)
-    statement = statement.on_conflict_do_update(index_elements=["upload_id"], set_=values)
-    with ctx.sessions.begin() as session:
-        session.execute(statement)
+    uploads.save_analysis(ctx.sessions, upload_id, **values)
 
 
 def _file_chunks(path: Path, size: int = 1 << 20):
@@ -181,17 +177,16 @@ def _save_output(
     """Store an encoded file and its row (overwriting both when a stage runs again)."""
     out_key = f"outputs/{upload_id}/{fmt}.{FORMATS[fmt].extension}"
     stored = ctx.storage.save(out_key, _file_chunks(Path(result.path)))
-    values = {
-        "bitrate": result.bitrate,
-        "storage_key": out_key,
-        "size_bytes": stored.size,
-        "duration_s": result.duration_s,
-        "normalization": normalization,
-    }
-    statement = insert(Output).values(upload_id=upload_id, format=fmt, **values)
-    statement = statement.on_conflict_do_update(constraint="outputs_one_per_format", set_=values)
-    with ctx.sessions.begin() as session:
-        session.execute(statement)
+    uploads.save_output(
+        ctx.sessions,
+        upload_id,
+        fmt,
+        storage_key=out_key,
+        size_bytes=stored.size,
+        bitrate=result.bitrate,
+        duration_s=result.duration_s,
+        normalization=normalization,
+    )
 
 
 def _check_output_size(results: list[TranscodeResult], max_bytes: int, decoded_s: float) -> None:

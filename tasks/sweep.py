@@ -9,7 +9,7 @@ for jobs with no event for ``STUCK_JOB_AFTER_S`` — only while the pipeline's q
 message at all, waiting or in progress, so a backlog or a long stage is never mistaken for a
 stranded job. Such a job's stage is sent again once; a job stranded a second time is failed
 with a reason, its dead letter (if any) left for an operator. The same sweep removes stored
-originals that no upload row refers to (:mod:`app.orphans`) once ``ORPHAN_AFTER_S`` old,
+originals that no upload row refers to (:mod:`app.storage.orphans`) once ``ORPHAN_AFTER_S`` old,
 and sends again the webhook deliveries whose message was lost (:func:`app.webhooks.overdue`).
 """
 
@@ -25,11 +25,12 @@ import dramatiq
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import jobs, webhooks
+from app import jobs
 from app.config import Config
-from app.orphans import remove_orphans
 from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE
 from app.storage import Storage
+from app.storage.orphans import remove_orphans
+from app.webhooks import outbox
 from broker import NatsBroker
 from tasks.context import WorkerContext
 
@@ -69,12 +70,12 @@ def sweep(
         if storage is not None:
             for key in remove_orphans(sessions, storage, orphan_after_s):
                 logger.warning("removed %s: a stored original with no upload", key)
-        lost = webhooks.overdue(sessions)
+        lost = outbox.overdue(sessions)
         if lost:
             logger.warning(
                 "%d webhook deliveries lost their message: sending them again", len(lost)
             )
-            webhooks.send(broker, lost)
+            outbox.send(broker, lost)
         if not pipeline_idle(broker):
             return 0
         stranded = jobs.quiet_jobs(sessions, stuck_after_s)
@@ -82,7 +83,7 @@ def sweep(
             stage = job.stage or FIRST_STAGE
             if job.resent:
                 logger.error("job %s stranded again at %s: failing it", job.id, stage)
-                webhooks.send(broker, jobs.job_failed(sessions, job.id, stage, STRANDED))
+                outbox.send(broker, jobs.job_failed(sessions, job.id, stage, STRANDED))
                 continue
             logger.warning("job %s stranded at %s: sending the stage again", job.id, stage)
             with jobs.reopening(sessions, job.id, stage, why=jobs.RESENT_BY_SWEEP) as exists:

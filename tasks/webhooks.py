@@ -1,5 +1,5 @@
 """The webhooks worker (``dramatiq tasks.webhooks``, the Procfile's ``webhooks`` line): POSTs
-each job's and batch's end to the URL that asked (:mod:`app.webhooks` keeps the messages).
+each job's and batch's end to the URL that asked (:mod:`app.webhooks.outbox` keeps the messages).
 
 It runs in processes of its own, with many threads: a delivery mostly waits on someone else's
 server, up to ``WEBHOOK_TIMEOUT_S``, and a receiver that is slow or dead must never hold a
@@ -15,11 +15,11 @@ import logging
 
 import dramatiq
 
-from app import webhooks
 from app.logs import log_context
 from app.metrics import metrics
 from app.queue import WEBHOOK_ACTOR, WEBHOOK_QUEUE, make_broker, send_webhook
-from app.webhook_post import attempt
+from app.webhooks import outbox
+from app.webhooks.delivery import attempt
 from tasks.context import get_context, worker_config
 from tasks.observability import Observability
 from tasks.outages import riding_out
@@ -54,7 +54,7 @@ def deliver_webhook(delivery_id: str) -> None:
     """Attempt a delivery if it is pending and due; schedule the next attempt if one is owed."""
     ctx = get_context()
     with log_context(webhook_id=delivery_id):
-        claimed = riding_out(lambda: webhooks.claim(ctx.sessions, delivery_id, LEASE_S))
+        claimed = riding_out(lambda: outbox.claim(ctx.sessions, delivery_id, LEASE_S))
         if claimed is None:
             logger.info("webhook %s is not due or has ended: nothing to do", delivery_id)
             return
@@ -64,7 +64,7 @@ def deliver_webhook(delivery_id: str) -> None:
             timeout_s=config.webhook_timeout_s,
             allow_private=config.webhook_allow_private,
         )
-        delay = riding_out(lambda: webhooks.record(ctx.sessions, claimed, outcome))
+        delay = riding_out(lambda: outbox.record(ctx.sessions, claimed, outcome))
         settled = "delivered" if outcome.delivered else "retrying" if delay else "failed"
         metrics().webhook_attempts.labels(settled).inc()
         logger.info(

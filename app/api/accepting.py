@@ -4,7 +4,7 @@ a batch (:mod:`app.api.batches`) takes for each of its files; and the upload fie
 (``formats``, ``normalize``, ``true_peak``, ``callback_url``).
 
 Storage, the database or NATS away is a 503 with ``Retry-After`` and nothing kept: a retry
-starts clean. Only a process killed in between leaves a file: ``app.orphans`` sweeps those.
+starts clean. Only a process killed in between leaves a file: ``app.storage.orphans`` sweeps those.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
 from app import uploads
-from app.api import current
-from app.api.current import broker, sessions, storage
-from app.api.errors import ApiError, unavailable
-from app.callback_urls import BadCallbackUrl, check_callback_url
+from app.http import current
+from app.http.current import broker, sessions, storage
+from app.http.errors import ApiError, unavailable
 from app.logs import bind
 from app.metrics import metrics
 from app.models import Upload, new_id
 from app.queue import start_job
-from app.quotas import Quotas
 from app.storage import CHUNK, Stored
+from app.tenants.quotas import Quotas
+from app.webhooks.addresses import BadCallbackUrl, check_callback_url
 from audio.errors import BadTargetError
 from audio.formats import parse_formats
 from audio.sniff import HEAD_BYTES, sniff
@@ -113,7 +113,7 @@ def keep(
     tenant's ``limits`` when given. Nothing is kept when this raises.
 
     :raises ApiError: 503 ``storage_unavailable``.
-    :raises app.quotas.QuotaExceeded: the upload would pass a limit (429).
+    :raises app.tenants.quotas.QuotaExceeded: the upload would pass a limit (429).
     :raises KeyTaken: ``key`` is another upload's.
     """
     upload_id = new_id()
@@ -250,7 +250,7 @@ def _queue(done: uploads.Accepted, stored_key: str) -> None:
     """
     try:
         start_job(broker(), done.job_id)
-    except BaseException as exc:  # BrokerConnectionError: answered 503 by app.api.errors
+    except BaseException as exc:  # BrokerConnectionError: answered 503 by app.http.errors
         logger.error("could not queue job %s (%r): removing the upload", done.job_id, exc)
         try:
             uploads.discard(sessions(), done.upload_id)

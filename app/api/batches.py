@@ -22,12 +22,13 @@ import re
 
 from flask import Blueprint, jsonify, request, url_for
 
-from app import batches, uploads, webhooks
+from app import batches, uploads
 from app.api import accepting as single
-from app.api.auth import caller, require_token
-from app.api.current import broker, sessions
-from app.api.errors import ApiError
-from app.api.params import IdConverter, json_body
+from app.http.auth import caller, require_token
+from app.http.current import broker, sessions
+from app.http.errors import ApiError
+from app.http.params import IdConverter, json_body
+from app.webhooks import outbox
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("batches", __name__)
@@ -40,7 +41,7 @@ _JSON_KEYS = frozenset({"upload_ids", "callback_url"})
 @require_token
 def create_batch():
     created = _from_uploads() if request.is_json else _from_files()
-    webhooks.send(broker(), created.deliveries)
+    outbox.send(broker(), created.deliveries)
     body = {
         "batch_id": created.batch_id,
         "status": created.status,
@@ -56,7 +57,7 @@ def create_batch():
 @require_token
 def get_batch(batch_id: str):
     found = batches.get_batch(sessions(), batch_id, caller().scope)
-    found["deliveries"] = webhooks.deliveries_of(sessions(), batch_id=batch_id)
+    found["deliveries"] = outbox.deliveries_of(sessions(), batch_id=batch_id)
     return jsonify(found)
 
 

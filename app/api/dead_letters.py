@@ -9,10 +9,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from app import dead_letters as ops
-from app.api.auth import require_admin
-from app.api.current import broker, sessions
-from app.api.errors import ApiError
-from app.api.params import int_arg, json_body
+from app.http.auth import require_admin
+from app.http.current import broker, sessions
+from app.http.errors import ApiError
+from app.http.params import int_arg, json_body
 from broker.dead_letters import DeadLetters
 
 bp = Blueprint("dead_letters", __name__)

@@ -19,8 +19,8 @@ from nats.aio.client import Client
 from nats.errors import NoServersError
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
-from app.api.current import broker, sessions
 from app.db import schema_state
+from app.http.current import broker, sessions
 from broker import NatsBroker
 
 bp = Blueprint("health", __name__)

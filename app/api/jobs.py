@@ -6,12 +6,13 @@ import json
 
 from flask import Blueprint, jsonify, request
 
-from app import jobs, webhooks
-from app.api import streams
-from app.api.auth import caller, require_admin, require_token
-from app.api.current import broker, sessions
-from app.api.errors import ApiError
-from app.api.params import int_arg, json_body
+from app import jobs
+from app.http import streams
+from app.http.auth import caller, require_admin, require_token
+from app.http.current import broker, sessions
+from app.http.errors import ApiError
+from app.http.params import int_arg, json_body
+from app.webhooks import outbox
 
 bp = Blueprint("jobs", __name__)
 MAX_PAGE = 200
@@ -40,7 +41,7 @@ def get_job(job_id: str):
 def job_deliveries(job_id: str):
     """The webhooks the job's end made (its own), each with every attempt and its answer."""
     jobs.job_status(sessions(), job_id, caller().scope)  # 404 for another tenant's job
-    return jsonify({"deliveries": webhooks.deliveries_of(sessions(), job_id=job_id)})
+    return jsonify({"deliveries": outbox.deliveries_of(sessions(), job_id=job_id)})
 
 
 @bp.get("/api/jobs/<id:job_id>/events")
@@ -49,7 +50,7 @@ def job_events(job_id: str):
     """Server-Sent Events: each new event, then the job's state, until it is done or failed.
 
     Resumes after ``Last-Event-ID``; ends after ``EVENT_STREAM_MAX_S`` (the client reconnects);
-    limited per tenant and per process (:mod:`app.api.streams`).
+    limited per tenant and per process (:mod:`app.http.streams`).
     """
     factory = sessions()
     jobs.job_status(factory, job_id, caller().scope)  # 404 now, before the stream starts

@@ -4,7 +4,7 @@ sniffed and copied to storage while hashed), queue its job, serve results.
 An upload is accepted (202) only once its file is stored, its rows written and its job queued;
 if any of that fails, what was done is undone (the file removed, the rows too) and the answer
 is an error — 503 with ``Retry-After`` when Postgres, NATS or the storage is away — so a retry
-starts clean. Only a process killed in between leaves a file: ``app.orphans`` sweeps those.
+starts clean. Only a process killed in between leaves a file: ``app.storage.orphans`` sweeps those.
 
 The Go service's routes stay as aliases: ``POST /upload``, ``GET /uploads/<id>``,
 ``GET /uploads/<id>/analysis``. (The ``/api`` rule of each view is declared first, nearest the
@@ -21,11 +21,12 @@ import logging
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from app import results, uploads
-from app.api import accepting, current
-from app.api.auth import caller, require_token
-from app.api.current import sessions, storage
-from app.api.errors import ApiError, unavailable
+from app import uploads
+from app.api import accepting
+from app.http import current
+from app.http.auth import caller, require_token
+from app.http.current import sessions, storage
+from app.http.errors import ApiError, unavailable
 from app.storage import StorageError, sha256_of
 from audio.formats import FORMATS
 
@@ -141,7 +142,7 @@ def get_analysis(upload_id: str):
     if isinstance(found, uploads.Pending):
         body = {"status": found.status, "stage": found.stage, "progress": found.progress}
         return jsonify(body), 202
-    return jsonify(results.analysis_dict(*found))
+    return jsonify(uploads.analysis_dict(*found))
 
 
 def _stream(key: str, mimetype: str, filename: str | None = None) -> BaseResponse:

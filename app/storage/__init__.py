@@ -10,7 +10,7 @@ Writes stream: :meth:`Storage.save` takes an iterable of chunks and computes the
 way, so an upload is never held in memory whole. Readers get a local file path for the time
 they need it (the audio code reads paths), or a stream of chunks to send over HTTP.
 :meth:`Storage.list_objects` says what is stored and when it was written, for the sweep of
-originals no upload row refers to (:mod:`app.orphans`).
+originals no upload row refers to (:mod:`app.storage.orphans`).
 """
 
 from __future__ import annotations

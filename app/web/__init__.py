@@ -2,7 +2,7 @@
 files (no separate front-end server, no build step). Pages read data through the same services
 as the JSON API; their scripts call the JSON API with the session cookie (and its CSRF token).
 
-:func:`install` is called by :func:`app.api.create_app`: it signs session cookies with
+:func:`install` is called by :func:`app.http.create_app`: it signs session cookies with
 ``SECRET_KEY`` (HttpOnly, SameSite=Strict, Secure when the request came over HTTPS) and
 registers one blueprint per page group.
 """

@@ -9,7 +9,7 @@ import json
 from flask import Blueprint, abort, render_template, request
 
 from app import dead_letters as ops
-from app.api.current import broker
+from app.http.current import broker
 from app.queue import PIPELINE_ACTOR
 from app.web.job_pages import not_found
 from app.web.session import admin_page

@@ -10,7 +10,7 @@ from datetime import datetime
 from flask import Blueprint, abort, g, jsonify, render_template, request
 
 from app import jobs
-from app.api.current import sessions
+from app.http.current import sessions
 from app.models import JOB_STATUSES
 from app.web.session import page
 

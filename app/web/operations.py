@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, render_template
 
-from app import operations
-from app.api.current import broker, sessions
+from app import queue
+from app.http.current import broker, sessions
 from app.web.job_pages import not_found
 from app.web.session import admin_page
 
@@ -35,12 +35,10 @@ def stats() -> dict[str, Any]:
             return empty
 
     return {
-        "queues": read("NATS (queues)", lambda: operations.queues(broker()), []),
-        "throughput": read("Postgres (jobs)", lambda: operations.throughput(sessions()), None),
-        "consumer": read("NATS (consumer)", lambda: operations.pipeline_consumer(broker()), None),
-        "activity": read(
-            "Postgres (job events)", lambda: operations.recent_activity(sessions()), None
-        ),
+        "queues": read("NATS (queues)", lambda: queue.queues(broker()), []),
+        "throughput": read("Postgres (jobs)", lambda: queue.throughput(sessions()), None),
+        "consumer": read("NATS (consumer)", lambda: queue.pipeline_consumer(broker()), None),
+        "activity": read("Postgres (job events)", lambda: queue.recent_activity(sessions()), None),
         "problems": problems,
     }
 

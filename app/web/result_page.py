@@ -1,9 +1,9 @@
 """The result page (``/uploads/<id>``): an upload's waveform (played and zoomed), its short-term
 loudness over time, its figures, its downloads and a link to its job.
 
-``/uploads/<id>`` is also the Go service's alias of ``GET /api/uploads/<id>``: a client that does
-not prefer HTML (curl, scripts, the old service's users) gets exactly the API's JSON, as before;
-a browser gets the page. Both answers say ``Vary: Accept``.
+``/uploads/<id>`` is also the older address of ``GET /api/uploads/<id>`` (kept for clients
+written against the service PhantomChain replaced): a client that does not prefer HTML (curl,
+scripts) gets exactly the API's JSON; a browser gets the page. Both answers say ``Vary: Accept``.
 
 The figures are rendered here, from the same services as the API (so the page needs few
 requests); the page's script (``static/result.js``) fetches only the waveform's peaks and plays
@@ -12,11 +12,11 @@ the stored output.
 
 from __future__ import annotations
 
-from flask import Blueprint, g, make_response, render_template, request
+from flask import Blueprint, g, jsonify, make_response, render_template, request
 
-from app import jobs, results, uploads
-from app.api import uploads as api_uploads
-from app.api.current import sessions
+from app import jobs, uploads
+from app.http.auth import caller, require_token
+from app.http.current import sessions
 from app.web.session import page
 
 bp = Blueprint("result_page", __name__)
@@ -33,10 +33,17 @@ def wants_html() -> bool:
 
 @bp.get("/uploads/<id:upload_id>")
 def result(upload_id: str):
-    answer = _page(upload_id) if wants_html() else api_uploads.get_upload(upload_id)
+    answer = _page(upload_id) if wants_html() else _upload_json(upload_id)
     response = make_response(answer)
     response.vary.add("Accept")
     return response
+
+
+@require_token
+def _upload_json(upload_id: str):
+    """The API's answer to ``GET /api/uploads/<id>``, to the letter."""
+    found = uploads.get_upload(sessions(), upload_id, caller().scope)
+    return jsonify(uploads.upload_dict(found))
 
 
 @page
@@ -55,7 +62,7 @@ def _page(upload_id: str):
         error = str(failed)
     else:
         if not isinstance(ready, uploads.Pending):
-            analysis = results.analysis_dict(*ready)
+            analysis = uploads.analysis_dict(*ready)
     return render_template(
         "result.html",
         upload=uploads.upload_dict(upload),

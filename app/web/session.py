@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, current_app, g, redirect, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 
-from app.api.auth import csrf_token, identify, is_open
-from app.api.errors import ApiError
+from app.http.auth import csrf_token, identify, is_open
+from app.http.errors import ApiError
 
 
 class CookieSessions(SecureCookieSessionInterface):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
-from app.api.auth import SESSION_TOKEN, caller_of_token, check_csrf, is_open
-from app.api.errors import ApiError
-from app.tokens import digest
+from app.http.auth import SESSION_TOKEN, caller_of_token, check_csrf, is_open
+from app.http.errors import ApiError
+from app.tenants.tokens import digest
 from app.web.session import arrived_from_another_site, bounce, safe_next
 
 bp = Blueprint("signin", __name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from app.api import current
+from app.http import current
 from app.web.session import page
 from audio.formats import DEFAULT_FORMATS, FORMATS
 from audio.targets import PRESETS

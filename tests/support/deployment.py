@@ -78,7 +78,7 @@ class Deployment:
         assert done.returncode == 0, done.stderr
 
     def api(self, **env: str) -> Process:
-        """The web line (``python -m app.api.server``) on a free port, its metrics on another
+        """The web line (``python -m app.server``) on a free port, its metrics on another
         (``METRICS_PORT`` given in ``env`` wins)."""
         metrics_port = int(env.setdefault("METRICS_PORT", str(free_port())))
         process = self._start("web", "PORT", env)

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from app.api import create_app
 from app.config import Config
+from app.http import create_app
 from tests.support.namespace import service_broker, service_settings
 from tests.support.paths import ROOT
 from tests.support.songs import song_flac

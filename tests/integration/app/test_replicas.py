@@ -34,8 +34,8 @@ def settings(nats_url: str, storage_url: str, **env: str) -> dict[str, str]:
 def test_the_api_the_cli_and_the_worker_take_nats_replicas(tmp_path):
     """No server: what each process builds from its settings (the cluster test below shows
     what the streams then are)."""
-    from app.api import create_app
     from app.cli.common import make_broker as cli_broker
+    from app.http import create_app
 
     env = settings("nats://127.0.0.1:9", "nats://127.0.0.1:9/audio")
     config = Config.from_env(env)

@@ -25,8 +25,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from app.api import create_app
 from app.config import Config
+from app.http import create_app
 from app.models import Analysis, JobEvent, Output
 from app.queue import make_broker
 from tests.support.namespace import service_settings

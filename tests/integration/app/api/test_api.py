@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.api import create_app
 from app.config import Config
+from app.http import create_app
 from audio.decode import decode
 from tests.support.app_client import upload, wait_done
 from tests.support.audio.music import synthesize_track

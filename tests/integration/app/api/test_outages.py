@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import func, select
 
 import app.api.accepting as accepting
-from app.api import create_app
 from app.config import Config
 from app.embedded.nats_server import NatsServer, find_binary, free_port, port_answers
 from app.embedded.postgres import EmbeddedPostgres
+from app.http import create_app
 from app.models import Job, Upload
 from tests.support.servers import migrate
 from tests.support.waiting import wait_for

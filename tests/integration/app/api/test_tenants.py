@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app.api import auth
+from app.http import auth
 from tests.support.app_client import upload, wait_done
 from tests.support.paths import ROOT
 

@@ -15,10 +15,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app import webhooks
 from app.db import make_sessions
 from app.embedded.nats_server import free_port
 from app.models import Job, WebhookDelivery, utcnow
+from app.webhooks import outbox
 from tasks.sweep import sweep
 from tests.support.app_client import upload, wait_done
 from tests.support.namespace import service_broker
@@ -199,8 +199,8 @@ def test_the_tenants_default_and_a_lost_message(
     sessions = make_sessions(migrated_database_url)
     with sessions.begin() as session:
         job = session.get(Job, made["job_id"])
-        lost = webhooks._make(
-            session, "acme", receiver.url("/ok"), webhooks.job_payload(session, job), job_id=job.id
+        lost = outbox._make(
+            session, "acme", receiver.url("/ok"), outbox.job_payload(session, job), job_id=job.id
         )
     with sessions.begin() as session:
         session.execute(

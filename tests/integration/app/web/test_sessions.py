@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 
-from app.api import auth
+from app.http import auth
 from tests.support.app_client import upload
 from tests.support.paths import ROOT
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from app.api.errors import ApiError
-from app.api.front_door import BODY_SLACK_BYTES, body_limit
-from app.api.observability import method_label
-from app.api.streams import StreamLimits, last_event_id, process_cap
+from app.http.errors import ApiError
+from app.http.observability import method_label
+from app.http.streams import StreamLimits, last_event_id, process_cap
+from app.server.front_door import BODY_SLACK_BYTES, body_limit
 
 
 def test_the_process_keeps_threads_free_of_streams():

@@ -2,7 +2,7 @@
 came back — within one deadline, never raising, never following a redirect, never reading more
 than a line of the answer.
 
-The connection goes to the address :func:`app.callback_urls.resolve_for_delivery` checked, not
+The connection goes to the address :func:`app.webhooks.addresses.resolve_for_delivery` checked, not
 to a second lookup of the name (which a rebinding DNS server could answer differently); the
 name still goes in the ``Host`` header and, over TLS, in SNI and the certificate check.
 
@@ -22,9 +22,9 @@ import ssl
 import threading
 import time
 
-from app.callback_urls import BadCallbackUrl, Resolver, resolve_for_delivery, system_resolver
-from app.webhook_signing import signed_headers
-from app.webhooks import MAX_ERROR_CHARS, REFUSED_ADDRESS, Claimed, Outcome
+from app.webhooks.addresses import BadCallbackUrl, Resolver, resolve_for_delivery, system_resolver
+from app.webhooks.outbox import MAX_ERROR_CHARS, REFUSED_ADDRESS, Claimed, Outcome
+from app.webhooks.signing import signed_headers
 
 logger = logging.getLogger(__name__)
 

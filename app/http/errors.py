@@ -13,8 +13,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app import batches, dead_letters, jobs, quotas, uploads
-from app.api import current
+from app import batches, dead_letters, jobs, uploads
+from app.http import current
+from app.tenants import quotas
 from audio.formats import UnknownFormat
 
 logger = logging.getLogger(__name__)

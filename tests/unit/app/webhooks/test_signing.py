@@ -8,11 +8,11 @@ import hashlib
 import hmac
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from app.webhook_signing import signature, signed_headers
+from app.webhooks.signing import signature, signed_headers
+from tests.support.paths import ROOT
 
 #: The example of the specification's reference libraries (standard-webhooks, "Verifying").
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -53,10 +53,14 @@ def test_the_reference_library_accepts_our_messages():
         Webhook(SPEC_SECRET).verify(body.replace(b"c2d", b"c2e"), headers)
 
 
-def test_the_readmes_receiver_snippet_works():
-    """The verification snippet the README tells receivers to copy, run as written."""
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+def test_the_documented_receiver_snippet_works():
+    """The verification snippet the manual tells receivers to copy, run as written."""
+    manual = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    blocks = [
+        block
+        for page in manual
+        for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    ]
     [snippet] = [b for b in blocks if "def verify(secret: str, headers: dict" in b]
     scope: dict = {}
     exec(snippet, scope)

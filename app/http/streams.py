@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 
 from flask import Response, current_app, request, stream_with_context
 
-from app.api import current
-from app.api.errors import ApiError
+from app.http import current
+from app.http.errors import ApiError
 
 #: Threads kept free of event streams for ordinary requests (at most half of ``WEB_THREADS``).
 RESERVED_THREADS = 8

@@ -1,4 +1,4 @@
-"""What a request works with, made once by :func:`app.api.create_app` and kept on the app:
+"""What a request works with, made once by :func:`app.http.create_app` and kept on the app:
 the configuration, database sessions, storage and the broker."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The web process: ``python -m app.api.server`` (the Procfile's web line; ``make run``).
+"""The web process: ``python -m app.server`` (the Procfile's web line; ``make run``).
 
 One process serves the API on ``0.0.0.0:PORT`` with ``WEB_THREADS`` threads behind waitress
-(:mod:`app.api.front_door` says why, and what it bounds); to serve more, run more of them
+(:mod:`app.server.front_door` says why, and what it bounds); to serve more, run more of them
 behind a load balancer. In order, before anything is served:
 
 1. the whole configuration is checked: a bad setting stops the start with the one message
@@ -15,7 +15,7 @@ behind a load balancer. In order, before anything is served:
 the public port: Prometheus usually scrapes from another host or container, so loopback would
 not do; it stays internal by not being published — the load balancer forwards ``PORT`` only.
 
-Stopping (``SIGTERM``/``SIGINT``) is :mod:`app.api.serving`'s: requests in flight get
+Stopping (``SIGTERM``/``SIGINT``) is :mod:`app.server.serving`'s: requests in flight get
 ``GRACEFUL_TIMEOUT``, event streams end at once (their clients reconnect elsewhere).
 """
 
@@ -31,7 +31,7 @@ from app.config import Config, ConfigError
 from app.logs import configure_logging
 from app.metrics import use_multiprocess_dir
 
-logger = logging.getLogger("app.api.server")
+logger = logging.getLogger("app.server")
 
 #: Exit status of a start refused for its settings (as ``phantomchain``'s CLI).
 EXIT_CONFIG = 2
@@ -40,7 +40,7 @@ EXIT_PORT = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.api.server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m app.server", description=__doc__)
     parser.add_argument(
         "--host", default="0.0.0.0", help="address to bind PORT and METRICS_PORT to"
     )
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     use_multiprocess_dir(config.metrics_dir, "web", os.getpid())
 
     # After the metrics directory: the app's metrics are made as it is imported and built.
-    from app.api import create_app, front_door, observability, serving, streams
+    from app.http import create_app, observability, streams
+    from app.server import front_door, serving
 
     app = create_app(config)
     signals = serving.StopSignals()  # before the port answers: a stop from then on is graceful

@@ -40,7 +40,7 @@ from app.models import (
     utcnow,
 )
 from app.queue import send_webhook
-from app.results import analysis_dict
+from app.uploads import analysis_dict
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The web process (``python -m app.api.server``) loads no audio code and no worker code: it
+"""The web process (``python -m app.server``) loads no audio code and no worker code: it
 stays small and starts fast.
 
 It only *sends* a job's first stage, by the actor's name; the worker (``tasks.pipeline``) and
@@ -17,10 +17,10 @@ HEAVY = ("av", "numpy", "scipy", "tasks", "tasks.pipeline", "tasks.stages", "aud
 
 PROBE = """
 import io, json, sys
-from app.api import create_app
+from app.http import create_app
 from app.config import Config
 from app.queue import PIPELINE_ACTOR, start_job
-import app.api.server, app.api.front_door, app.api.serving
+import app.server, app.server.front_door, app.server.serving
 import app.cli
 
 config = Config.from_env({"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",

@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 
 from flask import g, request, session
 
-from app import tokens
-from app.api import current
-from app.api.errors import ApiError
 from app.config import Config
+from app.http import current
+from app.http.errors import ApiError
+from app.tenants import tokens
 
 #: The tenant of every caller while the API is open, and of the ``ADMIN_TOKEN``: names no user
 #: tenant can take (``app.config.TENANT_NAME`` refuses ``@``).

@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app import jobs, webhooks
+from app import jobs
 from app.db import make_sessions
 from app.models import Job, JobEvent, Upload, WebhookDelivery, new_id
-from app.webhooks import RETRY_DELAYS_S, Outcome
+from app.webhooks import outbox
+from app.webhooks.outbox import RETRY_DELAYS_S, Outcome
 
 
 @pytest.fixture
@@ -57,9 +58,9 @@ def test_a_jobs_end_makes_one_delivery(sessions):
 
 def test_one_attempt_at_a_time(sessions):
     [delivery] = jobs.job_done(sessions, a_job(sessions))
-    first = webhooks.claim(sessions, delivery, lease_s=60)
+    first = outbox.claim(sessions, delivery, lease_s=60)
     assert first is not None and first.attempt == 1
-    assert webhooks.claim(sessions, delivery, lease_s=60) is None  # a duplicate message
+    assert outbox.claim(sessions, delivery, lease_s=60) is None  # a duplicate message
 
 
 def test_retried_for_about_a_day_then_given_up(sessions):
@@ -72,9 +73,9 @@ def test_retried_for_about_a_day_then_given_up(sessions):
         with sessions.begin() as session:  # as if each delay had passed
             row = session.get(WebhookDelivery, delivery)
             row.next_attempt_at = row.next_attempt_at and row.next_attempt_at - timedelta(days=2)
-        claimed = webhooks.claim(sessions, delivery, lease_s=60)
+        claimed = outbox.claim(sessions, delivery, lease_s=60)
         assert claimed is not None and claimed.attempt == attempt
-        delays.append(webhooks.record(sessions, claimed, silence))
+        delays.append(outbox.record(sessions, claimed, silence))
     assert delays[-1] is None and all(d is not None for d in delays[:-1])
     assert all(0.9 * s <= d <= 1.1 * s for d, s in zip(delays, RETRY_DELAYS_S, strict=False))
     with sessions() as session:
@@ -86,14 +87,14 @@ def test_retried_for_about_a_day_then_given_up(sessions):
     assert len(told) == len(RETRY_DELAYS_S) + 1
     assert told[0].endswith("no answer within 10 s (attempt 1); next attempt in 5 s")
     assert told[-1].endswith("(attempt 11); no more attempts")
-    assert webhooks.claim(sessions, delivery, lease_s=60) is None
+    assert outbox.claim(sessions, delivery, lease_s=60) is None
 
 
 def test_a_final_answer_ends_it_at_once(sessions):
     [delivery] = jobs.job_done(sessions, a_job(sessions))
-    claimed = webhooks.claim(sessions, delivery, lease_s=60)
-    assert webhooks.record(sessions, claimed, Outcome(400, "bad signature", 12)) is None
-    [shown] = [d for d in webhooks.deliveries_of(sessions) if d["id"] == delivery]
+    claimed = outbox.claim(sessions, delivery, lease_s=60)
+    assert outbox.record(sessions, claimed, Outcome(400, "bad signature", 12)) is None
+    [shown] = [d for d in outbox.deliveries_of(sessions) if d["id"] == delivery]
     assert shown["status"] == "failed" and shown["tries"][0]["error"] == "bad signature"
 
 
@@ -106,12 +107,12 @@ def test_attempts_whose_outcome_was_lost_still_count(sessions):
         with sessions.begin() as session:  # the lease of the lost attempt has run out
             row = session.get(WebhookDelivery, delivery)
             row.next_attempt_at = row.next_attempt_at - timedelta(days=2)
-        claimed = webhooks.claim(sessions, delivery, lease_s=60)
+        claimed = outbox.claim(sessions, delivery, lease_s=60)
         assert claimed is not None and claimed.attempt == attempt  # ...and nothing recorded
     with sessions.begin() as session:
         row = session.get(WebhookDelivery, delivery)
         row.next_attempt_at = row.next_attempt_at - timedelta(days=2)
-    assert webhooks.claim(sessions, delivery, lease_s=60) is None
+    assert outbox.claim(sessions, delivery, lease_s=60) is None
     with sessions() as session:
         assert session.get(WebhookDelivery, delivery).status == "failed"
         told = session.scalars(select(JobEvent.message).where(JobEvent.job_id == job_id)).all()

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from app.cli import main
 from app.db import make_sessions
 from app.models import Upload, new_id, utcnow
-from app.orphans import remove_orphans
 from app.storage import open_storage
+from app.storage.orphans import remove_orphans
 from tests.support.waiting import wait_for
 
 HOUR = 3600

@@ -9,7 +9,7 @@ series, and a client could otherwise grow ``/metrics`` without bound.
 
 ``/metrics`` is not on the public port: :func:`metrics_app` serves the web process's metrics,
 plus queue figures read from JetStream at scrape time, on ``METRICS_PORT`` (internal; see
-:mod:`app.api.server`).
+:mod:`app.server`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.callback_urls import BadCallbackUrl, check_callback_url, forbidden, resolve_for_delivery
+from app.webhooks.addresses import (
+    BadCallbackUrl,
+    check_callback_url,
+    forbidden,
+    resolve_for_delivery,
+)
 
 
 @pytest.mark.parametrize(

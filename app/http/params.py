@@ -7,7 +7,7 @@ import json
 from flask import request
 from werkzeug.routing import BaseConverter
 
-from app.api.errors import ApiError
+from app.http.errors import ApiError
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:

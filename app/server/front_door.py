@@ -32,8 +32,8 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
-from app.api.headers import LOCKED_DOWN
 from app.config import Config
+from app.http.headers import LOCKED_DOWN
 
 #: Request line and headers together; a bearer token and the usual headers need a few KB.
 MAX_HEADER_BYTES = 64 * 1024

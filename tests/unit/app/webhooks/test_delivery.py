@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from app.webhook_post import attempt
-from app.webhooks import Claimed
+from app.webhooks.delivery import attempt
+from app.webhooks.outbox import Claimed
 from tests.support.receiver import Receiver
-from tests.unit.app.test_webhook_signing import SPEC_SECRET
+from tests.unit.app.webhooks.test_signing import SPEC_SECRET
 
 
 @pytest.fixture
