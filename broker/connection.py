@@ -28,8 +28,8 @@ T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-#: Exceptions that mean "the server is not reachable right now" rather than "you asked wrong".
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+#: nats-py's own words for "the server is not reachable right now".
+NATS_UNREACHABLE: tuple[type[Exception], ...] = (
     nats.errors.ConnectionClosedError,
     nats.errors.NoServersError,
     nats.errors.TimeoutError,
@@ -38,6 +38,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     nats.errors.OutboundBufferLimitError,
     nats.js.errors.NoStreamResponseError,
     nats.js.errors.ServiceUnavailableError,  # JetStream without a leader for a moment
+)
+#: Exceptions that mean "the server is not reachable right now" rather than "you asked wrong",
+#: around a call the broker makes (where a socket's ``OSError`` can only be the server's).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    *NATS_UNREACHABLE,
     asyncio.TimeoutError,
     FutureTimeout,
     ConnectionError,

@@ -2,7 +2,8 @@
 
 A stage's bookkeeping (its row in Postgres, the message for the next stage) is retried here, in
 the worker thread, with exponential backoff and jitter, for up to :data:`RIDE_OUT_S`. Only
-connection trouble is retried: any other error is raised at once. The stage's message stays
+connection trouble is retried (:mod:`app.outages` says what that is): any other error is
+raised at once. The stage's message stays
 held meanwhile (heartbeats); if the worker dies, it is delivered again and the job's row says
 how far the job got (:func:`app.jobs.begin_stage`).
 """
@@ -15,8 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from dramatiq.errors import BrokerConnectionError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from app.outages import is_outage, outage_of
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +26,6 @@ T = TypeVar("T")
 RIDE_OUT_S = 120.0
 #: First and longest pause between two tries (seconds, before jitter).
 FIRST_PAUSE_S, LONGEST_PAUSE_S = 0.5, 8.0
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Connection trouble with Postgres or NATS (worth waiting for), not a bug or bad data."""
-    if isinstance(exc, BrokerConnectionError | OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def riding_out(call: Callable[[], T], *, within: float | None = None) -> T:
@@ -52,6 +45,5 @@ def riding_out(call: Callable[[], T], *, within: float | None = None) -> T:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BrokerConnectionError):
-        return "NATS is unreachable"
-    return f"the database is unreachable ({type(exc).__name__})"
+    away = outage_of(exc)
+    return f"{away.server if away else 'a server'} is unreachable ({type(exc).__name__})"

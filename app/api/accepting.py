@@ -14,7 +14,6 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from dramatiq.errors import BrokerConnectionError
 from flask import request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
@@ -23,7 +22,7 @@ from werkzeug.utils import secure_filename
 from app import uploads
 from app.http import current
 from app.http.current import broker, sessions, storage
-from app.http.errors import ApiError, unavailable
+from app.http.errors import ApiError
 from app.logs import bind
 from app.metrics import metrics
 from app.models import Upload, new_id
@@ -35,12 +34,8 @@ from audio.errors import BadTargetError
 from audio.formats import parse_formats
 from audio.sniff import HEAD_BYTES, sniff
 from audio.targets import parse_target
-from broker.connection import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
-
-#: What storage that does not answer raises (a NATS bucket, a failing disk): a 503.
-STORAGE_AWAY: tuple[type[BaseException], ...] = (BrokerConnectionError, *TRANSIENT_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -112,7 +107,7 @@ def keep(
     """Store the file (sha256 on the way), then write its upload and queued job, within the
     tenant's ``limits`` when given. Nothing is kept when this raises.
 
-    :raises ApiError: 503 ``storage_unavailable``.
+    :raises app.storage.StorageUnavailable: the storage does not answer (a 503).
     :raises app.tenants.quotas.QuotaExceeded: the upload would pass a limit (429).
     :raises KeyTaken: ``key`` is another upload's.
     """
@@ -227,17 +222,11 @@ def tenant_quotas() -> Quotas:
 
 
 def _store(key: str, chunks: Iterable[bytes]) -> Stored:
-    """Save the original; storage that does not answer (a NATS bucket, a failing disk) is a 503.
+    """Save the original.
 
-    :raises ApiError: 503 ``storage_unavailable``.
+    :raises app.storage.StorageUnavailable: the storage does not answer (a 503).
     """
-    try:
-        return storage().save(key, chunks)
-    except STORAGE_AWAY as exc:
-        logger.error("could not store %s: %r", key, exc)
-        raise unavailable(
-            "storage_unavailable", "file storage is unavailable; retry shortly"
-        ) from exc
+    return storage().save(key, chunks)
 
 
 def _queue(done: uploads.Accepted, stored_key: str) -> None:

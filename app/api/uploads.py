@@ -26,8 +26,8 @@ from app.api import accepting
 from app.http import current
 from app.http.auth import caller, require_token
 from app.http.current import sessions, storage
-from app.http.errors import ApiError, unavailable
-from app.storage import StorageError, sha256_of
+from app.http.errors import ApiError
+from app.storage import Storage, StorageError, sha256_of
 from audio.formats import FORMATS
 
 logger = logging.getLogger(__name__)
@@ -152,37 +152,26 @@ def _stream(key: str, mimetype: str, filename: str | None = None) -> BaseRespons
     With ``S3_PRESIGN=1`` and a storage that signs URLs (S3), a 302 to a short-lived URL of
     the object instead: the bytes go from the bucket to the client, not through the API."""
     store = storage()
-    if current.config().s3_presign and hasattr(store, "presigned_url"):
-        return _presigned(store, key, mimetype, filename)
+    if current.config().s3_presign:
+        url = store.presigned_url(key, filename=filename, content_type=mimetype)
+        if url is not None:
+            return _presigned(store, key, url)
     chunks = store.read_chunks(key)
     try:
         first = next(chunks, b"")
     except StorageError as exc:
         logger.error("%s is in the database but not in storage: %s", key, exc)
         raise ApiError(404, "not_found", "the file is no longer in storage") from exc
-    except accepting.STORAGE_AWAY as exc:
-        logger.error("could not read %s: %r", key, exc)
-        raise unavailable(
-            "storage_unavailable", "file storage is unavailable; retry shortly"
-        ) from exc
     response = Response(itertools.chain([first], chunks), mimetype=mimetype)
     if filename:
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-def _presigned(store, key: str, mimetype: str, filename: str | None) -> BaseResponse:
-    """A 302 to a presigned URL of ``key``, once the object is known to exist (a file gone from
-    storage is a 404 here, as when streamed); not cached, as the URL expires."""
-    try:
-        found = store.exists(key)
-        url = store.presigned_url(key, filename=filename, content_type=mimetype)
-    except accepting.STORAGE_AWAY as exc:
-        logger.error("could not look %s up: %r", key, exc)
-        raise unavailable(
-            "storage_unavailable", "file storage is unavailable; retry shortly"
-        ) from exc
-    if not found:
+def _presigned(store: Storage, key: str, url: str) -> BaseResponse:
+    """A 302 to ``url``, once the object is known to exist (a file gone from storage is a 404
+    here, as when streamed); not cached, as the URL expires."""
+    if not store.exists(key):
         logger.error("%s is in the database but not in storage", key)
         raise ApiError(404, "not_found", "the file is no longer in storage")
     response = redirect(url, 302)

@@ -60,22 +60,22 @@ def handle_errors(command: F) -> F:
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         # Here, not at the top: `phantomchain --help` loads neither dramatiq nor SQLAlchemy.
-        from dramatiq.errors import BrokerConnectionError
-        from sqlalchemy.exc import OperationalError
-
-        from broker.connection import TRANSIENT_ERRORS
+        from app.outages import DATABASE, KINDS, QUEUE, detail, outage_of
 
         try:
             return command(*args, **kwargs)
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)
-        except OperationalError as exc:
-            detail = " ".join(str(exc.orig or exc).split())  # the driver's spans several lines
-            fail(f"cannot reach the database: {detail}")
-        except BrokerConnectionError:
-            fail(f"cannot reach NATS at {_nats_url()}: no server answered")
-        except TRANSIENT_ERRORS as exc:
-            fail(f"cannot reach NATS at {_nats_url()}: {type(exc).__name__} {exc}".rstrip())
+        except KINDS as exc:
+            away = outage_of(exc)
+            if away is None:
+                raise
+            if away is DATABASE:
+                fail(f"cannot reach the database: {detail(exc)}")
+            elif away is QUEUE:
+                fail(f"cannot reach NATS at {_nats_url()}: {detail(exc) or type(exc).__name__}")
+            else:
+                fail(f"cannot reach the file storage: {detail(exc)}")
 
     return run  # type: ignore[return-value]
 

@@ -1,19 +1,16 @@
 """Errors as JSON: ``{"error": {"code", "message"}}`` with the right status, whether raised by
 a route (:class:`ApiError`), by a service (the table :data:`DOMAIN_ERRORS`), by a server that is
-away (:data:`OUTAGES`: 503 with ``Retry-After``, on every route) or by Flask/Werkzeug (404
-route, 413 body too large, 405…)."""
+away (:mod:`app.outages` decides: 503 with ``Retry-After``, on every route) or by Flask/Werkzeug
+(404 route, 413 body too large, 405…)."""
 
 from __future__ import annotations
 
 import logging
 
-from dramatiq.errors import BrokerConnectionError
 from flask import Flask, Response, jsonify
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
-from app import batches, dead_letters, jobs, uploads
+from app import batches, dead_letters, jobs, outages, uploads
 from app.http import current
 from app.tenants import quotas
 from audio.formats import UnknownFormat
@@ -35,11 +32,6 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
-def unavailable(code: str, message: str) -> ApiError:
-    """A 503 asking the client to come back in :data:`RETRY_AFTER_S` seconds."""
-    return ApiError(503, code, message, retry_after=RETRY_AFTER_S)
-
-
 #: The services' errors, answered with their own message: (status, code).
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     jobs.JobNotFound: (404, "not_found"),
@@ -54,16 +46,6 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     uploads.AnalysisFailed: (409, "job_failed"),
     uploads.NotReady: (409, "not_ready"),
     uploads.StillRunning: (409, "still_running"),
-}
-
-
-#: Connection trouble with a server behind the API, raised from any route: (code, message).
-#: The client learns which service is away, never the driver's words (those are logged).
-OUTAGES: dict[type[Exception], tuple[str, str]] = {
-    OperationalError: ("database_unavailable", "the database is unavailable; retry shortly"),
-    InterfaceError: ("database_unavailable", "the database is unavailable; retry shortly"),
-    PoolTimeout: ("database_unavailable", "the database is unavailable; retry shortly"),
-    BrokerConnectionError: ("queue_unavailable", "the job queue is unreachable; retry shortly"),
 }
 
 
@@ -89,13 +71,16 @@ def register(app: Flask) -> None:
         return error_response(429, "quota_exceeded", str(error), error.retry_after)
 
     def outage(error: Exception):
-        kind = next(k for k in type(error).__mro__ if k in OUTAGES)
-        code, message = OUTAGES[kind]
-        detail = getattr(error, "orig", None) or error  # a database driver's own words
-        logger.warning("answered 503 %s: %s", code, " ".join(str(detail).split()))
-        return error_response(503, code, message, RETRY_AFTER_S)
+        """A server away, from any route: the client learns which one, never the driver's words
+        (those are logged)."""
+        away = outages.outage_of(error)
+        if away is None:  # a database error that is not about the connection: a bug
+            logger.error("unhandled %s", type(error).__name__, exc_info=error)
+            return http_error(InternalServerError(original_exception=error))
+        logger.warning("answered 503 %s: %s", away.code, outages.detail(error))
+        return error_response(503, away.code, away.message, RETRY_AFTER_S)
 
-    for kind in OUTAGES:
+    for kind in outages.KINDS:
         app.register_error_handler(kind, outage)
 
     def domain_error(error: Exception):

@@ -35,9 +35,9 @@ class StorageError(Exception):
 
 
 class StorageUnavailable(ConnectionError):
-    """The storage's server could not be reached or did not answer (an S3 endpoint away): a
-    ``ConnectionError``, so one of :data:`broker.connection.TRANSIENT_ERRORS` — a 503 for a
-    request."""
+    """The storage could not be reached or did not answer: an S3 endpoint or a NATS bucket
+    away, a disk that fails. Every backend raises this one error for it, and
+    :mod:`app.outages` counts it as a server away (a 503 for a request)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,12 @@ class Storage(Protocol):
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def list_objects(self, prefix: str = "") -> Iterator[StoredObject]: ...
+    def presigned_url(
+        self, key: str, filename: str | None = None, content_type: str | None = None
+    ) -> str | None:
+        """A short-lived URL that downloads ``key`` straight from the storage, or ``None``
+        when this storage has no such URLs (the API then streams the file itself)."""
+        ...
 
 
 class _Hashing:

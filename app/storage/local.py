@@ -9,7 +9,16 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.storage.base import _KEY, CHUNK, StorageError, Stored, StoredObject, _Hashing, check_key
+from app.storage.base import (
+    _KEY,
+    CHUNK,
+    StorageError,
+    StorageUnavailable,
+    Stored,
+    StoredObject,
+    _Hashing,
+    check_key,
+)
 
 
 class LocalStorage:
@@ -25,15 +34,16 @@ class LocalStorage:
     def save(self, key: str, chunks: Iterable[bytes]) -> Stored:
         target = self._path(key)
         hashing = _Hashing(chunks)
-        fd, temporary = self._temporary(target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in hashing:
-                    out.write(chunk)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with _disk("written"):
+            fd, temporary = self._temporary(target.parent)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in hashing:
+                        out.write(chunk)
+                os.replace(temporary, target)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
         return Stored(key, hashing.size, hashing.sha256)
 
     @staticmethod
@@ -53,17 +63,24 @@ class LocalStorage:
         yield path
 
     def read_chunks(self, key: str) -> Iterator[bytes]:
-        with self.local_path(key) as path, path.open("rb") as stream:
-            while chunk := stream.read(CHUNK):
-                yield chunk
+        with self.local_path(key) as path, _disk("read"):
+            try:
+                stream = path.open("rb")
+            except FileNotFoundError as exc:  # deleted since it was looked up
+                raise StorageError(f"no object {key!r}") from exc
+            with stream:
+                while chunk := stream.read(CHUNK):
+                    yield chunk
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        with _disk("read"):
+            return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
         """Remove the object, and the folders it leaves empty (``uploads/<id>/``)."""
         path = self._path(key)
-        path.unlink(missing_ok=True)
+        with _disk("changed"):
+            path.unlink(missing_ok=True)
         for folder in path.parents:
             if folder == self.root:
                 break
@@ -72,10 +89,16 @@ class LocalStorage:
             except OSError:  # not empty (or already gone): the folders above are not either
                 break
 
+    def presigned_url(
+        self, key: str, filename: str | None = None, content_type: str | None = None
+    ) -> None:
+        """Files on a disk have no URL of their own: the API streams them."""
+        return None
+
     def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
         """The objects whose key starts with ``prefix``; files being written are not objects."""
         start = self.root / prefix.rpartition("/")[0]
-        for folder, _, names in os.walk(start):
+        for folder, _, names in os.walk(start, onerror=_raise_unavailable):
             for name in names:
                 path = Path(folder) / name
                 key = path.relative_to(self.root).as_posix()
@@ -86,3 +109,16 @@ class LocalStorage:
                 except FileNotFoundError:  # deleted meanwhile
                     continue
                 yield StoredObject(key, datetime.fromtimestamp(modified, UTC))
+
+
+@contextlib.contextmanager
+def _disk(done: str) -> Iterator[None]:
+    """A disk that fails (full, read-only, unmounted) is storage that is away."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageUnavailable(f"the storage directory could not be {done}: {exc}") from exc
+
+
+def _raise_unavailable(exc: OSError) -> None:
+    raise StorageUnavailable(f"the storage directory could not be read: {exc}") from exc

@@ -16,6 +16,7 @@ from app.storage.base import (
     CHUNK,
     LIST_TIMEOUT_S,
     StorageError,
+    StorageUnavailable,
     Stored,
     StoredObject,
     _Hashing,
@@ -57,18 +58,35 @@ class NatsObjectStorage:
 
     def _run(self, make_coroutine, timeout: float | None = None):
         """Run a bucket call, bounded: a NATS that accepts and never answers (frozen, no
-        JetStream leader) is a ``TimeoutError`` here — a 503 for a request waiting on it —
+        JetStream leader) is :class:`StorageUnavailable` here — a 503 for a request waiting on it —
         not a thread held for minutes."""
-        return self._conn.run(make_coroutine, timeout=timeout or CALL_TIMEOUT_S)
+        from dramatiq.errors import BrokerConnectionError
+
+        from broker.connection import TRANSIENT_ERRORS
+
+        away: tuple[type[BaseException], ...] = (BrokerConnectionError, *TRANSIENT_ERRORS)
+        try:
+            return self._conn.run(make_coroutine, timeout=timeout or CALL_TIMEOUT_S)
+        except away as exc:
+            raise StorageUnavailable(f"NATS bucket {self.bucket!r}: {exc!r}") from exc
+
+    def presigned_url(
+        self, key: str, filename: str | None = None, content_type: str | None = None
+    ) -> None:
+        """A bucket has no URLs of its own: the API streams its objects."""
+        return None
 
     def save(self, key: str, chunks: Iterable[bytes]) -> Stored:
         check_key(key)
         hashing = _Hashing(chunks)
         # Spooled: kept in memory up to 8 MB, then on disk — the object store reads a stream.
         with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
-            for chunk in hashing:
-                spool.write(chunk)
-            spool.seek(0)
+            try:
+                for chunk in hashing:
+                    spool.write(chunk)
+                spool.seek(0)
+            except OSError as exc:  # the temporary directory is full
+                raise StorageUnavailable(f"could not spool {key!r} for the bucket: {exc}") from exc
 
             async def put() -> None:
                 store = await self._bucket()

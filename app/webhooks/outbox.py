@@ -55,10 +55,6 @@ OVERDUE_AFTER_S = 300
 MAX_ERROR_CHARS = 300
 
 
-class DeliveryNotFound(LookupError):
-    pass
-
-
 # -- making messages (in the transaction that ends a job) -------------------------------------
 
 
