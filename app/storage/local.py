@@ -121,4 +121,6 @@ def _disk(done: str) -> Iterator[None]:
 
 
 def _raise_unavailable(exc: OSError) -> None:
-    raise StorageUnavailable(f"the storage directory could not be read: {exc}") from exc
+    """A folder that is not there holds nothing; one that cannot be read is storage away."""
+    if not isinstance(exc, FileNotFoundError):
+        raise StorageUnavailable(f"the storage directory could not be read: {exc}") from exc

@@ -22,6 +22,7 @@ from app.embedded.nats_server import NatsServer, find_binary, free_port, port_an
 from app.embedded.postgres import EmbeddedPostgres
 from app.http import create_app
 from app.models import Job, Upload
+from app.storage import StorageUnavailable
 from tests.support.servers import migrate
 from tests.support.waiting import wait_for
 
@@ -275,7 +276,7 @@ def test_a_frozen_nats_bucket_is_a_503_within_the_call_bound_not_a_request_held(
         assert_refused(refused, "storage_unavailable")
         assert took < 30  # the bound is 2 s plus the transfer allowance; 600 s before
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(StorageUnavailable, match="TimeoutError"):
             app.extensions["storage"].exists(key)
         assert time.monotonic() - started < 30
     finally:
