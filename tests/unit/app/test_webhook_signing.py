@@ -53,10 +53,10 @@ def test_the_reference_library_accepts_our_messages():
         Webhook(SPEC_SECRET).verify(body.replace(b"c2d", b"c2e"), headers)
 
 
-def test_the_readmes_receiver_snippet_works():
-    """The verification snippet the README tells receivers to copy, run as written."""
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+def test_the_manuals_receiver_snippet_works():
+    """The verification snippet docs/api.md tells receivers to copy, run as written."""
+    manual = (Path(__file__).resolve().parents[3] / "docs" / "api.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", manual, flags=re.S)
     [snippet] = [b for b in blocks if "def verify(secret: str, headers: dict" in b]
     scope: dict = {}
     exec(snippet, scope)
