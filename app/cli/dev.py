@@ -74,7 +74,7 @@ def access(config: Config) -> str:
         return (
             "OPEN: no API_TOKENS or ADMIN_TOKEN, so anyone who reaches the port may use "
             "every route until a token is made with `phantomchain tokens create` "
-            "(README, Security)"
+            "(docs/security.md)"
         )
     tenants = len(set(config.api_tokens.values()))
     admin = ", ADMIN_TOKEN" if config.admin_token else ""

@@ -138,7 +138,7 @@ class NatsServer:
 def cluster_nodes(store_dir: Path, size: int = 3, name: str = "phantomchain") -> list[NatsServer]:
     """``size`` JetStream nodes on loopback (``n0``, ``n1``…), routed to each other, not yet
     started; each keeps its streams under ``store_dir/n<i>``. For the tests and the bench: a
-    real cluster runs one node per machine (see the README)."""
+    real cluster runs one node per machine (see docs/deploy.md)."""
     ports = [free_port() for _ in range(size)]
     routes = ",".join(f"nats://127.0.0.1:{port}" for port in ports)
     shared = ("--cluster_name", name, "--routes", routes)

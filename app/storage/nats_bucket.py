@@ -1,6 +1,6 @@
 """Objects in a NATS JetStream Object Store bucket: web and worker processes on different
 machines share files with no server beyond NATS (for small files and one machine's worth: see
-the README's "Scaling past one machine")."""
+docs/deploy.md, "Scaling past one machine")."""
 
 from __future__ import annotations
 

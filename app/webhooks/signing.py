@@ -4,7 +4,7 @@ Each message carries ``webhook-id`` (the same on every attempt), ``webhook-times
 seconds of this attempt) and ``webhook-signature: v1,<base64 HMAC-SHA256>`` of
 ``"<id>.<timestamp>.<body>"`` keyed with the bytes of ``WEBHOOK_SECRET`` after ``whsec_``
 (base64). The receiver recomputes it, compares in constant time, and refuses a timestamp far
-from its clock (a replay). The README shows the receiver's side.
+from its clock (a replay). docs/api.md shows the receiver's side.
 """
 
 from __future__ import annotations
