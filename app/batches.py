@@ -2,9 +2,9 @@
 
 A batch is made either of files uploaded together (their new jobs) or of uploads that already
 exist (the latest job of each, not run again). Its end is told by
-:func:`app.webhooks.end_batch_if_done`, called when each of its jobs ends and once more here, in
-the transaction that makes the batch: jobs that had all ended before (or end while it is being
-made) still give the batch its one webhook.
+:func:`app.webhooks.outbox.end_batch_if_done`, called when each of its jobs ends and once more
+here, in the transaction that makes the batch: jobs that had all ended before (or end while it
+is being made) still give the batch its one webhook.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Member:
 @dataclass(frozen=True)
 class Created:
     """A new batch, its jobs in order, and the webhook deliveries it made (to send after the
-    commit with :func:`app.webhooks.send`: its jobs had all ended already)."""
+    commit with :func:`app.webhooks.outbox.send`: its jobs had all ended already)."""
 
     batch_id: str
     status: str
@@ -150,7 +150,7 @@ def discard(sessions: sessionmaker[Session], batch_id: str) -> None:
 
 def get_batch(sessions: sessionmaker[Session], batch_id: str, tenant: str | None = None) -> dict:
     """A batch, its jobs in the order given, their counts by status and the overall status
-    (deliveries not included: :func:`app.webhooks.deliveries_of`).
+    (deliveries not included: :func:`app.webhooks.outbox.deliveries_of`).
 
     :raises BatchNotFound: no such batch (of ``tenant``, when given: another tenant's batch is
         not found, so its existence is not revealed).

@@ -246,7 +246,7 @@ def stage_retrying(sessions: sessionmaker[Session], job_id: str, stage: str, rea
 
 def job_done(sessions: sessionmaker[Session], job_id: str) -> list[str]:
     """The job ends ``done`` (once: a duplicate of its last stage changes nothing); returns the
-    webhook deliveries its end made, for :func:`app.webhooks.send`."""
+    webhook deliveries its end made, for :func:`app.webhooks.outbox.send`."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
         assert job is not None  # its last stage began on it (begin_stage)

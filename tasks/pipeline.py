@@ -163,7 +163,7 @@ def _fail_for_good(ctx: WorkerContext, job_id: str, stage: str, reason: str) -> 
 def _send_webhooks(delivery_ids: list[str]) -> None:
     """Hand the webhooks a job's end made to the webhooks worker, riding out a NATS outage as
     the hand-off to the next stage does; one that still cannot be sent is left to the sweep
-    (it is pending in the database, :func:`app.webhooks.overdue`)."""
+    (it is pending in the database, :func:`app.webhooks.outbox.overdue`)."""
     for delivery_id in delivery_ids:
         try:
             riding_out(functools.partial(send_webhook, broker, delivery_id))

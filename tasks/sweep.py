@@ -10,7 +10,7 @@ message at all, waiting or in progress, so a backlog or a long stage is never mi
 stranded job. Such a job's stage is sent again once; a job stranded a second time is failed
 with a reason, its dead letter (if any) left for an operator. The same sweep removes stored
 originals that no upload row refers to (:mod:`app.storage.orphans`) once ``ORPHAN_AFTER_S`` old,
-and sends again the webhook deliveries whose message was lost (:func:`app.webhooks.overdue`).
+and sends again the webhook deliveries whose message was lost (:func:`app.webhooks.outbox.overdue`).
 """
 
 from __future__ import annotations

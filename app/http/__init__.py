@@ -3,7 +3,7 @@
 :func:`create_app` builds one Flask app from a :class:`app.config.Config` (the environment's,
 unless given): it makes what every request needs once — settings, database sessions, storage,
 the broker, reached through :mod:`app.http.current` — and installs the JSON API
-(:mod:`app.api`) and the pages (:mod:`app.web`), two sibling sets of blueprints that never
+(:mod:`app.http.api`) and the pages (:mod:`app.http.web`), two sibling sets of blueprints that never
 import each other. What both use lives beside this module: who is calling (:mod:`~app.http.auth`),
 errors as JSON (:mod:`~app.http.errors`), checked parameters (:mod:`~app.http.params`), security
 headers, request logs and metrics, and bounded event streams.
@@ -18,10 +18,9 @@ import logging
 
 from flask import Flask
 
-from app import api, web
 from app.config import Config
 from app.db import make_sessions
-from app.http import errors, headers, observability
+from app.http import api, errors, headers, observability, web
 from app.http.params import IdConverter
 from app.queue import make_broker
 from app.storage import open_storage

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models import Upload, utcnow
 from app.storage import Storage
 
-#: Where the API stores an upload's original (``app.api.uploads``).
+#: Where the API stores an upload's original (``app.http.api.uploads``).
 ORIGINALS_PREFIX = "uploads/"
 _ORIGINAL = re.compile(r"^uploads/(?P<upload_id>[^/]+)/original\.[A-Za-z0-9]+$")
 #: Upload ids asked about in one query.

@@ -13,16 +13,17 @@ from tests.support.paths import ROOT
 
 PACKAGES = ("app", "tasks", "broker", "audio")
 #: The HTTP application's factory (``app/http/__init__.py``): a room of its own, above the two
-#: sides it installs; the rest of ``app/http`` is the request plumbing both sides stand on.
+#: sides it installs; the rest of ``app/http`` directly is the request plumbing both stand on.
 FACTORY = "app.http"
+API, WEB, PLUMBING = "app.http.api", "app.http.web", "app.http.*"
 #: Which rooms each room may import from (its own included).
 ALLOWED = {
     "app": {"app", "audio", "broker"},
-    "app.http": {"app.http", "app", "audio", "broker"},
-    "app.api": {"app.api", "app.http", "app", "audio", "broker"},
-    "app.web": {"app.web", "app.http", "app", "audio", "broker"},
-    FACTORY + " (factory)": {"app.api", "app.web", "app.http", "app", "audio", "broker"},
-    "app.server": {"app.server", FACTORY + " (factory)", "app.http", "app", "audio", "broker"},
+    PLUMBING: {PLUMBING, "app", "audio", "broker"},
+    API: {API, PLUMBING, "app", "audio", "broker"},
+    WEB: {WEB, PLUMBING, "app", "audio", "broker"},
+    FACTORY: {FACTORY, API, WEB, PLUMBING, "app", "audio", "broker"},
+    "app.server": {"app.server", FACTORY, PLUMBING, "app", "audio", "broker"},
     "app.cli": {"app.cli", "app", "audio", "broker"},
     "tasks": {"tasks", "app", "audio", "broker"},
     "broker": {"broker"},
@@ -31,7 +32,7 @@ ALLOWED = {
 
 
 def module_names(root: Path) -> dict[str, Path]:
-    """``{"app.api.jobs": path}`` for every module of the project's packages."""
+    """``{"app.http.api.jobs": path}`` for every module of the project's packages."""
     found = {}
     for package in PACKAGES:
         for path in sorted((root / package).rglob("*.py")):
@@ -74,10 +75,12 @@ def import_graph(root: Path) -> dict[str, set[str]]:
 
 def room(module: str) -> str:
     if module == FACTORY:
-        return FACTORY + " (factory)"
-    for prefix in ("app.http", "app.api", "app.web", "app.server", "app.cli"):
+        return FACTORY
+    for prefix in (API, WEB, "app.server", "app.cli"):
         if module == prefix or module.startswith(prefix + "."):
             return prefix
+    if module.startswith(FACTORY + "."):
+        return PLUMBING
     return module.split(".")[0]
 
 
@@ -124,7 +127,7 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_project_keeps_the_import_rule():
     graph = import_graph(ROOT)
-    assert len(graph) > 60 and graph["app.http"] >= {"app.api", "app.web", "app.queue"}
+    assert len(graph) > 60 and graph[FACTORY] >= {API, WEB, "app.queue"}
     assert rule_breaks(graph) == []
     assert circles(graph) == []
 
@@ -133,12 +136,12 @@ def test_the_walk_finds_a_circle_and_every_kind_of_break(tmp_path):
     files = {
         "app/__init__.py": "",
         "app/jobs.py": "def later():\n    from tasks import pipeline\n",
-        "app/http/__init__.py": "from app import api, web\n",
-        "app/http/auth.py": "from app.api import uploads\n",
-        "app/api/__init__.py": "from app.cli import main\n",
-        "app/api/uploads.py": "from app.web import pages\n",
-        "app/web/__init__.py": "",
-        "app/web/pages.py": "from app.api.uploads import get_upload\n",
+        "app/http/__init__.py": "from app.http import api, web\n",
+        "app/http/auth.py": "from app.http.api import uploads\n",
+        "app/http/api/__init__.py": "from app.cli import main\n",
+        "app/http/api/uploads.py": "from app.http.web import pages\n",
+        "app/http/web/__init__.py": "",
+        "app/http/web/pages.py": "from app.http.api.uploads import get_upload\n",
         "app/server/__main__.py": "from app.http import create_app\n",
         "app/cli/__init__.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
         "    from app.http import create_app\n",
@@ -154,17 +157,17 @@ def test_the_walk_finds_a_circle_and_every_kind_of_break(tmp_path):
         (tmp_path / name).write_text(text)
     graph = import_graph(tmp_path)
     assert rule_breaks(graph) == [
-        "app.api imports app.cli",
-        "app.api.uploads imports app.web.pages",
         "app.cli imports app.http",
-        "app.http.auth imports app.api.uploads",
+        "app.http.api imports app.cli",
+        "app.http.api.uploads imports app.http.web.pages",
+        "app.http.auth imports app.http.api.uploads",
+        "app.http.web.pages imports app.http.api.uploads",
         "app.jobs imports tasks.pipeline",
-        "app.web.pages imports app.api.uploads",
         "audio.decode imports app",
         "broker.consumer imports audio.decode",
     ]
     assert sorted(circles(graph)) == [
-        ["app.api", "app.cli", "app.http"],
-        ["app.api.uploads", "app.web.pages"],
+        ["app.cli", "app.http", "app.http.api"],
+        ["app.http.api.uploads", "app.http.web.pages"],
         ["app.jobs", "tasks.pipeline"],
     ]

@@ -13,8 +13,8 @@ from flask import Blueprint, jsonify, render_template
 
 from app import queue
 from app.http.current import broker, sessions
-from app.web.job_pages import not_found
-from app.web.session import admin_page
+from app.http.web.job_pages import not_found
+from app.http.web.session import admin_page
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from flask import Blueprint, abort, g, jsonify, render_template, request
 
 from app import jobs
 from app.http.current import sessions
+from app.http.web.session import page
 from app.models import JOB_STATUSES
-from app.web.session import page
 
 bp = Blueprint("job_pages", __name__)
 

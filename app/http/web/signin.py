@@ -6,8 +6,8 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 
 from app.http.auth import SESSION_TOKEN, caller_of_token, check_csrf, is_open
 from app.http.errors import ApiError
+from app.http.web.session import arrived_from_another_site, bounce, safe_next
 from app.tenants.tokens import digest
-from app.web.session import arrived_from_another_site, bounce, safe_next
 
 bp = Blueprint("signin", __name__)
 

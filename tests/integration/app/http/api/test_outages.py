@@ -16,7 +16,7 @@ import psutil
 import pytest
 from sqlalchemy import func, select
 
-import app.api.accepting as accepting
+import app.http.api.accepting as accepting
 from app.config import Config
 from app.embedded.nats_server import NatsServer, find_binary, free_port, port_answers
 from app.embedded.postgres import EmbeddedPostgres
@@ -57,7 +57,7 @@ def make_api(tmp_path, monkeypatch):
     """``make(database_url, nats_url, storage_url=…) -> (app, client)``; each app's
     connections are closed after the test. ``/readyz`` answers are not reused here (these
     tests time each probe; ``test_tenants`` checks the reuse)."""
-    from app.api import health
+    from app.http.api import health
 
     monkeypatch.setattr(health, "READY_CACHE_S", 0.0)
     apps = []

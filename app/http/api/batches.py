@@ -1,11 +1,11 @@
 """Batches: several files (or existing uploads) under one id, one status, one webhook.
 
 ``POST /api/batches`` takes either a multipart form of several ``file`` fields — each goes
-through the single upload's path (:mod:`app.api.accepting`: ``sniffed``, ``keep``, ``start``)
+through the single upload's path (:mod:`app.http.api.accepting`: ``sniffed``, ``keep``, ``start``)
 with the same ``formats``, ``normalize`` and ``true_peak`` — or
 a JSON body ``{"upload_ids": [...], "callback_url": ...}`` grouping the latest job of each of
 those uploads. Either way ``callback_url`` is the batch's webhook, made once when all its jobs
-have ended (:func:`app.webhooks.end_batch_if_done`).
+have ended (:func:`app.webhooks.outbox.end_batch_if_done`).
 
 A batch of files is all or nothing. Every file is sniffed before any is stored, so a file that
 is not audio keeps nothing; then each is stored and recorded (quotas checked per file), the
@@ -23,7 +23,7 @@ import re
 from flask import Blueprint, jsonify, request, url_for
 
 from app import batches, uploads
-from app.api import accepting as single
+from app.http.api import accepting as single
 from app.http.auth import caller, require_token
 from app.http.current import broker, sessions
 from app.http.errors import ApiError

@@ -10,9 +10,9 @@ from flask import Blueprint, abort, render_template, request
 
 from app import dead_letters as ops
 from app.http.current import broker
+from app.http.web.job_pages import not_found
+from app.http.web.session import admin_page
 from app.queue import PIPELINE_ACTOR
-from app.web.job_pages import not_found
-from app.web.session import admin_page
 
 bp = Blueprint("dead_letter_pages", __name__)
 bp.register_error_handler(404, not_found)

@@ -17,7 +17,7 @@ from flask import Blueprint, g, jsonify, make_response, render_template, request
 from app import jobs, uploads
 from app.http.auth import caller, require_token
 from app.http.current import sessions
-from app.web.session import page
+from app.http.web.session import page
 
 bp = Blueprint("result_page", __name__)
 

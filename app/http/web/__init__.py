@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from app.web import (
+from app.http.web import (
     assets,
     dead_letter_pages,
     job_pages,
@@ -24,7 +24,7 @@ from app.web import (
     signin,
     upload_page,
 )
-from app.web.session import CookieSessions, page_context
+from app.http.web.session import CookieSessions, page_context
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from app.http import current
-from app.web.session import page
+from app.http.web.session import page
 from audio.formats import DEFAULT_FORMATS, FORMATS
 from audio.targets import PRESETS
 

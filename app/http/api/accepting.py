@@ -1,6 +1,6 @@
 """Accepting one file: sniff it, store it (hashed), write its rows within the tenant's quotas,
-queue its job — or undo what was done. The single upload's path (:mod:`app.api.uploads`), which
-a batch (:mod:`app.api.batches`) takes for each of its files; and the upload fields they share
+queue its job — or undo what was done. The single upload's path (:mod:`app.http.api.uploads`), which
+a batch (:mod:`app.http.api.batches`) takes for each of its files; and the upload fields they share
 (``formats``, ``normalize``, ``true_peak``, ``callback_url``).
 
 Storage, the database or NATS away is a 503 with ``Retry-After`` and nothing kept: a retry

@@ -9,7 +9,7 @@ starts clean. Only a process killed in between leaves a file: ``app.storage.orph
 The Go service's routes stay as aliases: ``POST /upload``, ``GET /uploads/<id>``,
 ``GET /uploads/<id>/analysis``. (The ``/api`` rule of each view is declared first, nearest the
 function, so ``url_for`` builds links to it. ``GET /uploads/<id>`` is served by
-:mod:`app.web.result_page`: this view's JSON to a client that does not prefer HTML, the result
+:mod:`app.http.web.result_page`: this view's JSON to a client that does not prefer HTML, the result
 page to a browser.)
 """
 
@@ -22,8 +22,8 @@ from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from app import uploads
-from app.api import accepting
 from app.http import current
+from app.http.api import accepting
 from app.http.auth import caller, require_token
 from app.http.current import sessions, storage
 from app.http.errors import ApiError
@@ -116,7 +116,7 @@ def _replay(earlier: uploads.Earlier, sha256: str, options: accepting.JobOptions
     return accepted(earlier.accepted)
 
 
-@bp.get("/api/uploads/<id:upload_id>")  # and /uploads/<id>: app.web.result_page
+@bp.get("/api/uploads/<id:upload_id>")  # and /uploads/<id>: app.http.web.result_page
 @require_token
 def get_upload(upload_id: str):
     found = uploads.get_upload(sessions(), upload_id, caller().scope)

@@ -258,7 +258,7 @@ def test_every_answer_says_nosniff_and_json_and_downloads_allow_nothing(make_cli
 
 
 def test_readyz_probes_once_per_period_however_often_it_is_called(make_client, monkeypatch):
-    from app.api import health
+    from app.http.api import health
 
     client = make_client(workers=False)
     probes = []
