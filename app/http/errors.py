@@ -98,4 +98,10 @@ def register(app: Flask) -> None:
         if error.code == 413:
             limit = current.config().max_upload_mb
             message = f"the upload is larger than MAX_UPLOAD_MB ({limit} MB)"
-        return error_response(error.code or 500, code, message)
+        response = error_response(error.code or 500, code, message)
+        # Werkzeug's own headers go with its answer: a 405's Allow (the methods the route
+        # takes, RFC 9110 §15.5.6), a 401's WWW-Authenticate, a 503's Retry-After…
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":  # the body is JSON, not Werkzeug's HTML
+                response.headers.add(name, value)
+        return response

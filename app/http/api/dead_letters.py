@@ -6,6 +6,8 @@ Every route needs the admin token: a dead letter's payload and traceback are int
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, jsonify, request
 
 from app import dead_letters as ops
@@ -17,6 +19,11 @@ from broker.dead_letters import DeadLetters
 
 bp = Blueprint("dead_letters", __name__)
 MAX_PAGE = 1000
+#: A queue's name, as a ``queue`` filter must give it: words of letters, digits, ``_`` and
+#: ``-`` joined by dots (``pipeline``, ``pipeline.DQ``). It becomes a NATS subject's last
+#: tokens, where ``*`` or ``>`` would mean any queue (``DELETE ?queue=*`` purged every dead
+#: letter and answered 0) and an empty token, a space or a newline an error (a 500).
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 
 
 def _letters() -> DeadLetters:
@@ -24,7 +31,20 @@ def _letters() -> DeadLetters:
 
 
 def _filters() -> dict[str, str | None]:
-    return {"queue": request.args.get("queue") or None, "actor": request.args.get("actor") or None}
+    queue = request.args.get("queue") or None
+    _check_queue(queue, "bad_parameter")
+    return {"queue": queue, "actor": request.args.get("actor") or None}
+
+
+def _check_queue(queue: object, code: str) -> None:
+    """:raises ApiError: 400 ``code`` for a ``queue`` filter that is no queue's name."""
+    if isinstance(queue, str) and queue and not QUEUE_NAME.fullmatch(queue):
+        raise ApiError(
+            400,
+            code,
+            "queue must be a queue's name: letters, digits, '_' and '-', in words joined by "
+            "'.' (e.g. pipeline)",
+        )
 
 
 @bp.get("/api/dead-letters")
@@ -65,6 +85,7 @@ def retry_dead_letters():
     filters = {key: body.get(key) for key in ("queue", "actor")}
     if any(value is not None and not isinstance(value, str) for value in filters.values()):
         raise ApiError(400, "bad_body", '"queue" and "actor" must be strings')
+    _check_queue(filters["queue"], "bad_body")
     report = ops.retry_many(
         _letters(), sessions(), ids=[str(i) for i in ids] if ids else None, **filters
     )

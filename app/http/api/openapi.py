@@ -1,12 +1,21 @@
 """``GET /api/openapi.json``: an OpenAPI 3.1 description of the HTTP API.
 
-Written by hand, next to the routes; a test checks that every ``/api`` route of the app is in
-it, so the two cannot drift apart silently.
+Written by hand, next to the routes; tests check that every ``/api`` route of the app is in
+it, and that what it declares — bounds, bodies, form fields, audio types — is what the routes
+take and refuse (``tests/integration/app/http/api/test_openapi.py``), so the two cannot drift apart
+silently. A request valid by it is taken; it may be narrower than a route (a route also takes
+``formats`` in any case, say), never wider.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
+
+from app.batches import MAX_JOBS
+from app.models import JOB_STATUSES
+from app.webhooks.addresses import MAX_URL_CHARS
+from audio.formats import FORMATS
+from audio.targets import LUFS_RANGE, PRESETS, TRUE_PEAK_RANGE
 
 bp = Blueprint("openapi", __name__)
 
@@ -16,12 +25,27 @@ _ERROR = {
 }
 
 
+def _error(description: str) -> dict:
+    return {**_ERROR, "description": description}
+
+
 #: PostgreSQL, NATS or the storage is away: nothing was kept, try again after ``Retry-After``.
 _UNAVAILABLE = {
     **_ERROR,
     "description": "a server behind the API is away; nothing was kept: retry after Retry-After",
     "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
 }
+#: Over a tenant's quota (uploads per hour, storage), or its share of event streams.
+_TOO_MANY = {
+    **_ERROR,
+    "description": "over a tenant quota: retry after Retry-After",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
+_UNAUTHORIZED = _error("unauthorized: no valid bearer token (or signed-in session) was sent")
+#: A signed-in browser session's unsafe request from another site, or without its CSRF token.
+_CROSS_SITE = _error("cross_site or csrf: a browser session's request from another site")
+_FORBIDDEN = _error("forbidden: the route needs an admin token (or cross_site, csrf)")
+_TOO_LARGE = _error("too_large: the body is over its limit")
 
 
 #: Downloads from S3 storage with ``S3_PRESIGN=1``.
@@ -29,6 +53,10 @@ _PRESIGNED = {"description": "S3_PRESIGN=1: Location is a presigned URL of the f
 
 
 def _op(summary: str, responses: dict, **extra) -> dict:
+    """An operation; one behind a token (any but ``security=[]``) may also be a 401, and a 503
+    (the token is looked up in the database)."""
+    if extra.get("security") != []:
+        responses = {"401": _UNAUTHORIZED, "503": _UNAVAILABLE, **responses}
     return {"summary": summary, "responses": {**responses, "default": _ERROR}, **extra}
 
 
@@ -37,11 +65,102 @@ def _json(description: str, schema: str | None = None) -> dict:
     return {"description": description, **({"content": content} if schema else {})}
 
 
-_ID = {"in": "path", "required": True, "schema": {"type": "string"}}
+#: ``<id:…>`` in a route (``app.http.params.IdConverter``): a UUID, any case; anything else
+#: matches no route (404).
+_UUID = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+}
+_ID = {"in": "path", "required": True, "schema": _UUID}
+#: A dead letter's id: its sequence number in the dead-letter stream; anything else is a 404.
+_DEAD_LETTER_ID = {
+    "in": "path",
+    "name": "dead_letter_id",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[1-9][0-9]*$", "examples": ["42"]},
+}
+#: A queue's name (``app.http.api.dead_letters.QUEUE_NAME``); blank is no filter.
+_QUEUE = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$",
+    "examples": ["pipeline"],
+}
 _DLQ_FILTERS = [
-    {"in": "query", "name": "queue", "schema": {"type": "string"}},
-    {"in": "query", "name": "actor", "schema": {"type": "string"}},
+    {"in": "query", "name": "queue", "schema": _QUEUE},
+    {"in": "query", "name": "actor", "schema": {"type": "string", "examples": ["run_stage"]}},
 ]
+#: ``?limit=`` of a list (``app.http.params.int_arg``): a whole number within the bounds.
+_LIMIT = {"in": "query", "name": "limit", "description": "how many at most"}
+
+#: The audio an upload may be (``audio.sniff``): recognised by its first bytes, whatever the
+#: part's own Content-Type says; each as the type the upload is then recorded with.
+_AUDIO_TYPES = (
+    "audio/mpeg",
+    "audio/wav",
+    "audio/flac",
+    "audio/ogg",
+    "audio/aiff",
+    "audio/mp4",
+    "audio/aac",
+)
+_AUDIO_FILE = {
+    "type": "string",
+    "format": "binary",
+    "contentMediaType": "audio/*",
+    "description": "MP3, WAV, FLAC, Ogg (Vorbis, Opus, FLAC), M4A/MP4, AAC (ADTS) or AIFF, "
+    "known by its first bytes; anything else is a 400 not_audio",
+}
+#: How each audio file of a form is sent.
+_AUDIO_ENCODING = {"contentType": ", ".join(_AUDIO_TYPES)}
+
+_FORMAT_NAME = "(" + "|".join(FORMATS) + ")"
+#: The fields every upload of a form shares (``app.http.api.accepting``). A blank field is absent.
+_UPLOAD_FIELDS = {
+    "formats": {
+        "type": "string",
+        "pattern": f"^{_FORMAT_NAME}(,{_FORMAT_NAME})*$",
+        "description": f"the outputs, comma-separated: {', '.join(FORMATS)} "
+        "(default mp3; any case, spaces allowed)",
+        "examples": ["mp3,opus"],
+    },
+    "normalize": {
+        "description": "normalise every output to a platform's target ("
+        + ", ".join(f"{name} {target.lufs:g} LUFS" for name, target in PRESETS.items())
+        + f"; all with a -1 dBTP ceiling) or to a number of LUFS ({LUFS_RANGE[0]:g} … "
+        f"{LUFS_RANGE[1]:g})",
+        "anyOf": [
+            {"type": "string", "enum": list(PRESETS)},
+            {"type": "number", "minimum": LUFS_RANGE[0], "maximum": LUFS_RANGE[1]},
+        ],
+        "examples": ["spotify", -18],
+    },
+    "true_peak": {
+        "type": "number",
+        "minimum": TRUE_PEAK_RANGE[0],
+        "maximum": TRUE_PEAK_RANGE[1],
+        "description": "the true-peak ceiling in dBTP, with normalize (default: the "
+        "preset's, else -1)",
+        "examples": [-1],
+    },
+}
+#: An http(s) URL without credentials or fragment (``app.webhooks.addresses``); its host must also
+#: resolve to public addresses, and the service have a ``WEBHOOK_SECRET`` (else 400).
+_CALLBACK_URL = {
+    "type": "string",
+    "format": "uri",
+    "maxLength": MAX_URL_CHARS,
+    # printable ASCII: a host or [IPv6] (no user:password@), a port, a path and query, no #
+    "pattern": "^https?://([A-Za-z0-9._~%!$&'()*+,;=-]+|\\[[0-9A-Fa-f:.]+\\])"
+    '(:[1-9][0-9]{0,4})?([/?][!-"$-~]*)?$',
+}
+_CALLBACK_WORDS = (
+    "an http(s) URL on a public address, POSTed {what}, signed per Standard Webhooks "
+    "(webhook-id, webhook-timestamp, webhook-signature); needs WEBHOOK_SECRET on the service "
+    "(else 400 webhooks_off)"
+)
+#: What ``Last-Event-ID`` (``app.http.streams.MAX_EVENT_ID``) may be: an event id, 0 for none.
+_EVENT_ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 
 DOCUMENT = {
     "openapi": "3.1.0",
@@ -72,28 +191,16 @@ DOCUMENT = {
             "UploadForm": {
                 "type": "object",
                 "required": ["file"],
+                "dependentRequired": {"true_peak": ["normalize"]},
                 "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "formats": {"type": "string", "example": "mp3,opus"},
-                    "normalize": {
-                        "type": "string",
-                        "description": "normalise every output to a platform's target "
-                        "(spotify −14 LUFS, apple −16, youtube −14, ebu −23, podcast −16; "
-                        "all with a −1 dBTP ceiling) or to a number of LUFS (−60 … −5)",
-                        "example": "spotify",
-                    },
-                    "true_peak": {
-                        "type": "string",
-                        "description": "the true-peak ceiling in dBTP (−20 … 0), with normalize",
-                        "example": "-1",
-                    },
+                    "file": _AUDIO_FILE,
+                    **_UPLOAD_FIELDS,
                     "callback_url": {
-                        "type": "string",
-                        "description": "an http(s) URL on a public address, POSTed the job's "
-                        "end (job.done | job.failed), signed per Standard Webhooks "
-                        "(webhook-id, webhook-timestamp, webhook-signature); needs "
-                        "WEBHOOK_SECRET on the service",
-                        "example": "https://example.com/hooks/phantomchain",
+                        **_CALLBACK_URL,
+                        "description": _CALLBACK_WORDS.format(
+                            what="the job's end (job.done | job.failed)"
+                        ),
+                        "examples": ["https://example.com/hooks/phantomchain"],
                     },
                 },
             },
@@ -125,20 +232,21 @@ DOCUMENT = {
             "BatchForm": {
                 "type": "object",
                 "required": ["file"],
+                "dependentRequired": {"true_peak": ["normalize"]},
                 "properties": {
                     "file": {
                         "type": "array",
-                        "items": {"type": "string", "format": "binary"},
+                        "items": _AUDIO_FILE,
                         "minItems": 1,
-                        "maxItems": 100,
+                        "maxItems": MAX_JOBS,
                         "description": "several fields named file, each an audio file",
                     },
-                    "formats": {"type": "string", "example": "mp3,opus"},
-                    "normalize": {"type": "string", "description": "as for one upload"},
-                    "true_peak": {"type": "string", "description": "as for one upload"},
+                    **_UPLOAD_FIELDS,
                     "callback_url": {
-                        "type": "string",
-                        "description": "the batch's webhook, made once when all its jobs ended",
+                        **_CALLBACK_URL,
+                        "description": _CALLBACK_WORDS.format(
+                            what="once, when all the batch's jobs have ended"
+                        ),
                     },
                 },
             },
@@ -149,14 +257,71 @@ DOCUMENT = {
                 "properties": {
                     "upload_ids": {
                         "type": "array",
-                        "items": {"type": "string"},
+                        "items": {
+                            "type": "string",
+                            "format": "uuid",
+                            "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                            "[0-9a-f]{12}$",
+                        },
                         "minItems": 1,
-                        "maxItems": 100,
+                        "maxItems": MAX_JOBS,
                         "uniqueItems": True,
-                        "description": "the latest job of each is grouped (not run again)",
+                        "description": "the latest job of each is grouped (not run again); "
+                        "an id of no upload of the caller's is a 404",
                     },
-                    "callback_url": {"type": ["string", "null"]},
+                    "callback_url": {
+                        "anyOf": [_CALLBACK_URL, {"type": "null"}],
+                        "description": _CALLBACK_WORDS.format(
+                            what="once, when all the batch's jobs have ended"
+                        ),
+                    },
                 },
+            },
+            "JobPatch": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {
+                    "status": {"type": "string", "enum": list(JOB_STATUSES)},
+                    "error": {
+                        "type": ["string", "null"],
+                        "maxLength": 2000,
+                        "pattern": "^[^\\x00]*$",
+                        "description": "the job's error (null clears it; absent: kept)",
+                    },
+                },
+            },
+            "DeadLetterRetry": {
+                "description": "some dead letters by id, or all of them (of one queue and/or "
+                "actor)",
+                "oneOf": [
+                    {
+                        "title": "by id",
+                        "type": "object",
+                        "required": ["ids"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "ids": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {"type": ["string", "integer"]},
+                                "description": "dead-letter ids, as listed (a number, or "
+                                "its text); each unknown one is reported in not_found",
+                                "examples": [["42", "43"]],
+                            }
+                        },
+                    },
+                    {
+                        "title": "all",
+                        "type": "object",
+                        "required": ["all"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "all": {"const": True},
+                            "queue": {"anyOf": [_QUEUE, {"type": "null"}]},
+                            "actor": {"type": ["string", "null"], "examples": ["run_stage"]},
+                        },
+                    },
+                ],
             },
             "BatchAccepted": {
                 "type": "object",
@@ -294,27 +459,38 @@ DOCUMENT = {
         "/api/uploads": {
             "post": _op(
                 "Upload audio (multipart field `file`; optional `formats`, e.g. mp3,opus, "
-                "`normalize` and `true_peak`)",
+                "`normalize`, `true_peak` and `callback_url`)",
                 {
                     "202": _json("queued", "Accepted"),
-                    "400": _ERROR,
-                    "413": _ERROR,
-                    "422": _json("the Idempotency-Key was sent before with another request"),
-                    "429": _json("over a tenant quota (Retry-After)"),
+                    "400": _error(
+                        "no_file, not_audio, unknown_format, bad_normalize, bad_callback_url, "
+                        "webhooks_off, bad_idempotency_key"
+                    ),
+                    "403": _CROSS_SITE,
+                    "409": _error(
+                        "idempotency_key_in_use: an upload with this Idempotency-Key is being "
+                        "made; retry after Retry-After"
+                    ),
+                    "413": _error("the upload is larger than MAX_UPLOAD_MB"),
+                    "422": _error("the Idempotency-Key was sent before with another request"),
+                    "429": _TOO_MANY,
                     "503": _UNAVAILABLE,
                 },
                 parameters=[
                     {
                         "in": "header",
                         "name": "Idempotency-Key",
-                        "schema": {"type": "string", "maxLength": 200},
+                        "description": "a retry with the same key and request is answered as "
+                        "the first time (blank: none)",
+                        "schema": {"type": "string", "maxLength": 200, "pattern": "^[ -~]*$"},
                     }
                 ],
                 requestBody={
                     "required": True,
                     "content": {
                         "multipart/form-data": {
-                            "schema": {"$ref": "#/components/schemas/UploadForm"}
+                            "schema": {"$ref": "#/components/schemas/UploadForm"},
+                            "encoding": {"file": _AUDIO_ENCODING},
                         }
                     },
                 },
@@ -323,34 +499,81 @@ DOCUMENT = {
         "/api/uploads/{upload_id}": {
             "get": _op(
                 "An upload and its audio properties",
-                {"200": _json("the upload", "Upload")},
+                {"200": _json("the upload", "Upload"), "404": _ERROR},
                 parameters=[{**_ID, "name": "upload_id"}],
             ),
             "delete": _op(
                 "Remove an upload whose job has ended, with its outputs and waveform",
-                {"204": {"description": "removed"}, "404": _ERROR, "409": _ERROR},
+                {
+                    "204": {"description": "removed"},
+                    "403": _CROSS_SITE,
+                    "404": _ERROR,
+                    "409": _error("still_running: its job has not ended"),
+                },
                 parameters=[{**_ID, "name": "upload_id"}],
             ),
         },
         "/api/uploads/{upload_id}/analysis": {
             "get": _op(
                 "The analysis: 202 while it runs, 409 if it failed",
-                {"200": _json("the analysis", "Analysis"), "202": _json("running"), "409": _ERROR},
+                {
+                    "200": _json("the analysis", "Analysis"),
+                    "202": _json("running"),
+                    "404": _ERROR,
+                    "409": _error("job_failed, saying why"),
+                },
                 parameters=[{**_ID, "name": "upload_id"}],
             )
         },
         "/api/uploads/{upload_id}/outputs/{fmt}": {
             "get": _op(
                 "Download a transcode",
-                {"200": {"description": "the audio file"}, "302": _PRESIGNED},
-                parameters=[{**_ID, "name": "upload_id"}, {**_ID, "name": "fmt"}],
+                {
+                    "200": {
+                        "description": "the audio file",
+                        "content": {
+                            mime: {"schema": {"type": "string", "format": "binary"}}
+                            for mime in dict.fromkeys(f.mime_type for f in FORMATS.values())
+                        },
+                    },
+                    "302": _PRESIGNED,
+                    "404": _error("no such upload, or no output in that format"),
+                },
+                parameters=[
+                    {**_ID, "name": "upload_id"},
+                    {
+                        "in": "path",
+                        "name": "fmt",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(FORMATS)},
+                    },
+                ],
             )
         },
         "/api/uploads/{upload_id}/waveform.{kind}": {
             "get": _op(
                 "The waveform: png, or json (BBC audiowaveform layout)",
-                {"200": {"description": "image or peaks"}, "302": _PRESIGNED},
-                parameters=[{**_ID, "name": "upload_id"}, {**_ID, "name": "kind"}],
+                {
+                    "200": {
+                        "description": "image or peaks",
+                        "content": {
+                            "image/png": {"schema": {"type": "string", "format": "binary"}},
+                            "application/json": {"schema": {"type": "object"}},
+                        },
+                    },
+                    "302": _PRESIGNED,
+                    "404": _ERROR,
+                    "409": _error("not_ready: the waveform is not drawn yet"),
+                },
+                parameters=[
+                    {**_ID, "name": "upload_id"},
+                    {
+                        "in": "path",
+                        "name": "kind",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["png", "json"]},
+                    },
+                ],
             )
         },
         "/api/batches": {
@@ -360,20 +583,22 @@ DOCUMENT = {
                 "under one id; all or nothing; `callback_url` is told once all have ended",
                 {
                     "202": _json("queued", "BatchAccepted"),
-                    "400": _json(
+                    "400": _error(
                         "not_audio (naming the file), empty_batch, too_many, "
                         "duplicate_upload, bad_body, bad_callback_url…"
                     ),
-                    "404": _json("an upload that is not the caller's"),
+                    "403": _CROSS_SITE,
+                    "404": _error("an upload that is not the caller's"),
                     "413": _ERROR,
-                    "429": _json("over a tenant quota (Retry-After)"),
+                    "429": _TOO_MANY,
                     "503": _UNAVAILABLE,
                 },
                 requestBody={
                     "required": True,
                     "content": {
                         "multipart/form-data": {
-                            "schema": {"$ref": "#/components/schemas/BatchForm"}
+                            "schema": {"$ref": "#/components/schemas/BatchForm"},
+                            "encoding": {"file": _AUDIO_ENCODING},
                         },
                         "application/json": {
                             "schema": {"$ref": "#/components/schemas/BatchOfUploads"}
@@ -392,24 +617,52 @@ DOCUMENT = {
         "/api/jobs": {
             "get": _op(
                 "Jobs, newest first",
-                {"200": _json("a page of jobs")},
+                {"200": _json("a page of jobs"), "400": _error("bad_parameter")},
                 parameters=[
-                    {"in": "query", "name": "status", "schema": {"type": "string"}},
-                    {"in": "query", "name": "limit", "schema": {"type": "integer"}},
-                    {"in": "query", "name": "offset", "schema": {"type": "integer"}},
+                    {
+                        "in": "query",
+                        "name": "status",
+                        "schema": {"type": "string", "enum": list(JOB_STATUSES)},
+                    },
+                    {
+                        **_LIMIT,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    },
+                    {
+                        "in": "query",
+                        "name": "offset",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 10**9,
+                            "default": 0,
+                        },
+                    },
                 ],
             )
         },
         "/api/jobs/{job_id}": {
             "get": _op(
                 "A job with its events",
-                {"200": _json("the job", "Job")},
+                {"200": _json("the job", "Job"), "404": _ERROR},
                 parameters=[{**_ID, "name": "job_id"}],
             ),
             "patch": _op(
                 "Admin: set a job's status (the Go service's route)",
-                {"200": _json("the job", "Job")},
+                {
+                    "200": _json("the job", "Job"),
+                    "400": _error("bad_body, bad_parameter (status)"),
+                    "403": _FORBIDDEN,
+                    "404": _ERROR,
+                    "413": _TOO_LARGE,
+                },
                 parameters=[{**_ID, "name": "job_id"}],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/JobPatch"}}
+                    },
+                },
             ),
         },
         "/api/jobs/{job_id}/deliveries": {
@@ -431,37 +684,92 @@ DOCUMENT = {
                                 }
                             }
                         },
-                    }
+                    },
+                    "404": _ERROR,
                 },
                 parameters=[{**_ID, "name": "job_id"}],
             )
         },
         "/api/jobs/{job_id}/events": {
             "get": _op(
-                "Progress as Server-Sent Events until done or failed",
-                {"200": {"description": "text/event-stream"}},
-                parameters=[{**_ID, "name": "job_id"}],
+                "Progress as Server-Sent Events until done or failed (resumes after "
+                "Last-Event-ID; ends after EVENT_STREAM_MAX_S, to be reconnected)",
+                {
+                    "200": {
+                        "description": "the events",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("bad_parameter: Last-Event-ID"),
+                    "404": _ERROR,
+                    "429": {
+                        **_TOO_MANY,
+                        "description": "too_many_streams: the tenant has its share of event "
+                        "streams open; retry after Retry-After",
+                    },
+                    "503": {
+                        **_UNAVAILABLE,
+                        "description": "server_busy (this process has as many streams open as "
+                        "it serves), or a server behind the API is away: retry after "
+                        "Retry-After",
+                    },
+                },
+                parameters=[
+                    {**_ID, "name": "job_id"},
+                    {
+                        "in": "header",
+                        "name": "Last-Event-ID",
+                        "description": "the id of the last event seen (0: none)",
+                        "schema": _EVENT_ID,
+                    },
+                    {
+                        "in": "query",
+                        "name": "last_event_id",
+                        "description": "as Last-Event-ID, which wins",
+                        "schema": _EVENT_ID,
+                    },
+                ],
             )
         },
         "/api/jobs/{job_id}/retry": {
             "post": _op(
                 "Admin: run a failed job again",
-                {"202": _json("queued")},
+                {
+                    "202": _json("queued"),
+                    "403": _FORBIDDEN,
+                    "404": _ERROR,
+                    "409": _error("not_failed: only a failed job is run again"),
+                },
                 parameters=[{**_ID, "name": "job_id"}],
             )
         },
         "/api/dead-letters": {
             "get": _op(
                 "Admin: dead letters, oldest first",
-                {"200": _json("{dead_letters, count}")},
+                {
+                    "200": _json("{dead_letters, count}"),
+                    "400": _error("bad_parameter"),
+                    "403": _FORBIDDEN,
+                },
                 parameters=[
                     *_DLQ_FILTERS,
-                    {"in": "query", "name": "limit", "schema": {"type": "integer"}},
+                    {
+                        **_LIMIT,
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 1000,
+                            "default": 100,
+                        },
+                    },
                 ],
             ),
             "delete": _op(
                 "Admin: purge dead letters (optionally of one queue and/or actor)",
-                {"200": _json("{purged}")},
+                {
+                    "200": _json("{purged}"),
+                    "400": _error("bad_parameter"),
+                    "403": _FORBIDDEN,
+                },
                 parameters=_DLQ_FILTERS,
             ),
         },
@@ -471,27 +779,42 @@ DOCUMENT = {
                 {
                     "202": _json("{retried, not_found, not_replayable}"),
                     "200": _json("none retried"),
-                    "400": _ERROR,
+                    "400": _error("bad_body"),
+                    "403": _FORBIDDEN,
+                    "413": _TOO_LARGE,
+                },
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/DeadLetterRetry"}
+                        }
+                    },
                 },
             )
         },
         "/api/dead-letters/{dead_letter_id}": {
             "get": _op(
                 "Admin: one dead letter with payload and traceback",
-                {"200": _json("the dead letter"), "404": _ERROR},
-                parameters=[{**_ID, "name": "dead_letter_id"}],
+                {"200": _json("the dead letter"), "403": _FORBIDDEN, "404": _ERROR},
+                parameters=[_DEAD_LETTER_ID],
             ),
             "delete": _op(
                 "Admin: drop one dead letter",
-                {"204": {"description": "deleted"}, "404": _ERROR},
-                parameters=[{**_ID, "name": "dead_letter_id"}],
+                {"204": {"description": "deleted"}, "403": _FORBIDDEN, "404": _ERROR},
+                parameters=[_DEAD_LETTER_ID],
             ),
         },
         "/api/dead-letters/{dead_letter_id}/retry": {
             "post": _op(
                 "Admin: replay one dead letter (its pipeline job goes back to queued)",
-                {"202": _json("{id, message_id, job_id}"), "404": _ERROR, "409": _ERROR},
-                parameters=[{**_ID, "name": "dead_letter_id"}],
+                {
+                    "202": _json("{id, message_id, job_id}"),
+                    "403": _FORBIDDEN,
+                    "404": _ERROR,
+                    "409": _error("not_replayable: it never decoded as a message"),
+                },
+                parameters=[_DEAD_LETTER_ID],
             )
         },
         "/api/openapi.json": {"get": _op("This document", {"200": _json("OpenAPI")}, security=[])},

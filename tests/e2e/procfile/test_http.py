@@ -400,3 +400,27 @@ def test_a_worker_with_metrics_port_0_listens_on_no_port_and_runs_jobs(api, work
     ]
     assert listening == []
     assert worker.popen.poll() is None
+
+
+# -- 8. methods ---------------------------------------------------------------------------------
+
+
+def test_a_method_the_route_does_not_take_is_a_405_with_allow(api):
+    """Through the server itself (waitress hands TRACE to the app like any method): the JSON
+    error, and ``Allow`` naming what the route takes (RFC 9110 §15.5.6)."""
+    for method, path, takes in (
+        ("TRACE", "/healthz", {"GET", "HEAD", "OPTIONS"}),
+        ("PUT", "/api/uploads", {"POST", "OPTIONS"}),
+    ):
+        connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
+        try:
+            connection.request(method, path)
+            response = connection.getresponse()
+            body = json.loads(response.read())
+        finally:
+            connection.close()
+        assert response.status == 405, (method, path, body)
+        assert body["error"]["code"] == "method_not_allowed"
+        allow = response.headers.get_all("Allow") or []
+        assert len(allow) == 1, (method, path, allow)
+        assert {m.strip() for m in allow[0].split(",")} == takes, (method, path, allow)
