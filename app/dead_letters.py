@@ -8,6 +8,7 @@ read ``failed`` while a worker runs it again.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,27 @@ from broker.dead_letters import DeadLetter, DeadLetters
 
 #: "All" means all: the dead-letter stream is bounded by its max_age, not by a page.
 EVERYTHING = 10**9
+
+
+#: A queue's name, as a ``queue`` filter must give it: words of letters, digits, ``_`` and ``-``
+#: joined by dots (``pipeline``, ``pipeline.DQ``). It becomes a NATS subject's last tokens,
+#: where ``*`` or ``>`` would mean any queue (a purge of ``*`` dropped every dead letter and
+#: said 0) and an empty token, a space or a newline an error.
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+
+
+class BadQueueName(ValueError):
+    def __init__(self) -> None:
+        super().__init__(
+            "queue must be a queue's name: letters, digits, '_' and '-', in words joined by "
+            "'.' (e.g. pipeline)"
+        )
+
+
+def check_queue_name(queue: object) -> None:
+    """:raises BadQueueName: a ``queue`` filter that is no queue's name (blank is no filter)."""
+    if isinstance(queue, str) and queue and not QUEUE_NAME.fullmatch(queue):
+        raise BadQueueName()
 
 
 class DeadLetterNotFound(LookupError):
@@ -64,6 +86,7 @@ def list_letters(
     letters: DeadLetters, *, queue: str | None = None, actor: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
     """Dead letters as JSON-ready dicts, oldest first."""
+    check_queue_name(queue)
     return [letter.to_dict() for letter in letters.list(queue=queue, actor=actor, limit=limit)]
 
 
@@ -135,6 +158,7 @@ def retry_many(
     One unknown or broken id does not stop the others: the report lists each outcome.
     """
     if ids is None:
+        check_queue_name(queue)
         ids = [letter.id for letter in letters.list(queue=queue, actor=actor, limit=EVERYTHING)]
     report = RetryReport()
     for dead_letter_id in ids:
@@ -158,4 +182,5 @@ def delete(letters: DeadLetters, dead_letter_id: str) -> None:
 
 def purge(letters: DeadLetters, *, queue: str | None = None, actor: str | None = None) -> int:
     """Drop every dead letter (of one queue and/or actor); returns how many went."""
+    check_queue_name(queue)
     return letters.purge(queue=queue, actor=actor)

@@ -27,13 +27,24 @@ if TYPE_CHECKING:
     from broker.dead_letters import DeadLetters
 
 
+def _queue_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A ``--queue`` that names no queue (``*``, ``a..b``) is refused before anything is done."""
+    from app import dead_letters as ops
+
+    try:
+        ops.check_queue_name(value)
+    except ops.BadQueueName as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return value
+
+
 @click.group("dlq")
 def dlq() -> None:
     """Dead letters: messages that failed for good (list, show, retry, delete, purge)."""
 
 
 @dlq.command("list")
-@click.option("--queue", help="Only this queue (e.g. pipeline).")
+@click.option("--queue", callback=_queue_name, help="Only this queue (e.g. pipeline).")
 @click.option("--actor", help="Only this actor (e.g. run_stage).")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array instead of a table.")
@@ -100,7 +111,7 @@ def show_command(dead_letter_id: str, as_json: bool) -> None:
 @dlq.command("retry")
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--all", "everything", is_flag=True, help="Every dead letter (see the filters).")
-@click.option("--queue", help="With --all: only this queue.")
+@click.option("--queue", callback=_queue_name, help="With --all: only this queue.")
 @click.option("--actor", help="With --all: only this actor.")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @handle_errors
@@ -158,7 +169,7 @@ def delete_command(ids: tuple[str, ...]) -> None:
 
 
 @dlq.command("purge")
-@click.option("--queue", help="Only this queue.")
+@click.option("--queue", callback=_queue_name, help="Only this queue.")
 @click.option("--actor", help="Only this actor.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @handle_errors

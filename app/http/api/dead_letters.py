@@ -6,8 +6,6 @@ Every route needs the admin token: a dead letter's payload and traceback are int
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, jsonify, request
 
 from app import dead_letters as ops
@@ -19,11 +17,6 @@ from broker.dead_letters import DeadLetters
 
 bp = Blueprint("dead_letters", __name__)
 MAX_PAGE = 1000
-#: A queue's name, as a ``queue`` filter must give it: words of letters, digits, ``_`` and
-#: ``-`` joined by dots (``pipeline``, ``pipeline.DQ``). It becomes a NATS subject's last
-#: tokens, where ``*`` or ``>`` would mean any queue (``DELETE ?queue=*`` purged every dead
-#: letter and answered 0) and an empty token, a space or a newline an error (a 500).
-QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 
 
 def _letters() -> DeadLetters:
@@ -38,13 +31,10 @@ def _filters() -> dict[str, str | None]:
 
 def _check_queue(queue: object, code: str) -> None:
     """:raises ApiError: 400 ``code`` for a ``queue`` filter that is no queue's name."""
-    if isinstance(queue, str) and queue and not QUEUE_NAME.fullmatch(queue):
-        raise ApiError(
-            400,
-            code,
-            "queue must be a queue's name: letters, digits, '_' and '-', in words joined by "
-            "'.' (e.g. pipeline)",
-        )
+    try:
+        ops.check_queue_name(queue)
+    except ops.BadQueueName as exc:
+        raise ApiError(400, code, str(exc)) from exc
 
 
 @bp.get("/api/dead-letters")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from app.batches import MAX_JOBS
+from app.dead_letters import QUEUE_NAME
 from app.models import JOB_STATUSES
 from app.webhooks.addresses import MAX_URL_CHARS
 from audio.formats import FORMATS
@@ -80,10 +81,10 @@ _DEAD_LETTER_ID = {
     "required": True,
     "schema": {"type": "string", "pattern": "^[1-9][0-9]*$", "examples": ["42"]},
 }
-#: A queue's name (``app.http.api.dead_letters.QUEUE_NAME``); blank is no filter.
+#: A queue's name (``app.dead_letters.QUEUE_NAME``); blank is no filter.
 _QUEUE = {
     "type": "string",
-    "pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$",
+    "pattern": f"^{QUEUE_NAME.pattern}$",
     "examples": ["pipeline"],
 }
 _DLQ_FILTERS = [
@@ -648,7 +649,7 @@ DOCUMENT = {
                 parameters=[{**_ID, "name": "job_id"}],
             ),
             "patch": _op(
-                "Admin: set a job's status (the Go service's route)",
+                "Admin: set a job's status",
                 {
                     "200": _json("the job", "Job"),
                     "400": _error("bad_body, bad_parameter (status)"),
