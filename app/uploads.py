@@ -295,11 +295,11 @@ def save_output(
         session.execute(statement)
 
 
-#: What a finished job made, as JSON: one shape for the API (``GET /api/uploads/<id>/analysis``),
-#: the result page and the webhook a job's end sends, so a receiver reads exactly what a client
-#: polling would. Links are paths on the API, built here rather than by Flask so workers can
-#: build them.
 def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
+    """What a finished job made, as JSON: one shape for the API (``GET /api/uploads/<id>/
+    analysis``), the result page and the webhook a job's end sends, so a receiver reads exactly
+    what a client polling would. Links are paths on the API, built here rather than by Flask so
+    that workers can build them."""
     upload = f"/api/uploads/{analysis.upload_id}"
     key = f"{analysis.key} {analysis.key_scale}" if analysis.key else None
     return {

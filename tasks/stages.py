@@ -97,10 +97,6 @@ def _job(ctx: WorkerContext, job_id: str) -> JobWork:
         return JobWork(upload.id, upload.storage_key, formats, target)
 
 
-def _save_analysis(ctx: WorkerContext, upload_id: str, **values) -> None:
-    uploads.save_analysis(ctx.sessions, upload_id, **values)
-
-
 def _file_chunks(path: Path, size: int = 1 << 20):
     with path.open("rb") as stream:
         while chunk := stream.read(size):
@@ -202,8 +198,8 @@ def loudness_stage(ctx: WorkerContext, job_id: str) -> str:
     features = _features(ctx, work.upload_id, work.storage_key)
     result = features.loudness.result()
     silence = features.silence.result()
-    _save_analysis(
-        ctx,
+    uploads.save_analysis(
+        ctx.sessions,
         work.upload_id,
         integrated_lufs=result.integrated_lufs,
         loudness_range_lu=result.loudness_range_lu,
@@ -274,8 +270,8 @@ def tempo_key_stage(ctx: WorkerContext, job_id: str) -> str:
     work = _job(ctx, job_id)
     features = _features(ctx, work.upload_id, work.storage_key)
     t, k = features.tempo.result(), features.key.result()
-    _save_analysis(
-        ctx,
+    uploads.save_analysis(
+        ctx.sessions,
         work.upload_id,
         bpm=t.bpm,
         bpm_confidence=t.confidence,
@@ -300,6 +296,8 @@ def finalize_stage(ctx: WorkerContext, job_id: str) -> str:
     png_key, json_key = f"waveforms/{work.upload_id}.png", f"waveforms/{work.upload_id}.json"
     ctx.storage.save(png_key, [png.getvalue()])
     ctx.storage.save(json_key, [json.dumps(waveform.to_audiowaveform_json()).encode()])
-    _save_analysis(ctx, work.upload_id, waveform_png_key=png_key, waveform_json_key=json_key)
+    uploads.save_analysis(
+        ctx.sessions, work.upload_id, waveform_png_key=png_key, waveform_json_key=json_key
+    )
     ctx.storage.delete(_features_key(work.upload_id))
     return "waveform drawn"
