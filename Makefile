@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast lint typecheck check bench bench-broker bench-audio clean venv
 
-# uv installs the same packages as pip from the same index, in seconds rather than a minute
-# (the first `make run` or `make test` on a fresh clone waits on it).
+# uv installs the same packages as pip from the same index in a third of the time; compiled to
+# bytecode at once, as pip does (the processes tests start never write it when
+# PYTHONDONTWRITEBYTECODE is set, and would compile numpy and scipy every time).
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet 'uv>=0.5,<1'
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -51,7 +52,7 @@ bench-broker: $(STAMP)
 
 # Needs ffmpeg on the PATH for the peer (Debian: apt-get install ffmpeg).
 bench-audio: $(STAMP)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,bench]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,bench]'
 	$(BIN)/python bench/audio.py
 
 bench: bench-broker bench-audio
