@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
+from dramatiq.errors import BrokerConnectionError
 from nats.js import api
 from nats.js.errors import APIError, NotFoundError
 
-from broker.connection import LoopConnection
+from broker.connection import TRANSIENT_ERRORS, LoopConnection
 from broker.topology import Topology
 
 #: How long an admin call may take before it gives up.
@@ -130,12 +131,22 @@ class DeadLetters:
         self._topology = topology
         self._enqueue = enqueue
 
+    def _run(self, coro_fn, timeout: float | None = None):
+        """A call on the stream, bounded; a server that does not answer is a
+        ``BrokerConnectionError``, as for every other call of the broker."""
+        try:
+            return self._conn.run(coro_fn, timeout=timeout or ADMIN_TIMEOUT_S)
+        except BrokerConnectionError:
+            raise
+        except TRANSIENT_ERRORS as exc:
+            raise BrokerConnectionError(f"dead letters: {exc!r}") from exc
+
     def list(
         self, *, queue: str | None = None, actor: str | None = None, limit: int = 100
     ) -> list[DeadLetter]:
         """Dead letters, oldest first, optionally of one queue and/or one actor."""
         subject = self._topology.dead_letter_subject(queue) if queue else None
-        letters = self._conn.run(lambda: self._scan(subject), timeout=ADMIN_TIMEOUT_S)
+        letters = self._run(lambda: self._scan(subject))
         if actor is not None:
             letters = [letter for letter in letters if letter.actor_name == actor]
         return letters[:limit]
@@ -148,7 +159,7 @@ class DeadLetters:
             await self._topology.ensure_streams(js)
             return await self._counts(js)
 
-        return self._conn.run(count, timeout=ADMIN_TIMEOUT_S)
+        return self._run(count)
 
     async def _counts(self, js) -> dict[str, int]:
         prefix = self._topology.dead_letter_subject("")
@@ -171,7 +182,7 @@ class DeadLetters:
                 return None
             return decode_record(seq, msg.data or b"")
 
-        return self._conn.run(fetch, timeout=ADMIN_TIMEOUT_S)
+        return self._run(fetch)
 
     def replay(self, dead_letter_id: str) -> str:
         """Send a dead letter back to its queue with fresh retries; returns its message id.
@@ -215,7 +226,7 @@ class DeadLetters:
                     return False
                 raise
 
-        return self._conn.run(remove, timeout=ADMIN_TIMEOUT_S)
+        return self._run(remove)
 
     def purge(self, *, queue: str | None = None, actor: str | None = None) -> int:
         """Remove every dead letter (of one queue and/or actor); returns how many."""
@@ -234,7 +245,7 @@ class DeadLetters:
             await js.purge_stream(self._topology.dead_letter_stream, subject=subject)
             return count
 
-        return self._conn.run(purge, timeout=ADMIN_TIMEOUT_S)
+        return self._run(purge)
 
     # builtins.list: in this class, `list` is the method above.
     async def _scan(self, subject: str | None) -> builtins.list[DeadLetter]:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import jobs
 from app.config import Config
 from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE
-from app.storage import Storage
+from app.storage import Storage, StorageUnavailable
 from app.storage.orphans import remove_orphans
 from app.webhooks import outbox
 from broker import NatsBroker
@@ -68,8 +68,11 @@ def sweep(
         if not session.scalar(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK))):
             return 0  # another process is sweeping
         if storage is not None:
-            for key in remove_orphans(sessions, storage, orphan_after_s):
-                logger.warning("removed %s: a stored original with no upload", key)
+            try:
+                for key in remove_orphans(sessions, storage, orphan_after_s):
+                    logger.warning("removed %s: a stored original with no upload", key)
+            except StorageUnavailable as exc:  # the rest of the sweep needs no storage
+                logger.warning("stored originals not swept this time: %s", exc)
         lost = outbox.overdue(sessions)
         if lost:
             logger.warning(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from app import batches, dead_letters, jobs, outages, uploads
 from app.http import current
@@ -43,6 +43,7 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     UnknownFormat: (400, "unknown_format"),
     jobs.JobNotFailed: (409, "not_failed"),
     dead_letters.NotReplayable: (409, "not_replayable"),
+    dead_letters.BadQueueName: (400, "bad_parameter"),
     uploads.AnalysisFailed: (409, "job_failed"),
     uploads.NotReady: (409, "not_ready"),
     uploads.StillRunning: (409, "still_running"),
@@ -75,8 +76,7 @@ def register(app: Flask) -> None:
         (those are logged)."""
         away = outages.outage_of(error)
         if away is None:  # a database error that is not about the connection: a bug
-            logger.error("unhandled %s", type(error).__name__, exc_info=error)
-            return http_error(InternalServerError(original_exception=error))
+            raise error  # to Flask, as any other unhandled error (logged, a 500)
         logger.warning("answered 503 %s: %s", away.code, outages.detail(error))
         return error_response(503, away.code, away.message, RETRY_AFTER_S)
 

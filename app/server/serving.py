@@ -35,7 +35,7 @@ IDLE_GRACE_S = 1.0
 class StopSignals:
     """``SIGTERM`` / ``SIGINT``: the first asks for a graceful stop, the next for a quick one.
 
-    Installed before the server listens (:func:`app.server.main`): a signal that arrives
+    Installed before the server listens (:func:`app.server.__main__.main`): a signal that arrives
     while the process is still starting — its port already answering — is a stop asked for,
     served by :func:`serve` as soon as it runs, never the default action's abrupt exit that
     resets the connections already made. The handler only sets flags and wakes the loop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,8 @@ from app.storage.base import (
     _Hashing,
     check_key,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class LocalStorage:
@@ -63,7 +66,7 @@ class LocalStorage:
         yield path
 
     def read_chunks(self, key: str) -> Iterator[bytes]:
-        with self.local_path(key) as path, _disk("read"):
+        with _disk("read"), self.local_path(key) as path:
             try:
                 stream = path.open("rb")
             except FileNotFoundError as exc:  # deleted since it was looked up
@@ -98,7 +101,7 @@ class LocalStorage:
     def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
         """The objects whose key starts with ``prefix``; files being written are not objects."""
         start = self.root / prefix.rpartition("/")[0]
-        for folder, _, names in os.walk(start, onerror=_raise_unavailable):
+        for folder, _, names in os.walk(start, onerror=_skip_unreadable):
             for name in names:
                 path = Path(folder) / name
                 key = path.relative_to(self.root).as_posix()
@@ -120,7 +123,8 @@ def _disk(done: str) -> Iterator[None]:
         raise StorageUnavailable(f"the storage directory could not be {done}: {exc}") from exc
 
 
-def _raise_unavailable(exc: OSError) -> None:
-    """A folder that is not there holds nothing; one that cannot be read is storage away."""
+def _skip_unreadable(exc: OSError) -> None:
+    """A folder that is not there holds nothing; one that cannot be read is left out of the
+    listing, with a word in the logs (a listing only ever leads to removing what it lists)."""
     if not isinstance(exc, FileNotFoundError):
-        raise StorageUnavailable(f"the storage directory could not be read: {exc}") from exc
+        logger.warning("storage folder left out of the listing: %s", exc)

@@ -101,8 +101,13 @@ class NatsObjectStorage:
         suffix = Path(key).suffix
         with tempfile.TemporaryDirectory(prefix="phantomchain-") as folder:
             path = Path(folder) / f"object{suffix}"
-            with path.open("wb") as out:
-                self._get_into(key, out)
+            try:
+                with path.open("wb") as out:
+                    self._get_into(key, out)
+            except StorageUnavailable:
+                raise
+            except OSError as exc:  # the temporary directory is full
+                raise StorageUnavailable(f"could not fetch {key!r} from the bucket: {exc}") from exc
             yield path
 
     def _get_into(self, key: str, out) -> None:

@@ -20,7 +20,8 @@ Saves stream: chunks are gathered into parts of :data:`PART_SIZE` and sent as a 
 upload, one part in memory at a time; an object smaller than one part is a single
 ``PutObject``. A save that fails aborts its multipart upload, so no object and no hidden parts
 (which a bucket bills for until aborted) are left. A server that cannot be reached raises
-:class:`~app.storage.base.StorageUnavailable` (a ``ConnectionError``: the API answers 503).
+:class:`~app.storage.base.StorageUnavailable` (:mod:`app.outages` counts it as a server
+away: the API answers 503).
 """
 
 from __future__ import annotations

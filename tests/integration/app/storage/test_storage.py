@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app import outages
 from app.embedded.nats_server import NatsServer, free_port
 from app.storage import (
     LocalStorage,
@@ -28,7 +29,6 @@ from app.storage import (
     open_storage,
 )
 from app.storage.s3 import MIN_PART_SIZE, S3Storage
-from broker.connection import TRANSIENT_ERRORS
 from tests.support.paths import ROOT
 
 
@@ -296,7 +296,7 @@ def test_s3_unreachable_endpoint_is_transient(s3_bucket):
     ):
         with pytest.raises(StorageUnavailable) as raised:
             call()
-        assert isinstance(raised.value, TRANSIENT_ERRORS)  # what the API answers 503 for
+        assert outages.outage_of(raised.value) is outages.STORAGE  # a 503 from the API
         assert closed in str(raised.value)
     assert time.monotonic() - started < 10
     store.close()
@@ -312,7 +312,7 @@ def test_s3_that_refuses_is_unavailable_not_an_error(s3_bucket):
     ):
         with pytest.raises(StorageUnavailable, match="does not exist") as raised:
             call()
-        assert isinstance(raised.value, TRANSIENT_ERRORS)
+        assert outages.outage_of(raised.value) is outages.STORAGE
     store.close()
 
 

@@ -260,9 +260,11 @@ def test_a_frozen_nats_bucket_is_a_503_within_the_call_bound_not_a_request_held(
     """A NATS that accepts and never answers (its process stopped, not dead: connections stay
     open) used to hold an upload or a download for up to 600 s."""
     from app.storage import base, nats_bucket
+    from broker import dead_letters
 
     for module in (base, nats_bucket):  # the bucket's own calls, and transfer_timeout's
         monkeypatch.setattr(module, "CALL_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(dead_letters, "ADMIN_TIMEOUT_S", 2.0)
     app, client = make_api(migrated_database_url, own_nats.url, f"{own_nats.url}/frozen")
     kept = post(client, wav)
     assert kept.status_code == 202, kept.json
@@ -279,6 +281,9 @@ def test_a_frozen_nats_bucket_is_a_503_within_the_call_bound_not_a_request_held(
         with pytest.raises(StorageUnavailable, match="TimeoutError"):
             app.extensions["storage"].exists(key)
         assert time.monotonic() - started < 30
+        # The dead letters' own calls on the stream: a 503 too, not a 500 (nor, in the CLI,
+        # a traceback).
+        assert_refused(client.get("/api/dead-letters"), "queue_unavailable")
     finally:
         frozen.resume()
     assert app.extensions["storage"].exists(key)  # and all is well once it answers again
