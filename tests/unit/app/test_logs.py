@@ -14,6 +14,9 @@ from app.logs import configure_logging, log_context, reset_context
 
 @pytest.fixture
 def captured():
+    # A request served in this thread by an in-process test client (another test, earlier in
+    # this worker) leaves its ids bound: start from none, as a worker's task or request does.
+    reset_context()
     stream = io.StringIO()
     root = logging.getLogger()
     level = root.level
