@@ -24,13 +24,14 @@ def _letters() -> DeadLetters:
 
 
 def _filters() -> dict[str, str | None]:
-    queue = request.args.get("queue") or None
-    _check_queue(queue, "bad_parameter")
-    return {"queue": queue, "actor": request.args.get("actor") or None}
+    """The query's filters; a ``queue`` that names no queue is refused by the service (400
+    ``bad_parameter``, :data:`app.http.errors.DOMAIN_ERRORS`)."""
+    return {"queue": request.args.get("queue") or None, "actor": request.args.get("actor") or None}
 
 
 def _check_queue(queue: object, code: str) -> None:
-    """:raises ApiError: 400 ``code`` for a ``queue`` filter that is no queue's name."""
+    """:raises ApiError: 400 ``code`` for a ``queue`` filter in a body that is no queue's name
+    (checked before the retry reads anything, so a bad body says ``bad_body``)."""
     try:
         ops.check_queue_name(queue)
     except ops.BadQueueName as exc:

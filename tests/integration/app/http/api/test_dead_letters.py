@@ -43,6 +43,10 @@ def test_http_show_delete_purge_with_filters(make_stack):
 
     assert client.delete(f"/api/dead-letters/{a}").status_code == 204
     assert client.delete(f"/api/dead-letters/{a}").status_code == 404
+    for wildcard in ("*", ">"):  # a NATS wildcard would mean every queue: refused, none gone
+        for call in (client.get, client.delete):
+            refused = call(f"/api/dead-letters?queue={wildcard}")
+            assert refused.status_code == 400 and refused.json["error"]["code"] == "bad_parameter"
     assert client.delete("/api/dead-letters?queue=mail").json == {"purged": 1}
     assert [d["id"] for d in client.get("/api/dead-letters").json["dead_letters"]] == [b]
     assert client.delete("/api/dead-letters?actor=notify").json == {"purged": 0}
