@@ -11,7 +11,8 @@ What JetStream adds: while a message is held, a heartbeat (``+WPI``) every ``ack
 the server from redelivering it, for as long as the actor may run (its time limit plus a grace);
 if the worker process dies the beats stop and another worker gets the message after ``ack_wait``.
 A message delivered more than ``max_deliveries`` times (its workers keep dying) is dead-lettered
-instead of run. Delay-queue messages are only handed over when nearly due: earlier, they are
+instead of run. A *ticket* (:mod:`broker.lanes`) is exchanged for the fairest waiting lane
+message; the two are settled together. Delay-queue messages are only handed over when nearly due: earlier, they are
 ``NAK``-ed with a delay so the server keeps them, not the worker's memory.
 """
 
@@ -32,6 +33,7 @@ from dramatiq.errors import BrokerConnectionError
 
 from broker.connection import TRANSIENT_ERRORS, LoopConnection
 from broker.dead_letters import encode_record
+from broker.lanes import TICKET, LaneReader, Outcome
 from broker.pull import AsyncPull, Delivery, PullTransport, WirePull, nak_payload
 from broker.topology import Topology
 from broker.wire import WireUnsupported
@@ -44,15 +46,30 @@ DELAY_HANDOVER_MS = 500
 DEFAULT_TIME_LIMIT_MS = 600_000
 #: Extra heartbeat time beyond the time limit, for the TimeLimit middleware to act.
 TIME_LIMIT_GRACE_S = 30.0
+#: Seconds between looks at the lanes while every waiting lane message is over its key's cap.
+CAPPED_RETRY_S = 0.25
+#: Seconds a ticket is handed back for when no lane message waits but some are running (one of
+#: them may come back from a dead worker).
+BUSY_TICKET_DELAY_S = 2.0
+#: Seconds an idle consumer waits between looks for lane messages that lost their ticket.
+STRANDED_CHECK_S = 10.0
 
 
 class NatsMessageProxy(MessageProxy):
     """A Dramatiq message together with the JetStream delivery it came from."""
 
-    def __init__(self, message: dramatiq.Message, delivery: Delivery, beat_until: float) -> None:
+    def __init__(
+        self,
+        message: dramatiq.Message,
+        delivery: Delivery,
+        beat_until: float,
+        ticket: Delivery | None = None,
+    ) -> None:
         super().__init__(message)
         self._delivery = delivery
         self._beat_until = beat_until
+        #: The ticket this lane message was taken with (settled with it), if any.
+        self._ticket = ticket
         #: Set when the worker must not acknowledge it (:meth:`NatsBroker.emit_after`).
         self.unsettled_on_purpose = False
 
@@ -68,6 +85,8 @@ class QueueOwner(Protocol):
     use_wire: bool
     #: Set when the worker starts shutting down: held messages are handed back.
     shutting_down: bool
+    #: Most messages of one lane key running at once (``None``: no cap).
+    lane_max_running: int | None
 
     def ensure_queue(self, queue_name: str) -> None:
         """Create the queue's stream and durable consumer if they are missing."""
@@ -99,12 +118,31 @@ class NatsConsumer(Consumer):
         self._settled = threading.Condition(self._lock)
         self._closed = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._lanes: LaneReader | None = None
+        #: A ticket kept while every waiting lane message is over its key's cap.
+        self._ticket: Delivery | None = None
+        self._ticket_retry_at = 0.0
+        self._stranded_check_at = time.monotonic() + STRANDED_CHECK_S
 
     # -- iteration ---------------------------------------------------------------------------
 
     def __next__(self) -> NatsMessageProxy | None:
         deadline = time.monotonic() + self.timeout_s
         while True:
+            if self._ticket is not None:
+                # Any ticket takes any lane's message: wait for room under the cap with this
+                # one rather than fetch more.
+                wait = self._ticket_retry_at - time.monotonic()
+                if wait > 0:
+                    if deadline - time.monotonic() <= 0:
+                        return None
+                    self._closed.wait(min(wait, max(0.0, deadline - time.monotonic())))
+                    continue
+                ticket, self._ticket = self._ticket, None
+                proxy = self._exchange(ticket)
+                if proxy is not None:
+                    return proxy
+                continue
             if self._buffer:
                 proxy = self._accept(self._buffer.popleft())
                 if proxy is not None:
@@ -114,6 +152,7 @@ class NatsConsumer(Consumer):
             room = self.prefetch - len(self._held)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                self._find_stranded()
                 return None
             if room < self._refill_at and self._held and not transport.in_flight:
                 # Nearly full: wait until the worker has settled a few, then fetch them in one
@@ -132,6 +171,7 @@ class NatsConsumer(Consumer):
                 self._transport = None
                 continue
             if not self._buffer:
+                self._find_stranded()
                 return None
 
     def _open(self) -> PullTransport:
@@ -160,10 +200,19 @@ class NatsConsumer(Consumer):
 
     def _accept(self, delivery: Delivery) -> NatsMessageProxy | None:
         """Turn a delivery into a message for the worker, or settle it here and return None."""
+        if delivery.data == TICKET and not self.is_delay_queue:
+            return self._exchange(delivery)
+        return self._admit(delivery)
+
+    def _admit(
+        self, delivery: Delivery, ticket: Delivery | None = None
+    ) -> NatsMessageProxy | None:
+        """A message for the worker, or None once it was settled here (``ticket`` with it)."""
         try:
             message = dramatiq.Message.decode(delivery.data)
         except Exception as exc:  # any garbage on the subject must not stop the worker
             self._bury(delivery, None, f"undecodable message: {exc}", raw=delivery.data)
+            self._settle_ticket(ticket, b"+ACK")
             return None
         deliveries = delivery.num_delivered
         if self.is_delay_queue:
@@ -178,11 +227,74 @@ class NatsConsumer(Consumer):
                 "(its worker process probably died while running it)"
             )
             self._bury(delivery, message, reason)
+            self._settle_ticket(ticket, b"+ACK")
             return None
-        proxy = NatsMessageProxy(message, delivery, time.monotonic() + self._beat_budget(message))
+        beat_until = time.monotonic() + self._beat_budget(message)
+        proxy = NatsMessageProxy(message, delivery, beat_until, ticket)
         with self._lock:
             self._held[id(proxy)] = proxy
         return proxy
+
+    # -- lanes -------------------------------------------------------------------------------
+
+    def _lane_reader(self) -> LaneReader:
+        if self._lanes is None:
+            self._lanes = LaneReader(
+                self._conn,
+                self.broker.topology,
+                self.queue_name,
+                max_running=self.broker.lane_max_running,
+                timeout=self.broker.connect_timeout,
+            )
+        return self._lanes
+
+    def _exchange(self, ticket: Delivery) -> NatsMessageProxy | None:
+        """Take the fairest lane message for ``ticket``; None if there is none to take now."""
+        try:
+            taken = self._lane_reader().take()
+        except TRANSIENT_ERRORS as exc:
+            # Keep the ticket (its heartbeat too) and try again shortly.
+            logger.warning("reading the lanes of %r failed: %r", self.queue_name, exc)
+            self._keep_ticket(ticket, 1.0)
+            return None
+        if taken is Outcome.CAPPED:
+            self._keep_ticket(ticket, CAPPED_RETRY_S)
+            return None
+        if taken is Outcome.BUSY:
+            self._send(ticket, nak_payload(BUSY_TICKET_DELAY_S))
+            return None
+        if taken is Outcome.EMPTY:
+            logger.debug("a surplus ticket on %r: nothing waits in its lanes", self.queue_name)
+            self._send(ticket, b"+ACK")
+            return None
+        assert isinstance(taken, Delivery)
+        return self._admit(taken, ticket)
+
+    def _keep_ticket(self, ticket: Delivery, retry_in: float) -> None:
+        self._ticket = ticket
+        self._ticket_retry_at = time.monotonic() + retry_in
+
+    def _settle_ticket(self, ticket: Delivery | None, payload: bytes) -> None:
+        if ticket is not None:
+            self._send(ticket, payload)
+
+    def _find_stranded(self) -> None:
+        """While idle, now and then: send tickets for lane messages that have none."""
+        if self.is_delay_queue or self._lanes is None:
+            return
+        now = time.monotonic()
+        if now < self._stranded_check_at:
+            return
+        self._stranded_check_at = now + STRANDED_CHECK_S
+        try:
+            missing = self._lanes.stranded()
+            if missing:
+                logger.warning(
+                    "%d lane messages of %r had no ticket: sending them", missing, self.queue_name
+                )
+                self.broker.send_tickets(self.queue_name, missing)
+        except Exception as exc:  # the next idle moment tries again
+            logger.debug("looking for stranded lane messages failed: %r", exc)
 
     def _beat_budget(self, message: dramatiq.Message) -> float:
         """Seconds this message may be kept alive with heartbeats."""
@@ -232,9 +344,12 @@ class NatsConsumer(Consumer):
             self._settle(cast(NatsMessageProxy, message), b"-NAK")
         while self._buffer:
             self._send(self._buffer.popleft(), b"-NAK")
+        ticket, self._ticket = self._ticket, None
+        self._settle_ticket(ticket, b"-NAK")
 
     def _settle(self, message: NatsMessageProxy, payload: bytes) -> None:
         self._send(message._delivery, payload)
+        self._settle_ticket(message._ticket, payload)
         with self._lock:
             self._held.pop(id(message), None)
             self._settled.notify()
@@ -283,12 +398,15 @@ class NatsConsumer(Consumer):
             now = time.monotonic()
             with self._lock:
                 alive = [p for p in self._held.values() if p._beat_until > now]
+            deliveries = [p._delivery for p in alive] + [p._ticket for p in alive if p._ticket]
+            if self._ticket is not None:
+                deliveries.append(self._ticket)
             transport = self._transport
             if transport is None:
                 continue
-            for proxy in alive:
+            for delivery in deliveries:
                 try:
-                    transport.settle(proxy._delivery, b"+WPI")
+                    transport.settle(delivery, b"+WPI")
                 except Exception:  # reconnecting: the next beat tries again
                     break
 
@@ -313,10 +431,15 @@ class NatsConsumer(Consumer):
             late.extend(transport.close())
         except Exception:
             logger.warning("waiting out the open pull requests failed", exc_info=True)
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            late.append(ticket)
         for proxy in abandoned:
             logger.warning("handing back %s, unfinished at shutdown", proxy._message)
             try:
                 transport.settle(proxy._delivery, b"-NAK")
+                if proxy._ticket is not None:
+                    transport.settle(proxy._ticket, b"-NAK")
             except Exception:  # the server redelivers it after the ack wait instead
                 logger.warning("handing back %s failed", proxy._message, exc_info=True)
         try:

@@ -24,6 +24,7 @@ from nats.js.errors import NotFoundError
 from broker.connection import TRANSIENT_ERRORS, LoopConnection
 from broker.consumer import NatsConsumer
 from broker.dead_letters import DeadLetters
+from broker.lanes import TICKET, ensure_lane
 from broker.publisher import BlockingPublisher, PublishRejected
 from broker.topology import Topology
 from broker.wire import WireUnsupported
@@ -51,6 +52,12 @@ class NatsBroker(dramatiq.Broker):
     :param wire: publish, pull and ack on plain sockets speaking the NATS protocol (fast);
         ``False`` uses nats-py for everything. Servers needing TLS or nkeys switch to nats-py
         by themselves.
+    :param lane_max_running: most messages of one lane key (a message's ``lane`` option)
+        running at once across all workers; ``None``: no cap (:mod:`broker.lanes`).
+
+    A message whose options name a ``lane`` (and optionally a ``lane_priority``: ``high``,
+    ``normal`` or ``low``) shares the workers fairly with other lanes instead of waiting its
+    turn behind everything sent before it (:mod:`broker.lanes`).
     """
 
     def __init__(
@@ -66,6 +73,7 @@ class NatsBroker(dramatiq.Broker):
         dead_letter_ttl: float = 7 * 86400.0,
         connect_timeout: float = 5.0,
         wire: bool = True,
+        lane_max_running: int | None = None,
     ) -> None:
         super().__init__(middleware=middleware)
         #: Set when a worker starts shutting down: messages its threads still hold once the
@@ -84,6 +92,10 @@ class NatsBroker(dramatiq.Broker):
             dead_letter_ttl=dead_letter_ttl,
         )
         self.max_deliveries = max_deliveries
+        if lane_max_running is not None and lane_max_running < 1:
+            raise ValueError("lane_max_running must be at least 1")
+        self.lane_max_running = lane_max_running
+        self._ready_lanes: set[tuple[str, str, int]] = set()
         self.connect_timeout = connect_timeout
         self.connection = LoopConnection(
             servers, connect_timeout=connect_timeout, name=f"dramatiq-{namespace}"
@@ -148,19 +160,47 @@ class NatsBroker(dramatiq.Broker):
                 queue_name=queue_name, options={"eta": current_millis() + int(delay)}
             )
         self.emit_before("enqueue", message, delay)
-        self._publish(queue_name, message.encode(), msg_id=f"{message.message_id}-{uuid.uuid4()}")
+        msg_id = f"{message.message_id}-{uuid.uuid4()}"
+        lane = message.options.get("lane")
+        if lane is None or delay is not None:
+            self._publish(queue_name, message.encode(), msg_id=msg_id)
+        else:
+            # The lane's message first, then its ticket: a ticket always finds a message.
+            key = self.topology.lane_key(lane)
+            priority = self.topology.priority_rank(message.options.get("lane_priority", "normal"))
+            subject = self.topology.lane_subject(queue_name, key, priority)
+            self._publish(
+                queue_name, message.encode(), msg_id=msg_id, subject=subject, lane=(key, priority)
+            )
+            self._publish(queue_name, TICKET, msg_id=f"{msg_id}-t")
         self.emit_after("enqueue", message, delay)
         return message
 
-    def _publish(self, queue_name: str, payload: bytes, *, msg_id: str) -> None:
-        """Store one message, retrying connection trouble with the same ``Nats-Msg-Id``."""
-        subject = self.topology.subject(queue_name)
+    def send_tickets(self, queue_name: str, count: int) -> None:
+        """Store ``count`` tickets on ``queue_name`` (for lane messages that lost theirs)."""
+        for _ in range(count):
+            self._publish(queue_name, TICKET, msg_id=f"ticket-{uuid.uuid4()}")
+
+    def _publish(
+        self,
+        queue_name: str,
+        payload: bytes,
+        *,
+        msg_id: str,
+        subject: str | None = None,
+        lane: tuple[str, int] | None = None,
+    ) -> None:
+        """Store one message (on ``queue_name``'s subject, or ``subject``), retrying connection
+        trouble with the same ``Nats-Msg-Id``; ``lane`` names the lane consumer to make first."""
+        subject = subject or self.topology.subject(queue_name)
         canonical = q_name(queue_name)
         deadline = time.monotonic() + self.connect_timeout
         while True:
             try:
                 if canonical not in self._ready_queues or not self._streams_ready:
                     self._call(lambda: self._ensure_pair(canonical), f"declaring {canonical!r}")
+                if lane is not None and (canonical, *lane) not in self._ready_lanes:
+                    self._call(lambda: self._ensure_lane(canonical, *lane), "declaring a lane")
                 self._send(subject, payload, msg_id)
                 return
             except BrokerConnectionError:
@@ -171,12 +211,18 @@ class NatsBroker(dramatiq.Broker):
                 # The stream vanished (an operator deleted it): create it again and retry.
                 self._streams_ready = False
                 self._ready_queues.clear()
+                self._ready_lanes.clear()
                 error: BaseException = exc
             except TRANSIENT_ERRORS as exc:
                 error = exc
             if time.monotonic() >= deadline:
                 raise BrokerConnectionError(f"could not enqueue on {queue_name!r}: {error!r}")
             time.sleep(0.1)
+
+    async def _ensure_lane(self, queue_name: str, key: str, priority: int) -> None:
+        js = await self.connection.jetstream()
+        await ensure_lane(js, self.topology, queue_name, key, priority)
+        self._ready_lanes.add((queue_name, key, priority))
 
     async def _ensure_pair(self, queue_name: str) -> None:
         await self.ensure_queue_async(queue_name)
@@ -224,6 +270,8 @@ class NatsBroker(dramatiq.Broker):
             for name in (q_name(queue_name), dq_name(queue_name)):
                 await self.ensure_queue_async(name)
                 await js.purge_stream(self.topology.stream, subject=self.topology.subject(name))
+            lanes = self.topology.lanes_filter(q_name(queue_name))
+            await js.purge_stream(self.topology.stream, subject=lanes)
 
         self._call(purge, f"flushing {queue_name!r}")
 
@@ -313,6 +361,7 @@ class NatsBroker(dramatiq.Broker):
                     await js.delete_stream(stream)
             self._streams_ready = False
             self._ready_queues.clear()
+            self._ready_lanes.clear()
 
         self._call(delete, "deleting streams")
 
@@ -322,6 +371,7 @@ class NatsBroker(dramatiq.Broker):
         if self._publisher is not None:
             self._publisher.close()
         self._ready_queues.clear()
+        self._ready_lanes.clear()
         self._streams_ready = False
 
     def _call(self, coro_fn, what: str, timeout: float | None = None):

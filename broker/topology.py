@@ -8,6 +8,12 @@ Layout for namespace ``ns`` and Dramatiq queue ``q``:
   subject and shared by every worker process on every machine;
 * stream ``ns-dead-letters`` with subjects ``ns.dlq.>`` (limits retention, ``max_age`` = TTL).
 
+Lanes (:mod:`broker.lanes`): a message sent with a ``lane`` option (a tenant, say) is stored on
+``ns.l.<queue>.<lane>.<priority>`` (the queue's dots become underscores) and read through a
+durable consumer of its own, ``ns-<queue>--<lane>--<priority>``, made on first use and removed by
+the server after :data:`LANE_IDLE_S` without activity; the queue's own subject then carries a
+*ticket* for it, so the queue's consumer still counts every message waiting or running.
+
 Everything is created lazily and idempotently; a stream whose settings drifted from the broker's
 (e.g. a new TTL) is updated in place.
 """
@@ -25,6 +31,14 @@ _VALID_QUEUE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 #: JetStream's in-memory de-duplication window for ``Nats-Msg-Id``.
 DUPLICATE_WINDOW_S = 120.0
+#: Priorities of a lane, most urgent first; the token stored in the subject is the index.
+PRIORITIES = ("high", "normal", "low")
+#: A lane consumer with no activity this long is removed by the server (it is made again when
+#: its lane next gets a message).
+LANE_IDLE_S = 24 * 3600.0
+_LANE_TOKEN = re.compile(r"[^A-Za-z0-9_-]")
+#: Longest lane key kept as it is; longer ones are cut (consumer names have a length limit).
+MAX_LANE_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,40 @@ class Topology:
     def durable(self, queue_name: str) -> str:
         return f"{self.namespace}-{queue_name}".replace(".", "_")
 
+    def lane_subject(self, queue_name: str, lane: str, priority: int) -> str:
+        return f"{self.namespace}.l.{_token(queue_name)}.{lane}.{priority}"
+
+    def lanes_filter(self, queue_name: str) -> str:
+        """The subjects of every lane of ``queue_name``."""
+        return f"{self.namespace}.l.{_token(queue_name)}.>"
+
+    def lane_durable(self, queue_name: str, lane: str, priority: int) -> str:
+        return f"{self.namespace}-{_token(queue_name)}--{lane}--{priority}"
+
+    def parse_lane_subject(self, queue_name: str, subject: str) -> tuple[str, int] | None:
+        """``(lane, priority)`` of a lane subject of ``queue_name``, or None."""
+        prefix = f"{self.namespace}.l.{_token(queue_name)}."
+        if not subject.startswith(prefix):
+            return None
+        lane, _, priority = subject[len(prefix) :].rpartition(".")
+        if not lane or "." in lane or not priority.isdigit():
+            return None
+        return lane, int(priority)
+
+    @staticmethod
+    def lane_key(key: object) -> str:
+        """A lane key as it can appear in a subject and a consumer name."""
+        text = _LANE_TOKEN.sub("_", str(key))[:MAX_LANE_LENGTH]
+        return text or "_"
+
+    @staticmethod
+    def priority_rank(priority: object) -> int:
+        """The index of a priority name (``high``, ``normal``, ``low``); normal if unknown."""
+        try:
+            return PRIORITIES.index(str(priority))
+        except ValueError:
+            return PRIORITIES.index("normal")
+
     @staticmethod
     def check_queue_name(queue_name: str) -> None:
         if not _VALID_QUEUE.match(queue_name):
@@ -84,7 +132,7 @@ class Topology:
     def stream_config(self) -> api.StreamConfig:
         return api.StreamConfig(
             name=self.stream,
-            subjects=[f"{self.namespace}.q.>"],
+            subjects=[f"{self.namespace}.q.>", f"{self.namespace}.l.>"],
             retention=api.RetentionPolicy.WORK_QUEUE,
             storage=self._storage(),
             num_replicas=self.replicas,
@@ -118,6 +166,20 @@ class Topology:
             replay_policy=api.ReplayPolicy.INSTANT,
         )
 
+    def lane_consumer_config(self, queue_name: str, lane: str, priority: int) -> api.ConsumerConfig:
+        return api.ConsumerConfig(
+            durable_name=self.lane_durable(queue_name, lane, priority),
+            filter_subject=self.lane_subject(queue_name, lane, priority),
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_deliver=-1,
+            max_ack_pending=100_000,
+            max_waiting=4096,
+            replay_policy=api.ReplayPolicy.INSTANT,
+            inactive_threshold=LANE_IDLE_S,
+        )
+
     async def ensure_streams(self, js: JetStreamContext) -> None:
         await _ensure_stream(js, self.stream_config())
         await _ensure_stream(js, self.dead_letter_stream_config())
@@ -132,6 +194,10 @@ class Topology:
         if info.config.ack_wait != config.ack_wait:
             # Durable consumers can be updated in place by "creating" them again.
             await js.add_consumer(self.stream, config)
+
+
+def _token(queue_name: str) -> str:
+    return queue_name.replace(".", "_")
 
 
 async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
