@@ -77,6 +77,8 @@ class Config:
     worker_metrics_port: int = 9191
     worker_processes: int = 2
     worker_threads: int = 1
+    #: Most pipeline stages of one tenant running at once, across all workers; 0: no cap.
+    tenant_max_running: int = 0
     port: int = 8080
     #: The address of the reverse proxy whose ``X-Forwarded-Proto``/``-For`` are believed
     #: (``*``: any); unset, those headers are ignored.
@@ -236,6 +238,9 @@ class Config:
             ),
             worker_processes=number("WORKER_PROCESSES", cls.worker_processes, 1, 256),
             worker_threads=number("WORKER_THREADS", cls.worker_threads, 1, 256),
+            tenant_max_running=number(
+                "TENANT_MAX_RUNNING", cls.tenant_max_running, 0, 100_000, " (0 = no cap)"
+            ),
             port=number("PORT", cls.port, 1, 65535, " (a port)"),
             web_threads=number("WEB_THREADS", cls.web_threads, 2, 1024),
             web_connection_limit=number(

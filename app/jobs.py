@@ -61,6 +61,7 @@ def job_dict(job: Job, events: list[JobEvent] | None = None) -> dict:
         "error": job.error,
         "formats": job.formats,
         "normalize": job.normalize,
+        "priority": job.priority,
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
@@ -289,6 +290,8 @@ class QuietJob:
     id: str
     stage: str | None  # the last stage started (None: none yet)
     resent: bool  # the sweep has sent its stage again before
+    tenant: str
+    priority: str
 
 
 def quiet_jobs(sessions: sessionmaker[Session], quiet_for_s: float) -> list[QuietJob]:
@@ -298,7 +301,7 @@ def quiet_jobs(sessions: sessionmaker[Session], quiet_for_s: float) -> list[Quie
     cutoff = utcnow() - timedelta(seconds=quiet_for_s)
     resent = func.bool_or(JobEvent.message == RESENT_BY_SWEEP)
     query = (
-        select(Job.id, Job.stage, func.coalesce(resent, False))
+        select(Job.id, Job.stage, func.coalesce(resent, False), Job.tenant, Job.priority)
         .outerjoin(JobEvent, JobEvent.job_id == Job.id)
         .where(Job.status.in_(("queued", "running")))
         .group_by(Job.id)
@@ -326,6 +329,7 @@ def retry_job(
             raise JobNotFound(job_id)
         if job.status != "failed":
             raise JobNotFailed(job_id, job.status)
+        tenant, priority = job.tenant, job.priority
         job.status, job.error, job.progress, job.stage, job.finished_at = (
             "queued",
             None,
@@ -334,7 +338,7 @@ def retry_job(
             None,
         )
         session.add(JobEvent(job_id=job_id, stage=None, level="info", message=f"retried by {by}"))
-    start_job(broker, job_id)
+    start_job(broker, job_id, tenant=tenant, priority=priority)
 
 
 @contextmanager

@@ -77,6 +77,7 @@ class Job(Base):
             "status IN ('queued', 'running', 'done', 'failed')", name="jobs_status_valid"
         ),
         CheckConstraint("progress BETWEEN 0 AND 100", name="jobs_progress_percent"),
+        CheckConstraint("priority IN ('high', 'normal', 'low')", name="jobs_priority_valid"),
         Index("jobs_status_created", "status", "created_at"),
         Index("jobs_tenant_created", "tenant", "created_at"),
         Index("jobs_finished_at", "finished_at"),  # the operations page's last hour
@@ -96,6 +97,9 @@ class Job(Base):
     normalize: Mapped[dict | None] = mapped_column(JSON)
     #: Where to POST the job's end (a webhook); None: the tenant's default, if any, else none.
     callback_url: Mapped[str | None] = mapped_column(Text)
+    #: Its place among its tenant's work (``high``, ``normal``, ``low``; batches ``low``):
+    #: the queue runs a tenant's most urgent job first (:mod:`broker.lanes`).
+    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

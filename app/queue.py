@@ -30,6 +30,8 @@ FIRST_STAGE = "transcode"
 #: their own so that a slow receiver never holds a pipeline worker.
 WEBHOOK_QUEUE = "webhooks"
 WEBHOOK_ACTOR = "deliver_webhook"
+#: A job's priority among its tenant's work, most urgent first (``jobs.priority``).
+PRIORITIES = ("high", "normal", "low")
 
 
 def make_broker(
@@ -39,6 +41,8 @@ def make_broker(
     replicas: int = 1,
     middleware: Iterable[dramatiq.Middleware] = (),
     queue: str = PIPELINE_QUEUE,
+    tenant_max_running: int | None = None,
+    prefetch: int | None = None,
 ) -> NatsBroker:
     """The service's broker at ``nats_url`` (no I/O until first use), its streams and
     consumers named after ``namespace`` (``NATS_NAMESPACE``), with ``queue`` declared — the
@@ -48,31 +52,44 @@ def make_broker(
     ``replicas`` (``NATS_REPLICAS``) is how many servers of a JetStream cluster keep a copy of
     the work stream and of the dead letters: with 3, losing any one server — the streams'
     leader too — loses no message, and work goes on once the others have elected a new leader
-    (seconds). It applies when the streams are created; give every process the same value."""
+    (seconds). It applies when the streams are created; give every process the same value.
+
+    Stage messages travel in their tenant's lane (:func:`stage_message`): workers share
+    themselves fairly between tenants, at most ``tenant_max_running`` (``TENANT_MAX_RUNNING``)
+    stages of one tenant at once when set. A worker passes its threads as ``prefetch``: each
+    thread then takes the fairest stage when it frees up, rather than one chosen a stage
+    earlier."""
     broker = NatsBroker(
         nats_url,
         namespace=namespace,
         replicas=replicas,
         middleware=[m() for m in default_middleware] + [CurrentMessage(), *middleware],
+        lane_max_running=tenant_max_running,
+        prefetch=prefetch,
     )
     broker.declare_queue(queue)
     return broker
 
 
-def start_job(broker: dramatiq.Broker, job_id: str) -> None:
+def stage_message(job_id: str, stage: str, *, tenant: str, priority: str) -> dramatiq.Message:
+    """The message that runs ``stage`` of a job, in its tenant's lane at its priority: the
+    broker shares the workers between tenants in turn and runs a tenant's most urgent job
+    first (:mod:`broker.lanes`)."""
+    return dramatiq.Message(
+        queue_name=PIPELINE_QUEUE,
+        actor_name=PIPELINE_ACTOR,
+        args=(job_id, stage),
+        kwargs={},
+        options={"lane": tenant, "lane_priority": priority},
+    )
+
+
+def start_job(broker: dramatiq.Broker, job_id: str, *, tenant: str, priority: str) -> None:
     """Queue a job's first stage; returns once JetStream has stored the message.
 
     :raises dramatiq.errors.BrokerConnectionError: NATS did not answer.
     """
-    broker.enqueue(
-        dramatiq.Message(
-            queue_name=PIPELINE_QUEUE,
-            actor_name=PIPELINE_ACTOR,
-            args=(job_id, FIRST_STAGE),
-            kwargs={},
-            options={},
-        )
-    )
+    broker.enqueue(stage_message(job_id, FIRST_STAGE, tenant=tenant, priority=priority))
 
 
 def send_webhook(broker: dramatiq.Broker, delivery_id: str, delay_s: float | None = None) -> None:

@@ -123,10 +123,12 @@ def record(
     limits: quotas.Quotas | None = None,
     normalize: dict | None = None,
     callback_url: str | None = None,
+    priority: str = "normal",
 ) -> Accepted:
     """Store the rows of a file already in storage, and its queued job (of the upload's
     tenant), within the tenant's ``limits`` when given; ``normalize`` is the loudness target of
-    its outputs (``audio.targets.Target.to_dict``), ``callback_url`` the webhook told of its end.
+    its outputs (``audio.targets.Target.to_dict``), ``callback_url`` the webhook told of its end,
+    ``priority`` its place among the tenant's work.
 
     :raises sqlalchemy.exc.IntegrityError: the tenant's idempotency key is taken.
     :raises app.tenants.quotas.QuotaExceeded: the upload would pass a limit.
@@ -144,6 +146,7 @@ def record(
             formats=formats,
             normalize=normalize,
             callback_url=callback_url,
+            priority=priority,
         )
         session.add(job)
         session.flush()

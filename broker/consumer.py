@@ -12,8 +12,8 @@ the server from redelivering it, for as long as the actor may run (its time limi
 if the worker process dies the beats stop and another worker gets the message after ``ack_wait``.
 A message delivered more than ``max_deliveries`` times (its workers keep dying) is dead-lettered
 instead of run. A *ticket* (:mod:`broker.lanes`) is exchanged for the fairest waiting lane
-message; the two are settled together. Delay-queue messages are only handed over when nearly due: earlier, they are
-``NAK``-ed with a delay so the server keeps them, not the worker's memory.
+message; the two are settled together. Delay-queue messages are only handed over when nearly
+due: earlier, they are ``NAK``-ed with a delay so the server keeps them, not the worker's memory.
 """
 
 from __future__ import annotations
@@ -90,6 +90,9 @@ class QueueOwner(Protocol):
 
     def ensure_queue(self, queue_name: str) -> None:
         """Create the queue's stream and durable consumer if they are missing."""
+
+    def send_tickets(self, queue_name: str, count: int) -> None:
+        """Store ``count`` tickets on the queue (for lane messages that lost theirs)."""
 
     def get_actor(self, actor_name: str) -> dramatiq.Actor: ...
 
@@ -204,9 +207,7 @@ class NatsConsumer(Consumer):
             return self._exchange(delivery)
         return self._admit(delivery)
 
-    def _admit(
-        self, delivery: Delivery, ticket: Delivery | None = None
-    ) -> NatsMessageProxy | None:
+    def _admit(self, delivery: Delivery, ticket: Delivery | None = None) -> NatsMessageProxy | None:
         """A message for the worker, or None once it was settled here (``ticket`` with it)."""
         try:
             message = dramatiq.Message.decode(delivery.data)

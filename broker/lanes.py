@@ -179,6 +179,7 @@ class LaneReader:
                 lane = self._lane_of(info)
                 if lane is not None:
                     lanes.append(lane)
+                    await self._align(lane, info)
             offset += len(consumers)
             if not consumers or offset >= int(page.get("total", 0)):
                 return lanes
@@ -196,6 +197,19 @@ class LaneReader:
             waiting=int(info.get("num_pending") or 0),
             running=int(info.get("num_ack_pending") or 0),
         )
+
+    async def _align(self, lane: Lane, info: dict) -> None:
+        """Give a lane consumer made by a sender with another ack wait the workers' own: it is
+        theirs that says when a message held by a dead worker goes to another."""
+        ack_wait_ns = int((info.get("config") or {}).get("ack_wait") or 0)
+        if ack_wait_ns == int(self.topology.ack_wait * 1e9):
+            return
+        js = await self._conn.jetstream()
+        config = self.topology.lane_consumer_config(self.queue_name, lane.key, lane.priority)
+        try:
+            await js.add_consumer(self.topology.stream, config)  # updates a durable in place
+        except Exception as exc:  # the old ack wait stays: redelivery is only later
+            logger.debug("could not update lane %s: %r", lane.durable, exc)
 
     async def _discover(self, known: list[Lane]) -> bool:
         """Make the consumers of lanes that hold messages but have none (the server removed an

@@ -54,6 +54,10 @@ class NatsBroker(dramatiq.Broker):
         by themselves.
     :param lane_max_running: most messages of one lane key (a message's ``lane`` option)
         running at once across all workers; ``None``: no cap (:mod:`broker.lanes`).
+    :param prefetch: most messages a worker process holds unsettled per queue; ``None``: what
+        the worker asks (dramatiq: twice its threads). Lanes choose a message when it is
+        fetched, so a prefetch equal to the worker's threads lets each choice see the work
+        waiting when a thread frees up, not when the one before it started.
 
     A message whose options name a ``lane`` (and optionally a ``lane_priority``: ``high``,
     ``normal`` or ``low``) shares the workers fairly with other lanes instead of waiting its
@@ -74,6 +78,7 @@ class NatsBroker(dramatiq.Broker):
         connect_timeout: float = 5.0,
         wire: bool = True,
         lane_max_running: int | None = None,
+        prefetch: int | None = None,
     ) -> None:
         super().__init__(middleware=middleware)
         #: Set when a worker starts shutting down: messages its threads still hold once the
@@ -95,6 +100,9 @@ class NatsBroker(dramatiq.Broker):
         if lane_max_running is not None and lane_max_running < 1:
             raise ValueError("lane_max_running must be at least 1")
         self.lane_max_running = lane_max_running
+        if prefetch is not None and prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        self.prefetch = prefetch
         self._ready_lanes: set[tuple[str, str, int]] = set()
         self.connect_timeout = connect_timeout
         self.connection = LoopConnection(
@@ -258,6 +266,8 @@ class NatsBroker(dramatiq.Broker):
 
         :param timeout: milliseconds an idle ``next()`` waits before returning ``None``.
         """
+        if self.prefetch is not None and not queue_name.endswith(".DQ"):
+            prefetch = self.prefetch
         return NatsConsumer(self, queue_name, prefetch, timeout)
 
     # -- maintenance -------------------------------------------------------------------------

@@ -53,6 +53,8 @@ from tasks.sweep import Sweeper
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
+#: The options that keep a job's messages in its tenant's lane (:func:`app.queue.stage_message`).
+LANE = ("lane", "lane_priority")
 
 config = worker_config()
 broker = make_broker(
@@ -60,6 +62,8 @@ broker = make_broker(
     config.nats_namespace,
     replicas=config.nats_replicas,
     middleware=[Observability(config), Sweeper(config, get_context)],
+    tenant_max_running=config.tenant_max_running or None,
+    prefetch=config.worker_threads,  # the Procfile's --threads
 )
 dramatiq.set_broker(broker)
 
@@ -193,7 +197,11 @@ def _hand_on(ctx: WorkerContext, job_id: str, index: int) -> None:
     already recorded, or runs it again with the same result).
     """
     if index + 1 < len(STAGES):
-        riding_out(lambda: run_stage.send(job_id, STAGES[index + 1].name))
+        # In the same lane as this stage (its tenant's, at its priority).
+        current = CurrentMessage.get_current_message()
+        lane = {k: v for k, v in (current.options if current else {}).items() if k in LANE}
+        args = (job_id, STAGES[index + 1].name)
+        riding_out(lambda: run_stage.send_with_options(args=args, **lane))
     else:
         made = riding_out(lambda: jobs.job_done(ctx.sessions, job_id))
         _send_webhooks(made)

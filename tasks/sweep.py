@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs
 from app.config import Config
-from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE
+from app.queue import FIRST_STAGE, PIPELINE_QUEUE, stage_message
 from app.storage import Storage, StorageUnavailable
 from app.storage.orphans import remove_orphans
 from app.webhooks import outbox
@@ -92,13 +92,7 @@ def sweep(
             with jobs.reopening(sessions, job.id, stage, why=jobs.RESENT_BY_SWEEP) as exists:
                 if exists:
                     broker.enqueue(
-                        dramatiq.Message(
-                            queue_name=PIPELINE_QUEUE,
-                            actor_name=PIPELINE_ACTOR,
-                            args=(job.id, stage),
-                            kwargs={},
-                            options={},
-                        )
+                        stage_message(job.id, stage, tenant=job.tenant, priority=job.priority)
                     )
         return len(stranded)
 

@@ -51,7 +51,7 @@ class Stack:
                         "--threads",
                         "2",
                     ],
-                    env=self.env(),
+                    env=self.env(WORKER_THREADS="2"),  # as the Procfile passes --threads
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=ROOT,

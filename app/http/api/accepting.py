@@ -26,7 +26,7 @@ from app.http.errors import ApiError
 from app.logs import bind
 from app.metrics import metrics
 from app.models import Upload, new_id
-from app.queue import start_job
+from app.queue import PRIORITIES, start_job
 from app.storage import CHUNK, Stored
 from app.tenants.quotas import Quotas
 from app.webhooks.addresses import BadCallbackUrl, check_callback_url
@@ -45,6 +45,7 @@ class JobOptions:
     formats: list[str]
     normalize: dict | None  # the loudness target (``audio.targets.Target.to_dict``)
     callback_url: str | None  # the job's own webhook
+    priority: str = "normal"  # among the tenant's work: high, normal or low
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Kept:
 
     accepted: uploads.Accepted
     stored: Stored
+    tenant: str
+    priority: str
 
 
 class KeyTaken(Exception):
@@ -73,15 +76,19 @@ class KeyTaken(Exception):
         self.sha256 = sha256
 
 
-def job_options(*, callback: bool = True) -> JobOptions:
-    """The request's ``formats``, ``normalize`` and ``true_peak`` and — unless not the job's
-    (``callback=False``: a batch's is its own) — ``callback_url`` (form or query), checked.
+def job_options(*, callback: bool = True, priority: str = "normal") -> JobOptions:
+    """The request's ``formats``, ``normalize``, ``true_peak`` and ``priority`` (``priority``
+    when not given) and — unless not the job's (``callback=False``: a batch's is its own) —
+    ``callback_url`` (form or query), checked.
 
     :raises ApiError: 400 for a bad one; :raises UnknownFormat: an unknown format.
     """
     formats = list(parse_formats(request.form.get("formats") or request.args.get("formats")))
     target = _normalize_target()
-    return JobOptions(formats, target, callback_url_field() if callback else None)
+    chosen = _field("priority") or priority
+    if chosen not in PRIORITIES:
+        raise ApiError(400, "bad_priority", "priority must be high, normal or low")
+    return JobOptions(formats, target, callback_url_field() if callback else None, chosen)
 
 
 def sniffed(file: FileStorage, which: str | None = None) -> Sniffed:
@@ -125,7 +132,13 @@ def keep(
     )
     try:
         done = uploads.record(
-            sessions(), upload, options.formats, limits, options.normalize, options.callback_url
+            sessions(),
+            upload,
+            options.formats,
+            limits,
+            options.normalize,
+            options.callback_url,
+            options.priority,
         )
     except IntegrityError:
         remove_file(stored.key)
@@ -133,14 +146,14 @@ def keep(
     except BaseException:  # over a quota (429), the database away (503), anything: keep nothing
         remove_file(stored.key)
         raise
-    return Kept(done, stored)
+    return Kept(done, stored, tenant, options.priority)
 
 
 def start(kept: Kept) -> None:
     """Queue the job of a kept file, or undo the upload (:func:`_queue`)."""
     done, stored = kept.accepted, kept.stored
     bind(upload_id=done.upload_id, job_id=done.job_id)
-    _queue(done, stored.key)
+    _queue(done, stored.key, kept.tenant, kept.priority)
     metrics().uploads.inc()
     metrics().upload_bytes.inc(stored.size)
     logger.info(
@@ -229,7 +242,7 @@ def _store(key: str, chunks: Iterable[bytes]) -> Stored:
     return storage().save(key, chunks)
 
 
-def _queue(done: uploads.Accepted, stored_key: str) -> None:
+def _queue(done: uploads.Accepted, stored_key: str, tenant: str, priority: str) -> None:
     """Send the job's first stage, or undo the upload: rows, then file.
 
     The client is told 503 (NATS away), so nothing of the upload must run or remain: its retry
@@ -238,7 +251,7 @@ def _queue(done: uploads.Accepted, stored_key: str) -> None:
     workers' sweep of quiet jobs sends it later (a retry with the key then answers with it).
     """
     try:
-        start_job(broker(), done.job_id)
+        start_job(broker(), done.job_id, tenant=tenant, priority=priority)
     except BaseException as exc:  # BrokerConnectionError: answered 503 by app.http.errors
         logger.error("could not queue job %s (%r): removing the upload", done.job_id, exc)
         try:

@@ -70,7 +70,7 @@ def _from_files() -> batches.Created:
         uploads.check_quotas(sessions(), who.tenant, limits, size)
     callback_url = single.callback_url_field()
     # The batch's callback_url is its own: each job's webhook is its tenant's default, if any.
-    options = single.job_options(callback=False)
+    options = single.job_options(callback=False, priority="low")  # behind single uploads
     files = request.files.getlist("file")
     _check_count(len(files), "send the audio as several multipart form fields named 'file'")
     if limits is not None and len(files) > 1:  # the whole batch within the hourly limit

@@ -14,6 +14,7 @@ from flask import Blueprint, jsonify
 from app.batches import MAX_JOBS
 from app.dead_letters import QUEUE_NAME
 from app.models import JOB_STATUSES
+from app.queue import PRIORITIES
 from app.webhooks.addresses import MAX_URL_CHARS
 from audio.formats import FORMATS
 from audio.targets import LUFS_RANGE, PRESETS, TRUE_PEAK_RANGE
@@ -160,6 +161,19 @@ _CALLBACK_WORDS = (
     "(webhook-id, webhook-timestamp, webhook-signature); needs WEBHOOK_SECRET on the service "
     "(else 400 webhooks_off)"
 )
+
+
+def _priority(default: str) -> dict:
+    return {
+        "type": "string",
+        "enum": list(PRIORITIES),
+        "default": default,
+        "description": "the job's place among its tenant's own work: a tenant's waiting jobs "
+        "run most urgent first (single uploads default to normal, batches to low); it never "
+        "lets one tenant pass another",
+    }
+
+
 #: What ``Last-Event-ID`` (``app.http.streams.MAX_EVENT_ID``) may be: an event id, 0 for none.
 _EVENT_ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 
@@ -196,6 +210,7 @@ DOCUMENT = {
                 "properties": {
                     "file": _AUDIO_FILE,
                     **_UPLOAD_FIELDS,
+                    "priority": _priority("normal"),
                     "callback_url": {
                         **_CALLBACK_URL,
                         "description": _CALLBACK_WORDS.format(
@@ -243,6 +258,7 @@ DOCUMENT = {
                         "description": "several fields named file, each an audio file",
                     },
                     **_UPLOAD_FIELDS,
+                    "priority": _priority("low"),
                     "callback_url": {
                         **_CALLBACK_URL,
                         "description": _CALLBACK_WORDS.format(
@@ -460,12 +476,12 @@ DOCUMENT = {
         "/api/uploads": {
             "post": _op(
                 "Upload audio (multipart field `file`; optional `formats`, e.g. mp3,opus, "
-                "`normalize`, `true_peak` and `callback_url`)",
+                "`normalize`, `true_peak`, `priority` and `callback_url`)",
                 {
                     "202": _json("queued", "Accepted"),
                     "400": _error(
-                        "no_file, not_audio, unknown_format, bad_normalize, bad_callback_url, "
-                        "webhooks_off, bad_idempotency_key"
+                        "no_file, not_audio, unknown_format, bad_normalize, bad_priority, "
+                        "bad_callback_url, webhooks_off, bad_idempotency_key"
                     ),
                     "403": _CROSS_SITE,
                     "409": _error(

@@ -47,7 +47,12 @@ def make_client(migrated_database_url, service_nats_url, tmp_path):
                         "--threads",
                         str(threads),
                     ],
-                    env={**os.environ, **settings, "PYTHONPATH": str(ROOT)},
+                    env={
+                        **os.environ,
+                        **settings,
+                        "WORKER_THREADS": str(threads),  # as the Procfile's line passes it
+                        "PYTHONPATH": str(ROOT),
+                    },
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=ROOT,

@@ -122,14 +122,14 @@ def test_a_message_held_by_a_dead_consumer_comes_back_with_its_ticket(lanes_brok
     lanes_broker.join(QUEUE, timeout=5000)
 
 
-def test_a_lane_message_without_a_ticket_gets_one_from_an_idle_consumer(
-    lanes_broker, monkeypatch
-):
+def test_a_lane_message_without_a_ticket_gets_one_from_an_idle_consumer(lanes_broker, monkeypatch):
     monkeypatch.setattr("broker.consumer.STRANDED_CHECK_S", 0.0)
     send(lanes_broker, "with-ticket", "x")
     message = dramatiq.Message(QUEUE, "act", ("stranded",), {}, {"lane": "x"})
     subject = lanes_broker.topology.lane_subject(QUEUE, "x", 1)
-    lanes_broker._publish(QUEUE, message.encode(), msg_id="stranded", subject=subject, lane=("x", 1))
+    lanes_broker._publish(
+        QUEUE, message.encode(), msg_id="stranded", subject=subject, lane=("x", 1)
+    )
     consumer = lanes_broker.consume(QUEUE, prefetch=1, timeout=300)
     try:
         bodies = [take(consumer, 1)[0]]

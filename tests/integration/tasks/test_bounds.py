@@ -37,7 +37,7 @@ def run_job(module, ctx, source: Path, formats: list[str], **options):
     if options:
         module.run_stage.send_with_options(args=(job_id, FIRST_STAGE), **options)
     else:
-        start_job(module.broker, job_id)
+        start_job(module.broker, job_id, tenant="default", priority="normal")
     return wait_finished(ctx, job_id, timeout=60)
 
 

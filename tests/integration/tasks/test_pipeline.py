@@ -82,7 +82,7 @@ def test_a_track_goes_through_every_stage(pipeline, tmp_path):
     source = tmp_path / "song.flac"
     write_audio(source, track.samples, 44100, "flac")
     job_id = add_upload(ctx, source, ["mp3", "opus"])
-    start_job(module.broker, job_id)
+    start_job(module.broker, job_id, tenant="default", priority="normal")
     job = wait_finished(ctx, job_id)
     assert job.status == "done", job.error
     with ctx.sessions() as session:
@@ -131,7 +131,7 @@ def test_not_audio_fails_at_once_with_a_reason_and_no_retries(pipeline, tmp_path
     source = tmp_path / "fake.flac"
     source.write_bytes(b"fLaC" + os.urandom(5000))
     job_id = add_upload(ctx, source, ["mp3"])
-    start_job(module.broker, job_id)
+    start_job(module.broker, job_id, tenant="default", priority="normal")
     job = wait_finished(ctx, job_id)
     assert job.status == "failed"
     assert job.attempts == 1
@@ -150,7 +150,7 @@ def test_a_transient_failure_is_retried_then_fails_and_is_dead_lettered(pipeline
     write_audio(source, track.samples, 22050, "flac")
     job_id = add_upload(ctx, source, ["mp3"])
     ctx.storage.delete("uploads/gone.flac")  # storage lost the file: not the audio's fault
-    start_job(module.broker, job_id)
+    start_job(module.broker, job_id, tenant="default", priority="normal")
     job = wait_finished(ctx, job_id, timeout=90)
     assert job.status == "failed"
     assert job.attempts == module.MAX_RETRIES + 1
@@ -188,7 +188,7 @@ def test_a_stage_stopped_by_its_time_limit_fails_at_once_with_the_reason(
     source = tmp_path / "long.flac"
     write_audio(source, track.samples, 22050, "flac")
     job_id = add_upload(ctx, source, ["mp3"])
-    start_job(module.broker, job_id)
+    start_job(module.broker, job_id, tenant="default", priority="normal")
     job = wait_finished(ctx, job_id, timeout=90)
     assert job.status == "failed"
     assert job.attempts == 2  # transcode, then loudness once

@@ -72,6 +72,7 @@ class KillStack:
             "PYTHONPATH": str(ROOT),
             "TEST_ACK_WAIT": "2",
             "TEST_HOLD_DIR": str(self.folder),
+            "WORKER_THREADS": str(threads),  # as the Procfile passes --threads
             **hold,
         }
         with (self.folder / f"worker{len(self.workers)}.log").open("wb") as log:

@@ -357,3 +357,48 @@ def _end_after(sessions, start: threading.Barrier, job_id: str, delay: float) ->
     start.wait()
     time.sleep(delay)
     jobs.job_done(sessions, job_id)
+
+
+def test_a_batch_waits_behind_later_uploads_of_another_tenant_and_of_its_own(make_client, short):
+    """The batch's eight jobs are queued first; another tenant's upload, then the batch
+    tenant's own single upload, are sent after it. First come, first served would finish both
+    after all eight; shared fairly (another tenant) and by priority (a single upload is
+    ``normal``, a batch's jobs ``low``), each overtakes most of the batch."""
+    client = make_client(**TOKENS)
+    made = send_batch(client, [(short, f"b{i}.flac") for i in range(8)], headers=ALPHA)
+    assert made.status_code == 202, made.json
+    theirs = upload(client, short, headers=BETA).json["job_id"]
+    mine = upload(client, short, headers=ALPHA).json["job_id"]
+    wait_ended(client, made.json["batch_id"], headers=ALPHA, timeout=180)
+    for job_id in (theirs, mine):
+        wait_for(lambda j=job_id: client.get(f"/api/jobs/{j}", headers=ADMIN).json["finished_at"])
+
+    def job(job_id: str) -> dict:
+        return client.get(f"/api/jobs/{job_id}", headers=ADMIN).json
+
+    batch_jobs = [job(each["job_id"]) for each in made.json["jobs"]]
+    assert {each["priority"] for each in batch_jobs} == {"low"}
+    assert job(mine)["priority"] == job(theirs)["priority"] == "normal"
+    for late in (theirs, mine):
+        finished = job(late)["finished_at"]
+        before = [each for each in batch_jobs if each["finished_at"] < finished]
+        assert len(before) <= 4, (late, [each["finished_at"] for each in batch_jobs], finished)
+
+
+def test_an_upload_may_say_its_priority(make_client, short):
+    client = make_client(workers=False, **TOKENS)
+    urgent = upload(client, short, headers=ALPHA, priority="high")
+    assert urgent.status_code == 202, urgent.json
+    assert client.get(f"/api/jobs/{urgent.json['job_id']}", headers=ALPHA).json["priority"] == (
+        "high"
+    )
+    wrong = upload(client, short, headers=ALPHA, priority="urgent")
+    assert wrong.status_code == 400
+    assert wrong.json["error"] == {
+        "code": "bad_priority",
+        "message": "priority must be high, normal or low",
+    }
+    made = send_batch(client, [(short, "a.flac")], headers=ALPHA, priority="high")
+    assert made.status_code == 202, made.json
+    job_id = made.json["jobs"][0]["job_id"]
+    assert client.get(f"/api/jobs/{job_id}", headers=ALPHA).json["priority"] == "high"

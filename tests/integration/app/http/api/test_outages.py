@@ -214,9 +214,9 @@ def test_database_lost_while_the_queue_is_away(own_postgres, own_nats, make_api,
     app, client = make_api(database_url, own_nats.url)
     real_start_job = accepting.start_job
 
-    def start_job(broker, job_id):  # the rows are written; now both servers are away
+    def start_job(broker, job_id, **lane):  # the rows are written; now both servers are away
         server.stop()
-        return real_start_job(broker, job_id)
+        return real_start_job(broker, job_id, **lane)
 
     monkeypatch.setattr(accepting, "start_job", start_job)
     own_nats.stop()
