@@ -144,7 +144,7 @@ def waiting_jobs_by_tenant(sessions: sessionmaker[Session], top: int) -> dict[st
         .limit(top)
     )
     with sessions() as session:
-        rows = session.execute(leaders).tuples().all()
+        rows = session.execute(leaders).all()
     found = {tenant: int(n) for tenant, n, _ in rows}
     total = int(rows[0][2]) if rows else 0
     found[OTHER_TENANTS] = total - sum(found.values())
