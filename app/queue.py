@@ -145,7 +145,7 @@ def waiting_jobs_by_tenant(sessions: sessionmaker[Session], top: int) -> dict[st
     )
     with sessions() as session:
         rows = session.execute(leaders).all()
-    found = {tenant: int(n) for tenant, n, _ in rows}
+    found: dict[str, int] = {str(row[0]): int(row[1]) for row in rows}
     total = int(rows[0][2]) if rows else 0
     found[OTHER_TENANTS] = total - sum(found.values())
     return found
