@@ -46,25 +46,33 @@ def workers(tmp_path, current: int, backlog: QueueBacklog | None, url: str = "")
     return int(done.stdout)
 
 
-def waited(seconds: float, waiting: int = 3, unsettled: int = 8) -> QueueBacklog:
-    return QueueBacklog(waiting, unsettled, time.time() - seconds)
+#: A backlog by the seconds its oldest message has waited (``None``: nothing waits), and the
+#: messages waiting and unsettled; made when the test runs, not when it is collected.
+Figures = tuple[float | None, int, int]
+
+
+def backlog_of(figures: Figures | None) -> QueueBacklog | None:
+    if figures is None:
+        return None
+    age, waiting, unsettled = figures
+    return QueueBacklog(waiting, unsettled, None if age is None else time.time() - age)
 
 
 @pytest.mark.parametrize(
-    ("current", "backlog", "expected"),
+    ("current", "figures", "expected"),
     [
-        (2, waited(600), 3),  # stages wait 10 minutes: one more
-        (5, waited(600), 5),  # ... but never past MAX_WORKERS
-        (2, waited(30), 2),  # they wait, under the target: enough workers
-        (3, QueueBacklog(0, 8, None), 2),  # nothing waits, 8 in flight fit on 2 workers
-        (3, QueueBacklog(0, 9, None), 3),  # ... 9 do not
-        (1, QueueBacklog(0, 0, None), 1),  # never under MIN_WORKERS
+        (2, (600, 3, 8), 3),  # stages wait 10 minutes: one more
+        (5, (600, 3, 8), 5),  # ... but never past MAX_WORKERS
+        (2, (30, 3, 8), 2),  # they wait, under the target: enough workers
+        (3, (None, 0, 8), 2),  # nothing waits, 8 in flight fit on 2 workers
+        (3, (None, 0, 9), 3),  # ... 9 do not
+        (1, (None, 0, 0), 1),  # never under MIN_WORKERS
         (2, None, 2),  # NATS away: no figures, no change
     ],
 )
-def test_workers_follow_the_queue_time_of_the_pipeline(tmp_path, current, backlog, expected):
-    assert workers(tmp_path, current, backlog) == expected
+def test_workers_follow_the_queue_time_of_the_pipeline(tmp_path, current, figures, expected):
+    assert workers(tmp_path, current, backlog_of(figures)) == expected
 
 
 def test_an_unreachable_metrics_port_changes_nothing(tmp_path):
-    assert workers(tmp_path, 3, waited(600), url="http://127.0.0.1:9/metrics") == 3
+    assert workers(tmp_path, 3, backlog_of((600, 3, 8)), url="http://127.0.0.1:9/metrics") == 3
