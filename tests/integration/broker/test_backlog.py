@@ -1,7 +1,8 @@
 """``queue_backlog``: how many messages wait, and since when the oldest has waited.
 
-Times are checked against this host's clock read before and after each send (the server's
-stored time of a message falls between them), never against how long something took.
+Times are compared with the stored times of marker messages sent before, between and after
+(on queues of their own in the same stream), so only the server's clock is involved, never
+how long something took.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import dramatiq
 
 
 def test_the_oldest_waiting_message_is_the_first_not_yet_delivered_on_its_queue(broker):
-    @dramatiq.actor(broker=broker, queue_name="other")
-    def elsewhere():
-        pass
+    markers = {}
+    for name in ("before", "between", "after"):
+        markers[name] = dramatiq.actor(
+            lambda: None, broker=broker, actor_name=name, queue_name=name
+        )
 
     @dramatiq.actor(broker=broker)
     def work(n):
@@ -24,20 +27,21 @@ def test_the_oldest_waiting_message_is_the_first_not_yet_delivered_on_its_queue(
     assert (empty.waiting, empty.unsettled, empty.oldest_waiting_at) == (0, 0, None)
     assert empty.oldest_waiting_age(time.time()) == 0
 
-    elsewhere.send()  # older, on another queue of the same stream: never counted for "default"
-    before_first = time.time()
+    # Older, on another queue of the same stream: never the oldest of "default".
+    markers["before"].send()
     work.send(1)
-    after_first = time.time()
+    markers["between"].send()
     work.send(2)
-    after_second = time.time()
+    markers["after"].send()
     work.send(3)
 
-    backlog = broker.queue_backlog()["default"]
+    backlogs = broker.queue_backlog()
+    at = {name: backlogs[name].oldest_waiting_at for name in markers}
+    backlog = backlogs["default"]
     assert (backlog.waiting, backlog.unsettled) == (3, 0)
-    assert before_first <= backlog.oldest_waiting_at <= after_first
+    assert at["before"] < backlog.oldest_waiting_at < at["between"]  # the first one sent
     now = time.time()
-    assert backlog.oldest_waiting_age(now) == now - backlog.oldest_waiting_at
-    assert broker.queue_backlog()["other"].oldest_waiting_at < before_first
+    assert backlog.oldest_waiting_age(now) == max(0.0, now - backlog.oldest_waiting_at)
 
     # A worker takes the first message and holds it: it is in progress, no longer waiting, and
     # the second one is now the oldest waiting.
@@ -47,7 +51,7 @@ def test_the_oldest_waiting_message_is_the_first_not_yet_delivered_on_its_queue(
         assert tuple(taken.args) == (1,)
         backlog = broker.queue_backlog()["default"]
         assert (backlog.waiting, backlog.unsettled) == (2, 1)
-        assert after_first <= backlog.oldest_waiting_at <= after_second
+        assert at["between"] < backlog.oldest_waiting_at < at["after"]
         consumer.ack(taken)
     finally:
         consumer.close()
