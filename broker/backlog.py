@@ -11,8 +11,8 @@ from its durable consumer in two API calls:
    filter}``: the first message on the consumer's subject it has not delivered yet — the oldest
    waiting one (NATS 2.9 answers it). Its ``time`` is when the server stored it.
 
-The request is sent as raw JSON rather than through nats-py's ``get_msg``, whose ``next``
-argument and parsed ``time`` are not in every nats-py this package accepts.
+The request is sent as raw JSON and its answer read here, so nothing depends on whether the
+installed nats-py's ``get_msg`` knows next-by-subject requests or parses the stored time.
 """
 
 from __future__ import annotations
