@@ -11,6 +11,10 @@ from its durable consumer in two API calls:
    filter}``: the first message on the consumer's subject it has not delivered yet — the oldest
    waiting one (NATS 2.9 answers it). Its ``time`` is when the server stored it.
 
+A lane message (:mod:`broker.lanes`) is counted and dated by its ticket, stored on the queue's
+subject just after it: the age is the queue's as a whole — how far behind the workers are —
+while one lane's message may wait longer when fairness or its key's cap holds it back.
+
 The request is sent as raw JSON and its answer read here, so nothing depends on whether the
 installed nats-py's ``get_msg`` knows next-by-subject requests or parses the stored time.
 """

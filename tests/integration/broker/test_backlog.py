@@ -55,3 +55,27 @@ def test_the_oldest_waiting_message_is_the_first_not_yet_delivered_on_its_queue(
         consumer.ack(taken)
     finally:
         consumer.close()
+
+
+def test_a_lane_message_waits_as_its_ticket(broker):
+    """A message sent on a lane is stored on its lane subject; its queue gets a ticket, which
+    the queue's consumer (the one KEDA reads too) counts and dates."""
+    before = dramatiq.actor(lambda: None, broker=broker, actor_name="before", queue_name="before")
+    after = dramatiq.actor(lambda: None, broker=broker, actor_name="after", queue_name="after")
+
+    @dramatiq.actor(broker=broker)
+    def work(n):
+        pass
+
+    before.send()
+    work.send_with_options(args=(1,), lane="tenant-a")
+    after.send()
+
+    backlogs = broker.queue_backlog()
+    backlog = backlogs["default"]
+    assert (backlog.waiting, backlog.unsettled) == (1, 0)
+    assert (
+        backlogs["before"].oldest_waiting_at
+        < backlog.oldest_waiting_at
+        < backlogs["after"].oldest_waiting_at
+    )
