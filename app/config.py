@@ -87,6 +87,8 @@ class Config:
     web_connection_limit: int = 1000
     read_timeout_s: int = 30
     metrics_port: int = 9190
+    #: Tenants named in ``phantomchain_waiting_jobs``; the others add up under ``@other``.
+    metrics_top_tenants: int = 10
     event_stream_max_s: int = 300
     event_streams_per_tenant: int = 8
     graceful_timeout: int = 30
@@ -248,6 +250,9 @@ class Config:
             ),
             read_timeout_s=number("READ_TIMEOUT_S", cls.read_timeout_s, 1, 3600, " of seconds"),
             metrics_port=number("METRICS_PORT", cls.metrics_port, 0, 65535, " (a port; 0 = off)"),
+            metrics_top_tenants=number(
+                "METRICS_TOP_TENANTS", cls.metrics_top_tenants, 1, 1000, " of tenants"
+            ),
             event_stream_max_s=number(
                 "EVENT_STREAM_MAX_S", cls.event_stream_max_s, 1, 86400, " of seconds"
             ),

@@ -16,11 +16,16 @@ values stay in the process.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds buckets for request durations (fast) and stage durations (slow).
@@ -145,6 +150,10 @@ def metrics() -> Metrics:
 class QueueCollector:
     """Queue figures read from JetStream when Prometheus scrapes (never stored, never stale).
 
+    ``phantomchain_queue_oldest_waiting_seconds`` is the signal to scale workers on: how long
+    the oldest message not yet delivered has waited (0 when none waits), from the time
+    JetStream stored it (:mod:`broker.backlog`; one or two API calls per queue a scrape).
+
     :param broker: a :class:`broker.NatsBroker`.
     """
 
@@ -162,20 +171,61 @@ class QueueCollector:
             "Messages delivered to a worker and not yet settled (consumer ack pending).",
             labels=["queue"],
         )
+        oldest = GaugeMetricFamily(
+            "phantomchain_queue_oldest_waiting_seconds",
+            "How long the oldest message not yet delivered has waited (0: none waits).",
+            labels=["queue"],
+        )
         dead = GaugeMetricFamily(
             "phantomchain_dead_letters", "Dead letters kept, by queue.", labels=["queue"]
         )
         up = GaugeMetricFamily("phantomchain_nats_up", "1 when JetStream answered the scrape.")
         try:
-            for queue, (pending, in_progress) in self.broker.queue_stats().items():
-                waiting.add_metric([queue], pending)
-                unsettled.add_metric([queue], in_progress)
+            backlogs = self.broker.queue_backlog()
+            now = time.time()
+            for queue, backlog in backlogs.items():
+                waiting.add_metric([queue], backlog.waiting)
+                unsettled.add_metric([queue], backlog.unsettled)
+                oldest.add_metric([queue], backlog.oldest_waiting_age(now))
             for queue, count in self.broker.dead_letters.count().items():
                 dead.add_metric([queue], count)
             up.add_metric([], 1)
         except Exception:  # an unreachable NATS must not break the scrape of everything else
             up.add_metric([], 0)
-        return [waiting, unsettled, dead, up]
+        return [waiting, unsettled, oldest, dead, up]
+
+
+class WaitingJobsCollector:
+    """Jobs waiting to start per tenant, read from PostgreSQL when Prometheus scrapes.
+
+    Only the tenants with the most waiting jobs are labelled by name, the rest add up under
+    one label (:func:`app.queue.waiting_jobs_by_tenant`), so the series stay few however many
+    tenants there are. The family is made anew each scrape: a tenant whose jobs have all
+    started simply has no series any more, rather than a stale one.
+
+    :param read: ``() -> {tenant label: jobs}``; raising (the database away) leaves the family
+        empty without failing the scrape.
+    """
+
+    def __init__(self, read: Callable[[], Mapping[str, int]]) -> None:
+        self.read = read
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "phantomchain_waiting_jobs",
+            "Jobs accepted and not yet started, by tenant (the busiest tenants; the rest: @other).",
+            labels=["tenant"],
+        )
+        try:
+            counts = self.read()
+        except Exception:  # the database away: the other families are still worth scraping
+            logger.debug("waiting jobs per tenant not read", exc_info=True)
+            counts = {}
+        for tenant, count in counts.items():
+            family.add_metric([tenant], count)
+        return [family]
 
 
 def render(extra_collectors: tuple = ()) -> tuple[bytes, str]:

@@ -138,6 +138,36 @@ def queues(broker: NatsBroker) -> list[dict[str, Any]]:
     ]
 
 
+#: The label of the tenants past the top ones in ``phantomchain_waiting_jobs`` (``@``: a name no
+#: tenant can take, so a tenant called "other" is never added up with the rest).
+OTHER_TENANTS = "@other"
+
+
+def waiting_jobs_by_tenant(sessions: sessionmaker[Session], top: int) -> dict[str, int]:
+    """Jobs ``queued`` (accepted, no stage started yet) per tenant: the ``top`` tenants with
+    the most, ties by name, and all the others added up under :data:`OTHER_TENANTS` (always
+    present, 0 when none) — at most ``top + 1`` entries, whatever the number of tenants."""
+    per_tenant = (
+        select(Job.tenant, func.count().label("n"))
+        .where(Job.status == "queued")
+        .group_by(Job.tenant)
+        .subquery()
+    )
+    # One statement, so the total and the leaders are counted on the same snapshot (the window
+    # sum is taken over every tenant before the limit).
+    leaders = (
+        select(per_tenant.c.tenant, per_tenant.c.n, func.sum(per_tenant.c.n).over())
+        .order_by(per_tenant.c.n.desc(), per_tenant.c.tenant)
+        .limit(top)
+    )
+    with sessions() as session:
+        rows = session.execute(leaders).all()
+    found: dict[str, int] = {str(row[0]): int(row[1]) for row in rows}
+    total = int(rows[0][2]) if rows else 0
+    found[OTHER_TENANTS] = total - sum(found.values())
+    return found
+
+
 def throughput(
     sessions: sessionmaker[Session],
     *,

@@ -3,7 +3,8 @@
 This package imports nothing else of PhantomChain and could be published on its own.
 """
 
+from broker.backlog import QueueBacklog
 from broker.dead_letters import DeadLetter, DeadLetters
 from broker.nats_broker import NatsBroker
 
-__all__ = ["DeadLetter", "DeadLetters", "NatsBroker"]
+__all__ = ["DeadLetter", "DeadLetters", "NatsBroker", "QueueBacklog"]

@@ -21,6 +21,7 @@ from dramatiq.common import current_millis, dq_name, q_name
 from dramatiq.errors import BrokerConnectionError, QueueJoinTimeout
 from nats.js.errors import NotFoundError
 
+from broker.backlog import QueueBacklog, read_backlog
 from broker.connection import TRANSIENT_ERRORS, LoopConnection
 from broker.consumer import NatsConsumer
 from broker.dead_letters import DeadLetters
@@ -318,6 +319,23 @@ class NatsBroker(dramatiq.Broker):
             return {name: await self._counts(name) for name in names}
 
         return self._call(read, "reading queue statistics", timeout=timeout)
+
+    def queue_backlog(self, timeout: float = 3.0) -> dict[str, QueueBacklog]:
+        """``{queue: QueueBacklog}`` for every declared queue: what :meth:`queue_stats` reads,
+        plus when the oldest waiting message was stored (one more call per queue where
+        messages wait; :mod:`broker.backlog`). What to scale workers on."""
+        names = sorted(self.get_declared_queues())
+
+        async def read() -> dict[str, QueueBacklog]:
+            nc = await self.connection.client()
+            js = await self.connection.jetstream()
+            found = {}
+            for name in names:
+                await self.ensure_queue_async(name)
+                found[name] = await read_backlog(nc, js, self.topology, name, timeout=timeout)
+            return found
+
+        return self._call(read, "reading queue backlogs", timeout=timeout)
 
     def emit_after(self, signal: str, *args, **kwargs) -> None:
         """As dramatiq's, but a failed message whose retry could not be scheduled is marked to

@@ -8,8 +8,8 @@ other is ``other``), so neither ids nor made-up methods become labels: a label v
 series, and a client could otherwise grow ``/metrics`` without bound.
 
 ``/metrics`` is not on the public port: :func:`metrics_app` serves the web process's metrics,
-plus queue figures read from JetStream at scrape time, on ``METRICS_PORT`` (internal; see
-:mod:`app.server`).
+plus queue figures read from JetStream and jobs waiting per tenant read from PostgreSQL at
+scrape time, on ``METRICS_PORT`` (internal; see :mod:`app.server`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from app.logs import reset_context
-from app.metrics import QueueCollector, metrics, render
+from app.metrics import QueueCollector, WaitingJobsCollector, metrics, render
+from app.queue import waiting_jobs_by_tenant
 
 logger = logging.getLogger("app.requests")
 
@@ -87,14 +88,19 @@ WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
 def metrics_app(app: Flask) -> WsgiApp:
     """The WSGI app of ``METRICS_PORT``: ``GET /metrics`` gives the exposition text of this
-    process, plus the queue figures read through ``app``'s broker; anything else is a 404."""
-    collector = QueueCollector(app.extensions["broker"])
+    process, plus the queue figures read through ``app``'s broker and the jobs waiting per
+    tenant read from its database; anything else is a 404."""
+    sessions, config = app.extensions["sessions"], app.config["PHANTOMCHAIN"]
+    collectors = (
+        QueueCollector(app.extensions["broker"]),
+        WaitingJobsCollector(lambda: waiting_jobs_by_tenant(sessions, config.metrics_top_tenants)),
+    )
 
     def serve(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") not in ("/metrics", "/"):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: metrics are at /metrics\n"]
-        body, content_type = render((collector,))
+        body, content_type = render(collectors)
         start_response(
             "200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         )

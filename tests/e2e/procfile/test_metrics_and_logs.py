@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.request
 
 import pytest
@@ -121,13 +122,25 @@ def test_queue_depth_retries_and_dead_letters_are_counted(deployment, song):
     import psycopg
 
     api = deployment.api()
+    before_upload = time.time()
     status, body = upload(api.port, song)
+    after_upload = time.time()
     assert status == 202, body
-    # No worker yet: the first stage waits in the queue, and the API reads that from JetStream.
-    assert (
-        value(scrape(api.metrics_port), "phantomchain_queue_waiting_messages", queue="pipeline")
-        == 1
-    )
+    # No worker yet: the first stage waits in the queue, and the API reads that from JetStream
+    # (and how long it has waited: stored during the upload, read during the scrape) and from
+    # PostgreSQL (the job waits to start).
+    before_scrape = time.time()
+    samples = scrape(api.metrics_port)
+    after_scrape = time.time()
+    assert value(samples, "phantomchain_queue_waiting_messages", queue="pipeline") == 1
+    age = value(samples, "phantomchain_queue_oldest_waiting_seconds", queue="pipeline")
+    assert before_scrape - after_upload <= age <= after_scrape - before_upload
+    waiting = {
+        dict(labels)["tenant"]: n
+        for (name, labels), n in samples.items()
+        if name == "phantomchain_waiting_jobs"
+    }
+    assert sum(waiting.values()) == 1 and "@other" in waiting, waiting
     with psycopg.connect(deployment.env["DATABASE_URL"]) as connection:
         key = connection.execute(
             "SELECT storage_key FROM uploads WHERE id = %s", (body["upload_id"],)

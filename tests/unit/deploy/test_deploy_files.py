@@ -9,7 +9,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Config
-from app.metrics import QueueCollector, render
+from app.metrics import QueueCollector, WaitingJobsCollector, render
 from app.queue import make_broker
 from tests.support.paths import ROOT
 
@@ -18,9 +18,10 @@ SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 
 
 def exported_names() -> set[str]:
-    # The API's broker with nobody answering: the scrape-time families are still declared.
+    # The API's broker with nobody answering, and no database: the scrape-time families are
+    # still declared.
     unreachable = make_broker("nats://127.0.0.1:9", "unreachable")
-    body, _ = render((QueueCollector(unreachable),))
+    body, _ = render((QueueCollector(unreachable), WaitingJobsCollector(dict)))
     names = {family.name for family in text_string_to_metric_families(body.decode())}
     assert "phantomchain_nats_up" in names
     return names
