@@ -144,6 +144,15 @@ def run_broker(name: str, kind: str, url: str, args: argparse.Namespace) -> Row:
     actor = dramatiq.actor(_noop, broker=broker, actor_name="noop", queue_name=queue)
     workers = Workers(kind, url, queue, record_dir, args.processes, args.threads)
     row = Row(name)
+    if kind == "nats-lanes":  # one tenant's lane: what fair shares cost when nobody shares
+
+        def send(i: int) -> None:
+            actor.send_with_options(args=(i, PADDING), lane="tenant-1")
+    else:
+
+        def send(i: int) -> None:
+            actor.send(i, PADDING)
+
     n = args.messages
     try:
         # 1. enqueue with no worker running, then drain.
@@ -151,7 +160,7 @@ def run_broker(name: str, kind: str, url: str, args: argparse.Namespace) -> Row:
         started = time.perf_counter()
         for i in range(n):
             t0 = time.perf_counter()
-            actor.send(i, PADDING)
+            send(i)
             latencies.append(time.perf_counter() - t0)
         row.enqueue_rate = n / (time.perf_counter() - started)
         latencies.sort()
@@ -166,12 +175,12 @@ def run_broker(name: str, kind: str, url: str, args: argparse.Namespace) -> Row:
 
         # 2. end to end: workers up and idle, then enqueue until all have run.
         workers.reset()
-        actor.send(-1, PADDING)
+        send(-1)
         workers.wait_count(1, timeout=60)
         workers.reset()
         started = time.monotonic()
         for i in range(n):
-            actor.send(i, PADDING)
+            send(i)
         count, _ = workers.wait_count(n, timeout=n / 50 + 60)
         row.e2e_rate = n / (time.monotonic() - started) if count >= n else 0.0
         time.sleep(0.5)  # let a duplicate show itself
@@ -267,7 +276,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="comma-separated subset: "
-        "nats,nats-r3,nats-metrics,nats-system,redis,rabbitmq,rabbitmq-confirm,raw",
+        "nats,nats-lanes,nats-r3,nats-metrics,nats-system,redis,rabbitmq,rabbitmq-confirm,raw",
     )
     parser.add_argument(
         "--metrics-rounds",
@@ -285,6 +294,12 @@ def main() -> None:
     try:
         if want("nats"):
             rows.append(run_broker("NatsBroker (nats-server 2.15, file)", "nats", server.url, args))
+        if want("nats-lanes"):
+            rows.append(
+                run_broker(
+                    "NatsBroker, one lane (nats-server 2.15)", "nats-lanes", server.url, args
+                )
+            )
         if want("nats-r3"):
             rows.append(run_cluster(args))
         if want("nats-metrics"):
@@ -342,6 +357,16 @@ def main() -> None:
             ratio = on / off
             label = phase.removesuffix("_rate")
             print(f"metrics on/off {label} ratio: {ratio:.3f} (cost {100 * (1 - ratio):.1f}%)")
+    lanes_row = next((r for r in rows if r.name.startswith("NatsBroker, one lane")), None)
+    if nats_row and lanes_row:
+        for label, phase in (
+            ("enqueue", "enqueue_rate"),
+            ("drain", "drain_rate"),
+            ("e2e", "e2e_rate"),
+        ):
+            plain_rate, laned = getattr(nats_row, phase), getattr(lanes_row, phase)
+            if plain_rate and laned:
+                print(f"nats lane/plain {label} throughput ratio: {laned / plain_rate:.2f}")
     r3_row = next((r for r in rows if r.name.startswith("NatsBroker (3-node")), None)
     if nats_row and r3_row:
         for label, phase in (

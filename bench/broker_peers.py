@@ -6,7 +6,7 @@ import dramatiq
 
 
 def make_broker(kind: str, url: str, namespace: str) -> dramatiq.Broker:
-    if kind == "nats":
+    if kind in ("nats", "nats-lanes"):  # nats-lanes: the same broker, messages sent in a lane
         from broker import NatsBroker
 
         return NatsBroker(url, namespace=namespace)
