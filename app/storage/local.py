@@ -13,6 +13,7 @@ from pathlib import Path
 from app.storage.base import (
     _KEY,
     CHUNK,
+    ObjectInfo,
     StorageError,
     StorageUnavailable,
     Stored,
@@ -73,6 +74,31 @@ class LocalStorage:
                 raise StorageError(f"no object {key!r}") from exc
             with stream:
                 while chunk := stream.read(CHUNK):
+                    yield chunk
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size, and a tag of size, modification time and inode: a save replaces the file (a
+        new inode), so the tag changes with its bytes (as nginx's ``ETag`` does)."""
+        path = self._path(key)
+        with _disk("read"):
+            try:
+                found = path.stat()
+            except FileNotFoundError as exc:
+                raise StorageError(f"no object {key!r}") from exc
+        return ObjectInfo(
+            found.st_size, f"{found.st_size:x}-{found.st_mtime_ns:x}-{found.st_ino:x}"
+        )
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        with _disk("read"):
+            try:
+                stream = self._path(key).open("rb")
+            except FileNotFoundError as exc:
+                raise StorageError(f"no object {key!r}") from exc
+            with stream:
+                stream.seek(start)
+                while length > 0 and (chunk := stream.read(min(CHUNK, length))):
+                    length -= len(chunk)
                     yield chunk
 
     def exists(self, key: str) -> bool:
