@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -83,8 +84,10 @@ class LocalStorage:
         with _disk("read"):
             try:
                 found = path.stat()
-            except FileNotFoundError as exc:
+            except (FileNotFoundError, NotADirectoryError) as exc:  # as local_path says
                 raise StorageError(f"no object {key!r}") from exc
+        if not stat.S_ISREG(found.st_mode):  # a folder of keys below it, not an object
+            raise StorageError(f"no object {key!r}")
         return ObjectInfo(
             found.st_size, f"{found.st_size:x}-{found.st_mtime_ns:x}-{found.st_ino:x}"
         )
@@ -93,7 +96,7 @@ class LocalStorage:
         with _disk("read"):
             try:
                 stream = self._path(key).open("rb")
-            except FileNotFoundError as exc:
+            except (FileNotFoundError, NotADirectoryError) as exc:  # as local_path says
                 raise StorageError(f"no object {key!r}") from exc
             with stream:
                 stream.seek(start)
