@@ -36,8 +36,9 @@ PAGES = (
 def _secure(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     policy = PAGES if response.mimetype in ("text/html", "text/css", "text/javascript") else None
-    if policy is not None:
-        policy = policy.replace("media-src 'self'", f"media-src 'self'{_bucket()}")
+    if policy is not None and (bucket := _bucket()):
+        policy = policy.replace("media-src 'self'", f"media-src 'self'{bucket}")
+        policy = policy.replace("connect-src 'self'", f"connect-src 'self'{bucket}")
     response.headers.setdefault("Content-Security-Policy", policy or LOCKED_DOWN)
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if response.mimetype in ("text/html", "application/json"):  # a tenant's data: never kept
@@ -47,7 +48,8 @@ def _secure(response: Response) -> Response:
 
 def _bucket() -> str:
     """With ``S3_PRESIGN=1``, the origin of the bucket's presigned URLs (`` https://…``), where
-    the result page's player is redirected to play (and seek) an output; else nothing."""
+    the result page's player is redirected to play (and seek) an output, and its script to
+    fetch the waveform's peaks; else nothing."""
     if "media_origin" not in current_app.extensions:
         origin = ""
         if current.config().s3_presign:

@@ -121,7 +121,7 @@
       status.textContent = factor > 1 ? `Zoomed in ×${factor}.` : "Zoomed out to the whole track.";
     };
     const showTime = () => {
-      time.textContent = `${clock(wavesurfer.getCurrentTime())} / ${clock(duration)}`;
+      time.textContent = `${clock(wavesurfer.getCurrentTime())} / ${clock(wavesurfer.getDuration() || duration)}`;
     };
     wavesurfer.on("ready", () => {
       box.dataset.state = "ready";

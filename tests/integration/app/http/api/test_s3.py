@@ -58,7 +58,9 @@ def test_upload_to_done_on_s3_streamed_and_presigned(make_client, song, s3_bucke
     # The result page's player may play from the bucket (its policy names it), and seeking
     # follows the redirect with its Range: the bucket answers it (206).
     page = presigning.get("/", headers={"Accept": "text/html"})
-    assert f"media-src 'self' {s3_bucket.endpoint} blob:" in page.headers["Content-Security-Policy"]
+    policy = page.headers["Content-Security-Policy"]
+    assert f"media-src 'self' {s3_bucket.endpoint} blob:" in policy
+    assert f"connect-src 'self' {s3_bucket.endpoint};" in policy
     ranged = urllib.request.Request(location, headers={"Range": "bytes=1000-1999"})
     with urllib.request.urlopen(ranged, timeout=10) as fetched:
         assert fetched.status == 206 and fetched.read() == mp3.data[1000:2000]
