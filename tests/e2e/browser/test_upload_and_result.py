@@ -285,9 +285,9 @@ def test_a_result_page_opened_while_its_job_waits_shows_the_results_when_it_ends
         expect(state).to_have_attribute("data-status", "queued")
         expect(page.get_by_test_id("result-live")).to_contain_text("Following it live")
         page.wait_for_function("() => document.querySelector('script[src*=result_live]')")
+        page.evaluate("window.notReloaded = true")  # a reload would lose this mark
         shoot(page, "result-page-waiting")
-    # The same page, never reloaded (a reload would lose this mark), shows the results.
-    page.evaluate("window.notReloaded = true")
+    # The same page, never reloaded, shows the results once the job is done.
     waveform = page.get_by_test_id("waveform")
     expect(waveform).to_have_attribute("data-state", "ready", timeout=PATIENCE_MS)
     assert page.evaluate("window.notReloaded") is True
