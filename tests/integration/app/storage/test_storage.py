@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 import uuid
@@ -171,6 +172,16 @@ def test_a_nats_range_skips_the_chunks_before_it_unread(wheel_nats_url):
     assert tail == data[-1000:]
     # One 128 KB chunk and the headers of the 32 before it; not the 4 MB before the range.
     assert client.stats["in_bytes"] - received < 300_000
+    # A long range streams: a few chunks in memory at a time, not the range.
+    tracemalloc.start()
+    try:
+        total = sum(
+            len(chunk) for chunk in store.read_range("outputs/r2/mp3.mp3", 1, len(data) - 1)
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == len(data) - 1 and peak < 2 << 20, peak
     store.close()
 
 
