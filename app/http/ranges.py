@@ -40,6 +40,15 @@ class Span:
         return f"bytes {self.start}-{self.start + self.length - 1}/{self.size}"
 
 
+#: Larger positions are past the end of any file (and a number of thousands of digits is one
+#: Python refuses to read: a 500, were it read).
+_FAR = 10**18
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= 18 else _FAR
+
+
 class Unsatisfiable(Exception):
     """The range asked for lies outside the file: a 416."""
 
@@ -68,13 +77,13 @@ def requested(request: Request, etag: str, size: int) -> Span | None:
     if not first and not last:
         return None  # "bytes=-": not a range
     if not first:  # the last n bytes
-        wanted = int(last)
+        wanted = _position(last)
         if wanted == 0 or size == 0:
             raise Unsatisfiable
         start = max(0, size - wanted)
         return Span(start, size - start, size)
-    start = int(first)
-    end = size - 1 if not last else int(last)
+    start = _position(first)
+    end = size - 1 if not last else _position(last)
     if last and end < start:
         return None  # "bytes=5-2" is malformed (RFC 9110 §14.1.1): ignored
     if start >= size:

@@ -30,13 +30,17 @@ def asked(size: int, method: str = "GET", **headers: str) -> Span | None:
         ("bytes=+1-2", None),
         ("bytes=1-2 3", None),
         ("pages=1-2", None),
+        (f"bytes=5-{'9' * 5000}", Span(5, 95, 100)),  # digits no int() would read: the end
+        (f"bytes=-{'9' * 5000}", Span(0, 100, 100)),
     ],
 )
 def test_one_range_or_the_whole_file(header, span):
     assert asked(100, Range=header) == span
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=-0", "bytes=1000-2000"])
+@pytest.mark.parametrize(
+    "header", ["bytes=100-", "bytes=-0", "bytes=1000-2000", f"bytes={'9' * 5000}-"]
+)
 def test_past_the_end_is_unsatisfiable(header):
     with pytest.raises(ranges.Unsatisfiable):
         asked(100, Range=header)
