@@ -6,7 +6,8 @@ the broker, reached through :mod:`app.http.current` — and installs the JSON AP
 (:mod:`app.http.api`) and the pages (:mod:`app.http.web`), two sibling sets of blueprints that never
 import each other. What both use lives beside this module: who is calling (:mod:`~app.http.auth`),
 errors as JSON (:mod:`~app.http.errors`), checked parameters (:mod:`~app.http.params`), security
-headers, request logs and metrics, and bounded event streams.
+headers, request logs and metrics, bounded event streams, and byte ranges of downloads
+(:mod:`~app.http.ranges`).
 
 ``python -m app.server`` (the Procfile's web line) serves it; tests and tools call
 :func:`create_app` with their own configuration.

@@ -8,7 +8,8 @@
 
 Writes stream: :meth:`Storage.save` takes an iterable of chunks and computes the SHA-256 on the
 way, so an upload is never held in memory whole. Readers get a local file path for the time
-they need it (the audio code reads paths), or a stream of chunks to send over HTTP.
+they need it (the audio code reads paths), or a stream of chunks to send over HTTP — the whole
+object, or a byte range of it (:meth:`Storage.read_range`, for seeking players).
 :meth:`Storage.list_objects` says what is stored and when it was written, for the sweep of
 originals no upload row refers to (:mod:`app.storage.orphans`).
 """
@@ -23,6 +24,7 @@ from app.storage.base import (
     CHUNK,
     LIST_TIMEOUT_S,
     MIN_TRANSFER_RATE,
+    ObjectInfo,
     Storage,
     StorageError,
     StorageUnavailable,
@@ -42,6 +44,7 @@ __all__ = [
     "MIN_TRANSFER_RATE",
     "LocalStorage",
     "NatsObjectStorage",
+    "ObjectInfo",
     "Storage",
     "StorageError",
     "StorageUnavailable",

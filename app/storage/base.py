@@ -48,6 +48,15 @@ class Stored:
 
 
 @dataclass(frozen=True)
+class ObjectInfo:
+    """What a download needs before it reads an object: its size, and a tag that changes
+    whenever its bytes may have (a strong validator: an HTTP ``ETag``, ``If-Range``)."""
+
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
 class StoredObject:
     """An object in storage and when it was last written (UTC)."""
 
@@ -66,6 +75,17 @@ class Storage(Protocol):
     def save(self, key: str, chunks: Iterable[bytes]) -> Stored: ...
     def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
     def read_chunks(self, key: str) -> Iterator[bytes]: ...
+    def stat(self, key: str) -> ObjectInfo:
+        """The object's size and tag; :class:`StorageError` when there is no such object."""
+        ...
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """``length`` bytes from offset ``start`` (within the object: see :meth:`stat`), in
+        chunks of at most :data:`CHUNK`, without reading what comes before ``start`` (nor
+        holding the range in memory). Asked for at the first ``next()``, which raises
+        :class:`StorageError` for a missing object, as :meth:`read_chunks` does."""
+        ...
+
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def list_objects(self, prefix: str = "") -> Iterator[StoredObject]: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from pathlib import Path
 from app.storage.base import (
     _KEY,
     CHUNK,
+    ObjectInfo,
     StorageError,
     StorageUnavailable,
     Stored,
@@ -73,6 +75,33 @@ class LocalStorage:
                 raise StorageError(f"no object {key!r}") from exc
             with stream:
                 while chunk := stream.read(CHUNK):
+                    yield chunk
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size, and a tag of size, modification time and inode: a save replaces the file (a
+        new inode), so the tag changes with its bytes (as nginx's ``ETag`` does)."""
+        path = self._path(key)
+        with _disk("read"):
+            try:
+                found = path.stat()
+            except (FileNotFoundError, NotADirectoryError) as exc:  # as local_path says
+                raise StorageError(f"no object {key!r}") from exc
+        if not stat.S_ISREG(found.st_mode):  # a folder of keys below it, not an object
+            raise StorageError(f"no object {key!r}")
+        return ObjectInfo(
+            found.st_size, f"{found.st_size:x}-{found.st_mtime_ns:x}-{found.st_ino:x}"
+        )
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        with _disk("read"):
+            try:
+                stream = self._path(key).open("rb")
+            except (FileNotFoundError, NotADirectoryError) as exc:  # as local_path says
+                raise StorageError(f"no object {key!r}") from exc
+            with stream:
+                stream.seek(start)
+                while length > 0 and (chunk := stream.read(min(CHUNK, length))):
+                    length -= len(chunk)
                     yield chunk
 
     def exists(self, key: str) -> bool:

@@ -15,6 +15,7 @@ from app.storage.base import (
     CALL_TIMEOUT_S,
     CHUNK,
     LIST_TIMEOUT_S,
+    ObjectInfo,
     StorageError,
     StorageUnavailable,
     Stored,
@@ -25,7 +26,13 @@ from app.storage.base import (
 )
 
 if TYPE_CHECKING:
+    from nats.js.client import JetStreamContext
     from nats.js.object_store import ObjectStore
+
+#: Chunks a ranged read asks the bucket for at once (nats-py writes 128 KB chunks: 512 KB).
+RANGE_BATCH = 4
+#: Chunk headers a ranged read looks through at once to find where its range starts.
+HEADER_BATCH = 256
 
 
 class NatsObjectStorage:
@@ -133,6 +140,91 @@ class NatsObjectStorage:
         with self.local_path(key) as path, path.open("rb") as stream:
             while chunk := stream.read(CHUNK):
                 yield chunk
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size, and the object's SHA-256 digest as its tag."""
+        found = self._run(lambda: self._info(key))
+        return ObjectInfo(found.size or 0, found.digest or found.nuid)
+
+    async def _info(self, key: str):
+        from nats.js.errors import ObjectNotFoundError
+
+        check_key(key)
+        store = await self._bucket()
+        try:
+            found = await store.get_info(key)
+        except ObjectNotFoundError as exc:
+            raise StorageError(f"no object {key!r}") from exc
+        if not found.nuid or found.is_link():
+            raise StorageError(f"{key!r} is not an object of ours (a link, or without chunks)")
+        return found
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """The object's chunks from the one holding ``start``, through a consumer of their
+        own that starts there: the chunks before it are skipped unread (a first consumer
+        reads only their headers, to learn their sizes and where that chunk is in the
+        stream). :data:`RANGE_BATCH` chunks are in memory at most."""
+        if length <= 0:
+            return
+        found = self._run(lambda: self._info(key))
+        stream, subject = f"OBJ_{self.bucket}", f"$O.{self.bucket}.C.{found.nuid}"
+        sequence, skip = self._run(lambda: self._chunk_at(stream, subject, start), LIST_TIMEOUT_S)
+        sub = self._run(lambda: self._consumer(stream, subject, sequence))
+        try:
+            while length > 0:
+                batch = self._run(lambda: sub.fetch(RANGE_BATCH, timeout=CALL_TIMEOUT_S))
+                for message in batch:
+                    data = message.data[skip : skip + length] if skip else message.data[:length]
+                    skip = 0
+                    length -= len(data)
+                    yield data
+                    if length <= 0:
+                        break
+        finally:
+            with contextlib.suppress(StorageUnavailable):  # left to its inactive_threshold
+                self._run(lambda: self._drop(sub, stream))
+
+    async def _consumer(
+        self, stream: str, subject: str, sequence: int | None, headers_only: bool = False
+    ) -> JetStreamContext.PullSubscription:
+        """A pull consumer of ``subject``'s chunks, from stream ``sequence`` (``None``: the
+        first), acknowledging nothing, gone by itself if this process dies before dropping it."""
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        js = await self._conn.jetstream()
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if sequence else DeliverPolicy.ALL,
+            opt_start_seq=sequence,
+            ack_policy=AckPolicy.NONE,
+            headers_only=headers_only or None,
+            inactive_threshold=60.0,
+            mem_storage=True,
+            num_replicas=1,
+        )
+        return await js.pull_subscribe(subject, stream=stream, config=config)
+
+    async def _drop(self, sub: JetStreamContext.PullSubscription, stream: str) -> None:
+        js = await self._conn.jetstream()
+        with contextlib.suppress(Exception):  # gone already, or left to its inactive_threshold
+            await sub.unsubscribe()
+            await js.delete_consumer(stream, sub._consumer)
+
+    async def _chunk_at(self, stream: str, subject: str, start: int) -> tuple[int | None, int]:
+        """The stream sequence of the chunk holding byte ``start``, and ``start``'s offset in
+        it; read from the chunks' headers only (``Nats-Msg-Size``), never their bytes."""
+        if start == 0:
+            return None, 0
+        sub = await self._consumer(stream, subject, None, headers_only=True)
+        try:
+            offset = 0
+            while True:
+                for message in await sub.fetch(HEADER_BATCH, timeout=CALL_TIMEOUT_S):
+                    size = int((message.headers or {}).get("Nats-Msg-Size", "0"))
+                    if offset + size > start:
+                        return message.metadata.sequence.stream, start - offset
+                    offset += size
+        finally:
+            await self._drop(sub, stream)
 
     def exists(self, key: str) -> bool:
         from nats.js.errors import ObjectNotFoundError

@@ -44,6 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from app.storage.base import (
     _KEY,
     CHUNK,
+    ObjectInfo,
     StorageError,
     StorageUnavailable,
     Stored,
@@ -253,9 +254,19 @@ class S3Storage:
     def read_chunks(self, key: str) -> Iterator[bytes]:
         """The object's bytes as they arrive; asked for at the first ``next()`` (which raises
         :class:`StorageError` for a missing object)."""
+        return self._get(key)
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """A ranged ``GetObject``: S3 sends those bytes only."""
+        if length <= 0:
+            return iter(())
+        return self._get(key, f"bytes={start}-{start + length - 1}")
+
+    def _get(self, key: str, byte_range: str | None = None) -> Iterator[bytes]:
         name = self._name(key)
+        ranged = {"Range": byte_range} if byte_range else {}
         with self._errors(key):
-            body = self._client.get_object(Bucket=self.bucket, Key=name)["Body"]
+            body = self._client.get_object(Bucket=self.bucket, Key=name, **ranged)["Body"]
         try:
             chunks = body.iter_chunks(CHUNK)
             while True:
@@ -266,6 +277,13 @@ class S3Storage:
                 yield chunk
         finally:
             body.close()  # a reader that stops early: the connection is dropped, not drained
+
+    def stat(self, key: str) -> ObjectInfo:
+        """``HeadObject``: the size, and S3's own ``ETag`` (new with every write)."""
+        name = self._name(key)
+        with self._errors(key):
+            head = self._client.head_object(Bucket=self.bucket, Key=name)
+        return ObjectInfo(int(head["ContentLength"]), str(head.get("ETag", "")).strip('"'))
 
     def exists(self, key: str) -> bool:
         name = self._name(key)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from app.embedded.nats_server import free_port, port_answers
 from tests.support.namespace import SERVICE_NAMESPACE, service_broker
 from tests.support.paths import BIN, ROOT
@@ -142,3 +144,18 @@ class SharedDeployment(Deployment):
         process = self._spawn("worker", 0, {"WORKER_METRICS_PORT": "0", **env})
         assert process.popen.poll() is None, process.log.read_text()
         return process
+
+
+@contextlib.contextmanager
+def paused(process) -> Iterator[None]:
+    """The worker processes of a dramatiq master stopped (SIGSTOP) for the block: no job moves."""
+    master = psutil.Process(process.popen.pid)
+    assert wait_for(master.children, 60)  # forked at once, but a worker may have just started
+    children = master.children(recursive=True)
+    for child in children:
+        child.suspend()
+    try:
+        yield
+    finally:
+        for child in children:
+            child.resume()

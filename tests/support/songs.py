@@ -21,3 +21,29 @@ def reference_lufs(samples, rate: int) -> float:
     import pyloudnorm
 
     return float(pyloudnorm.Meter(rate).integrated_loudness(samples.T))
+
+
+def long_mp3(seconds: int, piece_s: int = 10) -> bytes:
+    """``seconds`` of a tone as a CBR MP3 like the service's outputs (192 kbit/s, 44.1 kHz,
+    stereo: 14 MB for ten minutes), made in a fraction of a second: ``piece_s`` seconds are
+    encoded once, without ID3 or Xing header (a player takes the duration from the size), and
+    their frames repeated."""
+    import io
+
+    import av
+    import numpy as np
+
+    rate = 44100
+    buffer = io.BytesIO()
+    bare = {"write_xing": "0", "id3v2_version": "0"}
+    with av.open(buffer, "w", format="mp3", options=bare) as out:
+        stream = out.add_stream("libmp3lame", rate=rate, layout="stereo")
+        stream.bit_rate = 192_000
+        times = np.arange(piece_s * rate) / rate
+        tone = (0.3 * np.sin(2 * np.pi * 440 * times)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    piece = buffer.getvalue()
+    return piece * (seconds // piece_s)

@@ -54,6 +54,56 @@ _TOO_LARGE = _error("too_large: the body is over its limit")
 _PRESIGNED = {"description": "S3_PRESIGN=1: Location is a presigned URL of the file (5 minutes)"}
 
 
+#: Downloads of stored files answer byte ranges (``app.http.ranges``): the headers a client
+#: may send, and the answers besides the whole file.
+_RANGE_PARAMETERS = [
+    {
+        "in": "header",
+        "name": "Range",
+        "description": "one byte range: bytes=a-b, bytes=a- or bytes=-n (206); several "
+        "ranges, or a Range that does not parse, get the whole file (200)",
+        "schema": {"type": "string", "examples": ["bytes=0-1023"]},
+    },
+    {
+        "in": "header",
+        "name": "If-Range",
+        "description": "the ETag of the file the range was taken from; another value gets "
+        "the whole file",
+        "schema": {"type": "string"},
+    },
+    {
+        "in": "header",
+        "name": "If-None-Match",
+        "description": "the file's ETag: 304 when it has not changed",
+        "schema": {"type": "string"},
+    },
+]
+_FILE_HEADERS = {
+    "Accept-Ranges": {"schema": {"type": "string", "const": "bytes"}},
+    "ETag": {"schema": {"type": "string"}, "description": "changes with the file's bytes"},
+    "Content-Length": {"schema": {"type": "integer"}},
+}
+_RANGE_RESPONSES = {
+    "206": {
+        "description": "the byte range asked for",
+        "headers": {
+            **_FILE_HEADERS,
+            "Content-Range": {
+                "schema": {"type": "string"},
+                "description": "bytes first-last/size",
+            },
+        },
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},  # the file's type
+    },
+    "304": {"description": "If-None-Match named the file's ETag", "headers": _FILE_HEADERS},
+    "416": {
+        **_ERROR,
+        "description": "range_not_satisfiable: the range starts past the end of the file",
+        "headers": {"Content-Range": {"schema": {"type": "string"}, "description": "bytes */size"}},
+    },
+}
+
+
 def _op(summary: str, responses: dict, **extra) -> dict:
     """An operation; one behind a token (any but ``security=[]``) may also be a 401, and a 503
     (the token is looked up in the database)."""
@@ -548,15 +598,18 @@ DOCUMENT = {
                 {
                     "200": {
                         "description": "the audio file",
+                        "headers": _FILE_HEADERS,
                         "content": {
                             mime: {"schema": {"type": "string", "format": "binary"}}
                             for mime in dict.fromkeys(f.mime_type for f in FORMATS.values())
                         },
                     },
+                    **_RANGE_RESPONSES,
                     "302": _PRESIGNED,
                     "404": _error("no such upload, or no output in that format"),
                 },
                 parameters=[
+                    *_RANGE_PARAMETERS,
                     {**_ID, "name": "upload_id"},
                     {
                         "in": "path",
@@ -573,16 +626,19 @@ DOCUMENT = {
                 {
                     "200": {
                         "description": "image or peaks",
+                        "headers": _FILE_HEADERS,
                         "content": {
                             "image/png": {"schema": {"type": "string", "format": "binary"}},
                             "application/json": {"schema": {"type": "object"}},
                         },
                     },
+                    **_RANGE_RESPONSES,
                     "302": _PRESIGNED,
                     "404": _ERROR,
                     "409": _error("not_ready: the waveform is not drawn yet"),
                 },
                 parameters=[
+                    *_RANGE_PARAMETERS,
                     {**_ID, "name": "upload_id"},
                     {
                         "in": "path",

@@ -22,11 +22,11 @@ from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from app import uploads
-from app.http import current
+from app.http import current, ranges
 from app.http.api import accepting
 from app.http.auth import caller, require_token
 from app.http.current import sessions, storage
-from app.http.errors import ApiError
+from app.http.errors import ApiError, error_response
 from app.storage import Storage, StorageError, sha256_of
 from audio.formats import FORMATS
 
@@ -146,26 +146,60 @@ def get_analysis(upload_id: str):
 
 
 def _stream(key: str, mimetype: str, filename: str | None = None) -> BaseResponse:
-    """A stored file, streamed. Its first chunk is read here, so storage that is away is a
-    503 (and a file gone from it a 404) rather than a response cut after its headers.
+    """A stored file, streamed — whole, or the byte range asked for (:mod:`app.http.ranges`:
+    206, 416, ``ETag``, ``If-Range``). Its first chunk is read here, so storage that is away is
+    a 503 (and a file gone from it a 404) rather than a response cut after its headers; a
+    ``HEAD`` reads nothing but the file's size.
 
     With ``S3_PRESIGN=1`` and a storage that signs URLs (S3), a 302 to a short-lived URL of
-    the object instead: the bytes go from the bucket to the client, not through the API."""
+    the object instead: the bytes go from the bucket to the client, not through the API (S3
+    answers the ``Range`` the client sends there itself)."""
     store = storage()
     if current.config().s3_presign:
         url = store.presigned_url(key, filename=filename, content_type=mimetype)
         if url is not None:
             return _presigned(store, key, url)
-    chunks = store.read_chunks(key)
+    try:
+        info = store.stat(key)
+    except StorageError as exc:
+        raise _gone(key, exc) from exc
+    etag = ranges.etag_header(info.etag)
+    headers = {"Accept-Ranges": "bytes", "ETag": etag}
+    if filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    if ranges.not_modified(request, etag):
+        return Response(status=304, headers=headers)
+    try:
+        span = ranges.requested(request, etag, info.size)
+    except ranges.Unsatisfiable:
+        answer = error_response(
+            416,
+            "range_not_satisfiable",
+            f"the range {request.headers.get('Range')!r} is not within the file's "
+            f"{info.size} bytes",
+        )
+        answer.headers.update({"Accept-Ranges": "bytes", "Content-Range": f"bytes */{info.size}"})
+        return answer
+    if span is None:
+        status, length = 200, info.size
+    else:
+        status, length = 206, span.length
+        headers["Content-Range"] = span.content_range
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD" or length == 0:  # no body: nothing to read (nor to count)
+        return Response(status=status, headers=headers, mimetype=mimetype)
+    chunks = store.read_range(key, span.start, span.length) if span else store.read_chunks(key)
     try:
         first = next(chunks, b"")
     except StorageError as exc:
-        logger.error("%s is in the database but not in storage: %s", key, exc)
-        raise ApiError(404, "not_found", "the file is no longer in storage") from exc
-    response = Response(itertools.chain([first], chunks), mimetype=mimetype)
-    if filename:
-        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+        raise _gone(key, exc) from exc
+    body = itertools.chain([first], chunks)
+    return Response(body, status=status, headers=headers, mimetype=mimetype)
+
+
+def _gone(key: str, exc: StorageError) -> ApiError:
+    logger.error("%s is in the database but not in storage: %s", key, exc)
+    return ApiError(404, "not_found", "the file is no longer in storage")
 
 
 def _presigned(store: Storage, key: str, url: str) -> BaseResponse:

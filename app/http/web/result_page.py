@@ -7,7 +7,9 @@ scripts) gets exactly the API's JSON; a browser gets the page. Both answers say 
 
 The figures are rendered here, from the same services as the API (so the page needs few
 requests); the page's script (``static/result.js``) fetches only the waveform's peaks and plays
-the stored output.
+the stored output (by byte ranges: it seeks at once). Opened while the upload's job runs, the
+page follows the job's event stream (``static/result_live.js``) and, when it ends, puts this
+page as drawn then in its place.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from app.http.web.session import page
 
 bp = Blueprint("result_page", __name__)
 
+#: A job in these is followed live by its result page.
+LIVE = ("queued", "running")
 #: The loudness targets drawn across the curve: (LUFS, what uses it).
 TARGETS = ((-14.0, "streaming"), (-16.0, "podcasts"), (-23.0, "EBU R 128"))
 
@@ -72,6 +76,8 @@ def _page(upload_id: str):
         error=error,
         play=_playable(analysis),
         targets=TARGETS,
+        # Not ended: the page follows the job (static/result_live.js) and shows its end.
+        live=analysis is None and error is None and job is not None and job["status"] in LIVE,
     )
 
 

@@ -1,6 +1,8 @@
 """The upload and result pages in a real browser: two files uploaded through the file input and
 followed live to done, a result whose figures are the API's, its waveform drawn and its output
-downloaded, a corrupt file shown failed with its reason, another tenant refused (404)."""
+downloaded, a result page opened while its job waits that shows the results when it ends, a
+ten-minute output sought to 80 % at once (a 206), a corrupt file shown failed with its reason,
+another tenant refused (404)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browser.conftest import ALPHA, BETA, PATIENCE_MS, shoot, sign_in
-from tests.support.songs import song_flac
+from tests.support.deployment import paused
+from tests.support.http_calls import upload
+from tests.support.songs import long_mp3, song_flac
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -247,3 +252,93 @@ def test_a_refused_upload_shows_the_apis_message_in_its_row_at_phone_width(signe
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     shoot(page, "upload-page-phone")
+
+
+def worker_of(deployment):
+    (worker,) = [p for p in deployment.processes if p.log.name.startswith("worker")]
+    return worker
+
+
+def uploaded_and_done(site, song: bytes) -> str:
+    """ALPHA's upload of ``song`` through the API, its job done: the upload's id."""
+    status, body = upload(site.api_port, song, token=ALPHA)
+    assert status == 202, body
+
+    def ended() -> bool:
+        return api_json(site, f"/api/jobs/{body['job_id']}")["status"] in ("done", "failed")
+
+    assert wait_for(ended, PATIENCE_MS / 1000, interval=0.2)
+    return body["upload_id"]
+
+
+def test_a_result_page_opened_while_its_job_waits_shows_the_results_when_it_ends(
+    signed_in, site, module_deployment, song
+):
+    page = signed_in(ALPHA)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    with paused(worker_of(module_deployment)):  # no job moves until the page is open
+        status, body = upload(site.api_port, song, name="later.flac", token=ALPHA)
+        assert status == 202, body
+        page.goto(f"/uploads/{body['upload_id']}")
+        state = page.get_by_test_id("result-state")
+        expect(state).to_have_attribute("data-status", "queued")
+        expect(page.get_by_test_id("result-live")).to_contain_text("Following it live")
+        page.wait_for_function("() => document.querySelector('script[src*=result_live]')")
+        page.evaluate("window.notReloaded = true")  # a reload would lose this mark
+        shoot(page, "result-page-waiting")
+    # The same page, never reloaded, shows the results once the job is done.
+    waveform = page.get_by_test_id("waveform")
+    expect(waveform).to_have_attribute("data-state", "ready", timeout=PATIENCE_MS)
+    assert page.evaluate("window.notReloaded") is True
+    analysis = api_json(site, f"/api/uploads/{body['upload_id']}/analysis")
+    lufs = float(page.get_by_test_id("integrated-lufs").get_attribute("data-value"))
+    assert lufs == pytest.approx(analysis["integrated_lufs"], abs=1e-9)
+    expect(page.get_by_test_id("loudness-curve")).to_be_visible()
+    assert page.title().startswith("later.flac")
+    shoot(page, "result-page-followed-to-done")
+    assert errors == []
+
+
+def test_the_player_seeks_a_ten_minute_output_to_80_percent_at_once(
+    signed_in, site, module_deployment, song
+):
+    # A ten-minute MP3 output, without ten minutes of pipeline: a short song's stored MP3
+    # is replaced by one (what is served is what storage holds).
+    upload_id = uploaded_and_done(site, song)
+    stored = module_deployment.tmp / "store" / "outputs" / upload_id / "mp3.mp3"
+    assert stored.is_file()
+    stored.write_bytes(long_mp3(600))
+    size = stored.stat().st_size
+    page = signed_in(ALPHA)
+    media_url = f"/api/uploads/{upload_id}/outputs/mp3"
+    answers: list[tuple[int, str | None]] = []  # the player's requests: status, Content-Range
+
+    def answered(response) -> None:
+        if response.url.endswith(media_url):
+            answers.append((response.status, response.headers.get("content-range")))
+
+    page.on("response", answered)
+    page.goto(f"/uploads/{upload_id}")
+    waveform = page.get_by_test_id("waveform")
+    expect(waveform).to_have_attribute("data-state", "ready")
+    player = page.locator("#player")
+    page.wait_for_function("() => document.querySelector('#player').duration > 590")
+    assert player.evaluate("a => a.preload") == "metadata"
+    seen = len(answers)
+    # Seek as a person does: a click at 80 % of the waveform's width.
+    box = waveform.bounding_box()
+    page.mouse.click(box["x"] + 0.8 * box["width"], box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        """() => { const a = document.querySelector('#player');
+                   return !a.seeking && a.readyState >= 2
+                     && Math.abs(a.currentTime / a.duration - 0.8) < 0.02; }"""
+    )
+    # The bytes from near 80 % were asked for and answered as a range: a 206.
+    later = answers[seen:]
+    starts = [
+        int(r.split()[1].split("-")[0]) for status, r in later if status == 206 and r is not None
+    ]
+    assert any(0.6 * size < start < size for start in starts), (later, size)
+    assert all(status in (200, 206) for status, _ in answers), answers
+    shoot(page, "result-page-sought")

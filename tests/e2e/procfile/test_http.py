@@ -15,14 +15,13 @@ import socket
 import subprocess
 import time
 import wave
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 import pytest
 
 from app.embedded.nats_server import port_answers
+from tests.support.deployment import paused
 from tests.support.http_calls import multipart, sse_blocks
 from tests.support.waiting import wait_for
 
@@ -126,21 +125,6 @@ def stored_files(deployment) -> set[Path]:
 def tree(process) -> list[psutil.Process]:
     master = psutil.Process(process.popen.pid)
     return [master, *master.children(recursive=True)]
-
-
-@contextmanager
-def paused(process) -> Iterator[None]:
-    """The worker processes of a dramatiq master stopped (SIGSTOP) for the block: no job moves."""
-    master = psutil.Process(process.popen.pid)
-    assert wait_for(master.children, 60)  # forked at once, but a worker may have just started
-    children = master.children(recursive=True)
-    for child in children:
-        child.suspend()
-    try:
-        yield
-    finally:
-        for child in children:
-            child.resume()
 
 
 # -- 1. too large -------------------------------------------------------------------------

@@ -85,7 +85,16 @@
     const { peaks, duration: drawn } = peaksOf(answer.body);
     const duration = Number(box.dataset.duration) || drawn;
     const height = 128;
+    // The player's own element, in the page (hidden: the waveform is its face). It asks for
+    // the output's first bytes only; playing or seeking asks for the bytes from there on (the
+    // API answers byte ranges), so a long output starts and seeks at once.
+    const media = document.createElement("audio");
+    media.preload = "metadata";
+    media.id = "player";
+    media.hidden = true;
+    box.after(media);
     const wavesurfer = WaveSurfer.create({
+      media,
       container: box,
       height,
       waveColor: "#6d8fc9",
@@ -112,7 +121,7 @@
       status.textContent = factor > 1 ? `Zoomed in ×${factor}.` : "Zoomed out to the whole track.";
     };
     const showTime = () => {
-      time.textContent = `${clock(wavesurfer.getCurrentTime())} / ${clock(duration)}`;
+      time.textContent = `${clock(wavesurfer.getCurrentTime())} / ${clock(wavesurfer.getDuration() || duration)}`;
     };
     wavesurfer.on("ready", () => {
       box.dataset.state = "ready";

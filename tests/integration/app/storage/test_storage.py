@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 import uuid
@@ -22,6 +23,7 @@ import pytest
 from app import outages
 from app.embedded.nats_server import NatsServer, free_port
 from app.storage import (
+    CHUNK,
     LocalStorage,
     NatsObjectStorage,
     StorageError,
@@ -141,6 +143,47 @@ def test_a_missing_object_is_a_storage_error_at_the_first_read(storage):
     with pytest.raises(StorageError, match="no object"):
         next(chunks)
     assert not storage.exists("outputs/none.mp3")
+
+
+def test_a_range_is_read_exactly_and_the_tag_changes_with_the_bytes(storage):
+    data, parts = chunks(700_000)  # NATS: six chunks of 128 KB, the last one short
+    storage.save("outputs/r1/mp3.mp3", parts)
+    info = storage.stat("outputs/r1/mp3.mp3")
+    assert info.size == len(data) and info.etag
+    for start, length in ((0, 10), (131_071, 2), (131_072, 300_000), (699_990, 10), (5, 0)):
+        got = list(storage.read_range("outputs/r1/mp3.mp3", start, length))
+        assert b"".join(got) == data[start : start + length], (start, length)
+        assert all(len(chunk) <= CHUNK for chunk in got)
+    storage.save("outputs/r1/mp3.mp3", [data[:-1] + b"!"])  # same size, other bytes
+    assert storage.stat("outputs/r1/mp3.mp3").etag != info.etag
+    with pytest.raises(StorageError, match="no object"):
+        storage.stat("outputs/none.mp3")
+    with pytest.raises(StorageError, match="no object"):
+        next(storage.read_range("outputs/none.mp3", 0, 10))  # the API's _stream relies on this
+
+
+def test_a_nats_range_skips_the_chunks_before_it_unread(wheel_nats_url):
+    store = NatsObjectStorage([wheel_nats_url], f"test-{uuid.uuid4().hex[:8]}")
+    data = os.urandom(4 << 20)
+    store.save("outputs/r2/mp3.mp3", [data])
+    client = store._conn.run(store._conn.client)
+    received = client.stats["in_bytes"]
+    tail = b"".join(store.read_range("outputs/r2/mp3.mp3", len(data) - 1000, 1000))
+    assert tail == data[-1000:]
+    # One 128 KB chunk and the headers of the 32 before it; not the 4 MB before the range.
+    assert client.stats["in_bytes"] - received < 300_000
+    # A long range streams: a few chunks in memory at a time, not the range.
+    tracemalloc.start()
+    try:
+        total = sum(
+            len(chunk) for chunk in store.read_range("outputs/r2/mp3.mp3", 1, len(data) - 1)
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == (4 << 20) - 1
+    assert peak < 2 << 20, peak
+    store.close()
 
 
 def test_listing_respects_the_prefix_with_utc_times(storage):

@@ -14,7 +14,7 @@ import pytest
 from app.config import Config
 from app.http import create_app
 from audio.decode import decode
-from tests.support.app_client import upload, wait_done
+from tests.support.app_client import check_byte_ranges, upload, wait_done
 from tests.support.audio.music import synthesize_track
 from tests.support.audio.signals import write_audio
 from tests.support.songs import reference_lufs
@@ -45,10 +45,9 @@ def test_upload_poll_analysis_download(make_client, song, song_lufs, backend, wh
     assert result["key"] == "F minor" and result["camelot"] == "4A"
     assert result["integrated_lufs"] == pytest.approx(song_lufs, abs=0.1)
     for fmt in ("mp3", "opus"):
-        download = client.get(result["outputs"][fmt]["url"])
-        assert download.status_code == 200
+        whole = check_byte_ranges(client, result["outputs"][fmt]["url"])  # and seekable
         out = Path(os.environ.get("TMPDIR", "/tmp")) / f"api-test-{body['upload_id']}.{fmt}"
-        out.write_bytes(download.data)
+        out.write_bytes(whole)
         samples, rate = decode(out)
         out.unlink()
         assert abs(samples.shape[1] / rate - 10.0) < 0.05

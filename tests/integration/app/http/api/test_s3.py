@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from app.embedded.nats_server import free_port
-from tests.support.app_client import upload, wait_done
+from tests.support.app_client import check_byte_ranges, upload, wait_done
 
 
 @pytest.mark.slow
@@ -36,6 +36,7 @@ def test_upload_to_done_on_s3_streamed_and_presigned(make_client, song, s3_bucke
     mp3 = client.get(result["outputs"]["mp3"]["url"])
     assert mp3.status_code == 200 and mp3.mimetype == "audio/mpeg"
     assert mp3.data == s3_bucket.read(f"svc/outputs/{upload_id}/mp3.mp3")
+    assert check_byte_ranges(client, result["outputs"]["mp3"]["url"]) == mp3.data
     assert mp3.headers["Content-Disposition"] == 'attachment; filename="My_Song.mp3"'
     png = client.get(result["waveform"]["png"])
     assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
@@ -54,6 +55,16 @@ def test_upload_to_done_on_s3_streamed_and_presigned(make_client, song, s3_bucke
         assert fetched.read() == mp3.data
         assert fetched.headers["Content-Type"] == "audio/mpeg"
         assert 'filename="My_Song.mp3"' in fetched.headers["Content-Disposition"]
+    # The result page's player may play from the bucket (its policy names it), and seeking
+    # follows the redirect with its Range: the bucket answers it (206).
+    page = presigning.get("/", headers={"Accept": "text/html"})
+    policy = page.headers["Content-Security-Policy"]
+    assert f"media-src 'self' {s3_bucket.endpoint} blob:" in policy
+    assert f"connect-src 'self' {s3_bucket.endpoint};" in policy
+    ranged = urllib.request.Request(location, headers={"Range": "bytes=1000-1999"})
+    with urllib.request.urlopen(ranged, timeout=10) as fetched:
+        assert fetched.status == 206 and fetched.read() == mp3.data[1000:2000]
+        assert fetched.headers["Content-Range"] == f"bytes 1000-1999/{len(mp3.data)}"
     wave = presigning.get(result["waveform"]["png"])
     assert wave.status_code == 302
     with urllib.request.urlopen(wave.headers["Location"], timeout=10) as fetched:
