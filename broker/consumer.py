@@ -87,6 +87,8 @@ class QueueOwner(Protocol):
     shutting_down: bool
     #: Most messages of one lane key running at once (``None``: no cap).
     lane_max_running: int | None
+    #: The prefetch it sets for every queue but delay queues (``None``: the worker's).
+    prefetch: int | None
 
     def ensure_queue(self, queue_name: str) -> None:
         """Create the queue's stream and durable consumer if they are missing."""
@@ -112,7 +114,10 @@ class NatsConsumer(Consumer):
         self.is_delay_queue = queue_name.endswith(".DQ")
         self.prefetch = max(1, prefetch)
         self.timeout_s = max(0.05, timeout / 1000)
-        self._refill_at = max(1, self.prefetch // 2)
+        # With a prefetch as large as the worker's threads (the broker's own ``prefetch``), a
+        # free thread must get a message at once: waiting to fetch several would leave it idle
+        # for as long as the others' messages run.
+        self._refill_at = 1 if broker.prefetch is not None else max(1, self.prefetch // 2)
         self._conn = broker.connection
         self._transport: PullTransport | None = None
         self._buffer: deque[Delivery] = deque()

@@ -156,3 +156,30 @@ def test_a_worker_runs_laned_messages_of_every_key(lanes_broker, start_worker):
     start_worker(lanes_broker, worker_threads=2)
     lanes_broker.join(QUEUE, timeout=20_000)
     assert sorted(done) == sorted(f"m{i}" for i in range(20))
+
+
+def test_a_free_thread_gets_work_while_the_others_run_long_messages(make_broker, start_worker):
+    """With the broker's prefetch equal to the worker's threads (what lanes want), three
+    threads held by long messages must not keep the fourth from the rest."""
+    broker = make_broker(ack_wait=5.0, prefetch=4)
+    release = threading.Event()
+    quick: list[int] = []
+
+    @dramatiq.actor(broker=broker, queue_name=QUEUE, actor_name="long")
+    def long() -> None:
+        release.wait(60)
+
+    @dramatiq.actor(broker=broker, queue_name=QUEUE, actor_name="short")
+    def short(n: int) -> None:
+        quick.append(n)
+
+    for _ in range(3):
+        long.send_with_options(lane="a")
+    for n in range(5):
+        short.send_with_options(args=(n,), lane="b")
+    start_worker(broker, worker_threads=4)
+    try:
+        wait_until(lambda: len(quick) == 5, 30, "the short messages, on the fourth thread")
+    finally:
+        release.set()
+    broker.join(QUEUE, timeout=20_000)
