@@ -77,7 +77,7 @@ def test_the_scaled_object_reads_the_lag_of_the_pipeline_consumer(monitored_nats
             broker.topology.durable(PIPELINE_QUEUE),
         )
         for n in range(3):
-            start_job(broker, f"job-{n}")
+            start_job(broker, f"job-{n}", tenant=f"tenant-{n % 2}", priority="normal")
         # A worker holds one (delivered, not acknowledged): it still counts, as it should.
         dramatiq.actor(
             lambda job_id, stage: None,
