@@ -286,14 +286,14 @@ class NatsConsumer(Consumer):
 
     def _find_stranded(self) -> None:
         """While idle, now and then: send tickets for lane messages that have none."""
-        if self.is_delay_queue or self._lanes is None:
+        if self.is_delay_queue:
             return
         now = time.monotonic()
         if now < self._stranded_check_at:
             return
         self._stranded_check_at = now + STRANDED_CHECK_S
         try:
-            missing = self._lanes.stranded()
+            missing = self._lane_reader().stranded()
             if missing:
                 logger.warning(
                     "%d lane messages of %r had no ticket: sending them", missing, self.queue_name
