@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import JOB_STATUSES, Batch, BatchJob, Job, Upload
+from app.models import ENDED_STATUSES, JOB_STATUSES, Batch, BatchJob, Job, Upload
 from app.uploads import UploadNotFound
 from app.webhooks import outbox
 
@@ -48,17 +48,16 @@ class Created:
 
 
 def overall_status(statuses: list[str], ended: bool = False) -> str:
-    """``queued`` while every job is, ``done`` once every job is, ``failed`` once all have ended
-    and any failed, else ``running``. A batch left with no jobs (their uploads removed) is
-    ``done`` once it has ended, else ``queued``."""
+    """``queued`` while every job is; once all have ended, ``failed`` if any failed,
+    ``canceled`` if all were canceled, else ``done`` (:func:`outbox.ended_status`: the
+    webhook's rule); ``running`` otherwise. A batch left with no jobs (their uploads removed)
+    is ``done`` once it has ended, else ``queued``."""
     if not statuses:
         return "done" if ended else "queued"
     if all(s == "queued" for s in statuses):
         return "queued"
-    if all(s == "done" for s in statuses):
-        return "done"
-    if all(s in ("done", "failed") for s in statuses):
-        return "failed"
+    if all(s in ENDED_STATUSES for s in statuses):
+        return outbox.ended_status(statuses)
     return "running"
 
 

@@ -10,16 +10,17 @@ same code: a retry from the CLI is a retry from the API.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
 import dramatiq
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import uploads
 from app.metrics import metrics
-from app.models import JOB_STATUSES, Job, JobEvent, utcnow
+from app.models import ENDED_STATUSES, JOB_STATUSES, LIVE_STATUSES, Job, JobEvent, utcnow
 from app.queue import start_job
 from app.webhooks import outbox
 
@@ -37,6 +38,23 @@ class JobNotFailed(ValueError):
     def __init__(self, job_id: str, status: str) -> None:
         super().__init__(f"job {job_id} is {status}, not failed")
         self.status = status
+
+
+class JobEnded(ValueError):
+    """Only a queued or running job may be canceled; this one has ended."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id} has already ended ({status}): there is nothing to cancel")
+        self.status = status
+
+
+class JobCanceled(Exception):
+    """A worker's step found its job canceled (or gone with its upload) meanwhile: what the
+    stage wrote must be removed, and nothing more recorded (:func:`stage_done`,
+    :func:`job_done`)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} was canceled")
 
 
 class BadStatus(ValueError):
@@ -189,6 +207,7 @@ def _events(session: Session, job_id: str, after: int = 0) -> list[JobEvent]:
 RUN = "run"  # do the stage's work
 HAND_ON = "hand_on"  # its work is recorded as done: only send the next stage (again)
 SKIP = "skip"  # the job has ended: a late or duplicate message, nothing to do
+CANCELED = "canceled"  # the job was canceled: remove what its stages made, nothing else
 
 
 def begin_stage(
@@ -205,14 +224,19 @@ def begin_stage(
     ``progress_after`` (:func:`stage_done`), so a delivery after that only hands on to the next
     stage — the message for it may never have been sent — and one for an ended job does
     nothing, nor does one for a job that no longer exists (an upload withdrawn because its
-    message seemed not to be stored, when only the acknowledgement was lost). Otherwise the
-    stage starts: status ``running``, an attempt, a "started" event.
+    message seemed not to be stored, when only the acknowledgement was lost). One for a
+    canceled job runs nothing either, but its worker removes what the job's stages made
+    (:data:`CANCELED`): a stage whose worker died after writing an output and before seeing the
+    cancel leaves that to this delivery. Otherwise the stage starts: status ``running``, an
+    attempt, a "started" event.
     """
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None:
             return SKIP, ""
-        if job.status in ("done", "failed"):
+        if job.status == "canceled":
+            return CANCELED, job.upload_id
+        if job.status in ENDED_STATUSES:
             return SKIP, job.upload_id
         if job.progress >= progress_after:
             return HAND_ON, job.upload_id
@@ -228,10 +252,15 @@ def begin_stage(
 def stage_done(
     sessions: sessionmaker[Session], job_id: str, stage: str, progress: int, message: str
 ) -> None:
-    """Record a stage's completion (once: a second run of the same stage adds no event)."""
+    """Record a stage's completion (once: a second run of the same stage adds no event).
+
+    :raises JobCanceled: the job was canceled while the stage ran (the cancel committed first,
+        so it wins), or is gone with its upload.
+    """
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
-        assert job is not None  # its stage began on it (begin_stage)
+        if job is None or job.status == "canceled":
+            raise JobCanceled(job_id)
         if job.progress >= progress:
             return
         job.progress = progress
@@ -247,10 +276,15 @@ def stage_retrying(sessions: sessionmaker[Session], job_id: str, stage: str, rea
 
 def job_done(sessions: sessionmaker[Session], job_id: str) -> list[str]:
     """The job ends ``done`` (once: a duplicate of its last stage changes nothing); returns the
-    webhook deliveries its end made, for :func:`app.webhooks.outbox.send`."""
+    webhook deliveries its end made, for :func:`app.webhooks.outbox.send`.
+
+    :raises JobCanceled: the job was canceled after its last stage was recorded and before
+        this (a cancel never turns into ``done``), or is gone with its upload.
+    """
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
-        assert job is not None  # its last stage began on it (begin_stage)
+        if job is None or job.status == "canceled":
+            raise JobCanceled(job_id)
         if job.status == "done":
             return []
         job.status, job.progress, job.stage, job.error = "done", 100, None, None
@@ -267,7 +301,7 @@ def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason:
     that has already ended stays as it is. Returns the webhook deliveries its end made."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
-        if job is None or job.status in ("done", "failed"):
+        if job is None or job.status in ENDED_STATUSES:
             return []
         job.status, job.error, job.finished_at = "failed", reason, utcnow()
         session.add(JobEvent(job_id=job_id, stage=stage, level="error", message=reason))
@@ -303,7 +337,7 @@ def quiet_jobs(sessions: sessionmaker[Session], quiet_for_s: float) -> list[Quie
     query = (
         select(Job.id, Job.stage, func.coalesce(resent, False), Job.tenant, Job.priority)
         .outerjoin(JobEvent, JobEvent.job_id == Job.id)
-        .where(Job.status.in_(("queued", "running")))
+        .where(Job.status.in_(LIVE_STATUSES))
         .group_by(Job.id)
         .having(last < cutoff)
         .order_by(last)
@@ -339,6 +373,75 @@ def retry_job(
         )
         session.add(JobEvent(job_id=job_id, stage=None, level="info", message=f"retried by {by}"))
     start_job(broker, job_id, tenant=tenant, priority=priority)
+
+
+def cancel_job(
+    sessions: sessionmaker[Session], job_id: str, *, by: str, tenant: str | None = None
+) -> list[str]:
+    """End a queued or running job ``canceled`` at once; returns the webhook deliveries its end
+    made (``job.canceled``, and a batch's end), for :func:`app.webhooks.outbox.send`.
+
+    One conditional ``UPDATE`` decides: of a cancel and a worker's last step (:func:`job_done`,
+    which locks the row too) whichever commits first wins, and the other sees it. The event
+    saying who (``by``), the webhook and the batch's end are written in the same transaction.
+    Nothing is sent to the workers: a queued message is skipped when it comes
+    (:func:`begin_stage`), a running stage sees the status between two blocks of audio and
+    stops, and either removes what the job's stages made.
+
+    :raises JobNotFound: no such job (of ``tenant``, when given).
+    :raises JobEnded: the job has already ended (done, failed or canceled).
+    """
+    query = update(Job).where(Job.id == job_id, Job.status.in_(LIVE_STATUSES))
+    if tenant is not None:
+        query = query.where(Job.tenant == tenant)
+    with sessions.begin() as session:
+        canceled = session.scalars(
+            query.values(status="canceled", finished_at=utcnow()).returning(Job.id)
+        ).first()
+        if canceled is None:
+            raise _why_not_canceled(session, job_id, tenant)
+        job = session.get(Job, job_id, populate_existing=True)
+        assert job is not None  # just updated
+        message = f"canceled by {by}"
+        session.add(JobEvent(job_id=job_id, stage=job.stage, level="warning", message=message))
+        session.flush()
+        deliveries = outbox.on_job_end(session, job)
+    metrics().jobs_finished.labels("canceled").inc()
+    return deliveries
+
+
+def remove_upload(
+    sessions: sessionmaker[Session], upload_id: str, *, by: str, tenant: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Remove an upload and everything made from it, canceling its job first if it is still
+    queued or running; returns the storage keys to delete and the webhook deliveries to send.
+
+    The cancel commits before the rows go, so the job's batch (if any) ends with it counted
+    ``canceled`` (its webhook survives: it belongs to the batch); the job's own ``job.canceled``
+    webhook goes with the job's rows, as a deleted upload's pending webhooks always do. A
+    worker still in the job's stage finds it gone within its check's interval, stops, and
+    deletes the keys it may have written again (:mod:`tasks.cancellation`): its files never
+    outlive the upload's rows for long.
+
+    :raises app.uploads.UploadNotFound: no such upload (of ``tenant``, when given).
+    :raises app.uploads.StillRunning: a job was put back to queued while this ran (a retry).
+    """
+    try:
+        return uploads.remove(sessions, upload_id, tenant), []
+    except uploads.StillRunning:
+        pass
+    deliveries: list[str] = []
+    for job_id in uploads.live_jobs(sessions, upload_id):
+        with suppress(JobEnded, JobNotFound):  # ended or removed meanwhile: nothing to cancel
+            deliveries += cancel_job(sessions, job_id, by=by, tenant=tenant)
+    return uploads.remove(sessions, upload_id, tenant), deliveries
+
+
+def _why_not_canceled(session: Session, job_id: str, tenant: str | None) -> Exception:
+    job = session.get(Job, job_id)
+    if job is None or (tenant is not None and job.tenant != tenant):
+        return JobNotFound(job_id)
+    return JobEnded(job_id, job.status)
 
 
 @contextmanager

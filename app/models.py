@@ -25,7 +25,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-JOB_STATUSES = ("queued", "running", "done", "failed")
+JOB_STATUSES = ("queued", "running", "done", "failed", "canceled")
+#: A job in one of these has ended: nothing runs for it any more (a late message is skipped).
+ENDED_STATUSES = ("done", "failed", "canceled")
+#: A job in one of these may still run a stage: it can be canceled.
+LIVE_STATUSES = ("queued", "running")
 #: The tenant of rows made before tenants existed: only admins see them.
 LEGACY_TENANT = "@legacy"
 
@@ -74,7 +78,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('queued', 'running', 'done', 'failed')", name="jobs_status_valid"
+            "status IN ('queued', 'running', 'done', 'failed', 'canceled')",
+            name="jobs_status_valid",
         ),
         CheckConstraint("progress BETWEEN 0 AND 100", name="jobs_progress_percent"),
         CheckConstraint("priority IN ('high', 'normal', 'low')", name="jobs_priority_valid"),

@@ -17,7 +17,7 @@ from dramatiq.middleware import CurrentMessage, default_middleware
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Job, JobEvent, utcnow
+from app.models import ENDED_STATUSES, Job, JobEvent, utcnow
 from broker import NatsBroker
 
 #: The queue and the actor that run the stages of a job (:func:`tasks.pipeline.run_stage`).
@@ -174,17 +174,20 @@ def throughput(
     minutes: int = THROUGHPUT_MINUTES,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Jobs that ended ``done`` and ``failed`` in each minute of the last ``minutes``, oldest
-    minute first (the current, unfinished minute last), by ``jobs.finished_at``."""
+    """Jobs that ended ``done``, ``failed`` and ``canceled`` in each minute of the last
+    ``minutes``, oldest minute first (the current, unfinished minute last), by
+    ``jobs.finished_at``."""
     now = (now or utcnow()).replace(second=0, microsecond=0)
     start = now - timedelta(minutes=minutes - 1)
     minute = func.date_trunc("minute", Job.finished_at)
     query = (
         select(minute, Job.status, func.count())
-        .where(Job.finished_at >= start, Job.status.in_(("done", "failed")))
+        .where(Job.finished_at >= start, Job.status.in_(ENDED_STATUSES))
         .group_by(minute, Job.status)
     )
-    series = {start + timedelta(minutes=i): {"done": 0, "failed": 0} for i in range(minutes)}
+    series = {
+        start + timedelta(minutes=i): dict.fromkeys(ENDED_STATUSES, 0) for i in range(minutes)
+    }
     with sessions() as session:
         for at, status, count in session.execute(query).tuples().all():
             bucket = series.get(at.astimezone(start.tzinfo).replace(second=0, microsecond=0))
@@ -195,6 +198,7 @@ def throughput(
         "minutes": [{"at": at.isoformat(), **counts} for at, counts in series.items()],
         "done": sum(c["done"] for c in series.values()),
         "failed": sum(c["failed"] for c in series.values()),
+        "canceled": sum(c["canceled"] for c in series.values()),
     }
 
 

@@ -14,8 +14,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Analysis, Job, Output, Upload
+from app.models import LIVE_STATUSES, Analysis, Job, Output, Upload
 from app.tenants import quotas
+from audio.formats import FORMATS
 
 
 class UploadNotFound(LookupError):
@@ -29,11 +30,12 @@ class OutputNotFound(LookupError):
 
 
 class StillRunning(Exception):
-    """The upload's job is queued or running: it is removed once it has ended."""
+    """The upload's job is queued or running: it is removed once it has ended (the API and
+    the CLI cancel it first, :func:`app.jobs.remove_upload`)."""
 
     def __init__(self, upload_id: str) -> None:
         super().__init__(
-            f"upload {upload_id} is still being processed; remove it once its job is done or failed"
+            f"upload {upload_id} is still being processed; remove it once its job has ended"
         )
 
 
@@ -43,6 +45,13 @@ class NotReady(Exception):
 
 class AnalysisFailed(Exception):
     """The upload's job failed: the message is its reason."""
+
+
+class AnalysisCanceled(Exception):
+    """The upload's job was canceled: there is no analysis, and none is coming."""
+
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"the job of upload {upload_id} was canceled: there is no analysis")
 
 
 @dataclass(frozen=True)
@@ -171,17 +180,52 @@ def remove(sessions: sessionmaker[Session], upload_id: str, tenant: str | None =
         upload = session.get(Upload, upload_id, with_for_update=True)
         if upload is None or (tenant is not None and upload.tenant != tenant):
             raise UploadNotFound(upload_id)
-        busy = _jobs(upload_id).where(Job.status.in_(("queued", "running")))
+        busy = _jobs(upload_id).where(Job.status.in_(LIVE_STATUSES))
         if session.scalars(busy.limit(1)).first() is not None:
             raise StillRunning(upload_id)
-        keys = [upload.storage_key]
-        keys += session.scalars(select(Output.storage_key).where(Output.upload_id == upload_id))
-        found = session.get(Analysis, upload_id)
-        if found is not None:
-            keys += [k for k in (found.waveform_png_key, found.waveform_json_key) if k]
-        keys.append(f"features/{upload_id}.npz")  # left by a job that failed after transcode
+        keys = [upload.storage_key, *_made_keys(session, upload_id)]
         session.execute(delete(Upload).where(Upload.id == upload_id))  # the rest cascades
         return keys
+
+
+def live_jobs(sessions: sessionmaker[Session], upload_id: str) -> list[str]:
+    """The ids of the upload's jobs still queued or running."""
+    with sessions() as session:
+        live = _jobs(upload_id).where(Job.status.in_(LIVE_STATUSES))
+        return [job.id for job in session.scalars(live)]
+
+
+def remove_made(sessions: sessionmaker[Session], upload_id: str) -> list[str]:
+    """Remove what the pipeline made of an upload — its outputs' and analysis' rows now —
+    and return the storage keys of every file it may have made, for the caller to delete
+    (idempotent: a key or row already gone is no matter). The original stays.
+
+    Rows go first, so no reader is ever shown a row whose file is gone; the files are then
+    deleted by their keys, which are known from the upload's id alone — a file stored by a
+    worker that died before writing its row is found too.
+    """
+    with sessions.begin() as session:
+        keys = _made_keys(session, upload_id)
+        session.execute(delete(Output).where(Output.upload_id == upload_id))
+        session.execute(delete(Analysis).where(Analysis.upload_id == upload_id))
+        return keys
+
+
+def made_keys(upload_id: str) -> list[str]:
+    """Every key the pipeline's stages may store for an upload (``tasks.stages``): each
+    format's output, the waveform image and peaks, the features between stages."""
+    outputs = [f"outputs/{upload_id}/{fmt}.{spec.extension}" for fmt, spec in FORMATS.items()]
+    waveforms = [f"waveforms/{upload_id}.png", f"waveforms/{upload_id}.json"]
+    return [*outputs, *waveforms, f"features/{upload_id}.npz"]
+
+
+def _made_keys(session: Session, upload_id: str) -> list[str]:
+    """:func:`made_keys`, and any other key the upload's rows name (none today)."""
+    keys = list(session.scalars(select(Output.storage_key).where(Output.upload_id == upload_id)))
+    found = session.get(Analysis, upload_id)
+    if found is not None:
+        keys += [k for k in (found.waveform_png_key, found.waveform_json_key) if k]
+    return list(dict.fromkeys([*keys, *made_keys(upload_id)]))
 
 
 def by_idempotency_key(sessions: sessionmaker[Session], tenant: str, key: str) -> Earlier | None:
@@ -216,12 +260,15 @@ def analysis(
 
     :raises UploadNotFound: no such upload (of ``tenant``, when given).
     :raises AnalysisFailed: the job failed (the message says why).
+    :raises AnalysisCanceled: the job was canceled.
     """
     with sessions() as session:
         _upload(session, upload_id, tenant)
         job = session.scalars(_jobs(upload_id).order_by(Job.created_at.desc())).first()
         if job is not None and job.status == "failed":
             raise AnalysisFailed(job.error or "the analysis failed")
+        if job is not None and job.status == "canceled":
+            raise AnalysisCanceled(upload_id)
         if job is None or job.status != "done":
             return Pending(
                 job.status if job else "queued", job and job.stage, job.progress if job else 0

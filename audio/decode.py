@@ -22,6 +22,8 @@ Decisions about bad input (each raises an ``audio.errors`` type with a readable 
   ``DecodeTimeoutError``. A caller that serves strangers passes its own bound: the default
   (``default_timeout``) scales with the length the file declares, which the file controls,
   and is only capped by :data:`DEFAULT_TIMEOUT_CEILING_S`.
+- Decoding can be stopped by the caller (``should_stop``, checked before each block is handed
+  out): it raises ``Canceled``, so a service can end a job's pass within one block.
 - Decoding can be bounded in length (``max_duration_s``): a file declaring more raises
   ``TooLongError`` before anything is decoded, and so does decoding as soon as it passes the
   limit, whatever the file declared.
@@ -37,7 +39,7 @@ import av
 import av.error
 import numpy as np
 
-from audio.errors import CorruptAudioError, DecodeTimeoutError, TooLongError
+from audio.errors import Canceled, CorruptAudioError, DecodeTimeoutError, StopCheck, TooLongError
 from audio.probe import (
     AudioInfo,
     check_declared_length,
@@ -73,6 +75,8 @@ class DecodedStream:
     :param timeout_s: the bound on the whole pass, in seconds of wall time (the consumer's
         time between blocks included); ``None``: ``default_timeout``.
     :param max_duration_s: the longest audio accepted (``None``: any).
+    :param should_stop: called before each block; true raises :class:`audio.errors.Canceled`
+        from ``blocks()`` (``None``: never stops).
     :raises audio.errors.TooLongError: the file declares more than ``max_duration_s`` (here)
         or decodes to more (from ``blocks()``).
     """
@@ -86,6 +90,7 @@ class DecodedStream:
         block_frames: int = 65536,
         timeout_s: float | None = None,
         max_duration_s: float | None = None,
+        should_stop: StopCheck | None = None,
     ):
         if block_frames < 1:
             raise ValueError("block_frames must be positive")
@@ -110,6 +115,7 @@ class DecodedStream:
             timeout_s = default_timeout(length, self.path.stat().st_size)
         self.timeout_s = timeout_s
         self.max_duration_s = max_duration_s
+        self._should_stop = should_stop
         self._frames_allowed = None if max_duration_s is None else max_duration_s * self.sample_rate
         self.decoded_frames = 0
         # MP4 declares its exact length (edit list); AAC's last frame may carry padding past it.
@@ -156,6 +162,8 @@ class DecodedStream:
             self.close()
 
     def _checked(self, block: np.ndarray) -> np.ndarray:
+        if self._should_stop is not None and self._should_stop():
+            raise Canceled(self.decoded_s)
         if self._max_frames is not None:
             block = block[:, : max(0, self._max_frames - self.decoded_frames)]
         if not np.isfinite(block).all():

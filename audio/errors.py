@@ -11,6 +11,8 @@ sentence around them (naming its settings); their messages stand on their own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class AudioError(Exception):
     """Base of every error raised by ``audio/`` for a file it cannot handle."""
@@ -91,6 +93,23 @@ class OutputTooLargeError(AudioError):
             f"the outputs would pass the {limit_bytes / 2**20:g} MB limit "
             f"({written_bytes / 2**20:.1f} MB written after {decoded_s:.1f} s of audio)"
         )
+
+
+class Canceled(Exception):
+    """The caller's ``should_stop`` check said stop, so the pass stopped between two blocks.
+
+    Not an :class:`AudioError`: nothing is wrong with the file, and nothing about it should be
+    reported or retried — the caller asked for the work to end (a service's job was canceled).
+    """
+
+    def __init__(self, decoded_s: float) -> None:
+        super().__init__(f"stopped on request after {decoded_s:.1f} s of audio")
+        self.decoded_s = decoded_s
+
+
+#: A check the block loops call between blocks: true means "stop now" (:class:`Canceled`).
+#: It must be cheap (called every block) and must not raise.
+StopCheck = Callable[[], bool]
 
 
 def limit_words(seconds: float) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from audio.decode import DecodedStream
-from audio.errors import OutputTooLargeError
+from audio.errors import OutputTooLargeError, StopCheck
 from audio.key import KeyAnalyzer
 from audio.loudness import LoudnessMeter
 from audio.probe import AudioInfo
@@ -80,6 +80,7 @@ def extract(
     max_output_bytes: int | None = None,
     progress: Callable[[float], None] | None = None,
     waveform_width: int = 800,
+    should_stop: StopCheck | None = None,
 ) -> tuple[Features, list[AudioEncoder]]:
     """Decode ``path`` once into :class:`Features`.
 
@@ -88,10 +89,14 @@ def extract(
     :param timeout_s: bound on the pass (see :class:`audio.decode.DecodedStream`).
     :param max_duration_s: the longest audio accepted, declared or decoded.
     :param max_output_bytes: the most the encoders may write in all, counted after each block.
+    :param should_stop: checked before each block; true raises :class:`audio.errors.Canceled`
+        (the encoders discarded, as for any error).
     :raises audio.errors.AudioError: the file cannot be decoded or passes a bound (the message
         says why).
     """
-    stream = DecodedStream(path, timeout_s=timeout_s, max_duration_s=max_duration_s)
+    stream = DecodedStream(
+        path, timeout_s=timeout_s, max_duration_s=max_duration_s, should_stop=should_stop
+    )
     info, rate, channels = stream.info, stream.sample_rate, stream.channels
     expected = round(info.duration_s * rate) if info.duration_s else None
     meter = LoudnessMeter(rate, channels, info.channel_names)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from audio.errors import StopCheck
 from audio.targets import Target
 
 if TYPE_CHECKING:
@@ -112,11 +113,17 @@ class _Bounds:
     timeout_s: float | None
     max_duration_s: float | None
     max_output_bytes: int | None
+    should_stop: StopCheck | None = None
 
     def stream(self, path: Path):
         from audio.decode import DecodedStream
 
-        return DecodedStream(path, timeout_s=self.timeout_s, max_duration_s=self.max_duration_s)
+        return DecodedStream(
+            path,
+            timeout_s=self.timeout_s,
+            max_duration_s=self.max_duration_s,
+            should_stop=self.should_stop,
+        )
 
 
 @dataclass
@@ -150,6 +157,7 @@ def normalize_file(
     timeout_s: float | None = None,
     max_duration_s: float | None = None,
     max_output_bytes: int | None = None,
+    should_stop: StopCheck | None = None,
 ) -> list[tuple[TranscodeResult, Normalization]]:
     """Write ``source`` normalised to ``target`` into each ``(path, format key)`` of ``outputs``.
 
@@ -162,6 +170,8 @@ def normalize_file(
     :param timeout_s: the bound on each decode pass (the caller bounds them together).
     :param max_duration_s: the longest audio accepted.
     :param max_output_bytes: the most the outputs may take in all, counted as they are written.
+    :param should_stop: checked between blocks of every pass; true raises
+        :class:`audio.errors.Canceled` (no output left behind, as for any error).
     :returns: per output, in order: what was written (at its path) and what was done to it.
     :raises audio.errors.AudioError: the source cannot be decoded or passes a bound; no output
         (and no partial one) is left behind.
@@ -172,7 +182,7 @@ def normalize_file(
     check_formats([fmt for _, fmt in outputs])
     if not outputs:
         return []
-    bounds = _Bounds(timeout_s, max_duration_s, max_output_bytes)
+    bounds = _Bounds(timeout_s, max_duration_s, max_output_bytes, should_stop)
     native, conformed = _by_layout(source, outputs, bounds)
     done: dict[int, tuple[TranscodeResult, Normalization]] = {}
     try:

@@ -13,6 +13,12 @@ the first stage by the actor's name (:func:`app.queue.start_job`). Failures:
 * anything else is retried with exponential backoff (``MAX_RETRIES`` times); the last failure
   fails the job and leaves the message in the dead letters, from where it can be replayed.
 
+A canceled job (:func:`app.jobs.cancel_job`) runs nothing more: a stage in progress stops
+between two blocks of audio (its ``should_stop`` check, :class:`tasks.cancellation.Cancellation`),
+a stage whose completion finds the job canceled does not record it, a later message is
+skipped; each removes what the job's stages made (:func:`tasks.cancellation.clean_up`) before
+its message is acknowledged, and records nothing else: no retry, no dead letter, no event.
+
 The job's error and events only ever hold sentences for the person who uploaded: an internal
 error is told as one ("… failed after 4 attempts because of an internal error …"), its type,
 message and traceback go to the logs and the dead letter.
@@ -43,8 +49,9 @@ from app import jobs
 from app.logs import log_context
 from app.metrics import metrics
 from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE, make_broker, send_webhook
-from audio.errors import AudioError
+from audio.errors import AudioError, Canceled, StopCheck
 from tasks import stages
+from tasks.cancellation import Cancellation, clean_up
 from tasks.context import WorkerContext, get_context, worker_config
 from tasks.observability import Observability
 from tasks.outages import riding_out
@@ -71,7 +78,9 @@ dramatiq.set_broker(broker)
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: Callable[[WorkerContext, str], str]  # (context, job_id) -> a line for the job's events
+    #: (context, job_id, should_stop) -> a line for the job's events; ``should_stop`` goes to
+    #: the audio engine's block loops (true: the job was canceled, raise ``Canceled``).
+    run: Callable[[WorkerContext, str, StopCheck], str]
     progress: int  # percent done when it finishes
 
 
@@ -121,24 +130,57 @@ def _deliver(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
     with log_context(upload_id=upload_id):
         if decision == jobs.SKIP:
             logger.info("%s skipped: the job has ended or is gone (a late message)", stage.name)
+        elif decision == jobs.CANCELED:
+            logger.info("%s skipped: the job was canceled; removing what it made", stage.name)
+            _clean_up(ctx, upload_id)
         elif decision == jobs.HAND_ON:
             logger.info("%s already done: handing on to the next stage", stage.name)
-            _hand_on(ctx, job_id, index)
+            try:
+                _hand_on(ctx, job_id, index)
+            except jobs.JobCanceled:  # canceled since begin_stage: job_done did not record it
+                _clean_up(ctx, upload_id)
         else:
-            _run(ctx, job_id, index, stage)
+            _run(ctx, job_id, index, stage, upload_id)
 
 
-def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
+def _clean_up(ctx: WorkerContext, upload_id: str) -> None:
+    """Remove what a canceled job's stages made, riding out outages; raises if it cannot, so
+    the message is not acknowledged and its next delivery cleans up (:data:`jobs.CANCELED`)."""
+    removed = riding_out(lambda: clean_up(ctx.sessions, ctx.storage, upload_id))
+    logger.info("removed what the canceled job made (%d keys asked)", removed)
+
+
+def _stopped(ctx: WorkerContext, stage: str, stop: Cancellation, upload_id: str, how: str) -> None:
+    """The stage stopped (``how``) because its job was canceled: say so, and clean up."""
+    stop.confirmed()  # learn when the cancel was committed, if not polled yet
+    delay = stop.delay_s()
+    after = f"{delay:.2f} s after the cancel" if delay is not None else "the job is gone"
+    logger.info("%s stopped for the cancel (%s; %s)", stage, how, after)
+    _clean_up(ctx, upload_id)
+
+
+def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage, upload_id: str) -> None:
     started = time.perf_counter()
     outcome = "error"
+    stop = Cancellation(ctx.sessions, job_id)
     try:
-        message = stage.run(ctx, job_id)
+        message = stage.run(ctx, job_id, stop)
         outcome = "ok"
         logger.info("%s done in %.2f s: %s", stage.name, time.perf_counter() - started, message)
         done = stage.progress
         riding_out(lambda: jobs.stage_done(ctx.sessions, job_id, stage.name, done, message))
         _hand_on(ctx, job_id, index)
+    except Canceled as exc:  # between two blocks of audio
+        outcome = "canceled"
+        _stopped(ctx, stage.name, stop, upload_id, f"between blocks, {exc}")
+    except jobs.JobCanceled:  # the cancel committed before the stage's completion: it wins
+        outcome = "canceled"
+        _stopped(ctx, stage.name, stop, upload_id, "its work done, not recorded")
     except AudioError as exc:
+        if stop.confirmed():  # whatever the file did, the job is canceled: nothing to report
+            outcome = "canceled"
+            _stopped(ctx, stage.name, stop, upload_id, f"on {type(exc).__name__}")
+            return
         if not exc.permanent:
             _failed_attempt(ctx, job_id, stage.name, exc)
             raise
@@ -150,6 +192,10 @@ def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage) -> None:
         outcome = "stopped"
         raise  # settled by run_stage, which catches it wherever it lands
     except Exception as exc:
+        if stop.confirmed():  # e.g. its upload removed under it: the rows it wrote to are gone
+            outcome = "canceled"
+            _stopped(ctx, stage.name, stop, upload_id, f"on {type(exc).__name__}")
+            return
         _failed_attempt(ctx, job_id, stage.name, exc)
         raise
     finally:

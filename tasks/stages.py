@@ -11,6 +11,11 @@ decoded (``MAX_DURATION_S``), the decode's time (``DECODE_TIMEOUT_S``, never a f
 file's own header) and the bytes the transcodes write (``MAX_OUTPUT_MB``, counted as they are
 encoded). Passing one is a permanent :class:`audio.errors.AudioError`; :func:`reason` words it
 for the person who uploaded, naming the setting.
+
+Each stage gets ``stop`` (``should_stop``: true once its job is canceled) and hands it to every
+decode, which checks it between blocks and raises :class:`audio.errors.Canceled`; the stages
+that decode also ask it before they store anything, so a stage canceled during its last block
+writes nothing.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from typing import TypedDict
 
 from app import uploads
 from app.config import Config
-from app.jobs import JobNotFound
+from app.jobs import JobCanceled, JobNotFound
 from app.metrics import metrics
 from app.models import Job, Upload
 from audio.errors import (
     AudioError,
+    Canceled,
     DecodeTimeoutError,
     OutputTooLargeError,
+    StopCheck,
     TooLongError,
     limit_words,
 )
@@ -107,18 +114,25 @@ def _features_key(upload_id: str) -> str:
     return f"features/{upload_id}.npz"
 
 
-def _features(ctx: WorkerContext, upload_id: str, key: str) -> Features:
+def _features(ctx: WorkerContext, upload_id: str, key: str, stop: StopCheck) -> Features:
     """The features the transcode stage saved; decoded again only if they went missing."""
     features_key = _features_key(upload_id)
     if ctx.storage.exists(features_key):
         return Features.from_bytes(b"".join(ctx.storage.read_chunks(features_key)))
     with ctx.storage.local_path(key) as source:
-        features, _ = extract(source, **bounds(ctx.config))
+        features, _ = extract(source, should_stop=stop, **bounds(ctx.config))
+    _check(stop, features.info.duration_s)
     ctx.storage.save(features_key, [features.to_bytes()])
     return features
 
 
-def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
+def _check(stop: StopCheck, decoded_s: float) -> None:
+    """Raise ``Canceled`` if the job was canceled (before a stage stores what it made)."""
+    if stop():
+        raise Canceled(decoded_s)
+
+
+def transcode_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     """Decode once: write the transcodes and keep the features the next stages measure from.
 
     A job that asks for normalised outputs gets them from the normalize stage, which needs the
@@ -144,14 +158,20 @@ def transcode_stage(ctx: WorkerContext, job_id: str) -> str:
 
         max_output_bytes = ctx.config.max_output_mb * MB
         features, writers = extract(
-            source, encoders=encoders, max_output_bytes=max_output_bytes, **bounds(ctx.config)
+            source,
+            encoders=encoders,
+            max_output_bytes=max_output_bytes,
+            should_stop=stop,
+            **bounds(ctx.config),
         )
         results = [writer.close() for writer in writers]
+        _check(stop, features.info.duration_s)
         _check_output_size(results, max_output_bytes, features.info.duration_s)
         info = features.info
         with ctx.sessions.begin() as session:
             upload = session.get(Upload, work.upload_id)
-            assert upload is not None  # _job found it; the job holds it (no delete while running)
+            if upload is None:  # removed while the stage ran (its job canceled first)
+                raise JobCanceled(job_id)
             upload.duration_s, upload.sample_rate = info.duration_s, info.sample_rate
             upload.channels, upload.codec, upload.bitrate = info.channels, info.codec, info.bitrate
         for fmt, result in zip(formats, results, strict=True):
@@ -193,9 +213,9 @@ def _check_output_size(results: list[TranscodeResult], max_bytes: int, decoded_s
         raise OutputTooLargeError(limit_bytes=max_bytes, written_bytes=written, decoded_s=decoded_s)
 
 
-def loudness_stage(ctx: WorkerContext, job_id: str) -> str:
+def loudness_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     work = _job(ctx, job_id)
-    features = _features(ctx, work.upload_id, work.storage_key)
+    features = _features(ctx, work.upload_id, work.storage_key, stop)
     result = features.loudness.result()
     silence = features.silence.result()
     uploads.save_analysis(
@@ -215,13 +235,13 @@ def loudness_stage(ctx: WorkerContext, job_id: str) -> str:
     return f"loudness {result.integrated_lufs:.1f} LUFS"
 
 
-def normalize_stage(ctx: WorkerContext, job_id: str) -> str:
+def normalize_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     """Write the outputs normalised to the job's target, when it has one (decoding again: the
     gain needs the loudness of the whole file, which the first pass measured)."""
     work = _job(ctx, job_id)
     if work.normalize is None:
         return "no normalisation asked: the outputs are as decoded"
-    features = _features(ctx, work.upload_id, work.storage_key)
+    features = _features(ctx, work.upload_id, work.storage_key, stop)
     loudness = features.loudness.result()
     max_output_bytes = ctx.config.max_output_mb * MB
     with (
@@ -236,11 +256,13 @@ def normalize_stage(ctx: WorkerContext, job_id: str) -> str:
             input_lufs=loudness.integrated_lufs,
             input_true_peak_dbtp=loudness.true_peak_dbtp,
             max_output_bytes=max_output_bytes,
+            should_stop=stop,
             **bounds(ctx.config),
         )
         _check_output_size(
             [result for result, _ in done], max_output_bytes, features.info.duration_s
         )
+        _check(stop, features.info.duration_s)
         for fmt, (result, normalization) in zip(work.formats, done, strict=True):
             _save_output(ctx, work.upload_id, fmt, result, normalization.to_dict())
     return describe_normalization(work.normalize, work.formats, [n for _, n in done])
@@ -266,9 +288,9 @@ def _figure(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def tempo_key_stage(ctx: WorkerContext, job_id: str) -> str:
+def tempo_key_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     work = _job(ctx, job_id)
-    features = _features(ctx, work.upload_id, work.storage_key)
+    features = _features(ctx, work.upload_id, work.storage_key, stop)
     t, k = features.tempo.result(), features.key.result()
     uploads.save_analysis(
         ctx.sessions,
@@ -288,9 +310,9 @@ def tempo_key_stage(ctx: WorkerContext, job_id: str) -> str:
     return f"{tempo}, {key}"
 
 
-def finalize_stage(ctx: WorkerContext, job_id: str) -> str:
+def finalize_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     work = _job(ctx, job_id)
-    waveform = _features(ctx, work.upload_id, work.storage_key).waveform.result()
+    waveform = _features(ctx, work.upload_id, work.storage_key, stop).waveform.result()
     png = io.BytesIO()
     waveform.render_png(png)
     png_key, json_key = f"waveforms/{work.upload_id}.png", f"waveforms/{work.upload_id}.json"

@@ -42,9 +42,11 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     jobs.BadStatus: (400, "bad_parameter"),
     UnknownFormat: (400, "unknown_format"),
     jobs.JobNotFailed: (409, "not_failed"),
+    jobs.JobEnded: (409, "already_ended"),
     dead_letters.NotReplayable: (409, "not_replayable"),
     dead_letters.BadQueueName: (400, "bad_parameter"),
     uploads.AnalysisFailed: (409, "job_failed"),
+    uploads.AnalysisCanceled: (409, "job_canceled"),
     uploads.NotReady: (409, "not_ready"),
     uploads.StillRunning: (409, "still_running"),
 }

@@ -28,6 +28,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import (
+    ENDED_STATUSES,
+    JOB_STATUSES,
     Analysis,
     Batch,
     BatchJob,
@@ -111,7 +113,7 @@ def end_batch_if_done(session: Session, batch_id: str) -> list[str]:
         .join(BatchJob, BatchJob.job_id == Job.id)
         .where(BatchJob.batch_id == batch_id)
     ).all()
-    if any(status not in ("done", "failed") for status in statuses):
+    if any(status not in ENDED_STATUSES for status in statuses):
         return []
     batch.ended_at = utcnow()
     url = batch.callback_url or tenant_callback_url(session, batch.tenant)
@@ -123,7 +125,8 @@ def end_batch_if_done(session: Session, batch_id: str) -> list[str]:
 
 def job_payload(session: Session, job: Job) -> dict:
     """``{type, timestamp, job_id, upload_id, status, error, analysis}`` (the analysis as the
-    API gives it, or null for a failed job)."""
+    API gives it, or null for a failed or canceled job): ``job.done``, ``job.failed`` or
+    ``job.canceled``."""
     analysis = None
     if job.status == "done":
         found = session.get(Analysis, job.upload_id)
@@ -142,25 +145,42 @@ def job_payload(session: Session, job: Job) -> dict:
 
 
 def batch_payload(session: Session, batch: Batch) -> dict:
-    """``{type: batch.done | batch.failed, timestamp, batch_id, status, jobs}``: ``batch.done``
-    when every job is done, else ``batch.failed`` (each job's status and error say which)."""
+    """``{type: batch.done | batch.failed | batch.canceled, timestamp, batch_id, status, counts,
+    jobs}``: ``batch.failed`` when any job failed, ``batch.canceled`` when all were canceled,
+    else ``batch.done`` (``counts`` tells the canceled apart; each job's status and error say
+    which). The rule is :func:`ended_status`, which ``app.batches`` shows too."""
     rows = session.execute(
         select(Job.id, Job.upload_id, Job.status, Job.error)
         .join(BatchJob, BatchJob.job_id == Job.id)
         .where(BatchJob.batch_id == batch.id)
         .order_by(BatchJob.position)
     ).all()
-    status = "done" if all(row.status == "done" for row in rows) else "failed"
+    status = ended_status([row.status for row in rows])
+    counts = dict.fromkeys(JOB_STATUSES, 0)
+    for row in rows:
+        counts[row.status] += 1
     return {
         "type": f"batch.{status}",
         "timestamp": utcnow().isoformat(),
         "batch_id": batch.id,
         "status": status,
+        "counts": counts,
         "jobs": [
             {"job_id": r.id, "upload_id": r.upload_id, "status": r.status, "error": r.error}
             for r in rows
         ],
     }
+
+
+def ended_status(statuses: list[str]) -> str:
+    """The status of a batch whose jobs have all ended: ``failed`` if any failed, ``canceled``
+    if every one was canceled, else ``done`` (some may be canceled: its counts say how many).
+    A batch left with no jobs (their uploads removed) is ``done``."""
+    if "failed" in statuses:
+        return "failed"
+    if statuses and all(s == "canceled" for s in statuses):
+        return "canceled"
+    return "done"
 
 
 def _make(

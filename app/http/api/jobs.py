@@ -1,4 +1,5 @@
-"""Jobs: list and inspect them, follow one live (Server-Sent Events), re-run a failed one."""
+"""Jobs: list and inspect them, follow one live (Server-Sent Events), re-run a failed one,
+cancel a queued or running one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from app.http.auth import caller, require_admin, require_token
 from app.http.current import broker, sessions
 from app.http.errors import ApiError
 from app.http.params import int_arg, json_body
+from app.models import ENDED_STATUSES
 from app.webhooks import outbox
 
 bp = Blueprint("jobs", __name__)
@@ -47,7 +49,8 @@ def job_deliveries(job_id: str):
 @bp.get("/api/jobs/<id:job_id>/events")
 @require_token
 def job_events(job_id: str):
-    """Server-Sent Events: each new event, then the job's state, until it is done or failed.
+    """Server-Sent Events: each new event, then the job's state, until it has ended (an event
+    named after its status: ``done``, ``failed``, ``canceled``).
 
     Resumes after ``Last-Event-ID``; ends after ``EVENT_STREAM_MAX_S`` (the client reconnects);
     limited per tenant and per process (:mod:`app.http.streams`).
@@ -63,7 +66,7 @@ def job_events(job_id: str):
             for event in new:
                 last_id = event["id"]
                 yield f"id: {event['id']}\nevent: progress\ndata: {json.dumps(event)}\n\n"
-            if job["status"] in ("done", "failed"):
+            if job["status"] in ENDED_STATUSES:
                 yield f"event: {job['status']}\ndata: {json.dumps(job)}\n\n"
                 return
             yield ": waiting\n\n"
@@ -78,6 +81,18 @@ def job_events(job_id: str):
 def retry_job(job_id: str):
     jobs.retry_job(sessions(), broker(), job_id)
     return jsonify({"id": job_id, "status": "queued"}), 202
+
+
+@bp.post("/api/jobs/<id:job_id>/cancel")
+@require_token
+def cancel_job(job_id: str):
+    """End a queued or running job ``canceled`` (its tenant or an admin): 202 at once; the
+    worker running its stage stops within 2 s and removes what the job made. 409 once ended."""
+    who = caller()
+    by = "an admin" if who.admin else who.tenant
+    made = jobs.cancel_job(sessions(), job_id, by=by, tenant=who.scope)
+    outbox.send(broker(), made)
+    return jsonify({"id": job_id, "status": "canceled"}), 202
 
 
 @bp.patch("/api/jobs/<id:job_id>")

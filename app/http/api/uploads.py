@@ -21,13 +21,14 @@ import logging
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from app import uploads
+from app import jobs, uploads
 from app.http import current, ranges
 from app.http.api import accepting
 from app.http.auth import caller, require_token
-from app.http.current import sessions, storage
+from app.http.current import broker, sessions, storage
 from app.http.errors import ApiError, error_response
 from app.storage import Storage, StorageError, sha256_of
+from app.webhooks import outbox
 from audio.formats import FORMATS
 
 logger = logging.getLogger(__name__)
@@ -126,9 +127,13 @@ def get_upload(upload_id: str):
 @bp.delete("/api/uploads/<id:upload_id>")
 @require_token
 def delete_upload(upload_id: str):
-    """Remove an upload whose job has ended, with everything made from it (it stops counting
-    in the tenant's storage quota)."""
-    for key in uploads.remove(sessions(), upload_id, caller().scope):
+    """Remove an upload with everything made from it (it stops counting in the tenant's
+    storage quota); a job still queued or running is canceled first."""
+    who = caller()
+    by = "an admin" if who.admin else who.tenant
+    keys, made = jobs.remove_upload(sessions(), upload_id, by=by, tenant=who.scope)
+    outbox.send(broker(), made)
+    for key in keys:
         accepting.remove_file(key)
     logger.info("upload %s removed", upload_id)
     return "", 204

@@ -48,8 +48,8 @@ def _hold_once(job_id: str, stage: str) -> None:
 
 
 def _held(stage: Stage) -> Stage:
-    def run(ctx, job_id: str) -> str:
-        message = stage.run(ctx, job_id)
+    def run(ctx, job_id: str, stop) -> str:
+        message = stage.run(ctx, job_id, stop)
         if (job_id, stage.name) in HOLD:
             _hold_once(job_id, stage.name)
         return message

@@ -117,7 +117,8 @@
     parts.push(el("line", { class: "baseline", x1: LEFT, x2: W - RIGHT, y1: y(0), y2: y(0) }));
     svg.replaceChildren(...parts);
     svg.dataset.bars = String(svg.querySelectorAll("rect").length);
-    setText(summary, `${t.done} done and ${t.failed} failed in the last hour` +
+    const canceled = t.canceled ? `, ${t.canceled} canceled` : "";
+    setText(summary, `${t.done} done and ${t.failed} failed in the last hour${canceled}` +
       (busiest ? `; the busiest minute had ${busiest}.` : "."));
     const rows = minutes.filter((b) => b.done || b.failed).reverse().map((b) => {
       const row = document.createElement("tr");

@@ -113,7 +113,7 @@ def test_three_files_run_as_one_batch_that_ends_once(make_client, short, migrate
 
     ended = wait_ended(client, batch_id)
     assert ended["status"] == "done"
-    assert ended["counts"] == {"queued": 0, "running": 0, "done": 3, "failed": 0}
+    assert ended["counts"] == {"queued": 0, "running": 0, "done": 3, "failed": 0, "canceled": 0}
     assert ended["callback_url"] == HOOK
     assert [(j["upload_id"], j["job_id"]) for j in ended["jobs"]] == order  # the order sent
     assert [j["filename"] for j in ended["jobs"]] == names
