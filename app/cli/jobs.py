@@ -1,6 +1,7 @@
-"""``phantomchain jobs``: list, inspect and retry jobs from a terminal.
+"""``phantomchain jobs``: list, inspect, retry and cancel jobs from a terminal.
 
-The same code as ``GET /api/jobs…`` and ``POST /api/jobs/<id>/retry`` (:mod:`app.jobs`, imported
+The same code as ``GET /api/jobs…``, ``POST /api/jobs/<id>/retry`` and ``…/cancel``
+(:mod:`app.jobs`, imported
 inside each command so ``phantomchain --help`` stays fast), on the database (and, to retry, NATS)
 named by the environment. Exit status as ``dlq``'s.
 """
@@ -23,11 +24,13 @@ from app.cli.common import (
 
 @click.group("jobs")
 def jobs() -> None:
-    """Jobs: list them, show one with its events, retry failed ones."""
+    """Jobs: list them, show one with its events, retry failed ones, cancel live ones."""
 
 
 @jobs.command("list")
-@click.option("--status", help="Only jobs in this state: queued, running, done or failed.")
+@click.option(
+    "--status", help="Only jobs in this state: queued, running, done, failed or canceled."
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON ({jobs, total}) instead of a table.")
 @handle_errors
@@ -110,6 +113,39 @@ def retry_command(job_ids: tuple[str, ...]) -> None:
             problems += 1
             continue
         click.echo(f"job {job_id} queued")
+    if problems:
+        raise SystemExit(1)
+
+
+@jobs.command("cancel")
+@click.argument("job_ids", nargs=-1, required=True, metavar="JOB_ID...")
+@handle_errors
+def cancel_command(job_ids: tuple[str, ...]) -> None:
+    """Cancel queued or running jobs (as ``POST /api/jobs/<id>/cancel``, as an admin): a
+    running stage stops within 2 s and what the job made is removed. One line per job."""
+    from app import jobs as service
+    from app.webhooks import outbox
+
+    config = load_config()
+    sessions = make_sessions(config)
+    made: list[str] = []
+    problems = 0
+    for job_id in job_ids:
+        try:
+            made += service.cancel_job(sessions, job_id, by="an admin (CLI)")
+        except (service.JobNotFound, service.JobEnded) as exc:
+            click.echo(f"error: {exc}", err=True)
+            problems += 1
+            continue
+        click.echo(f"job {job_id} canceled")
+    if made:  # the webhooks of their ends; one not sent now is sent by the workers' sweep
+        try:
+            broker = make_broker(config)
+        except Exception as exc:
+            click.echo(f"webhooks left to the sweep: NATS did not answer ({exc})", err=True)
+        else:
+            outbox.send(broker, made)
+            broker.close()
     if problems:
         raise SystemExit(1)
 

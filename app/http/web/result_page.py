@@ -59,11 +59,13 @@ def _page(upload_id: str):
         return render_template("result.html", upload=None, upload_id=upload_id), 404
     found, _ = jobs.list_jobs(sessions(), tenant=scope, ident=upload_id, limit=5)
     job = next((j for j in found if j["upload_id"] == upload_id), None)
-    analysis, error = None, None
+    analysis, error, canceled = None, None, False
     try:
         ready = uploads.analysis(sessions(), upload_id, scope)
     except uploads.AnalysisFailed as failed:
         error = str(failed)
+    except uploads.AnalysisCanceled:
+        canceled = True
     else:
         if not isinstance(ready, uploads.Pending):
             analysis = uploads.analysis_dict(*ready)
@@ -74,6 +76,7 @@ def _page(upload_id: str):
         job=job,
         analysis=analysis,
         error=error,
+        canceled=canceled,
         play=_playable(analysis),
         targets=TARGETS,
         # Not ended: the page follows the job (static/result_live.js) and shows its end.

@@ -1,8 +1,8 @@
 // Jobs (/jobs): live counts per status. Job (/jobs/<id>): the timeline followed live through
-// the job's event stream, and the admin's retry.
+// the job's event stream, a cancel while it is queued or running, and the admin's retry.
 "use strict";
 (function () {
-  const ENDED = ["done", "failed"];
+  const ENDED = ["done", "failed", "canceled"];
   const COUNTS_EVERY_MS = 2000; // never more often than once a second
 
   // -- the list: counts per status, read again every few seconds while the page is seen ------
@@ -63,6 +63,8 @@
   const errorText = document.getElementById("job-error-text");
   const retryBox = document.getElementById("retry-box");
   const retryButton = document.getElementById("retry");
+  const cancelBox = document.getElementById("cancel-box");
+  const cancelButton = document.getElementById("cancel");
   const message = document.getElementById("job-message");
   const liveNote = document.getElementById("live-note");
   let source = null;
@@ -112,6 +114,7 @@
     errorText.textContent = job.error || "";
     errorBox.hidden = !job.error;
     if (retryBox) retryBox.hidden = job.status !== "failed";
+    if (cancelBox) cancelBox.hidden = ENDED.includes(job.status);
     if (job.events) job.events.forEach(addEvent);
   }
 
@@ -171,6 +174,22 @@
         follow();
       } else {
         message.textContent = `Not retried: ${PC.errorText(result)}.`;
+      }
+    });
+  }
+
+  if (cancelButton) {
+    cancelButton.addEventListener("click", async () => {
+      cancelButton.disabled = true;
+      message.textContent = "Canceling…";
+      const result = await PC.api("POST", cancelButton.dataset.url);
+      cancelButton.disabled = false;
+      if (result.status === 202) {
+        message.textContent = "Canceled: nothing more runs for this job, and what it made is removed.";
+        const job = await PC.api("GET", `/api/jobs/${jobId}`);
+        if (job.status === 200 && job.body) showJob(job.body);
+      } else {
+        message.textContent = `Not canceled: ${PC.errorText(result)}.`;
       }
     });
   }

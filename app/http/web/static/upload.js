@@ -1,5 +1,6 @@
 // The upload page: files picked or dropped become rows; each row uploads its file
-// (XMLHttpRequest, for its progress), then follows its job's event stream to done or failed.
+// (XMLHttpRequest, for its progress), then follows its job's event stream to done, failed or
+// canceled (its Cancel button asks for the last).
 "use strict";
 (function () {
   const zone = document.getElementById("dropzone");
@@ -16,6 +17,7 @@
   const MAX_STREAMS = 3;
   //: Milliseconds before asking again about a job whose stream was refused (429/503).
   const RECHECK_MS = 5000;
+  const ENDED = ["done", "failed", "canceled"];
   const waitingUploads = [];
   const waitingStreams = [];
   let uploads = 0;
@@ -111,7 +113,23 @@
       job.textContent = "Job details";
       this.el.querySelector(".row-links").hidden = false;
       this.el.querySelector(".row-result").hidden = true;
+      const cancel = this.el.querySelector(".row-cancel");
+      cancel.hidden = false;
+      cancel.setAttribute("aria-label", `Cancel ${this.file.name}`);
+      cancel.addEventListener("click", () => this.cancel(cancel));
       this.status("queued", "Uploaded; queued for processing…");
+    }
+
+    async cancel(button) {
+      button.disabled = true;
+      const answer = await PC.api("POST", `/api/jobs/${encodeURIComponent(this.jobId)}/cancel`);
+      if (answer.status === 202) {
+        this.finished({ status: "canceled" });
+      } else if (!this.ended) {
+        button.disabled = false;
+        this.errorEl.textContent = `Not canceled: ${PC.errorText(answer)}.`;
+        this.errorEl.hidden = false;
+      }
     }
 
     event(event) {
@@ -135,7 +153,10 @@
     finished(job) {
       if (this.ended) return;
       this.ended = true;
-      if (job.status === "done") {
+      this.el.querySelector(".row-cancel").hidden = true;
+      if (job.status === "canceled") {
+        this.status("canceled", "Canceled: nothing more runs for it, and what it made is removed.");
+      } else if (job.status === "done") {
         STAGES.forEach(([name]) => this.setStage(name, "done"));
         const result = this.el.querySelector(".row-result");
         result.href = `/uploads/${encodeURIComponent(this.uploadId)}`;
@@ -150,6 +171,7 @@
     // The reason is inside the row's live region: a screen reader hears it with the status.
     fail(message, status) {
       this.ended = true;
+      this.el.querySelector(".row-cancel").hidden = true;
       this.status("failed", status || "Upload refused:");
       this.errorEl.textContent = message;
       this.errorEl.hidden = false;
@@ -249,7 +271,7 @@
       while (streams < MAX_STREAMS && waitingStreams.length) follow(waitingStreams.shift());
     };
     source.addEventListener("progress", (e) => row.event(JSON.parse(e.data)));
-    for (const end of ["done", "failed"]) {
+    for (const end of ENDED) {
       source.addEventListener(end, (e) => {
         row.finished(JSON.parse(e.data));
         close();
@@ -273,7 +295,7 @@
       setTimeout(() => recheck(row), RECHECK_MS);
       return;
     }
-    if (answer.status === 200 && ["done", "failed"].includes(answer.body.status)) {
+    if (answer.status === 200 && ENDED.includes(answer.body.status)) {
       row.finished(answer.body);
     } else if (answer.status === 200 || answer.status === 429 || answer.status >= 500) {
       follow(row);
