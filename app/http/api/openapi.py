@@ -264,7 +264,7 @@ DOCUMENT = {
                     "callback_url": {
                         **_CALLBACK_URL,
                         "description": _CALLBACK_WORDS.format(
-                            what="the job's end (job.done | job.failed)"
+                            what="the job's end (job.done | job.failed | job.canceled)"
                         ),
                         "examples": ["https://example.com/hooks/phantomchain"],
                     },
@@ -414,9 +414,10 @@ DOCUMENT = {
             },
             "BatchStatus": {
                 "type": "string",
-                "enum": ["queued", "running", "done", "failed"],
-                "description": "queued: every job is; done: every job is; failed: all ended, "
-                "some failed; running otherwise",
+                "enum": ["queued", "running", "done", "failed", "canceled"],
+                "description": "queued: every job is; once all have ended: failed if any "
+                "failed, canceled if all were canceled, else done (counts.canceled tells "
+                "canceled jobs apart); running otherwise",
             },
             "Batch": {
                 "type": "object",
@@ -432,7 +433,7 @@ DOCUMENT = {
                     "counts": {
                         "type": "object",
                         "properties": {
-                            s: {"type": "integer"} for s in ("queued", "running", "done", "failed")
+                            s: {"type": "integer"} for s in JOB_STATUSES
                         },
                     },
                     "callback_url": {"type": ["string", "null"]},
@@ -570,24 +571,25 @@ DOCUMENT = {
                 parameters=[{**_ID, "name": "upload_id"}],
             ),
             "delete": _op(
-                "Remove an upload whose job has ended, with its outputs and waveform",
+                "Remove an upload with its outputs and waveform; a job still queued or "
+                "running is canceled first",
                 {
                     "204": {"description": "removed"},
                     "403": _CROSS_SITE,
                     "404": _ERROR,
-                    "409": _error("still_running: its job has not ended"),
+                    "409": _error("still_running: its job was queued again meanwhile (a retry)"),
                 },
                 parameters=[{**_ID, "name": "upload_id"}],
             ),
         },
         "/api/uploads/{upload_id}/analysis": {
             "get": _op(
-                "The analysis: 202 while it runs, 409 if it failed",
+                "The analysis: 202 while it runs, 409 if it failed or was canceled",
                 {
                     "200": _json("the analysis", "Analysis"),
                     "202": _json("running"),
                     "404": _ERROR,
-                    "409": _error("job_failed, saying why"),
+                    "409": _error("job_failed, saying why; job_canceled"),
                 },
                 parameters=[{**_ID, "name": "upload_id"}],
             )
@@ -765,7 +767,7 @@ DOCUMENT = {
         },
         "/api/jobs/{job_id}/events": {
             "get": _op(
-                "Progress as Server-Sent Events until done or failed (resumes after "
+                "Progress as Server-Sent Events until done, failed or canceled (resumes after "
                 "Last-Event-ID; ends after EVENT_STREAM_MAX_S, to be reconnected)",
                 {
                     "200": {
@@ -811,6 +813,19 @@ DOCUMENT = {
                     "403": _FORBIDDEN,
                     "404": _ERROR,
                     "409": _error("not_failed: only a failed job is run again"),
+                },
+                parameters=[{**_ID, "name": "job_id"}],
+            )
+        },
+        "/api/jobs/{job_id}/cancel": {
+            "post": _op(
+                "Cancel a queued or running job (its tenant or an admin): it never runs, or "
+                "its stage stops within 2 s; what it made is removed, the upload kept",
+                {
+                    "202": _json("canceled"),
+                    "403": _CROSS_SITE,
+                    "404": _ERROR,
+                    "409": _error("already_ended: the job is done, failed or canceled"),
                 },
                 parameters=[{**_ID, "name": "job_id"}],
             )

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from audio.decode import DecodedStream, decode, iter_blocks
+from audio.errors import Canceled
 from tests.support.audio import signals
 
 LOSSLESS = ["wav", "wav24", "wavf32", "aiff", "flac"]
@@ -87,3 +88,43 @@ def test_decoded_stream_reports_info_before_decoding(tmp_path):
         total = sum(b.shape[1] for b in stream.blocks())
     assert abs(total - 33075) <= 64
     assert abs(stream.decoded_s - 1.5) < 0.01
+
+
+def test_should_stop_stops_the_pass_between_blocks(tmp_path):
+    """The caller's check is asked before each block; once it says stop, ``Canceled`` is
+    raised at once, saying how much audio was handed out — never the rest of the file."""
+    original = signals.tone(440.0, seconds=4.0, rate=8000, channels=1)
+    path = signals.write_audio(signals.path_for(tmp_path, "t", "flac"), original, 8000, "flac")
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(len(asked))
+        return len(asked) > 3  # three blocks go out, the fourth is refused
+
+    stream = DecodedStream(path, block_frames=4000, should_stop=should_stop)
+    got = []
+    with pytest.raises(Canceled) as raised:
+        for block in stream.blocks():
+            got.append(block)
+    assert len(got) == 3 and len(asked) == 4
+    assert raised.value.decoded_s == pytest.approx(1.5)  # 3 blocks of half a second
+    assert "1.5 s of audio" in str(raised.value)
+
+
+def test_extract_stopped_leaves_no_encoded_file(tmp_path):
+    from audio.features import extract
+    from audio.transcode import AudioEncoder
+
+    original = signals.tone(440.0, seconds=6.0, rate=22050, channels=1)
+    path = signals.write_audio(signals.path_for(tmp_path, "t", "flac"), original, 22050, "flac")
+    out = tmp_path / "out.mp3"
+    calls = iter([False, True])
+    with pytest.raises(Canceled):
+        extract(
+            path,
+            encoders=lambda rate, channels: [
+                AudioEncoder(out, "mp3", in_rate=rate, in_channels=channels)
+            ],
+            should_stop=lambda: next(calls),
+        )
+    assert not out.exists()

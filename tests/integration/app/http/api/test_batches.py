@@ -151,7 +151,7 @@ def test_existing_uploads_are_grouped_without_running_again(
     ]
     batch = client.get(both.json["links"]["batch"]).json
     assert batch["ended_at"] is not None  # its end was told as it was made
-    assert batch["counts"] == {"queued": 0, "running": 0, "done": 1, "failed": 1}
+    assert batch["counts"] == {"queued": 0, "running": 0, "done": 1, "failed": 1, "canceled": 0}
     assert batch["jobs"][0]["error"] and batch["jobs"][1]["error"] is None
     sessions = make_sessions(migrated_database_url)
     assert batch_deliveries(sessions, both.json["batch_id"]) == [("batch.failed", HOOK)]
@@ -402,3 +402,75 @@ def test_an_upload_may_say_its_priority(make_client, short):
     assert made.status_code == 202, made.json
     job_id = made.json["jobs"][0]["job_id"]
     assert client.get(f"/api/jobs/{job_id}", headers=ALPHA).json["priority"] == "high"
+
+
+def test_a_cancel_is_the_tenants_or_an_admins_and_the_batch_counts_it_apart(
+    make_client, short, tmp_path, migrated_database_url
+):
+    """No worker runs: the jobs stay queued until canceled. A tenant cancels its own (another
+    tenant's is a 404 like any unknown id), an admin anyone's, an ended job is a 409 with a
+    sentence; a queued upload removed is canceled first. Each end is written with its webhook
+    (``job.canceled``), and the batch, all canceled, ends ``canceled`` with its counts."""
+    client = make_client(workers=False, **TOKENS, **WEBHOOKS)
+    names = ["one.flac", "two.flac", "three.flac"]
+    sent = send_batch(client, [(short, n) for n in names], headers=ALPHA, callback_url=HOOK)
+    assert sent.status_code == 202, sent.json
+    batch_id = sent.json["batch_id"]
+    (up0, job0), (up1, job1), (up2, job2) = [
+        (j["upload_id"], j["job_id"]) for j in sent.json["jobs"]
+    ]
+
+    theirs = client.post(f"/api/jobs/{job0}/cancel", headers=BETA)
+    unknown = str(uuid.uuid4())
+    never = client.post(f"/api/jobs/{unknown}/cancel", headers=BETA)
+    assert theirs.status_code == 404 and never.status_code == 404
+    assert json.dumps(theirs.json) == json.dumps(never.json).replace(unknown, job0)
+
+    mine = client.post(f"/api/jobs/{job0}/cancel", headers=ALPHA)
+    assert mine.status_code == 202 and mine.json == {"id": job0, "status": "canceled"}
+    job = client.get(f"/api/jobs/{job0}", headers=ALPHA).json
+    assert job["status"] == "canceled" and job["finished_at"] is not None
+    assert job["events"][-1]["message"] == "canceled by alpha"
+    again = client.post(f"/api/jobs/{job0}/cancel", headers=ALPHA)
+    assert again.status_code == 409 and again.json["error"] == {
+        "code": "already_ended",
+        "message": f"job {job0} has already ended (canceled): there is nothing to cancel",
+    }
+    analysis = client.get(f"/api/uploads/{up0}/analysis", headers=ALPHA)
+    assert analysis.status_code == 409 and analysis.json["error"]["code"] == "job_canceled"
+    assert client.get(f"/api/batches/{batch_id}", headers=ALPHA).json["status"] == "running"
+
+    by_admin = client.post(f"/api/jobs/{job1}/cancel", headers=ADMIN)
+    assert by_admin.status_code == 202
+    events = client.get(f"/api/jobs/{job1}", headers=ALPHA).json["events"]
+    assert events[-1]["message"] == "canceled by an admin"
+
+    # the last one's upload removed while queued: its job is canceled first, then removed
+    assert client.delete(f"/api/uploads/{up2}", headers=ALPHA).status_code == 204
+    assert client.get(f"/api/jobs/{job2}", headers=ALPHA).status_code == 404
+    assert client.get(f"/api/uploads/{up0}", headers=ALPHA).status_code == 200  # kept
+    assert [p.parent.name for p in stored_files(tmp_path)] == sorted([up0, up1])  # originals
+
+    batch = client.get(f"/api/batches/{batch_id}", headers=ALPHA).json
+    assert batch["ended_at"] is not None and batch["status"] == "canceled"
+    assert batch["counts"] == {"queued": 0, "running": 0, "done": 0, "failed": 0, "canceled": 2}
+    sessions = make_sessions(migrated_database_url)
+    assert batch_deliveries(sessions, batch_id) == [("batch.canceled", HOOK)]
+    with sessions() as session:
+        batch_body = session.scalar(
+            select(WebhookDelivery.body).where(WebhookDelivery.batch_id == batch_id)
+        )
+    assert json.loads(batch_body)["counts"]["canceled"] == 3  # made as the last was canceled
+
+    # a job's own webhook says it was canceled
+    alone = upload(client, short, headers=ALPHA, callback_url=HOOK).json
+    assert client.post(f"/api/jobs/{alone['job_id']}/cancel", headers=ALPHA).status_code == 202
+    with sessions() as session:
+        told = session.execute(
+            select(WebhookDelivery.event_type, WebhookDelivery.body).where(
+                WebhookDelivery.job_id == alone["job_id"]
+            )
+        ).all()
+    assert [t for t, _ in told] == ["job.canceled"]
+    body = json.loads(told[0][1])
+    assert body["status"] == "canceled" and body["analysis"] is None
