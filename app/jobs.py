@@ -268,7 +268,12 @@ def stage_done(
 
 
 def stage_retrying(sessions: sessionmaker[Session], job_id: str, stage: str, reason: str) -> None:
+    """Record a failed attempt that will be retried — unless the job has ended meanwhile (a
+    cancel: its story ends with who canceled it; the retry will find it canceled)."""
     with sessions.begin() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None or job.status in ENDED_STATUSES:
+            return
         session.add(
             JobEvent(job_id=job_id, stage=stage, level="warning", message=f"will retry: {reason}")
         )

@@ -432,9 +432,7 @@ DOCUMENT = {
                     "status": {"$ref": "#/components/schemas/BatchStatus"},
                     "counts": {
                         "type": "object",
-                        "properties": {
-                            s: {"type": "integer"} for s in JOB_STATUSES
-                        },
+                        "properties": {s: {"type": "integer"} for s in JOB_STATUSES},
                     },
                     "callback_url": {"type": ["string", "null"]},
                     "jobs": {

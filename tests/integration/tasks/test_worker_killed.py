@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Config
 from app.http import create_app
-from app.models import Analysis, JobEvent, Output
+from app.models import Analysis, JobEvent, Output, Upload
 from app.queue import make_broker
 from tests.support.namespace import service_settings
 from tests.support.paths import ROOT
@@ -194,3 +194,76 @@ def test_a_worker_killed_after_a_stage_is_recorded_and_before_its_ack_runs_nothi
     started = run_killed(stack, song, "TEST_HOLD_BEFORE_ACK")
     for stage in STAGE_NAMES:
         assert started[stage] == STAGE_NAMES, stage
+
+
+def test_a_cancel_racing_a_stages_last_step_and_a_kill_ends_canceled_with_nothing_left(stack, song):
+    """Two jobs, each held after its stage's work and before its completion is recorded — the
+    transcode's outputs stored, the finalize's waveform drawn — are canceled there; then their
+    worker is killed. The cancel committed first, so it wins: the messages delivered again
+    find the jobs canceled, run nothing, and remove every row and file the jobs made (the
+    originals stay); no stage is recorded, no job turns ``done``."""
+    engine = create_engine(Config.from_env(stack.settings).database_url)
+    held = {}
+    for stage in ("transcode", "finalize"):
+        response = stack.client.post(
+            "/api/uploads",
+            content_type="multipart/form-data",
+            data={"file": (io.BytesIO(song), f"{stage}.flac"), "formats": "mp3,wav"},
+        )
+        assert response.status_code == 202, response.json
+        held[response.json["job_id"]] = (stage, response.json["upload_id"])
+    hold = ",".join(f"{job}:{stage}" for job, (stage, _) in held.items())
+    stack.start_worker(threads=2, TEST_HOLD=hold)
+    markers = {stack.folder / f"held-{job}-{stage}" for job, (stage, _) in held.items()}
+    assert wait_for(lambda: all(p.exists() for p in markers), 120), stack.logs()
+    made = made_by(engine, stack.folder, held)
+    assert made["transcode"] and made["finalize"], made  # each wrote before it was held
+    for job_id in held:
+        answer = stack.client.post(f"/api/jobs/{job_id}/cancel")
+        assert answer.status_code == 202, answer.json
+    (pid,) = {int(p.read_text()) for p in markers}
+    os.kill(pid, signal.SIGKILL)
+    stack.start_worker(threads=1)
+
+    def cleaned() -> bool:
+        log = (stack.folder / "worker1.log").read_text(errors="replace")
+        return log.count("removed what the canceled job made") >= len(held)
+
+    assert wait_for(cleaned, 60), stack.logs()
+    assert made_by(engine, stack.folder, held) == {"transcode": [], "finalize": []}
+    with Session(engine) as session:
+        for job_id, (stage, upload_id) in held.items():
+            job = stack.client.get(f"/api/jobs/{job_id}").json
+            assert job["status"] == "canceled", job
+            messages = [e["message"] for e in job["events"]]
+            assert messages[-1] == "canceled by an admin", messages  # nothing recorded after
+            assert f"{stage} started" in messages and "done" not in messages
+            original = session.scalar(select(Upload.storage_key).where(Upload.id == upload_id))
+            assert (stack.folder / "store" / original).is_file()  # the upload is kept
+    engine.dispose()
+
+
+def made_by(engine, folder: Path, held: dict[str, tuple[str, str]]) -> dict[str, list[str]]:
+    """What each held job's pipeline left: rows (outputs, analysis) and files, by stage."""
+    found: dict[str, list[str]] = {}
+    with Session(engine) as session:
+        for stage, upload_id in held.values():
+            rows = [
+                f"output {fmt}"
+                for fmt in session.scalars(
+                    select(Output.format).where(Output.upload_id == upload_id)
+                )
+            ]
+            if session.get(Analysis, upload_id) is not None:
+                rows.append("analysis")
+            files = [
+                str(p.relative_to(folder / "store"))
+                for p in (folder / "store").rglob(f"*{upload_id}*")
+                if p.is_file() and not p.name.startswith("original.")
+            ]
+            files += [
+                str(p.relative_to(folder / "store"))
+                for p in (folder / "store" / "outputs" / upload_id).glob("*")
+            ]
+            found[stage] = sorted(set(rows + files))
+    return found
