@@ -1,7 +1,8 @@
 """Jobs, Job, Operations and Dead letters, in a real browser against the real stack: a tenant
 sees its own jobs only and finds one by id; a job's page shows its timeline; the admin pages
 are a 404 for anyone else; the operations page shows the queues and draws its chart; an admin
-sends a dead letter back from its page and the job completes, followed live on its page."""
+sends a dead letter back from its page and the job completes, followed live on its page; a
+tenant cancels a queued job from its page and from its row on the upload page."""
 
 from __future__ import annotations
 
@@ -253,3 +254,38 @@ def test_an_admin_retries_a_dead_letter_from_its_page_and_the_job_completes(
     assert page.get_by_role("button", name="Retry this job").is_hidden()
     shoot(page, "job-after-dead-letter-retry")
     assert wait_job(site, job_id)["status"] == "done"
+
+
+def test_a_tenant_cancels_a_queued_job_from_its_page_and_from_its_upload_row(
+    signed_in, site, module_deployment, song, tmp_path
+):
+    stop_workers(module_deployment)  # the jobs stay queued until canceled
+    try:
+        job_id = upload(site, ALPHA, song, name="to-cancel.flac")["job_id"]
+        page = signed_in(ALPHA)
+        page.goto(f"/jobs/{job_id}")
+        assert page.locator("#job-status").inner_text() == "queued"
+        button = page.get_by_role("button", name="Cancel this job")
+        shoot(page, "job-queued-cancel")
+        button.click()
+        page.locator("#job-status", has_text="canceled").wait_for()
+        assert "Canceled" in page.locator("#job-message").inner_text()
+        assert button.is_hidden()  # nothing left to cancel
+        page.locator("#timeline .message", has_text="canceled by alpha").wait_for()
+        shoot(page, "job-canceled")
+        assert call(site, "GET", f"/api/jobs/{job_id}", ALPHA)[1]["status"] == "canceled"
+
+        # the upload page: each accepted row has its own Cancel
+        page.goto("/")
+        (tmp_path / "row.flac").write_bytes(song)
+        page.get_by_label("Choose files…").set_input_files(tmp_path / "row.flac")
+        row = page.get_by_test_id("upload-row")
+        row.get_by_role("button", name="Cancel row.flac").click()
+        page.locator('.upload-row[data-status="canceled"]').wait_for()
+        assert "Canceled" in row.get_by_test_id("row-status").inner_text()
+        assert row.get_by_test_id("row-cancel").is_hidden()
+        shoot(page, "upload-row-canceled")
+        row_job = row.get_attribute("data-job-id")
+        assert call(site, "GET", f"/api/jobs/{row_job}", ALPHA)[1]["status"] == "canceled"
+    finally:
+        module_deployment.workers_without_metrics()

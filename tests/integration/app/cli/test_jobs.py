@@ -66,3 +66,23 @@ def test_cli_exits_1_with_one_line_when_a_server_does_not_answer(make_stack):
     assert no_database.stderr.startswith("error: cannot reach the database")
     for done in (no_nats, no_database):
         assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_cli_jobs_cancel_says_what_became_of_each_id(make_stack, short_song):
+    """No worker runs: the job stays queued until canceled. One line per id; exit 1 when any
+    could not be canceled (unknown, or already ended), as ``retry`` does."""
+    stack = make_stack()
+    queued = upload(stack.client, short_song, name="queued.flac").json
+    job_id = queued["job_id"]
+    canceled = stack.cli("jobs", "cancel", job_id, "no-such-job")
+    assert canceled.returncode == 1, canceled.stderr
+    assert canceled.stdout.splitlines() == [f"job {job_id} canceled"]
+    assert canceled.stderr.splitlines() == ["error: no job no-such-job"]
+    job = stack.job(job_id)
+    assert job["status"] == "canceled"
+    assert job["events"][-1]["message"] == "canceled by an admin (CLI)"
+    again = stack.cli("jobs", "cancel", job_id)
+    assert again.returncode == 1
+    assert "has already ended (canceled): there is nothing to cancel" in again.stderr
+    listed = stack.cli_json("jobs", "list", "--status", "canceled")
+    assert [j["id"] for j in listed["jobs"]] == [job_id]
