@@ -70,7 +70,7 @@ def wait_finished(ctx, job_id: str, timeout: float = 120) -> Job:
     while time.monotonic() < deadline:
         with ctx.sessions() as session:
             job = session.get(Job, job_id)
-            if job.status in ("done", "failed"):
+            if job.status in ("done", "failed", "canceled"):
                 return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish")
