@@ -459,9 +459,14 @@ def reopening(
     The job row stays locked until the block is over and is committed only if the block
     succeeds: a worker that picks the message up at once waits for ``queued`` to be written,
     never the reverse, and a failed send leaves the job as it was.
+
+    A canceled job is never reopened (it yields False, as for a job that is gone): a cancel is
+    the last word on a job, whatever the sweep or a dead letter's replay found before it.
     """
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
+        if job is not None and job.status == "canceled":
+            job = None
         if job is not None:
             job.status, job.error, job.finished_at = "queued", None, None
             session.add(JobEvent(job_id=job_id, stage=stage, level="warning", message=why))
