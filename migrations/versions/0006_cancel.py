@@ -5,7 +5,7 @@ below this revision turns canceled jobs into failed ones, with the reason "cance
 older check constraint holds again.
 
 Revision ID: 0006_cancel
-Revises: 0005
+Revises: 0006 (0006_priority)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0006_cancel"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
