@@ -118,8 +118,8 @@ def test_a_stage_run_twice_overwrites(pipeline, tmp_path):
     job_id = add_upload(ctx, source, ["mp3"])
     transcode, loudness = module.STAGES[0].run, module.STAGES[1].run
     for _ in range(2):  # as if the first run's acknowledgement was lost
-        transcode(ctx, job_id)
-        loudness(ctx, job_id)
+        transcode(ctx, job_id, lambda: False)
+        loudness(ctx, job_id, lambda: False)
     with ctx.sessions() as session:
         upload_id = session.get(Job, job_id).upload_id
         assert session.query(Output).filter_by(upload_id=upload_id).count() == 1
@@ -178,7 +178,7 @@ def test_a_stage_stopped_by_its_time_limit_fails_at_once_with_the_reason(
 
     module, ctx = pipeline
 
-    def too_long(ctx, job_id):
+    def too_long(ctx, job_id, stop):
         raise TimeLimitExceeded()
 
     stages = list(module.STAGES)
