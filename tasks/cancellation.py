@@ -18,7 +18,6 @@ again (:data:`app.jobs.CANCELED`).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -39,8 +38,8 @@ POLL_INTERVAL_S = 0.5
 class Cancellation:
     """``should_stop`` for one stage of one job: true once the job is canceled or gone.
 
-    Called from the stage's thread between blocks; cheap between polls (a clock read), and
-    never raises: a poll that fails is "not yet".
+    Called from the stage's own thread between blocks (one object per stage run, so no lock);
+    cheap between polls (a clock read), and never raises: a poll that fails is "not yet".
     """
 
     def __init__(
@@ -56,7 +55,6 @@ class Cancellation:
         self._interval_s = interval_s
         self._clock = clock
         self._next_poll = clock()  # the first call asks at once
-        self._lock = threading.Lock()
         #: When the cancel was committed (the job's ``finished_at``), once seen; ``None`` for a
         #: job found gone (its upload removed).
         self.canceled_at: datetime | None = None
@@ -69,8 +67,7 @@ class Cancellation:
         now = self._clock()
         if now < self._next_poll:
             return False
-        with self._lock:
-            self._next_poll = now + self._interval_s
+        self._next_poll = now + self._interval_s
         return self.confirmed()
 
     def confirmed(self) -> bool:
