@@ -61,6 +61,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     stop_all([process.popen for process in deployment.processes])
     receiver.close()
     nats.stop()
+    # A server started again by a test (start_again) is not the one stop() knows: shut it down
+    # by its pid file first, or it outlives the test.
+    postgres.fast_shutdown()
     postgres.stop()
 
 
