@@ -4,7 +4,7 @@ A canceled job keeps its upload and its events, and none of what its stages made
 below this revision turns canceled jobs into failed ones, with the reason "canceled", so the
 older check constraint holds again.
 
-Revision ID: 0006_cancel
+Revision ID: 0007
 Revises: 0006 (0006_priority)
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0006_cancel"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
