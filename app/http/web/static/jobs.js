@@ -66,6 +66,7 @@
   const cancelBox = document.getElementById("cancel-box");
   const cancelButton = document.getElementById("cancel");
   const message = document.getElementById("job-message");
+  const CANCELED = "Canceled: nothing more runs for this job, and what it made is removed.";
   const liveNote = document.getElementById("live-note");
   let source = null;
   let summaryTimer = null;
@@ -152,7 +153,9 @@
         if (summaryTimer !== null) { clearTimeout(summaryTimer); summaryTimer = null; }
         showJob(JSON.parse(e.data));
         liveNote.hidden = true;
-        message.textContent = `The job is ${end}.`;
+        // The same words as the Cancel button's answer, which this event may come before or
+        // after.
+        message.textContent = end === "canceled" ? CANCELED : `The job is ${end}.`;
       });
     }
     source.onerror = () => {
@@ -185,7 +188,7 @@
       const result = await PC.api("POST", cancelButton.dataset.url);
       cancelButton.disabled = false;
       if (result.status === 202) {
-        message.textContent = "Canceled: nothing more runs for this job, and what it made is removed.";
+        message.textContent = CANCELED;
         const job = await PC.api("GET", `/api/jobs/${jobId}`);
         if (job.status === 200 && job.body) showJob(job.body);
       } else {
