@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import ENDED_STATUSES, Job, JobEvent, utcnow
 from broker import NatsBroker
+from broker.topology import PRIORITIES as LANE_PRIORITIES
 
 #: The queue and the actor that run the stages of a job (:func:`tasks.pipeline.run_stage`).
 PIPELINE_QUEUE = "pipeline"
@@ -30,8 +31,9 @@ FIRST_STAGE = "transcode"
 #: their own so that a slow receiver never holds a pipeline worker.
 WEBHOOK_QUEUE = "webhooks"
 WEBHOOK_ACTOR = "deliver_webhook"
-#: A job's priority among its tenant's work, most urgent first (``jobs.priority``).
-PRIORITIES = ("high", "normal", "low")
+#: A job's priority among its tenant's work, most urgent first (``jobs.priority``): the
+#: broker's lane priorities.
+PRIORITIES = LANE_PRIORITIES
 
 
 def make_broker(

@@ -24,7 +24,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.cli.dev import Stack  # noqa: E402
 from app.embedded.nats_server import free_port  # noqa: E402
-from bench.service import make_tracks  # noqa: E402
+from bench.service import ended_jobs, make_tracks  # noqa: E402
 
 TOKENS = {"alpha": "bench-token-alpha-0123456789", "beta": "bench-token-beta-0123456789"}
 
@@ -67,20 +66,8 @@ def post_files(base: str, path: str, token: str, files: list[Path]) -> dict:
 
 def times(database_url: str, job_ids: list[str]) -> tuple[float, float]:
     """(first created, last finished) of ``job_ids`` once all are done, in epoch seconds."""
-    import psycopg
-
-    while True:
-        with psycopg.connect(database_url) as connection:
-            rows = connection.execute(
-                "SELECT status, EXTRACT(EPOCH FROM created_at), EXTRACT(EPOCH FROM finished_at) "
-                "FROM jobs WHERE id = ANY(%s)",
-                (job_ids,),
-            ).fetchall()
-        if len(rows) == len(job_ids) and all(row[0] in ("done", "failed") for row in rows):
-            if any(row[0] != "done" for row in rows):
-                raise SystemExit("a job failed")
-            return min(float(r[1]) for r in rows), max(float(r[2]) for r in rows)
-        time.sleep(0.5)
+    ended = ended_jobs(database_url, job_ids)
+    return min(created for created, _ in ended), max(finished for _, finished in ended)
 
 
 def main() -> None:

@@ -107,26 +107,36 @@ def post(base: str, path: Path) -> dict:
         return json.loads(response.read())
 
 
-def wait_all(database_url: str, job_ids: list[str]) -> tuple[list[float], float]:
-    """Upload → done latencies, and when the last job finished (epoch seconds), from the jobs'
-    own timestamps; one cheap query a second, so watching takes no CPU from the service and the
-    polling interval does not count as service time."""
+def ended_jobs(database_url: str, job_ids: list[str]) -> list[tuple[float, float]]:
+    """``(created, finished)`` of each job, epoch seconds, once every one is done; one cheap
+    query a second, so watching takes no CPU from the service and the polling interval does
+    not count as service time.
+
+    :raises SystemExit: a job failed.
+    """
     import psycopg
 
     while True:
         with psycopg.connect(database_url) as connection:
             rows = connection.execute(
-                "SELECT status, EXTRACT(EPOCH FROM finished_at - created_at), "
-                "EXTRACT(EPOCH FROM finished_at) FROM jobs WHERE id = ANY(%s)",
+                "SELECT status, EXTRACT(EPOCH FROM created_at), EXTRACT(EPOCH FROM finished_at) "
+                "FROM jobs WHERE id = ANY(%s)",
                 (job_ids,),
             ).fetchall()
         if len(rows) == len(job_ids) and all(row[0] in ("done", "failed") for row in rows):
             failed = [r for r in rows if r[0] != "done"]
             if failed:
                 raise SystemExit(f"{len(failed)} jobs failed")
-            last = max(float(finished) for _, _, finished in rows)
-            return sorted(float(latency) for _, latency, _ in rows), last
+            return [(float(created), float(finished)) for _, created, finished in rows]
         time.sleep(1.0)
+
+
+def wait_all(database_url: str, job_ids: list[str]) -> tuple[list[float], float]:
+    """Upload → done latencies, and when the last job finished (epoch seconds), from the jobs'
+    own timestamps (:func:`ended_jobs`)."""
+    ended = ended_jobs(database_url, job_ids)
+    latencies = sorted(finished - created for created, finished in ended)
+    return latencies, max(finished for _, finished in ended)
 
 
 def api_rss(stack: Stack) -> int:

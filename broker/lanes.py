@@ -40,8 +40,9 @@ logger = logging.getLogger(__name__)
 
 #: The payload of a ticket (a Dramatiq message is JSON, so it can never look like this).
 TICKET = b"\x00ticket"
-#: Consumers listed per request by JetStream.
-_PAGE = 256
+#: Seconds between two looks for lanes without a consumer (a worker retrying a ticket while
+#: every waiting key is at its cap would otherwise look four times a second).
+DISCOVER_EVERY_S = 5.0
 
 
 @dataclass
@@ -92,6 +93,7 @@ class LaneReader:
         self.max_running = max_running
         self.timeout = timeout
         self._served: dict[str, float] = {}
+        self._discover_at = 0.0
 
     # -- taking ------------------------------------------------------------------------------
 
@@ -107,7 +109,7 @@ class LaneReader:
                 if delivery is not None:
                     self._served[lane.key] = time.monotonic()
                     return delivery
-            if attempt == 0 and not await self._discover(lanes):
+            if attempt or not await self._discover(lanes):
                 break  # every lane with stored messages has its consumer: the counts stand
         # A message whose worker died counts as running until it is pulled again: look for
         # such redeliveries (past any cap: they were counted against it all along).
@@ -213,7 +215,12 @@ class LaneReader:
 
     async def _discover(self, known: list[Lane]) -> bool:
         """Make the consumers of lanes that hold messages but have none (the server removed an
-        idle one, or its sender could not make it); True if any was made."""
+        idle one, or its sender could not make it); True if any was made. At most every
+        :data:`DISCOVER_EVERY_S`: such lanes are rare (a day idle)."""
+        now = time.monotonic()
+        if now < self._discover_at:
+            return False
+        self._discover_at = now + DISCOVER_EVERY_S
         js = await self._conn.jetstream()
         try:
             info = await js.stream_info(

@@ -152,9 +152,21 @@ class Topology:
         )
 
     def consumer_config(self, queue_name: str) -> api.ConsumerConfig:
+        return self._pull_consumer(self.durable(queue_name), self.subject(queue_name))
+
+    def lane_consumer_config(self, queue_name: str, lane: str, priority: int) -> api.ConsumerConfig:
+        config = self._pull_consumer(
+            self.lane_durable(queue_name, lane, priority),
+            self.lane_subject(queue_name, lane, priority),
+        )
+        config.inactive_threshold = LANE_IDLE_S
+        return config
+
+    def _pull_consumer(self, durable: str, subject: str) -> api.ConsumerConfig:
+        """A durable pull consumer of one subject, shared by every worker process."""
         return api.ConsumerConfig(
-            durable_name=self.durable(queue_name),
-            filter_subject=self.subject(queue_name),
+            durable_name=durable,
+            filter_subject=subject,
             deliver_policy=api.DeliverPolicy.ALL,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait,
@@ -164,20 +176,6 @@ class Topology:
             max_ack_pending=100_000,
             max_waiting=4096,
             replay_policy=api.ReplayPolicy.INSTANT,
-        )
-
-    def lane_consumer_config(self, queue_name: str, lane: str, priority: int) -> api.ConsumerConfig:
-        return api.ConsumerConfig(
-            durable_name=self.lane_durable(queue_name, lane, priority),
-            filter_subject=self.lane_subject(queue_name, lane, priority),
-            deliver_policy=api.DeliverPolicy.ALL,
-            ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=self.ack_wait,
-            max_deliver=-1,
-            max_ack_pending=100_000,
-            max_waiting=4096,
-            replay_policy=api.ReplayPolicy.INSTANT,
-            inactive_threshold=LANE_IDLE_S,
         )
 
     async def ensure_streams(self, js: JetStreamContext) -> None:

@@ -20,14 +20,11 @@ import psutil
 import psycopg
 import pytest
 
-from app.embedded.nats_server import NatsServer
-from tests.e2e.faults.test_outages import Stack, told_to_receiver
+from tests.e2e.faults.test_outages import Stack, running_stack
 from tests.support.audio.signals import tone, write_audio
-from tests.support.deployment import Deployment
 from tests.support.http_calls import get_json, upload
-from tests.support.servers import StoppablePostgres
 from tests.support.songs import song_flac
-from tests.support.waiting import stop_all, wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.xdist_group("cancel-faults")]
 
@@ -44,27 +41,10 @@ STOPPED = re.compile(
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("cancel")
-    nats = NatsServer(store_dir=tmp_path / "nats").start()
-    postgres = StoppablePostgres(tmp_path / "pg", delete_on_stop=True)
-    postgres.start()
-    database_url = postgres.create_database("cancel")
-    deployment = Deployment(tmp_path, database_url, nats.url)
-    deployment.release()
-    receiver = told_to_receiver(deployment, database_url)
     # the worker's temporary folder, where a transcode writes its outputs block by block
     (tmp_path / "worker-tmp").mkdir()
-    api, workers = deployment.api(), deployment.workers(TMPDIR=str(tmp_path / "worker-tmp"))
-    deployment.webhooks()
-    yield Stack(
-        nats, postgres, database_url, deployment, api, workers, tmp_path / "store", receiver
-    )
-    stop_all([process.popen for process in deployment.processes])
-    receiver.close()
-    nats.stop()
-    # A server started again by a test (start_again) is not the one stop() knows: shut it down
-    # by its pid file first, or it outlives the test.
-    postgres.fast_shutdown()
-    postgres.stop()
+    with running_stack(tmp_path, "cancel", {}, {"TMPDIR": str(tmp_path / "worker-tmp")}) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
