@@ -180,8 +180,9 @@ def _stream(key: str, mimetype: str, filename: str | None = None) -> BaseRespons
         answer = error_response(
             416,
             "range_not_satisfiable",
-            f"the range {request.headers.get('Range')!r} is not within the file's "
-            f"{info.size} bytes",
+            # the header cut short: a client's own words are not echoed at any length
+            f"the range {(request.headers.get('Range') or '')[:100]!r} is not within the "
+            f"file's {info.size} bytes",
         )
         answer.headers.update({"Accept-Ranges": "bytes", "Content-Range": f"bytes */{info.size}"})
         return answer
