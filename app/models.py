@@ -105,6 +105,8 @@ class Job(Base):
     #: Its place among its tenant's work (``high``, ``normal``, ``low``; batches ``low``):
     #: the queue runs a tenant's most urgent job first (:mod:`broker.lanes`).
     priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
+    #: ``[low, high]``: the BPM is folded by octaves into this range; None: chosen automatically.
+    bpm_range: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -154,6 +156,26 @@ class Analysis(Base):
     beats: Mapped[list | None] = mapped_column(JSON)
     #: Where the sound starts and ends: ``audio.silence.Silence.to_dict``.
     silence: Mapped[dict | None] = mapped_column(JSON)
+    #: The quality checks (``audio.checks``): loudness maxima and per channel, peak to loudness
+    #: ratio, clipping, DC offset, mono compatibility, bandwidth and lossy origin.
+    max_momentary_lufs: Mapped[float | None] = mapped_column(Float)
+    max_short_term_lufs: Mapped[float | None] = mapped_column(Float)
+    plr_db: Mapped[float | None] = mapped_column(Float)
+    channel_loudness_lufs: Mapped[list | None] = mapped_column(JSON)
+    clipping: Mapped[dict | None] = mapped_column(JSON)
+    dc_offset_dbfs: Mapped[list | None] = mapped_column(JSON)
+    stereo_correlation: Mapped[float | None] = mapped_column(Float)
+    mono_loss_lu: Mapped[float | None] = mapped_column(Float)
+    bandwidth_hz: Mapped[float | None] = mapped_column(Float)
+    lossy_origin: Mapped[bool | None] = mapped_column(Boolean)
+    #: ReplayGain 2.0 of the upload (−18 LUFS reference), as written into its outputs' tags.
+    replaygain_track_gain_db: Mapped[float | None] = mapped_column(Float)
+    replaygain_track_peak: Mapped[float | None] = mapped_column(Float)
+    #: Why a check's value is null, by field (``mono_reason``…); None: analysed before the
+    #: checks existed.
+    quality_reasons: Mapped[dict | None] = mapped_column(JSON)
+    #: Names of the checks the upload fails (``clipping``, ``true_peak``…): the jobs list's filter.
+    failed_checks: Mapped[list | None] = mapped_column(JSON)
     waveform_png_key: Mapped[str | None] = mapped_column(String(512))
     waveform_json_key: Mapped[str | None] = mapped_column(String(512))
     updated_at: Mapped[datetime] = mapped_column(
@@ -228,6 +250,9 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     #: When the batch was seen with every job ended and its webhook made (once).
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: ReplayGain 2.0 album gain and peak of its tracks, set when it ends (null: no loudness).
+    replaygain_album_gain_db: Mapped[float | None] = mapped_column(Float)
+    replaygain_album_peak: Mapped[float | None] = mapped_column(Float)
 
 
 class BatchJob(Base):
