@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from audio.checks import Checks
 from audio.features import Features, extract
 from audio.formats import FORMATS, check_formats
 from audio.key import Key
@@ -37,6 +38,7 @@ class Analysis:
     key: Key
     waveform: Waveform
     silence: Silence
+    checks: Checks
     outputs: list[TranscodeResult] = field(default_factory=list)
     #: The loudness target of the outputs, and what normalising did to each (same order).
     target: Target | None = None
@@ -71,6 +73,7 @@ class Analysis:
             "key_reason": self.key.reason,
             "beats": [round(b, 3) for b in self.tempo.beats],
             **_silence_fields(self.silence),
+            **self.checks.to_dict(),
             "normalize": self.target.to_dict() if self.target else None,
             "outputs": self._outputs(),
             "error": None,
@@ -171,6 +174,7 @@ def from_features(path: str, features: Features, outputs=()) -> Analysis:
         key=features.key.result(),
         waveform=features.waveform.result(),
         silence=features.silence.result(),
+        checks=features.checks(),
         outputs=list(outputs),
     )
 

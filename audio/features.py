@@ -19,6 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from audio.bandwidth import SpectrumSampler, measure_bandwidth
+from audio.checks import Checks, gather
+from audio.clipping import ClippingDetector
+from audio.dc_offset import DcOffsetMeter
 from audio.decode import DecodedStream
 from audio.errors import OutputTooLargeError, StopCheck
 from audio.key import KeyAnalyzer
@@ -26,6 +30,7 @@ from audio.loudness import LoudnessMeter
 from audio.probe import AudioInfo
 from audio.resample import StreamResampler
 from audio.silence import SilenceDetector
+from audio.stereo import CorrelationMeter, mono_compatibility
 from audio.tempo import ANALYSIS_RATE, TempoAnalyzer
 from audio.transcode import AudioEncoder
 from audio.waveform import WaveformBuilder
@@ -39,15 +44,36 @@ class Features:
     key: KeyAnalyzer
     waveform: WaveformBuilder
     silence: SilenceDetector
+    #: The checks' meters; None in archives made before they existed (#26).
+    clipping: ClippingDetector | None
+    dc_offset: DcOffsetMeter | None
+    correlation: CorrelationMeter | None
+    spectrum: SpectrumSampler | None
+
+    def checks(self) -> Checks:
+        """The quality checks (:mod:`audio.checks`), from the same decode."""
+        loudness = self.loudness.result()
+        channels = self.info.channels
+        return gather(
+            loudness,
+            clipping=self.clipping.result() if self.clipping else None,
+            dc_offset=self.dc_offset.result() if self.dc_offset else None,
+            mono=mono_compatibility(channels, self.correlation, loudness)
+            if self.correlation
+            else None,
+            bandwidth=measure_bandwidth(self.spectrum, self.info.codec) if self.spectrum else None,
+        )
 
     def to_bytes(self) -> bytes:
         """An ``.npz`` archive of the analyzers' state and the file's description."""
+        quality = (self.clipping, self.dc_offset, self.correlation, self.spectrum)
         arrays = {
             **self.loudness.state(),
             **self.tempo.state(),
             **self.key.state(),
             **self.waveform.state(),
             **self.silence.state(),
+            **{name: array for meter in quality if meter for name, array in meter.state().items()},
             "info": np.frombuffer(json.dumps(self.info.to_dict()).encode(), dtype=np.uint8),
         }
         buffer = io.BytesIO()
@@ -68,6 +94,10 @@ class Features:
             key=KeyAnalyzer.restore(state),
             waveform=WaveformBuilder.restore(state),
             silence=SilenceDetector.restore(state),  # None from archives older than it
+            clipping=ClippingDetector.restore(state),  # these four too
+            dc_offset=DcOffsetMeter.restore(state),
+            correlation=CorrelationMeter.restore(state, info["channels"]),
+            spectrum=SpectrumSampler.restore(state),
         )
 
 
@@ -102,6 +132,8 @@ def extract(
     meter = LoudnessMeter(rate, channels, info.channel_names)
     waveform = WaveformBuilder(expected, rate, waveform_width)
     silence = SilenceDetector(rate, channels)
+    clipping, dc_offset = ClippingDetector(rate, channels), DcOffsetMeter(channels)
+    correlation, spectrum = CorrelationMeter(channels), SpectrumSampler(rate)
     to_analysis_rate = StreamResampler(rate, ANALYSIS_RATE)
     tempo, key = TempoAnalyzer(ANALYSIS_RATE), KeyAnalyzer(ANALYSIS_RATE)
     writers: list[AudioEncoder] = []
@@ -111,6 +143,10 @@ def extract(
             meter.add(block)
             silence.add(block)
             waveform.add(block)
+            clipping.add(block)
+            dc_offset.add(block)
+            correlation.add(block)
+            spectrum.add(block)
             for writer in writers:
                 writer.write(block)
             _check_output_size(writers, max_output_bytes, stream.decoded_s)
@@ -125,7 +161,10 @@ def extract(
             writer.discard()
         raise
     info = dataclasses.replace(info, duration_s=stream.decoded_s)
-    return Features(info, meter, tempo, key, waveform, silence), writers
+    features = Features(
+        info, meter, tempo, key, waveform, silence, clipping, dc_offset, correlation, spectrum
+    )
+    return features, writers
 
 
 def _check_output_size(

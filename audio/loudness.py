@@ -54,9 +54,14 @@ _GATING_STEP = 10  # slices in 100 ms
 #: slice before covers a click straddling a slice boundary, four after cover the ringing with
 #: 18 dB to spare (a +12 dBFS float step still falls under the gate).
 _INSTANT_BEFORE, _INSTANT_AFTER = 1, 4
-_SURROUND = {"SL", "SR", "BL", "BR", "LS", "RS", "SIDE_LEFT", "SIDE_RIGHT", "BACK_LEFT"}
-_SURROUND |= {"BACK_RIGHT"}
-_LFE = {"LFE", "LFE1", "LFE2", "LOW_FREQUENCY"}
+#: Channels BS.1770-4 Table 3 weighs 1.41 (+1.5 dB): those at 60°–120° left or right of the
+#: front, below 30° of elevation — sides, wides, the surrounds of 5.x. The back pair (``BL``,
+#: ``BR``) is at ±110° where the layout has no sides (5.x: it *is* the surround pair) and at ±135°
+#: where it has (7.1), which Table 3 weighs 1.0, as libebur128 does.
+_AT_THE_SIDES = {"SL", "SR", "LS", "RS", "SIDE_LEFT", "SIDE_RIGHT", "WL", "WR", "SDL", "SDR"}
+_SIDE_PAIR = {"SL", "SR", "SIDE_LEFT", "SIDE_RIGHT"}
+_BACK_PAIR = {"BL", "BR", "BACK_LEFT", "BACK_RIGHT"}
+_LFE = {"LFE", "LFE1", "LFE2", "LOW_FREQUENCY", "LOW_FREQUENCY_2"}
 _GUESS_6 = ("FL", "FR", "FC", "LFE", "BL", "BR")
 _GUESS_5 = ("FL", "FR", "FC", "BL", "BR")
 
@@ -76,6 +81,16 @@ class Loudness:
     short_term_lufs: list[float | None]
     reason: str | None = None
     range_reason: str | None = None
+    #: The loudest 400 ms (momentary) and 3 s (short-term) window, every 10 ms (Tech 3341);
+    #: None when the audio is shorter than the window or silent throughout.
+    max_momentary_lufs: float | None = None
+    max_short_term_lufs: float | None = None
+    #: Integrated loudness of each channel measured alone (weight 1, gated on its own); None
+    #: for a channel with nothing above the gate, and the whole list None when unknown.
+    channel_loudness_lufs: list[float | None] | None = None
+    #: Integrated loudness of a stereo file summed to mono (played on both speakers); None
+    #: when the sum falls under the −70 LUFS gate, or the file is not stereo.
+    mono_lufs: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-safe: ``None`` instead of ±inf/NaN, values rounded to 0.01, reasons as text."""
@@ -83,7 +98,7 @@ class Loudness:
 
 
 def _json_safe(value):
-    if isinstance(value, str):
+    if value is None or isinstance(value, str):
         return value
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
@@ -117,11 +132,13 @@ def k_weighting(sample_rate: int) -> np.ndarray:
 
 
 def channel_weights(channels: int, channel_names: tuple[str, ...] = ()) -> np.ndarray:
-    """BS.1770 weights: 1.0 front, 1.41 (+1.5 dB) surround, 0 for LFE."""
+    """BS.1770-4 Table 3 weights by position: 1.41 (+1.5 dB) at ±60°–120° (sides, and the back
+    pair when there are no sides), 0 for the LFE, 1.0 elsewhere (front, ±135°, overhead)."""
     names = tuple(n.upper() for n in channel_names)
     if len(names) != channels:
         names = _GUESS_6 if channels == 6 else _GUESS_5 if channels == 5 else ("",) * channels
-    weights = [0.0 if n in _LFE else 1.41 if n in _SURROUND else 1.0 for n in names]
+    sides = _AT_THE_SIDES | (set() if _SIDE_PAIR & set(names) else _BACK_PAIR)
+    weights = [0.0 if n in _LFE else 1.41 if n in sides else 1.0 for n in names]
     return np.array(weights)
 
 
@@ -142,16 +159,23 @@ class LoudnessMeter:
     def __init__(self, sample_rate: int, channels: int, channel_names: tuple[str, ...] = ()):
         self.sample_rate = sample_rate
         self.channels = channels
-        self._weights = channel_weights(channels, channel_names)[:, None]
+        self._weights = channel_weights(channels, channel_names)
         self._sos = k_weighting(sample_rate)
         self._zi = np.zeros((self._sos.shape[0], channels, 2))  # primed by the first sample
         self._true_peak = TruePeakMeter(sample_rate, channels)
+        #: Rows of energy kept per slice: each channel alone, then (stereo) the mono sum.
+        self._rows = channels + (1 if channels == 2 else 0)
         self._samples = 0  # samples seen
-        self._carry = 0.0  # energy of the unfinished slice
+        self._carry = np.zeros(self._rows)  # energy of the unfinished slice, per row
         self._carry_n = 0
         self._finished = 0  # slices complete
-        self._sums: list[np.ndarray] = []  # energy sum per finished slice
+        self._sums: list[np.ndarray] = []  # weighted energy sum per finished slice
         self._counts: list[np.ndarray] = []  # samples per finished slice
+        #: Per-row energy of the finished slices not yet folded into ``_coarse``: (rows, n).
+        self._fine: list[np.ndarray] = []
+        #: Per-row energy per gating step (100 ms, ten slices): (rows, steps); None when
+        #: restored from an archive made before channels were kept apart.
+        self._coarse: np.ndarray | None = np.zeros((self._rows, 0))
 
     def add(self, block: np.ndarray) -> None:
         """Measure ``block``: float32 ``(channels, n)``."""
@@ -164,8 +188,16 @@ class LoudnessMeter:
             self._zi = sosfilt_zi(self._sos)[:, None, :] * first_sample[None, :, None]
         self._true_peak.add(block)
         filtered, self._zi = sosfilt(self._sos, block, axis=-1, zi=self._zi)
-        energy = (self._weights * (filtered * filtered)).sum(axis=0)  # per sample
-        cumulative = np.concatenate([[0.0], np.cumsum(energy)])
+        # One row per channel, and for stereo the mono sum played on both speakers,
+        # 2·((L + R) / 2)²: linear filtering lets the sum be taken after the K-weighting. A zero
+        # column closes the last segment of ``reduceat`` below.
+        energy = np.empty((self._rows, n + 1))
+        np.multiply(filtered, filtered, out=energy[: self.channels, :n])
+        if self.channels == 2:
+            mono = np.add(filtered[0], filtered[1], out=energy[2, :n])
+            np.multiply(mono, mono, out=mono)
+            mono *= 0.5
+        energy[:, n] = 0.0
         # Slice k spans samples [round(k * rate * SLICE_S), round((k + 1) * rate * SLICE_S)).
         first = self._samples
         last = first + n
@@ -173,24 +205,36 @@ class LoudnessMeter:
         ks = np.arange(self._finished + 1, self._finished + int(n / per_slice) + 3)
         ends = np.rint(ks * per_slice).astype(np.int64)
         ends = ends[ends <= last]
-        self._finished += len(ends)
-        starts = np.concatenate([[first], ends[:-1]])
+        segments = np.add.reduceat(energy, np.concatenate([[0], ends - first]), axis=1)
         if len(ends):
-            sums = cumulative[ends - first] - cumulative[starts - first]
-            counts = (ends - starts).astype(np.float64)
-            sums[0] += self._carry
+            rows = segments[:, :-1]
+            rows[:, 0] += self._carry
+            counts = np.diff(np.concatenate([[first], ends])).astype(np.float64)
             counts[0] += self._carry_n
-            self._sums.append(sums)
+            self._fine.append(rows)
+            self._sums.append(self._weights @ rows[: self.channels])
             self._counts.append(counts)
-            self._carry = float(cumulative[-1] - cumulative[ends[-1] - first])
+            self._finished += len(ends)
+            self._carry = segments[:, -1].copy()
             self._carry_n = int(last - ends[-1])
         else:
-            self._carry += float(cumulative[-1])
+            self._carry += segments[:, 0]
             self._carry_n += n
         self._samples = last
         if len(self._sums) > 64:  # keep the lists short
             self._sums = [np.concatenate(self._sums)]
             self._counts = [np.concatenate(self._counts)]
+            self._fold_fine()
+
+    def _fold_fine(self) -> None:
+        """Move the complete gating steps of ``_fine`` into ``_coarse`` (ten slices each)."""
+        if not self._fine or self._coarse is None:
+            return
+        fine = np.concatenate(self._fine, axis=1)
+        whole = fine.shape[1] // _GATING_STEP * _GATING_STEP
+        steps = fine[:, :whole].reshape(self._rows, -1, _GATING_STEP).sum(axis=2)
+        self._coarse = np.concatenate([self._coarse, steps], axis=1)
+        self._fine = [fine[:, whole:]]
 
     # -- windows -----------------------------------------------------------------------------
 
@@ -281,15 +325,44 @@ class LoudnessMeter:
             curve.append(level if level > ABSOLUTE_GATE_LUFS else None)
         return curve
 
+    def _maximum(self, length: int) -> float | None:
+        levels = to_lufs(self._windows(length, 1))
+        if not len(levels) or not np.isfinite(levels.max()):
+            return None
+        return float(levels.max())
+
+    def _steps(self) -> np.ndarray | None:
+        """Per-row energy of every complete gating step (100 ms), or None when unknown."""
+        self._fold_fine()
+        return self._coarse
+
+    def _step_counts(self, steps: int) -> np.ndarray:
+        counts = self._slices()[1][: steps * _GATING_STEP]
+        return counts.reshape(-1, _GATING_STEP).sum(axis=1)
+
+    def _gated_rows(self) -> list[float | None] | None:
+        """Integrated loudness of each row of :attr:`_steps` alone (BS.1770 gating)."""
+        steps = self._steps()
+        if steps is None:
+            return None
+        counts = self._step_counts(steps.shape[1])
+        blocks = _MOMENTARY // _GATING_STEP
+        return [_gated_mean(_block_energies(row, counts, blocks, 1), -10.0) for row in steps]
+
     def state(self) -> dict[str, np.ndarray]:
-        """Everything :meth:`result` needs: the energy slices and the peaks (a few kB/min)."""
+        """Everything :meth:`result` needs: the energy slices, the energy of each channel (and
+        the mono sum) per 100 ms, and the peaks (a few kB/min)."""
         sums, counts = self._slices()
         tp = self._true_peak
-        return {
+        state = {
             "loudness_sums": sums,
             "loudness_counts": counts,
             "loudness_meta": np.array([self.sample_rate, self.channels, tp.peak, tp.sample_peak]),
         }
+        steps = self._steps()
+        if steps is not None:
+            state["loudness_rows"] = steps
+        return state
 
     @classmethod
     def restore(cls, state: dict[str, np.ndarray]) -> LoudnessMeter:
@@ -297,12 +370,15 @@ class LoudnessMeter:
         meter = cls(int(rate), int(channels))
         meter._sums, meter._counts = [state["loudness_sums"]], [state["loudness_counts"]]
         meter._true_peak.peak, meter._true_peak.sample_peak = float(peak), float(sample_peak)
+        meter._fine = []
+        meter._coarse = state.get("loudness_rows")  # None: an archive from before (#26)
         return meter
 
     def result(self) -> Loudness:
         tp = self._true_peak
         integrated, reason = self._integrated()
         loudness_range, range_reason = self._loudness_range()
+        rows = self._gated_rows()
         return Loudness(
             integrated_lufs=integrated,
             loudness_range_lu=loudness_range,
@@ -311,6 +387,10 @@ class LoudnessMeter:
             short_term_lufs=self.short_term_curve(),
             reason=reason,
             range_reason=range_reason,
+            max_momentary_lufs=self._maximum(_MOMENTARY),
+            max_short_term_lufs=self._maximum(_SHORT_TERM),
+            channel_loudness_lufs=None if rows is None else rows[: self.channels],
+            mono_lufs=rows[2] if rows is not None and self.channels == 2 else None,
         )
 
 
