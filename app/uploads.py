@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models import LIVE_STATUSES, Analysis, Job, Output, Upload
 from app.tenants import quotas
 from audio.formats import FORMATS
+from audio.verdicts import NOT_MEASURED, REASON_KEYS, VALUE_KEYS
 
 
 class UploadNotFound(LookupError):
@@ -371,6 +372,7 @@ def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
         "key_reason": analysis.key_reason,
         "beats": analysis.beats,
         **silence_dict(analysis.silence),
+        **checks_dict(analysis),
         "waveform": {"png": f"{upload}/waveform.png", "json": f"{upload}/waveform.json"},
         "outputs": {
             o.format: {
@@ -382,6 +384,16 @@ def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
             for o in outputs
         },
     }
+
+
+def checks_dict(analysis: Analysis) -> dict:
+    """The quality checks (``audio.checks``), flat; a row analysed before they existed reads
+    as nulls, each check with the sentence saying so."""
+    values = {key: getattr(analysis, key) for key in VALUE_KEYS}
+    if analysis.quality_reasons is None:
+        return {**values, **dict.fromkeys(REASON_KEYS, NOT_MEASURED), "failed_checks": None}
+    reasons = {key: analysis.quality_reasons.get(key) for key in REASON_KEYS}
+    return {**values, **reasons, "failed_checks": list(analysis.failed_checks or [])}
 
 
 def silence_dict(silence: dict | None) -> dict:

@@ -17,23 +17,7 @@ from audio.bandwidth import Bandwidth
 from audio.clipping import Clipping
 from audio.loudness import Loudness
 from audio.stereo import MonoCompatibility
-
-#: The sentence of every check an archive made before the checks existed cannot answer.
-NOT_MEASURED = (
-    "Analysed before PhantomChain ran this check: retry or re-upload the file to measure it."
-)
-#: The reason keys of the flat record, one per check (``None`` when the check has a value).
-REASON_KEYS = (
-    "max_momentary_reason",
-    "max_short_term_reason",
-    "plr_reason",
-    "channel_loudness_reason",
-    "clipping_reason",
-    "dc_offset_reason",
-    "mono_reason",
-    "bandwidth_reason",
-    "lossy_origin_reason",
-)
+from audio.verdicts import NOT_MEASURED, REASON_KEYS
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,35 @@ MONO_LOSS_LIMIT_LU = 6.0
 TRUE_PEAK_LIMIT_DBTP = -1.0
 #: The names of the checks that can fail, as ``failed_checks`` and the jobs filter spell them.
 CHECK_NAMES = ("clipping", "dc_offset", "mono", "lossy_origin", "true_peak")
+#: The sentence of every check an analysis made before the checks existed cannot answer.
+NOT_MEASURED = (
+    "Analysed before PhantomChain ran this check: retry or re-upload the file to measure it."
+)
+#: The value fields of the checks in the flat record, and the reason key of each check (a
+#: sentence when its value is null or stands out, else null).
+VALUE_KEYS = (
+    "max_momentary_lufs",
+    "max_short_term_lufs",
+    "plr_db",
+    "channel_loudness_lufs",
+    "clipping",
+    "dc_offset_dbfs",
+    "stereo_correlation",
+    "mono_loss_lu",
+    "bandwidth_hz",
+    "lossy_origin",
+)
+REASON_KEYS = (
+    "max_momentary_reason",
+    "max_short_term_reason",
+    "plr_reason",
+    "channel_loudness_reason",
+    "clipping_reason",
+    "dc_offset_reason",
+    "mono_reason",
+    "bandwidth_reason",
+    "lossy_origin_reason",
+)
 #: What a mark means on the card.
 PASS, FAIL, INFO, UNKNOWN = "pass", "fail", "info", "unknown"
 

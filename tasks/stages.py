@@ -46,6 +46,7 @@ from audio.formats import DEFAULT_FORMATS, FORMATS
 from audio.normalize import SILENT, Normalization, normalize_file
 from audio.targets import Target
 from audio.transcode import AudioEncoder, TranscodeResult
+from audio.verdicts import REASON_KEYS, VALUE_KEYS, failed_checks
 from tasks.context import WorkerContext
 
 MB = 2**20
@@ -218,6 +219,11 @@ def loudness_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     features = _features(ctx, work.upload_id, work.storage_key, stop)
     result = features.loudness.result()
     silence = features.silence.result()
+    checks = features.checks().to_dict()
+    measured = {key: checks[key] for key in VALUE_KEYS}
+    reasons = {key: checks[key] for key in REASON_KEYS if checks[key]}
+    record = {**result.to_dict(), **checks, "channels": features.info.channels}
+    record["integrated_lufs"] = result.integrated_lufs
     uploads.save_analysis(
         ctx.sessions,
         work.upload_id,
@@ -229,6 +235,9 @@ def loudness_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
         loudness_reason=result.reason,
         loudness_range_reason=result.range_reason,
         silence=silence.to_dict(),
+        **measured,
+        quality_reasons=reasons,
+        failed_checks=failed_checks(record),
     )
     if result.integrated_lufs is None:
         return f"no loudness: {result.reason}" if result.reason else "no loudness"

@@ -18,6 +18,7 @@ from app.queue import PRIORITIES
 from app.webhooks.addresses import MAX_URL_CHARS
 from audio.formats import FORMATS
 from audio.targets import LUFS_RANGE, PRESETS, TRUE_PEAK_RANGE
+from audio.verdicts import CHECK_NAMES, REASON_KEYS
 
 bp = Blueprint("openapi", __name__)
 
@@ -38,6 +39,51 @@ _UNAVAILABLE = {
     "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
 }
 #: Over a tenant's quota (uploads per hour, storage), or its share of event streams.
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_NUMBERS_OR_NULL = {"type": ["array", "null"], "items": {"type": ["number", "null"]}}
+#: The quality checks of an analysis (``audio.checks``); each `*_reason` is a sentence when its
+#: check is null (or stands out), else null; a row analysed before the checks existed has every
+#: value null and every reason saying so.
+_CHECKS = {
+    "max_momentary_lufs": {**_NUMBER_OR_NULL, "description": "loudest 400 ms (EBU Tech 3341)"},
+    "max_short_term_lufs": {**_NUMBER_OR_NULL, "description": "loudest 3 s (EBU Tech 3341)"},
+    "plr_db": {**_NUMBER_OR_NULL, "description": "peak to loudness ratio: true peak − LUFS"},
+    "channel_loudness_lufs": {
+        **_NUMBERS_OR_NULL,
+        "description": "integrated loudness of each channel measured alone",
+    },
+    "clipping": {
+        "type": ["object", "null"],
+        "description": "flat tops: runs of 3+ samples at full scale, counted per channel",
+        "properties": {
+            "runs": {"type": "integer"},
+            "clipped_s": {"type": "number", "description": "in the most clipped channel"},
+            "first_s": {"type": ["number", "null"]},
+        },
+    },
+    "dc_offset_dbfs": {
+        **_NUMBERS_OR_NULL,
+        "description": "each channel's mean, dBFS (null: a silent channel)",
+    },
+    "stereo_correlation": {**_NUMBER_OR_NULL, "description": "−1…1; null unless stereo"},
+    "mono_loss_lu": {
+        **_NUMBER_OR_NULL,
+        "description": "how much quieter the channels summed to mono are (0 same, ~3 unrelated)",
+    },
+    "bandwidth_hz": {**_NUMBER_OR_NULL, "description": "highest frequency carrying the music"},
+    "lossy_origin": {
+        "type": ["boolean", "null"],
+        "description": "a lossless upload cut off like a lossy encoder's low-pass; null for "
+        "lossy uploads and when there is too little treble to tell",
+    },
+    **{key: {"type": ["string", "null"]} for key in REASON_KEYS},
+    "failed_checks": {
+        "type": ["array", "null"],
+        "items": {"type": "string", "enum": list(CHECK_NAMES)},
+        "description": "the checks the upload fails (the jobs list's `failing` filter)",
+    },
+}
+
 _TOO_MANY = {
     **_ERROR,
     "description": "over a tenant quota: retry after Retry-After",
@@ -504,6 +550,7 @@ DOCUMENT = {
                     "audio_end_s": {"type": ["number", "null"]},
                     "leading_silence_s": {"type": ["number", "null"]},
                     "trailing_silence_s": {"type": ["number", "null"]},
+                    **_CHECKS,
                     "outputs": {
                         "type": "object",
                         "additionalProperties": {
