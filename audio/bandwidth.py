@@ -5,18 +5,19 @@ about 16–17 kHz — and the cut is a brick wall: tens of dB within a few hundr
 Decoded and saved as WAV or FLAC, the file is lossless in name only, and the wall stays.
 Natural music falls off gradually (cymbals and air reach 20 kHz and beyond).
 
-:class:`SpectrumSampler` takes one Hann-windowed frame of every channel every
+:class:`SpectrumSampler` takes one frame (Blackman–Harris window: its sidelobes, −92 dB, keep
+a loud tone's skirt from passing for music a kHz away) of every channel every
 :data:`FRAME_EVERY_S` at the file's own rate (not of a downmix, where out-of-phase channels
 cancel) (a 128 kbit/s MP3's wall at 16 kHz is far above
 what the key's 11 kHz analysis rate can see) and keeps the mean power spectrum, one array
 whatever the length. From it, in bands of ~86 Hz (levels in dB against a full-scale sine):
 
 * the **wall**: the highest band edge between :data:`LOWEST_WALL_HZ` and
-  :data:`HIGHEST_WALL_HZ` (and 90 % of Nyquist) where the median level of the :data:`SPAN_HZ`
-  under it stands :data:`MUSIC_OVER_FLOOR_DB` over the floor of 16-bit audio (music, not a
-  quiet hiss) and :data:`WALL_DB` over the median of the :data:`SPAN_HZ` starting
-  :data:`GAP_HZ` past it, and nothing from there to Nyquist carries music again.
-  Medians make a lone tone or sparse harmonics no wall: their gaps are floor.
+  :data:`HIGHEST_WALL_HZ` (and 90 % of Nyquist) where three quarters of the bands of the
+  :data:`SPAN_HZ` under it stand :data:`MUSIC_OVER_FLOOR_DB` over the floor of 16-bit audio
+  (music, not a quiet hiss or a lone tone: its gaps are floor) and :data:`WALL_DB` over the
+  median of the :data:`SPAN_HZ` starting :data:`GAP_HZ` past it, and nothing from there to
+  Nyquist comes back (it carries no music, or stays :data:`WALL_DB` down: an encoder's skirt).
   Resamplers' anti-alias filters are walls too, at 20 kHz and above for 44.1 kHz: hence the
   ceiling of the search, which also leaves out the walls of 256–320 kbit/s MP3 (19.5–20.5 kHz);
 * ``bandwidth_hz``: the wall when there is one, else the highest band whose level stands
@@ -39,6 +40,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal.windows import blackmanharris
 
 #: One frame of spectrum every this many seconds (the encoders' walls do not move).
 FRAME_EVERY_S = 0.25
@@ -46,12 +48,13 @@ FRAME_EVERY_S = 0.25
 BAND_HZ = 86.0
 #: Where a wall is looked for.
 LOWEST_WALL_HZ, HIGHEST_WALL_HZ = 3000.0, 19500.0
-#: Stretches compared on either side of a candidate wall (medians, so sparse tones are no wall) …
+#: Stretches compared on either side of a candidate wall (the quieter quarter of the bands under
+#: it, the median past it: a lone tone or sparse harmonics leave gaps, and are no wall) …
 SPAN_HZ = 1000.0
 #: … leaving this much between them for the encoder's transition band …
 GAP_HZ = 500.0
 #: … where the music must fall by this much: a wall, where natural roll-offs lose a few dB a
-#: kHz. Nothing beyond may carry music (stand :data:`MUSIC_OVER_FLOOR_DB` over the floor).
+#: kHz. Nothing beyond may come back: it stays under the music threshold, or this far under.
 WALL_DB = 20.0
 #: How far above the floor of 16-bit audio a band must be to carry music.
 MUSIC_OVER_FLOOR_DB = 15.0
@@ -80,7 +83,7 @@ class SpectrumSampler:
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self.size = fft_size(sample_rate)
-        self._window = np.hanning(self.size).astype(np.float32)
+        self._window = blackmanharris(self.size).astype(np.float32)
         # A full-scale sine's peak bin reads 1 (0 dB) after this scaling.
         self._scale = 1.0 / (self._window.sum() / 2) ** 2
         self._every = max(self.size, round(FRAME_EVERY_S * sample_rate))
@@ -133,9 +136,9 @@ class SpectrumSampler:
 
 def floor_db(size: int) -> float:
     """The level of 16-bit quantisation noise (uniform, one step wide) in one bin of a
-    Hann-windowed ``size``-point spectrum scaled as :class:`SpectrumSampler` does."""
+    ``size``-point spectrum windowed and scaled as :class:`SpectrumSampler` does."""
     variance = (2.0**-15) ** 2 / 12
-    window = np.hanning(size)
+    window = blackmanharris(size)
     return 10 * math.log10(variance * (window**2).sum() / (window.sum() / 2) ** 2)
 
 
@@ -201,8 +204,9 @@ def _wall(
             continue
         if edges[index] < LOWEST_WALL_HZ:
             return None
-        under = float(np.median(levels[index - span + 1 : index + 1]))
+        under = float(np.percentile(levels[index - span + 1 : index + 1], 25))
         past = float(np.median(levels[index + gap : index + gap + span]))
-        if under >= music and under - past >= WALL_DB and beyond[index + gap] < music:
+        comes_back = beyond[index + gap] >= max(music, under - WALL_DB)
+        if under >= music and under - past >= WALL_DB and not comes_back:
             return float(edges[index])
     return None

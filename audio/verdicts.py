@@ -172,7 +172,8 @@ def _lossy_origin(record: dict) -> Verdict:
         status = INFO if bandwidth is not None else UNKNOWN
         return Verdict("lossy_origin", status, "Lossy origin", reason or "", figures)
     if lossy:
-        return Verdict("lossy_origin", FAIL, "Lossy origin", reason or "", figures)
+        sentence = reason or "Cut off like a lossy encoder's low-pass: most likely lossy once."
+        return Verdict("lossy_origin", FAIL, "Lossy origin", sentence, figures)
     return Verdict(
         "lossy_origin", PASS, "Lossy origin", "Full bandwidth: no sign of a lossy past.", figures
     )

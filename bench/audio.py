@@ -3,6 +3,7 @@
     .venv/bin/python bench/audio.py [--seconds 180]
     .venv/bin/python bench/audio.py --overshoot 21-26     # encoders' overshoot, per seed
     .venv/bin/python bench/audio.py --acceptance 21-26 [--target -9]  # normalised outputs
+    .venv/bin/python bench/audio.py --against REV [--repeat 5]  # whole analysis: this tree / REV
 
 A synthesized track of known tempo and key (stereo, 44.1 kHz) is written as a 192 kbit/s MP3,
 the kind of upload the Go service got. Everything runs pinned to one core (``taskset -c 0``,
@@ -120,6 +121,17 @@ print(json.dumps({"times": times, "bpm": record["bpm"], "key": record["key"],
                   "normalized": norm.to_dict()}))
 """
 
+#: The whole analysis of one file, timed in-process (best of three), for ``--against``.
+WHOLE_ANALYSIS = r"""
+import json, sys, time
+from audio.analyze import analyze_file
+best = min(
+    (lambda start: (analyze_file(sys.argv[1]), time.perf_counter() - start)[1])(time.perf_counter())
+    for _ in range(3)
+)
+print(json.dumps({"seconds": best}))
+"""
+
 LIBROSA = r"""
 import json, sys, numpy as np, librosa
 y, sr = librosa.load(sys.argv[1], sr=22050, mono=True)
@@ -145,6 +157,39 @@ def run(command: list[str], env: dict | None = None) -> tuple[float, str]:
     if out.returncode != 0:
         raise SystemExit(f"{command[0]} failed:\n{out.stderr[-2000:]}")
     return time.perf_counter() - start, out.stdout + out.stderr
+
+
+def against(revision: str, seconds: float, rounds: int) -> None:
+    """Whole analysis ×realtime of this tree and of ``revision``, alternating on one core."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-against-"))
+    baseline = folder / "baseline"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), revision],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        source = make_input(folder, seconds)
+        times: dict[str, list[float]] = {"this tree": [], revision: []}
+        for _ in range(rounds):
+            for name, root in (("this tree", ROOT), (revision, baseline)):
+                command = [sys.executable, "-c", WHOLE_ANALYSIS, str(source)]
+                _, out = run(command, {"PYTHONPATH": str(root)})
+                times[name].append(json.loads(out.strip().splitlines()[-1])["seconds"])
+        medians = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+        for name, values in times.items():
+            rounds_text = ", ".join(f"{v:.3f}" for v in values)
+            print(
+                f"{name:>12}: whole analysis {medians[name]:.3f} s median "
+                f"({seconds / medians[name]:.0f}× realtime; rounds {rounds_text})"
+            )
+        print(f"cost this tree / {revision}: {medians['this tree'] / medians[revision]:.3f}")
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)],
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def make_input(folder: Path, seconds: float) -> Path:
@@ -175,7 +220,17 @@ def main() -> None:
         "−8 to ebu, −20 to apple) into every format and check issue 14's acceptance",
     )
     parser.add_argument("--target", help="with --acceptance: one target for all, from −20 LUFS")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="instead: the whole analysis of this tree against git revision REV (a worktree of "
+        "it made in a temporary folder), alternating, in the same run; prints the cost ratio",
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="with --against: rounds")
     args = parser.parse_args()
+    if args.against:
+        against(args.against, args.seconds, args.repeat)
+        return
     if args.acceptance:
         first, last = (int(part) for part in args.acceptance.split("-"))
         normalization_acceptance(range(first, last + 1), args.target)

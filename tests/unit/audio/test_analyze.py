@@ -52,17 +52,16 @@ def test_the_analysis_matches_the_truth(song):
     assert analysis.waveform.width == 800
 
 
-#: BS.1770-4's channel weights G_i: 1 for the front channels, 0 for the LFE, 1.41 for the
-#: surrounds of 5.1 (±110°) and the sides of 7.1 (±90°).
-WEIGHTS = {"FL": 1.0, "FR": 1.0, "FC": 1.0, "LFE": 0.0, "SURROUND": 1.41, "SIDE": 1.41}
-#: Where the tone is, channel by channel (None: silent), in FFmpeg's order for the layout. The
-#: rear pair of 7.1 (BL, BR at ±135°) stays silent: BS.1770-4 weighs ±135° 1.0, FFmpeg's
-#: ebur128 filter 1.41 — no truth to pin there.
+#: BS.1770-4's channel weights G_i (Table 3, by position): 1 for the front channels, 0 for the
+#: LFE, 1.41 for the surrounds of 5.1 (±110°) and the sides of 7.1 (±90°), 1.0 for the rear pair
+#: of 7.1 (±135°; libebur128 agrees, FFmpeg's ebur128 filter gives 1.41).
+WEIGHTS = {"FL": 1.0, "FR": 1.0, "FC": 1.0, "LFE": 0.0, "SURROUND": 1.41, "SIDE": 1.41, "REAR": 1.0}
+#: Where the tone is, channel by channel (None: silent), in FFmpeg's order for the layout.
 TONE_ON = {
     1: ["FC"],
     2: ["FL", "FR"],
     6: ["FL", "FR", "FC", "LFE", "SURROUND", "SURROUND"],
-    8: ["FL", "FR", "FC", "LFE", None, None, "SIDE", "SIDE"],
+    8: ["FL", "FR", "FC", "LFE", "REAR", "REAR", "SIDE", "SIDE"],
 }
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from audio.analyze import analyze_file, from_features
 from audio.features import Features, extract
+from audio.verdicts import NOT_MEASURED, REASON_KEYS, VALUE_KEYS
 from tests.support.audio.music import synthesize_track
 from tests.support.audio.signals import silence, write_audio
 
@@ -41,6 +42,8 @@ def test_features_survive_a_round_trip_through_bytes(tmp_path):
         "audio_end_s",
         "leading_silence_s",
         "trailing_silence_s",
+        *VALUE_KEYS,
+        *REASON_KEYS,
     ):
         assert again[key] == direct[key], key
     assert again["leading_silence_s"] == pytest.approx(0.75, abs=0.01)
@@ -61,3 +64,20 @@ def test_an_archive_from_before_silence_was_measured_still_opens(tmp_path):
         ["start_s", "end_s", "leading_s", "trailing_s"]
     )
     assert restored.loudness.result() == features.loudness.result()
+
+
+def test_an_archive_from_before_the_checks_says_so_for_each(tmp_path):
+    track = synthesize_track(120.0, "C", "major", seconds=5, sample_rate=44100, seed=1)
+    features, _ = extract(write_audio(tmp_path / "song.flac", track.samples, 44100, "flac"))
+    new = ("loudness_rows", "clipping_", "dc_", "stereo_", "spectrum_")
+    with np.load(io.BytesIO(features.to_bytes())) as archive:
+        old = {name: archive[name] for name in archive.files if not name.startswith(new)}
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **old)
+    checks = Features.from_bytes(buffer.getvalue()).checks().to_dict()
+    for key in ("channel_loudness_lufs", "clipping", "dc_offset_dbfs", "mono_loss_lu"):
+        assert checks[key] is None, key
+    for key in ("channel_loudness_reason", "clipping_reason", "mono_reason", "bandwidth_reason"):
+        assert checks[key] == NOT_MEASURED, key
+    # What the old archive kept still gives its values.
+    assert checks["max_momentary_lufs"] is not None and checks["plr_db"] is not None

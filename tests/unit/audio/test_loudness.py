@@ -301,3 +301,72 @@ def test_under_3_s_there_is_a_loudness_but_no_range():
 def test_digital_silence_has_no_true_peak():
     result = measure_loudness(np.zeros((1, 4800), dtype=np.float32), 48000)
     assert result.true_peak_dbtp is None and result.sample_peak_dbfs is None
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_tech3341_maxima_are_in_the_result(rate):
+    """Cases 10 and 13: bursts among silence; the result's maxima are −23.0 ± 0.1."""
+    short = measure_loudness(ebu.case_10_short_term_bursts(rate, [1.0, 2.237, 1.5]), rate)
+    assert short.max_short_term_lufs == pytest.approx(-23.0, abs=0.1)
+    momentary = measure_loudness(ebu.case_13_momentary_bursts(rate, [0.5, 0.733, 1.051]), rate)
+    assert momentary.max_momentary_lufs == pytest.approx(-23.0, abs=0.1)
+
+
+def test_maxima_agree_with_ffmpeg_on_music():
+    """FFmpeg reports momentary and short-term every 100 ms: its maxima can only be at or under
+    ours (every 10 ms), and not by much."""
+    from tests.support.audio import styles
+    from tests.support.audio.reference import ebur128
+
+    track = styles.synthesize("ballad", 9_420_000, seconds=12.0, rate=48000)
+    ours = measure_loudness(track.samples, 48000)
+    theirs = ebur128(track.samples, 48000)
+    assert 0 <= ours.max_momentary_lufs - theirs.max_momentary_lufs <= 0.3
+    assert 0 <= ours.max_short_term_lufs - theirs.max_short_term_lufs <= 0.1
+
+
+def test_each_channel_is_measured_alone():
+    """A −20 dBFS 1 kHz sine in the left channel only: the left reads −23.0 LUFS (a 0 dBFS sine
+    in one channel reads −3.01), the silent right has none; together they read the left's."""
+    rate = 48000
+    left = ebu.sine(10.0, rate, -20.0)
+    result = measure_loudness(np.stack([left, np.zeros_like(left)]), rate)
+    assert result.channel_loudness_lufs[0] == pytest.approx(-23.01, abs=0.05)
+    assert result.channel_loudness_lufs[1] is None
+    assert result.integrated_lufs == pytest.approx(-23.01, abs=0.05)
+
+
+def test_7_1_weighs_the_sides_1_41_and_the_rear_pair_1_0():
+    """BS.1770-4 Table 3 by position: in 7.1 the sides (±90°) weigh 1.41 and the rear pair
+    (±135°) 1.0 — a tone in the rear pair reads 1.5 dB under the same tone in the sides; in 5.1
+    the back pair is the surround pair (±110°), 1.41."""
+    rate = 48000
+    tone = ebu.sine(5.0, rate, -20.0)
+    names = ("FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR")
+
+    def with_tone_in(*channels: str, layout=names) -> float:
+        samples = np.stack([tone if n in channels else np.zeros_like(tone) for n in layout])
+        return measure_loudness(samples, rate, layout).integrated_lufs
+
+    sides, rear = with_tone_in("SL", "SR"), with_tone_in("BL", "BR")
+    assert sides - rear == pytest.approx(10 * math.log10(1.41), abs=0.01)
+    front = with_tone_in("FL", "FR")
+    assert rear == pytest.approx(front, abs=0.01)
+    surround = with_tone_in("BL", "BR", layout=("FL", "FR", "FC", "LFE", "BL", "BR"))
+    assert surround == pytest.approx(sides, abs=0.01)
+
+
+@pytest.mark.parametrize("block", [997, 48000])
+def test_channel_and_mono_loudness_survive_streaming_and_the_archive(block):
+    rate = 48000
+    samples = noise(9.0, rate, 2, -20.0, seed=3)
+    meter = LoudnessMeter(rate, 2)
+    for start in range(0, samples.shape[1], block):
+        meter.add(samples[:, start : start + block])
+    direct = meter.result()
+    one_shot = measure_loudness(samples, rate)
+    restored = LoudnessMeter.restore(meter.state()).result()
+    for result in (direct, restored):
+        assert result.channel_loudness_lufs == pytest.approx(one_shot.channel_loudness_lufs)
+        assert result.mono_lufs == pytest.approx(one_shot.mono_lufs)
+        assert result.max_momentary_lufs == pytest.approx(one_shot.max_momentary_lufs)
