@@ -97,10 +97,11 @@ def mono_compatibility(
             f"least {bound:.0f} LU quieter — one channel is the other inverted.",
         )
     loss = stereo - loudness.mono_lufs
-    reason = None
-    if loss >= AUDIBLE_LOSS_LU:
-        reason = (
-            f"Summed to mono the file is {loss:.1f} LU quieter: much of it is out of phase "
-            "between the channels."
-        )
-    return MonoCompatibility(value, loss, reason)
+    if loss < AUDIBLE_LOSS_LU:
+        return MonoCompatibility(value, loss)
+    return MonoCompatibility(
+        value,
+        loss,
+        f"Summed to mono the file is {loss:.1f} LU quieter: much of it is out of phase between "
+        "the channels.",
+    )

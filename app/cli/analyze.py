@@ -19,6 +19,7 @@ import click
 
 from app.cli.common import table
 from audio.formats import UnknownFormat, parse_formats
+from audio.verdicts import REASON_KEYS, VALUE_KEYS, failed_checks
 
 #: The keys of a record, in order (DESIGN.md's list, then extras).
 FIELDS = (
@@ -45,6 +46,8 @@ FIELDS = (
     "audio_end_s",
     "leading_silence_s",
     "trailing_silence_s",
+    *VALUE_KEYS,
+    *REASON_KEYS,
     "normalize",
     "error",
 )
@@ -194,7 +197,7 @@ def _run(
 
 
 def _table(records: list[dict]) -> str:
-    headers = ("file", "length", "LUFS", "LRA", "dBTP", "BPM", "key", "camelot", "error")
+    headers = ("file", "length", "LUFS", "LRA", "dBTP", "BPM", "key", "camelot", "fails", "error")
     rows = []
     for r in records:
         minutes, seconds = divmod(r["duration_s"] or 0, 60)
@@ -208,6 +211,7 @@ def _table(records: list[dict]) -> str:
                 _number(r["bpm"]),
                 r["key"] or "",
                 r["camelot"] or "",
+                "" if r["error"] else ", ".join(failed_checks(r)) or "none",
                 r["error"] or "",
             )
         )

@@ -44,6 +44,16 @@ def test_upload_poll_analysis_download(make_client, song, song_lufs, backend, wh
     assert abs(result["bpm"] / 132.0 - 1) < 0.04
     assert result["key"] == "F minor" and result["camelot"] == "4A"
     assert result["integrated_lufs"] == pytest.approx(song_lufs, abs=0.1)
+    # The checks ride along: a synthesized master peaking at −1 dBFS has no flat tops, a
+    # correlated stereo image and no offset; every reason is a sentence or null.
+    assert result["clipping"] == {"runs": 0, "clipped_s": 0.0, "first_s": None}
+    assert 0 < result["stereo_correlation"] <= 1 and result["mono_loss_lu"] < 3
+    assert len(result["dc_offset_dbfs"]) == len(result["channel_loudness_lufs"]) == 2
+    assert result["max_momentary_lufs"] >= result["max_short_term_lufs"] >= song_lufs - 1
+    assert result["plr_db"] == pytest.approx(
+        result["true_peak_dbtp"] - result["integrated_lufs"], abs=0.02
+    )
+    assert "clipping" not in result["failed_checks"] and result["clipping_reason"] is None
     for fmt in ("mp3", "opus"):
         whole = check_byte_ranges(client, result["outputs"][fmt]["url"])  # and seekable
         out = Path(os.environ.get("TMPDIR", "/tmp")) / f"api-test-{body['upload_id']}.{fmt}"

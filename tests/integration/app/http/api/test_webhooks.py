@@ -65,6 +65,8 @@ def test_a_done_job_is_told_signed_with_its_analysis(make_client, song, receiver
     assert (body["job_id"], body["upload_id"]) == (made["job_id"], made["upload_id"])
     assert body["analysis"]["integrated_lufs"] == analysis["integrated_lufs"]
     assert body["analysis"]["outputs"] == analysis["outputs"]
+    for check in ("clipping", "dc_offset_dbfs", "mono_loss_lu", "lossy_origin", "failed_checks"):
+        assert body["analysis"][check] == analysis[check], check
     assert message.headers["webhook-id"].startswith("msg_")
     assert message.headers["content-type"] == "application/json"
     # A signature over another body, or with another secret, is refused by the same check.
