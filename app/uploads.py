@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.albums import loudness_key
 from app.models import LIVE_STATUSES, Analysis, Job, Output, Upload
 from app.tenants import quotas
 from audio.formats import FORMATS
@@ -214,10 +215,11 @@ def remove_made(sessions: sessionmaker[Session], upload_id: str) -> list[str]:
 
 def made_keys(upload_id: str) -> list[str]:
     """Every key the pipeline's stages may store for an upload (``tasks.stages``): each
-    format's output, the waveform image and peaks, the features between stages."""
+    format's output, the waveform image and peaks, the features between stages, the gating
+    blocks albums are pooled from."""
     outputs = [f"outputs/{upload_id}/{fmt}.{spec.extension}" for fmt, spec in FORMATS.items()]
     waveforms = [f"waveforms/{upload_id}.png", f"waveforms/{upload_id}.json"]
-    return [*outputs, *waveforms, f"features/{upload_id}.npz"]
+    return [*outputs, *waveforms, f"features/{upload_id}.npz", loudness_key(upload_id)]
 
 
 def _made_keys(session: Session, upload_id: str) -> list[str]:
@@ -368,6 +370,8 @@ def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
         "camelot": analysis.camelot,
         "loudness_reason": analysis.loudness_reason,
         "loudness_range_reason": analysis.loudness_range_reason,
+        "replaygain_track_gain_db": analysis.replaygain_track_gain_db,
+        "replaygain_track_peak": analysis.replaygain_track_peak,
         "bpm_reason": analysis.bpm_reason,
         "key_reason": analysis.key_reason,
         "beats": analysis.beats,

@@ -367,3 +367,35 @@ def measure_file(path: str | Path, **bounds) -> Loudness:
     for block in stream.blocks():
         meter.add(block)
     return meter.result()
+
+
+def output_replaygain(
+    output_path: str | Path,
+    fmt: str,
+    *,
+    source: Loudness,
+    source_rate: int,
+    source_channels: int,
+    **bounds,
+) -> ReplayGain:
+    """The ReplayGain of an output encoded from audio measured as ``source``.
+
+    A tag must describe the file it is in (loudgain run on the output must agree): a lossy
+    encoder moves loudness and peaks (LAME put a 1 kHz sine 0.26 dB lower; encoders overshoot
+    peaks), and a change of channels moves loudness (a mono upload as stereo MP3 reads 3 LU
+    louder). So the output is decoded and measured — unless it is lossless at the source's rate
+    and channels with no sample past full scale (nothing clipped): then it holds the source's
+    samples to within 16-bit rounding, and the source's figures are its own.
+
+    :param bounds: as for :func:`measure_file`.
+    """
+    from audio.formats import FORMATS
+
+    spec = FORMATS[fmt]
+    same_samples = (
+        spec.default_bitrate is None
+        and (spec.channels or source_channels) == source_channels
+        and (spec.sample_rate or source_rate) == source_rate
+        and (source.sample_peak_dbfs is None or source.sample_peak_dbfs <= 0.0)
+    )
+    return track_replaygain(source if same_samples else measure_file(output_path, **bounds))
