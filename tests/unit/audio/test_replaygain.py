@@ -18,8 +18,6 @@ Seeds: ``music.synthesize_track`` 9_700_001–9_700_003 (none tunes anything her
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -41,35 +39,11 @@ from audio.replaygain import (
 )
 from audio.transcode import AudioEncoder
 from tests.support.audio import ebu_signals as ebu
+from tests.support.audio.loudgain import loudgain, needs_loudgain, read_tags
 from tests.support.audio.music import synthesize_track
 
 GAIN_TOLERANCE_DB = 0.02
 PEAK_TOLERANCE_DB = 0.05
-
-needs_loudgain = pytest.mark.skipif(
-    shutil.which("loudgain") is None, reason="loudgain is not installed (apt-get install loudgain)"
-)
-
-
-# -- loudgain ---------------------------------------------------------------------------------
-
-
-def loudgain(*paths: Path, album: bool = False) -> dict[str, dict[str, float]]:
-    """loudgain's scan (no tags written): per file name (and ``Album``), its loudness, gain
-    and true peak (linear)."""
-    args = ["loudgain", "-q", "-O", "-s", "s", *(["-a"] if album else []), *map(str, paths)]
-    done = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120)
-    rows = [line.split("\t") for line in done.stdout.splitlines() if "\t" in line]
-    header, *values = rows
-    found = {}
-    for row in values:
-        cells = dict(zip(header, row, strict=True))
-        found[Path(cells["File"]).name] = {
-            "lufs": float(cells["Loudness"].split()[0]),
-            "gain_db": float(cells["Gain"].split()[0]),
-            "peak": float(cells["True_Peak"]),
-        }
-    return found
 
 
 def db_apart(a: float, b: float) -> float:
@@ -142,23 +116,6 @@ def test_an_unknown_format_is_refused(tmp_path):
 
 
 # -- tags, read back --------------------------------------------------------------------------
-
-
-def read_tags(path: Path, fmt: str) -> dict[str, str]:
-    """The ReplayGain tags of a file, by upper-case name, as mutagen reads them."""
-    import mutagen
-
-    audio = mutagen.File(path)
-    assert audio is not None and audio.tags is not None
-    found = {}
-    for key, value in audio.tags.items():
-        if fmt in ("mp3", "wav") and key.startswith("TXXX:"):
-            found[key[5:].upper()] = str(value.text[0])
-        elif fmt == "aac" and key.startswith("----:com.apple.iTunes:"):
-            found[key.rsplit(":", 1)[1].upper()] = bytes(value[0]).decode()
-        elif fmt in ("flac", "opus"):
-            found[key.upper()] = value[0]
-    return {k: v for k, v in found.items() if k.startswith(("REPLAYGAIN_", "R128_"))}
 
 
 @needs_loudgain
