@@ -381,11 +381,12 @@ def output_replaygain(
     """The ReplayGain of an output encoded from audio measured as ``source``.
 
     A tag must describe the file it is in (loudgain run on the output must agree): a lossy
-    encoder moves loudness and peaks (LAME put a 1 kHz sine 0.26 dB lower; encoders overshoot
-    peaks), and a change of channels moves loudness (a mono upload as stereo MP3 reads 3 LU
-    louder). So the output is decoded and measured — unless it is lossless at the source's rate
-    and channels with no sample past full scale (nothing clipped): then it holds the source's
-    samples to within 16-bit rounding, and the source's figures are its own.
+    encoder moves loudness and peaks (our MP3s of a 1 kHz sine and of music read 0.26–0.29 dB
+    quieter than their sources; encoders overshoot peaks), and so does a change of channels
+    (5.1 downmixed to stereo). So the output is decoded and measured — unless it is lossless
+    at the source's rate and channels with no sample past full scale (nothing clipped): then
+    it holds the source's samples to within 16-bit rounding, and the source's figures are its
+    own.
 
     :param bounds: as for :func:`measure_file`.
     """

@@ -31,6 +31,7 @@ from audio.replaygain import (
     UntaggableFormat,
     album_replaygain,
     measure_file,
+    output_replaygain,
     pooled_loudness,
     r128_gain,
     replaygain,
@@ -175,6 +176,37 @@ def test_r128_gain_is_q78_relative_to_minus_23_on_top_of_a_zero_header_gain(tmp_
     assert r128_gain(ReplayGain(-5.0, None)) == -2560  # −18 LUFS material: −5 dB to −23
     assert r128_gain(ReplayGain(200.0, None)) == 32767  # clamped to the field
     assert r128_gain(ReplayGain(None, None)) is None
+
+
+# -- the gain of an output -------------------------------------------------------------------
+
+
+@needs_loudgain
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_lossy_outputs_gain_is_its_own_not_the_uploads(tmp_path, channels):
+    # The MP3 of this music reads 0.29 dB quieter than its source (mono upmixed to stereo at
+    # −3 dB a channel, which BS.1770's sum of energies reads as the same loudness): a tag
+    # computed from the upload would miss loudgain's reading of the file by that much.
+    samples = music(9_700_002, 10, -8)[:channels]
+    source = measure_loudness(samples, 44100)
+    path = encode(samples, 44100, tmp_path / "song.mp3", "mp3")
+    kwargs = {"source": source, "source_rate": 44100, "source_channels": channels}
+    gain = output_replaygain(path, "mp3", **kwargs)
+    oracle = loudgain(path)[path.name]["gain_db"]
+    source_gain = track_replaygain(source).gain_db
+    assert gain.gain_db is not None and source_gain is not None
+    assert abs(gain.gain_db - oracle) <= GAIN_TOLERANCE_DB
+    assert abs(source_gain - oracle) > 5 * GAIN_TOLERANCE_DB  # the test tells them apart
+
+
+def test_a_lossless_output_of_the_same_layout_has_the_sources_figures(tmp_path):
+    samples = music(9_700_003, 6, -12)
+    source = measure_loudness(samples, 44100)
+    path = encode(samples, 44100, tmp_path / "same.flac", "flac")
+    gain = output_replaygain(path, "flac", source=source, source_rate=44100, source_channels=2)
+    assert gain == track_replaygain(source)  # not measured again: the same samples
+    measured = track_replaygain(measure_file(path))
+    assert gain.gain_db == pytest.approx(measured.gain_db, abs=0.005)
 
 
 # -- albums -----------------------------------------------------------------------------------
