@@ -165,8 +165,8 @@ def analyze_file(
             timeout_s=timeout_s,
         )
         for result, normalization in done:
-            output = (normalization.output_integrated_lufs, normalization.output_true_peak_dbtp)
-            write_tags(result.path, result.format, replaygain(*output))
+            measured = (normalization.output_integrated_lufs, normalization.output_true_peak_dbtp)
+            write_tags(result.path, result.format, replaygain(*measured))
         analysis = dataclasses.replace(
             analysis,
             outputs=[result for result, _ in done],
