@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audio.analyze import analyze_file
 from audio.formats import FORMATS
 from audio.loudness import LoudnessMeter, measure_loudness
 from audio.replaygain import (
@@ -38,10 +39,12 @@ from audio.replaygain import (
     track_replaygain,
     write_tags,
 )
+from audio.targets import parse_target
 from audio.transcode import AudioEncoder
 from tests.support.audio import ebu_signals as ebu
 from tests.support.audio.loudgain import loudgain, needs_loudgain, read_tags
 from tests.support.audio.music import synthesize_track
+from tests.support.audio.signals import write_audio
 
 GAIN_TOLERANCE_DB = 0.02
 PEAK_TOLERANCE_DB = 0.05
@@ -207,6 +210,31 @@ def test_a_lossless_output_of_the_same_layout_has_the_sources_figures(tmp_path):
     assert gain == track_replaygain(source)  # not measured again: the same samples
     measured = track_replaygain(measure_file(path))
     assert gain.gain_db == pytest.approx(measured.gain_db, abs=0.005)
+
+
+@needs_loudgain
+def test_analyze_tags_normalised_outputs_with_their_own_loudness(tmp_path):
+    # Brought to −14 LUFS, each output needs about −4 dB to reach −18, whatever the upload's
+    # loudness (−26 LUFS or so here): the tags are those of the normalised audio.
+    source = tmp_path / "quiet.wav"
+    write_audio(source, music(9_700_003, 8, -20), 44100, "wav")
+    analysis = analyze_file(
+        source, formats=["mp3", "flac"], out_dir=tmp_path / "out", normalize=parse_target("-14")
+    )
+    assert analysis.loudness.integrated_lufs is not None
+    assert analysis.loudness.integrated_lufs < -20
+    for output, normalization in zip(analysis.outputs, analysis.normalizations, strict=True):
+        path = Path(output.path)
+        lufs = normalization.output_integrated_lufs
+        assert lufs is not None
+        tags = read_tags(path, output.format)
+        assert tags["REPLAYGAIN_TRACK_GAIN"] == f"{-18 - lufs:.2f} dB"
+        assert float(tags["REPLAYGAIN_TRACK_GAIN"].split()[0]) == pytest.approx(-4, abs=0.5)
+        oracle = loudgain(path)[path.name]
+        assert abs(float(tags["REPLAYGAIN_TRACK_GAIN"].split()[0]) - oracle["gain_db"]) <= (
+            GAIN_TOLERANCE_DB
+        )
+        assert db_apart(float(tags["REPLAYGAIN_TRACK_PEAK"]), oracle["peak"]) <= PEAK_TOLERANCE_DB
 
 
 # -- albums -----------------------------------------------------------------------------------
