@@ -503,6 +503,8 @@ def test_a_cancel_is_the_tenants_or_an_admins_and_the_batch_counts_it_apart(
     batch = client.get(f"/api/batches/{batch_id}", headers=ALPHA).json
     assert batch["ended_at"] is not None and batch["status"] == "canceled"
     assert batch["counts"] == {"queued": 0, "running": 0, "done": 0, "failed": 0, "canceled": 2}
+    assert batch["replaygain_album_gain_db"] is None  # no done track: nothing to pool
+    assert batch["replaygain_album_reason"] == albums.NO_ALBUM
     sessions = make_sessions(migrated_database_url)
     assert batch_deliveries(sessions, batch_id) == [("batch.canceled", HOOK)]
     with sessions() as session:
