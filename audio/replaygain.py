@@ -116,7 +116,8 @@ def track_replaygain(loudness: Loudness) -> ReplayGain:
 
 def r128_gain(gain: ReplayGain) -> int | None:
     """``R128_TRACK_GAIN`` of an Ogg Opus file (RFC 7845 §5.2.1): the gain to −23 LUFS, as a
-    signed Q7.8 integer (dB × 256), truncated toward zero as loudgain writes it.
+    signed Q7.8 integer (dB × 256), rounded half away from zero as loudgain writes it (C's
+    ``round``; Python's rounds halves to even).
 
     RFC 7845 relates it to the audio *after* the ID Header's output gain: a decoder applies
     the header's gain always, a player applies this tag on top when it normalises. Our
@@ -125,8 +126,9 @@ def r128_gain(gain: ReplayGain) -> int | None:
     """
     if gain.gain_db is None:
         return None
-    db = gain.gain_db + (R128_REFERENCE_LUFS - REFERENCE_LUFS)
-    return max(-32768, min(32767, int(db * 256)))
+    q78 = (gain.gain_db + (R128_REFERENCE_LUFS - REFERENCE_LUFS)) * 256
+    rounded = int(math.copysign(math.floor(abs(q78) + 0.5), q78))
+    return max(-32768, min(32767, rounded))
 
 
 # -- albums ----------------------------------------------------------------------------------

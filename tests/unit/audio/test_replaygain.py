@@ -135,7 +135,7 @@ def test_each_format_carries_the_tags_its_players_read(tmp_path, fmt):
         # loudgain's gain for Opus is relative to −23 LUFS already.
         assert set(tags) == {"R128_TRACK_GAIN"}
         q78 = int(tags["R128_TRACK_GAIN"])
-        assert q78 == int((-23.0 - measure_file(path).integrated_lufs) * 256)
+        assert q78 == round((-23.0 - measure_file(path).integrated_lufs) * 256)
         assert abs(q78 / 256 - oracle["gain_db"]) <= GAIN_TOLERANCE_DB
         return
     assert set(tags) == {"REPLAYGAIN_TRACK_GAIN", "REPLAYGAIN_TRACK_PEAK"}
@@ -155,7 +155,7 @@ def test_tagging_again_replaces_the_tags_and_keeps_the_audio(tmp_path, fmt):
     write_tags(path, fmt, ReplayGain(2.345, 0.25))
     tags = read_tags(path, fmt)
     if fmt == "opus":
-        assert tags == {"R128_TRACK_GAIN": str(int((2.345 - 5) * 256))}
+        assert tags == {"R128_TRACK_GAIN": "-680"}  # (2.345 − 5) × 256 = −679.68
     else:
         assert tags == {"REPLAYGAIN_TRACK_GAIN": "2.35 dB", "REPLAYGAIN_TRACK_PEAK": "0.250000"}
     assert measure_file(path).integrated_lufs == before.integrated_lufs
@@ -177,6 +177,10 @@ def test_r128_gain_is_q78_relative_to_minus_23_on_top_of_a_zero_header_gain(tmp_
     assert opus_output_gain(path) == 0
     assert r128_gain(gain) == pytest.approx(-768, abs=8)
     assert r128_gain(ReplayGain(-5.0, None)) == -2560  # −18 LUFS material: −5 dB to −23
+    # Halves away from zero, as loudgain's C round(): ±0.5/256 dB past a whole step.
+    assert r128_gain(ReplayGain(-5 + 0.5 / 256, None)) == -2560
+    assert r128_gain(ReplayGain(-5 - 0.5 / 256, None)) == -2561
+    assert r128_gain(ReplayGain(5 + 0.5 / 256, None)) == 1
     assert r128_gain(ReplayGain(200.0, None)) == 32767  # clamped to the field
     assert r128_gain(ReplayGain(None, None)) is None
 
