@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.albums import album_dict
 from app.models import ENDED_STATUSES, JOB_STATUSES, Batch, BatchJob, Job, Upload
+from app.storage import Storage
 from app.uploads import UploadNotFound
 from app.webhooks import outbox
 
@@ -66,14 +68,16 @@ def create(
     tenant: str,
     jobs: list[tuple[str, str]],
     callback_url: str | None,
+    storage: Storage | None = None,
 ) -> Created:
     """A batch of ``tenant`` holding ``jobs`` (``(upload_id, job_id)``, in this order), told
-    at ``callback_url``.
+    at ``callback_url``. ``storage``: where its tracks' loudness is read for its album gain,
+    should it end at once (:mod:`app.albums`).
 
     :raises UploadNotFound: a job is gone (its upload was removed meanwhile).
     """
     with sessions.begin() as session:
-        return _create(session, tenant, jobs, callback_url)
+        return _create(session, tenant, jobs, callback_url, storage)
 
 
 def create_from_uploads(
@@ -82,9 +86,11 @@ def create_from_uploads(
     upload_ids: list[str],
     callback_url: str | None,
     scope: str | None,
+    storage: Storage | None = None,
 ) -> Created:
     """A batch of ``tenant`` holding the latest job of each upload (of ``scope``, when given;
-    ids distinct, in this order); no job is run again.
+    ids distinct, in this order); no job is run again. Uploads that have all ended make an
+    album at once: its gain is read from ``storage`` (:mod:`app.albums`).
 
     :raises UploadNotFound: no such upload (of ``scope``): another tenant's is not revealed.
     """
@@ -104,11 +110,16 @@ def create_from_uploads(
         for upload_id in upload_ids:
             if upload_id not in latest:
                 raise UploadNotFound(upload_id)
-        return _create(session, tenant, [(u, latest[u]) for u in upload_ids], callback_url)
+        jobs_in_order = [(u, latest[u]) for u in upload_ids]
+        return _create(session, tenant, jobs_in_order, callback_url, storage)
 
 
 def _create(
-    session: Session, tenant: str, jobs: list[tuple[str, str]], callback_url: str | None
+    session: Session,
+    tenant: str,
+    jobs: list[tuple[str, str]],
+    callback_url: str | None,
+    storage: Storage | None,
 ) -> Created:
     """Write the batch, then see whether it has ended already.
 
@@ -135,7 +146,7 @@ def _create(
         for position, job_id in enumerate(job_ids)
     )
     session.flush()
-    deliveries = outbox.end_batch_if_done(session, batch.id)
+    deliveries = outbox.end_batch_if_done(session, batch.id, storage)
     members = [Member(by_id[j].upload_id, j, by_id[j].status) for j in job_ids]
     status = overall_status([m.status for m in members])
     return Created(batch.id, status, members, deliveries)
@@ -175,6 +186,7 @@ def get_batch(sessions: sessionmaker[Session], batch_id: str, tenant: str | None
             "status": overall_status([job.status for job, _ in rows], batch.ended_at is not None),
             "counts": counts,
             "callback_url": batch.callback_url,
+            **album_dict(batch),
             "jobs": [_job_dict(job, filename) for job, filename in rows],
         }
 

@@ -22,6 +22,7 @@ from app import uploads
 from app.metrics import metrics
 from app.models import ENDED_STATUSES, JOB_STATUSES, LIVE_STATUSES, Job, JobEvent, utcnow
 from app.queue import start_job
+from app.storage import Storage
 from app.webhooks import outbox
 
 
@@ -279,9 +280,12 @@ def stage_retrying(sessions: sessionmaker[Session], job_id: str, stage: str, rea
         )
 
 
-def job_done(sessions: sessionmaker[Session], job_id: str) -> list[str]:
+def job_done(
+    sessions: sessionmaker[Session], job_id: str, storage: Storage | None = None
+) -> list[str]:
     """The job ends ``done`` (once: a duplicate of its last stage changes nothing); returns the
-    webhook deliveries its end made, for :func:`app.webhooks.outbox.send`.
+    webhook deliveries its end made, for :func:`app.webhooks.outbox.send`. ``storage``: where
+    a batch it ends reads its tracks' loudness for the album gain (:mod:`app.albums`).
 
     :raises JobCanceled: the job was canceled after its last stage was recorded and before
         this (a cancel never turns into ``done``), or is gone with its upload.
@@ -296,14 +300,21 @@ def job_done(sessions: sessionmaker[Session], job_id: str) -> list[str]:
         job.finished_at = utcnow()
         session.add(JobEvent(job_id=job_id, stage="finalize", level="info", message="done"))
         session.flush()
-        deliveries = outbox.on_job_end(session, job)
+        deliveries = outbox.on_job_end(session, job, storage)
     metrics().jobs_finished.labels("done").inc()
     return deliveries
 
 
-def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason: str) -> list[str]:
+def job_failed(
+    sessions: sessionmaker[Session],
+    job_id: str,
+    stage: str,
+    reason: str,
+    storage: Storage | None = None,
+) -> list[str]:
     """The job ends ``failed`` with ``reason`` (a sentence for the person who uploaded); a job
-    that has already ended stays as it is. Returns the webhook deliveries its end made."""
+    that has already ended stays as it is. Returns the webhook deliveries its end made
+    (``storage`` as for :func:`job_done`)."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.status in ENDED_STATUSES:
@@ -311,7 +322,7 @@ def job_failed(sessions: sessionmaker[Session], job_id: str, stage: str, reason:
         job.status, job.error, job.finished_at = "failed", reason, utcnow()
         session.add(JobEvent(job_id=job_id, stage=stage, level="error", message=reason))
         session.flush()
-        deliveries = outbox.on_job_end(session, job)
+        deliveries = outbox.on_job_end(session, job, storage)
     metrics().jobs_finished.labels("failed").inc()
     return deliveries
 
@@ -381,10 +392,16 @@ def retry_job(
 
 
 def cancel_job(
-    sessions: sessionmaker[Session], job_id: str, *, by: str, tenant: str | None = None
+    sessions: sessionmaker[Session],
+    job_id: str,
+    *,
+    by: str,
+    tenant: str | None = None,
+    storage: Storage | None = None,
 ) -> list[str]:
     """End a queued or running job ``canceled`` at once; returns the webhook deliveries its end
-    made (``job.canceled``, and a batch's end), for :func:`app.webhooks.outbox.send`.
+    made (``job.canceled``, and a batch's end), for :func:`app.webhooks.outbox.send`
+    (``storage`` as for :func:`job_done`).
 
     One conditional ``UPDATE`` decides: of a cancel and a worker's last step (:func:`job_done`,
     which locks the row too) whichever commits first wins, and the other sees it. The event
@@ -410,13 +427,18 @@ def cancel_job(
         message = f"canceled by {by}"
         session.add(JobEvent(job_id=job_id, stage=job.stage, level="warning", message=message))
         session.flush()
-        deliveries = outbox.on_job_end(session, job)
+        deliveries = outbox.on_job_end(session, job, storage)
     metrics().jobs_finished.labels("canceled").inc()
     return deliveries
 
 
 def remove_upload(
-    sessions: sessionmaker[Session], upload_id: str, *, by: str, tenant: str | None = None
+    sessions: sessionmaker[Session],
+    upload_id: str,
+    *,
+    by: str,
+    tenant: str | None = None,
+    storage: Storage | None = None,
 ) -> tuple[list[str], list[str]]:
     """Remove an upload and everything made from it, canceling its job first if it is still
     queued or running; returns the storage keys to delete and the webhook deliveries to send.
@@ -438,7 +460,7 @@ def remove_upload(
     deliveries: list[str] = []
     for job_id in uploads.live_jobs(sessions, upload_id):
         with suppress(JobEnded, JobNotFound):  # ended or removed meanwhile: nothing to cancel
-            deliveries += cancel_job(sessions, job_id, by=by, tenant=tenant)
+            deliveries += cancel_job(sessions, job_id, by=by, tenant=tenant, storage=storage)
     return uploads.remove(sessions, upload_id, tenant), deliveries
 
 

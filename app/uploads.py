@@ -14,9 +14,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.albums import loudness_key
 from app.models import LIVE_STATUSES, Analysis, Job, Output, Upload
 from app.tenants import quotas
 from audio.formats import FORMATS
+from audio.replaygain import replaygain
 from audio.verdicts import NOT_MEASURED, REASON_KEYS, VALUE_KEYS
 
 
@@ -214,10 +216,11 @@ def remove_made(sessions: sessionmaker[Session], upload_id: str) -> list[str]:
 
 def made_keys(upload_id: str) -> list[str]:
     """Every key the pipeline's stages may store for an upload (``tasks.stages``): each
-    format's output, the waveform image and peaks, the features between stages."""
+    format's output, the waveform image and peaks, the features between stages, the gating
+    blocks albums are pooled from."""
     outputs = [f"outputs/{upload_id}/{fmt}.{spec.extension}" for fmt, spec in FORMATS.items()]
     waveforms = [f"waveforms/{upload_id}.png", f"waveforms/{upload_id}.json"]
-    return [*outputs, *waveforms, f"features/{upload_id}.npz"]
+    return [*outputs, *waveforms, f"features/{upload_id}.npz", loudness_key(upload_id)]
 
 
 def _made_keys(session: Session, upload_id: str) -> list[str]:
@@ -368,6 +371,7 @@ def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
         "camelot": analysis.camelot,
         "loudness_reason": analysis.loudness_reason,
         "loudness_range_reason": analysis.loudness_range_reason,
+        **_replaygain(analysis),
         "bpm_reason": analysis.bpm_reason,
         "key_reason": analysis.key_reason,
         "beats": analysis.beats,
@@ -394,6 +398,17 @@ def checks_dict(analysis: Analysis) -> dict:
         return {**values, **dict.fromkeys(REASON_KEYS, NOT_MEASURED), "failed_checks": None}
     reasons = {key: analysis.quality_reasons.get(key) for key in REASON_KEYS}
     return {**values, **reasons, "failed_checks": list(analysis.failed_checks or [])}
+
+
+def _replaygain(analysis: Analysis) -> dict:
+    """The upload's ReplayGain as the loudness stage saved it; for rows analysed before it
+    did, the same figures from the stored loudness and true peak (null without a loudness)."""
+    if analysis.replaygain_track_gain_db is not None:
+        return {
+            "replaygain_track_gain_db": analysis.replaygain_track_gain_db,
+            "replaygain_track_peak": analysis.replaygain_track_peak,
+        }
+    return replaygain(analysis.integrated_lufs, analysis.true_peak_dbtp).to_dict()
 
 
 def silence_dict(silence: dict | None) -> dict:

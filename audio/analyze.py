@@ -22,6 +22,13 @@ from audio.key import Key
 from audio.loudness import Loudness
 from audio.normalize import Normalization, normalize_file
 from audio.probe import AudioInfo
+from audio.replaygain import (
+    ReplayGain,
+    output_replaygain,
+    replaygain,
+    track_replaygain,
+    write_tags,
+)
 from audio.silence import Silence
 from audio.targets import Target
 from audio.tempo import Tempo
@@ -58,6 +65,7 @@ class Analysis:
             "loudness_range_lu": loudness["loudness_range_lu"],
             "true_peak_dbtp": loudness["true_peak_dbtp"],
             "sample_peak_dbfs": loudness["sample_peak_dbfs"],
+            **track_replaygain(self.loudness).to_dict(),
             "bpm": _round(self.tempo.bpm, 1),
             "bpm_confidence": _round(self.tempo.confidence, 3),
             "bpm_half": _round(self.tempo.half_bpm, 1),
@@ -143,6 +151,8 @@ def analyze_file(
         waveform_width=waveform_width,
     )
     analysis = from_features(str(path), features, [writer.close() for writer in writers])
+    for output in analysis.outputs:  # each tagged with its own ReplayGain
+        write_tags(output.path, output.format, _output_replaygain(output, features, timeout_s))
     analysis = dataclasses.replace(analysis, target=normalize)
     if normalize is not None and formats:
         folder.mkdir(parents=True, exist_ok=True)
@@ -154,6 +164,9 @@ def analyze_file(
             input_true_peak_dbtp=analysis.loudness.true_peak_dbtp,
             timeout_s=timeout_s,
         )
+        for result, normalization in done:
+            measured = (normalization.output_integrated_lufs, normalization.output_true_peak_dbtp)
+            write_tags(result.path, result.format, replaygain(*measured))
         analysis = dataclasses.replace(
             analysis,
             outputs=[result for result, _ in done],
@@ -162,6 +175,19 @@ def analyze_file(
     if progress is not None:
         progress(1.0)
     return analysis
+
+
+def _output_replaygain(
+    output: TranscodeResult, features: Features, timeout_s: float | None
+) -> ReplayGain:
+    return output_replaygain(
+        output.path,
+        output.format,
+        source=features.loudness.result(),
+        source_rate=features.loudness.sample_rate,
+        source_channels=features.loudness.channels,
+        timeout_s=timeout_s,
+    )
 
 
 def from_features(path: str, features: Features, outputs=()) -> Analysis:

@@ -206,7 +206,7 @@ def _run(ctx: WorkerContext, job_id: str, index: int, stage: Stage, upload_id: s
 def _fail_for_good(ctx: WorkerContext, job_id: str, stage: str, reason: str) -> None:
     """End the job ``failed`` with ``reason``; the message is then acknowledged, not retried
     (the same work would fail the same way) nor dead-lettered (nothing to replay)."""
-    made = riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
+    made = riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason, ctx.storage))
     _send_webhooks(made)
 
 
@@ -249,7 +249,7 @@ def _hand_on(ctx: WorkerContext, job_id: str, index: int) -> None:
         args = (job_id, STAGES[index + 1].name)
         riding_out(lambda: run_stage.send_with_options(args=args, **lane))
     else:
-        made = riding_out(lambda: jobs.job_done(ctx.sessions, job_id))
+        made = riding_out(lambda: jobs.job_done(ctx.sessions, job_id, ctx.storage))
         _send_webhooks(made)
         logger.info("job done")
 
@@ -272,7 +272,9 @@ def _failed_attempt(ctx: WorkerContext, job_id: str, stage: str, exc: BaseExcept
                 f"the {stage} stage failed after {attempt} attempt{'s' * (attempt > 1)} because "
                 "of an internal error; the operators' logs and the dead letter have the details"
             )
-            made = riding_out(lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason))
+            made = riding_out(
+                lambda: jobs.job_failed(ctx.sessions, job_id, stage, reason, ctx.storage)
+            )
             _send_webhooks(made)
         else:
             reason = f"attempt {attempt} of the {stage} stage failed because of an internal error"

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-from app import uploads
+from app import albums, uploads
 from app.config import Config
 from app.jobs import JobCanceled, JobNotFound
 from app.metrics import metrics
@@ -43,7 +43,15 @@ from audio.errors import (
 )
 from audio.features import Features, extract
 from audio.formats import DEFAULT_FORMATS, FORMATS
+from audio.loudness import LoudnessMeter
 from audio.normalize import SILENT, Normalization, normalize_file
+from audio.replaygain import (
+    GatingHistogram,
+    output_replaygain,
+    replaygain,
+    track_replaygain,
+    write_tags,
+)
 from audio.targets import Target
 from audio.transcode import AudioEncoder, TranscodeResult
 from audio.verdicts import REASON_KEYS, VALUE_KEYS, failed_checks
@@ -169,6 +177,8 @@ def transcode_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
         _check(stop, features.info.duration_s)
         _check_output_size(results, max_output_bytes, features.info.duration_s)
         info = features.info
+        _tag_outputs(ctx, results, features.loudness, stop)
+        _check(stop, info.duration_s)
         with ctx.sessions.begin() as session:
             upload = session.get(Upload, work.upload_id)
             if upload is None:  # removed while the stage ran (its job canceled first)
@@ -182,6 +192,29 @@ def transcode_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     if work.normalize:
         return "decoded and measured; the outputs are written once normalised"
     return f"transcoded to {', '.join(formats)}"
+
+
+def _tag_outputs(
+    ctx: WorkerContext,
+    results: list[TranscodeResult],
+    source: LoudnessMeter,
+    stop: StopCheck,
+) -> None:
+    """Write each output's ReplayGain 2.0 tags: its own, not the upload's (see
+    :func:`audio.replaygain.output_replaygain`): ``source``'s figures, or the output decoded
+    and measured."""
+    loudness = source.result()
+    for result in results:
+        gain = output_replaygain(
+            result.path,
+            result.format,
+            source=loudness,
+            source_rate=source.sample_rate,
+            source_channels=source.channels,
+            should_stop=stop,
+            timeout_s=ctx.config.decode_timeout_s,
+        )
+        write_tags(result.path, result.format, gain)
 
 
 def _save_output(
@@ -224,6 +257,8 @@ def loudness_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     reasons = {key: checks[key] for key in REASON_KEYS if checks[key]}
     record = {**result.to_dict(), **checks, "channels": features.info.channels}
     record["integrated_lufs"] = result.integrated_lufs
+    histogram = GatingHistogram.from_meter(features.loudness).to_dict()  # the album's blocks
+    ctx.storage.save(albums.loudness_key(work.upload_id), [json.dumps(histogram).encode()])
     uploads.save_analysis(
         ctx.sessions,
         work.upload_id,
@@ -238,6 +273,7 @@ def loudness_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
         **measured,
         quality_reasons=reasons,
         failed_checks=failed_checks(record),
+        **track_replaygain(result).to_dict(),
     )
     if result.integrated_lufs is None:
         return f"no loudness: {result.reason}" if result.reason else "no loudness"
@@ -273,6 +309,8 @@ def normalize_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
         )
         _check(stop, features.info.duration_s)
         for fmt, (result, normalization) in zip(work.formats, done, strict=True):
+            output = (normalization.output_integrated_lufs, normalization.output_true_peak_dbtp)
+            write_tags(result.path, fmt, replaygain(*output))  # the output's own figures
             _save_output(ctx, work.upload_id, fmt, result, normalization.to_dict())
     return describe_normalization(work.normalize, work.formats, [n for _, n in done])
 

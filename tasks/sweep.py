@@ -86,7 +86,7 @@ def sweep(
             stage = job.stage or FIRST_STAGE
             if job.resent:
                 logger.error("job %s stranded again at %s: failing it", job.id, stage)
-                outbox.send(broker, jobs.job_failed(sessions, job.id, stage, STRANDED))
+                outbox.send(broker, jobs.job_failed(sessions, job.id, stage, STRANDED, storage))
                 continue
             logger.warning("job %s stranded at %s: sending the stage again", job.id, stage)
             with jobs.reopening(sessions, job.id, stage, why=jobs.RESENT_BY_SWEEP) as exists:

@@ -32,6 +32,8 @@ FIELDS = (
     "loudness_range_lu",
     "true_peak_dbtp",
     "sample_peak_dbfs",
+    "replaygain_track_gain_db",
+    "replaygain_track_peak",
     "bpm",
     "bpm_confidence",
     "key",

@@ -124,20 +124,34 @@ def cancel_command(job_ids: tuple[str, ...]) -> None:
     """Cancel queued or running jobs (as ``POST /api/jobs/<id>/cancel``, as an admin): a
     running stage stops within 2 s and what the job made is removed. One line per job."""
     from app import jobs as service
+    from app.storage import open_storage
     from app.webhooks import outbox
 
     config = load_config()
     sessions = make_sessions(config)
+    # Where a batch this cancel ends reads its tracks' loudness (its album gain).
+    store = None
+    try:
+        store = open_storage(config.storage_url, config.nats_replicas)
+    except Exception as exc:  # the cancel needs no storage; only an album gain does
+        click.echo(
+            f"storage did not answer ({exc}): a batch ended now gets no album gain", err=True
+        )
     made: list[str] = []
     problems = 0
-    for job_id in job_ids:
-        try:
-            made += service.cancel_job(sessions, job_id, by="an admin (CLI)")
-        except (service.JobNotFound, service.JobEnded) as exc:
-            click.echo(f"error: {exc}", err=True)
-            problems += 1
-            continue
-        click.echo(f"job {job_id} canceled")
+    try:
+        for job_id in job_ids:
+            try:
+                made += service.cancel_job(sessions, job_id, by="an admin (CLI)", storage=store)
+            except (service.JobNotFound, service.JobEnded) as exc:
+                click.echo(f"error: {exc}", err=True)
+                problems += 1
+                continue
+            click.echo(f"job {job_id} canceled")
+    finally:
+        close = getattr(store, "close", None)  # a NATS bucket's connection
+        if close is not None:
+            close()
     if made:  # the webhooks of their ends; one not sent now is sent by the workers' sweep
         try:
             broker = make_broker(config)

@@ -27,6 +27,7 @@ import dramatiq
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.albums import album_dict, set_album_gain
 from app.models import (
     ENDED_STATUSES,
     JOB_STATUSES,
@@ -42,6 +43,7 @@ from app.models import (
     utcnow,
 )
 from app.queue import send_webhook
+from app.storage import Storage
 from app.uploads import analysis_dict
 
 logger = logging.getLogger(__name__)
@@ -82,9 +84,11 @@ def set_tenant_callback_url(sessions: sessionmaker[Session], tenant: str, url: s
             settings.updated_at = utcnow()
 
 
-def on_job_end(session: Session, job: Job) -> list[str]:
+def on_job_end(session: Session, job: Job, storage: Storage | None = None) -> list[str]:
     """The deliveries a job's end makes — its own webhook, and the webhook of each batch it was
-    the last of — written in ``session`` (the transaction that ended it); their ids."""
+    the last of — written in ``session`` (the transaction that ended it); their ids.
+    ``storage``: where the tracks' loudness is read for a batch's album gain
+    (:mod:`app.albums`; None: the batch gets none)."""
     made = []
     url = job.callback_url or tenant_callback_url(session, job.tenant)
     if url:
@@ -94,13 +98,14 @@ def on_job_end(session: Session, job: Job) -> list[str]:
         select(BatchJob.batch_id).where(BatchJob.job_id == job.id).order_by(BatchJob.batch_id)
     ).all()
     for batch_id in batch_ids:  # in id order: two jobs ending together lock them alike
-        made += end_batch_if_done(session, batch_id)
+        made += end_batch_if_done(session, batch_id, storage)
     return made
 
 
-def end_batch_if_done(session: Session, batch_id: str) -> list[str]:
-    """If every job of the batch has ended and its end was not told yet: mark it ended and make
-    its webhook (when it has one, or its tenant a default); the delivery ids (or none).
+def end_batch_if_done(session: Session, batch_id: str, storage: Storage | None = None) -> list[str]:
+    """If every job of the batch has ended and its end was not told yet: mark it ended, set its
+    album gain (:func:`app.albums.set_album_gain`, from ``storage``) and make its webhook (when
+    it has one, or its tenant a default); the delivery ids (or none).
 
     The batch row is locked first, so of two jobs ending at once the second to commit sees the
     first ended: the batch's end is told once, and not never.
@@ -116,6 +121,7 @@ def end_batch_if_done(session: Session, batch_id: str) -> list[str]:
     if any(status not in ENDED_STATUSES for status in statuses):
         return []
     batch.ended_at = utcnow()
+    set_album_gain(session, batch, storage)
     url = batch.callback_url or tenant_callback_url(session, batch.tenant)
     if not url:
         return []
@@ -146,8 +152,9 @@ def job_payload(session: Session, job: Job) -> dict:
 
 def batch_payload(session: Session, batch: Batch) -> dict:
     """``{type: batch.done | batch.failed | batch.canceled, timestamp, batch_id, status, counts,
-    jobs}``: ``batch.failed`` when any job failed, ``batch.canceled`` when all were canceled,
-    else ``batch.done`` (``counts`` tells the canceled apart; each job's status and error say
+    jobs, replaygain_album_gain_db, replaygain_album_peak, replaygain_album_reason}``:
+    ``batch.failed`` when any job failed, ``batch.canceled`` when all were canceled, else
+    ``batch.done`` (``counts`` tells the canceled apart; each job's status and error say
     which). The rule is :func:`ended_status`, which ``app.batches`` shows too."""
     rows = session.execute(
         select(Job.id, Job.upload_id, Job.status, Job.error)
@@ -169,6 +176,7 @@ def batch_payload(session: Session, batch: Batch) -> dict:
             {"job_id": r.id, "upload_id": r.upload_id, "status": r.status, "error": r.error}
             for r in rows
         ],
+        **album_dict(batch),
     }
 
 

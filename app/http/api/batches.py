@@ -25,7 +25,7 @@ from flask import Blueprint, jsonify, request, url_for
 from app import batches, uploads
 from app.http.api import accepting as single
 from app.http.auth import caller, require_token
-from app.http.current import broker, sessions
+from app.http.current import broker, sessions, storage
 from app.http.errors import ApiError
 from app.http.params import IdConverter, json_body
 from app.webhooks import outbox
@@ -84,7 +84,7 @@ def _from_files() -> batches.Created:
         for each in audio:
             kept.append(single.keep(each, who.tenant, options, limits))
         members = [(k.accepted.upload_id, k.accepted.job_id) for k in kept]
-        created = batches.create(sessions(), who.tenant, members, callback_url)
+        created = batches.create(sessions(), who.tenant, members, callback_url, storage())
     except BaseException:
         _undo(kept)
         raise
@@ -140,7 +140,9 @@ def _from_uploads() -> batches.Created:
         raise ApiError(400, "bad_callback_url", "callback_url must be a URL (a string)")
     callback_url = single.checked_callback_url((callback_url or "").strip() or None)
     who = caller()
-    return batches.create_from_uploads(sessions(), who.tenant, upload_ids, callback_url, who.scope)
+    return batches.create_from_uploads(
+        sessions(), who.tenant, upload_ids, callback_url, who.scope, storage()
+    )
 
 
 def _check_count(count: int, none_message: str) -> None:

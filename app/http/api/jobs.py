@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, request
 from app import jobs
 from app.http import streams
 from app.http.auth import caller, require_admin, require_token
-from app.http.current import broker, sessions
+from app.http.current import broker, sessions, storage
 from app.http.errors import ApiError
 from app.http.params import int_arg, json_body
 from app.models import ENDED_STATUSES
@@ -90,7 +90,7 @@ def cancel_job(job_id: str):
     worker running its stage stops within 2 s and removes what the job made. 409 once ended."""
     who = caller()
     by = "an admin" if who.admin else who.tenant
-    made = jobs.cancel_job(sessions(), job_id, by=by, tenant=who.scope)
+    made = jobs.cancel_job(sessions(), job_id, by=by, tenant=who.scope, storage=storage())
     outbox.send(broker(), made)
     return jsonify({"id": job_id, "status": "canceled"}), 202
 

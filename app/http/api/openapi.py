@@ -481,6 +481,21 @@ DOCUMENT = {
                         "properties": {s: {"type": "integer"} for s in JOB_STATUSES},
                     },
                     "callback_url": {"type": ["string", "null"]},
+                    "replaygain_album_gain_db": {
+                        "type": ["number", "null"],
+                        "description": "ReplayGain 2.0 album gain (to −18 LUFS) of the done "
+                        "jobs' uploads measured as one programme (their BS.1770 gating blocks "
+                        "pooled, as loudgain -a); set once, when the batch ends",
+                    },
+                    "replaygain_album_peak": {
+                        "type": ["number", "null"],
+                        "description": "the largest true peak of those tracks, linear",
+                    },
+                    "replaygain_album_reason": {
+                        "type": ["string", "null"],
+                        "description": "why the album gain is null: the batch is running, or "
+                        "no done track has a loudness to pool",
+                    },
                     "jobs": {
                         "type": "array",
                         "description": "in the order given",
@@ -528,6 +543,18 @@ DOCUMENT = {
                     "sample_peak_dbfs": {"type": ["number", "null"]},
                     "loudness_reason": {"type": ["string", "null"]},
                     "loudness_range_reason": {"type": ["string", "null"]},
+                    "replaygain_track_gain_db": {
+                        "type": ["number", "null"],
+                        "description": "ReplayGain 2.0 track gain of the upload: −18 LUFS − "
+                        "integrated_lufs (null with it; loudness_reason says why). Each output "
+                        "carries its own in its tags (ID3 TXXX in MP3 and WAV, Vorbis comments "
+                        "in FLAC, iTunes freeform atoms in M4A, R128_TRACK_GAIN in Opus)",
+                    },
+                    "replaygain_track_peak": {
+                        "type": ["number", "null"],
+                        "description": "the upload's true peak, linear (1.0 = full scale), as "
+                        "loudgain writes REPLAYGAIN_TRACK_PEAK",
+                    },
                     "bpm": {"type": ["number", "null"]},
                     "bpm_confidence": {
                         "type": ["number", "null"],

@@ -131,7 +131,9 @@ def delete_upload(upload_id: str):
     storage quota); a job still queued or running is canceled first."""
     who = caller()
     by = "an admin" if who.admin else who.tenant
-    keys, made = jobs.remove_upload(sessions(), upload_id, by=by, tenant=who.scope)
+    keys, made = jobs.remove_upload(
+        sessions(), upload_id, by=by, tenant=who.scope, storage=storage()
+    )
     outbox.send(broker(), made)
     for key in keys:
         accepting.remove_file(key)

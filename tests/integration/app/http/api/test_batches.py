@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 import threading
 import time
 import uuid
@@ -16,9 +17,10 @@ from sqlalchemy import func, select, text
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
-from app import batches, jobs
+from app import albums, batches, jobs
 from app.db import make_sessions
 from app.models import Batch, BatchJob, Job, Upload, WebhookDelivery
+from audio.replaygain import measure_file, track_replaygain
 from tests.support.app_client import upload, wait_done
 from tests.support.audio.music import synthesize_track
 from tests.support.audio.signals import write_audio
@@ -98,7 +100,9 @@ def stored_files(tmp_path) -> list:
     return sorted(p for p in (tmp_path / "store").rglob("*") if p.is_file())
 
 
-def test_three_files_run_as_one_batch_that_ends_once(make_client, short, migrated_database_url):
+def test_three_files_run_as_one_batch_that_ends_once(
+    make_client, short, migrated_database_url, tmp_path
+):
     client = make_client(**WEBHOOKS)
     names = ["one.flac", "two.flac", "three.flac"]
     response = send_batch(client, [(short, n) for n in names], formats="mp3", callback_url=HOOK)
@@ -110,6 +114,10 @@ def test_three_files_run_as_one_batch_that_ends_once(make_client, short, migrate
     assert all(j["status"] == "queued" for j in body["jobs"])
     order = [(j["upload_id"], j["job_id"]) for j in body["jobs"]]
     assert len(set(order)) == 3
+    running = client.get(f"/api/batches/{batch_id}").json
+    if running["ended_at"] is None:  # no album before the end, and a sentence saying so
+        assert running["replaygain_album_gain_db"] is None
+        assert running["replaygain_album_reason"] == albums.RUNNING
 
     ended = wait_ended(client, batch_id)
     assert ended["status"] == "done"
@@ -130,6 +138,41 @@ def test_three_files_run_as_one_batch_that_ends_once(make_client, short, migrate
         assert session.scalar(own.where(WebhookDelivery.job_id.is_not(None))) == 0
     shown = client.get(f"/api/batches/{batch_id}").json["deliveries"]
     assert [(d["type"], d["url"]) for d in shown] == [("batch.done", HOOK)]
+    check_replaygain(client, sessions, batch_id, ended, [u for u, _ in order], tmp_path)
+
+
+def check_replaygain(client, sessions, batch_id, ended, upload_ids, folder) -> None:
+    """The batch's album gain — three copies of one track pool to that track's own loudness,
+    by construction — in the API and the webhook, and each MP3 output tagged with its own gain
+    and peak (as our meter and loudgain read the file)."""
+    from tests.unit.audio.test_replaygain import loudgain, read_tags
+
+    track = wait_done(client, upload_ids[0]).json
+    assert track["replaygain_track_gain_db"] == pytest.approx(
+        -18 - track["integrated_lufs"], abs=0.01
+    )
+    album = {k: v for k, v in ended.items() if k.startswith("replaygain_album_")}
+    assert album["replaygain_album_gain_db"] == pytest.approx(
+        track["replaygain_track_gain_db"], abs=0.01
+    )
+    assert album["replaygain_album_peak"] == track["replaygain_track_peak"]
+    assert album["replaygain_album_reason"] is None
+    with sessions() as session:
+        body = session.scalars(
+            select(WebhookDelivery.body).where(WebhookDelivery.batch_id == batch_id)
+        ).one()
+    assert {k: v for k, v in json.loads(body).items() if k.startswith("replaygain_")} == album
+    for upload_id in upload_ids:
+        mp3 = folder / f"{upload_id}.mp3"
+        mp3.write_bytes(client.get(f"/api/uploads/{upload_id}/outputs/mp3").data)
+        own = track_replaygain(measure_file(mp3))
+        assert read_tags(mp3, "mp3") == {
+            "REPLAYGAIN_TRACK_GAIN": own.gain_text,
+            "REPLAYGAIN_TRACK_PEAK": own.peak_text,
+        }
+        if shutil.which("loudgain"):
+            oracle = loudgain(mp3)[mp3.name]
+            assert abs(own.gain_db - oracle["gain_db"]) <= 0.02
 
 
 def test_existing_uploads_are_grouped_without_running_again(
@@ -151,6 +194,12 @@ def test_existing_uploads_are_grouped_without_running_again(
     ]
     batch = client.get(both.json["links"]["batch"]).json
     assert batch["ended_at"] is not None  # its end was told as it was made
+    # ended in the web process: the album of its one done track is that track's own gain
+    good_track = wait_done(client, good["upload_id"]).json
+    assert batch["replaygain_album_gain_db"] == pytest.approx(
+        good_track["replaygain_track_gain_db"], abs=0.01
+    )
+    assert batch["replaygain_album_peak"] == good_track["replaygain_track_peak"]
     assert batch["counts"] == {"queued": 0, "running": 0, "done": 1, "failed": 1, "canceled": 0}
     assert batch["jobs"][0]["error"] and batch["jobs"][1]["error"] is None
     sessions = make_sessions(migrated_database_url)
@@ -454,6 +503,8 @@ def test_a_cancel_is_the_tenants_or_an_admins_and_the_batch_counts_it_apart(
     batch = client.get(f"/api/batches/{batch_id}", headers=ALPHA).json
     assert batch["ended_at"] is not None and batch["status"] == "canceled"
     assert batch["counts"] == {"queued": 0, "running": 0, "done": 0, "failed": 0, "canceled": 2}
+    assert batch["replaygain_album_gain_db"] is None  # no done track: nothing to pool
+    assert batch["replaygain_album_reason"] == albums.NO_ALBUM
     sessions = make_sessions(migrated_database_url)
     assert batch_deliveries(sessions, batch_id) == [("batch.canceled", HOOK)]
     with sessions() as session:
