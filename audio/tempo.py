@@ -29,10 +29,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio.frames import SpectrumStream
+
+if TYPE_CHECKING:
+    from audio.tempo_range import BpmRange
 
 #: The mono sample rate tempo and key analysis run at.
 ANALYSIS_RATE = 11025
@@ -159,7 +163,9 @@ class TempoAnalyzer:
                 parts.append(np.asarray(state[name], dtype=np.float64))
         return analyzer
 
-    def result(self) -> Tempo:
+    def result(self, bpm_range: BpmRange | None = None) -> Tempo:
+        """The tempo, its octave chosen automatically — or folded into ``bpm_range`` when
+        given (:mod:`audio.tempo_range`)."""
         self._consume(self._spectra.flush())
         raw = _joined(self._envelope)
         if len(raw) < FRAME_RATE * MIN_SECONDS:
@@ -168,7 +174,13 @@ class TempoAnalyzer:
         if envelope is None:
             return no_tempo("silence: no onsets")
         noise, hats = _normalise(_joined(self._noise)), _normalise(_joined(self._hats))
-        return _estimate(envelope, noise, hats)
+        tempo = _estimate(envelope, noise, hats)
+        if bpm_range is None or tempo.bpm is None:
+            return tempo
+        from audio.tempo_range import fold_tempo  # it builds on this module
+
+        max_lag = int(60 * FRAME_RATE / MIN_BPM) + 1
+        return fold_tempo(tempo, bpm_range, envelope, _autocorrelation(envelope, 4 * max_lag + 4))
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
@@ -393,8 +405,10 @@ def _track_beats(envelope: np.ndarray, period: float) -> np.ndarray:
     return np.array(beats) / FRAME_RATE + ONSET_LATENCY_S
 
 
-def estimate_tempo(mono: np.ndarray, sample_rate: int) -> Tempo:
-    """Tempo of a whole mono signal at once."""
+def estimate_tempo(
+    mono: np.ndarray, sample_rate: int, bpm_range: BpmRange | None = None
+) -> Tempo:
+    """Tempo of a whole mono signal at once (folded into ``bpm_range`` when given)."""
     analyzer = TempoAnalyzer(sample_rate)
     analyzer.add(mono)
-    return analyzer.result()
+    return analyzer.result(bpm_range)
