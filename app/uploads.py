@@ -134,11 +134,13 @@ def record(
     normalize: dict | None = None,
     callback_url: str | None = None,
     priority: str = "normal",
+    bpm_range: list[float] | None = None,
 ) -> Accepted:
     """Store the rows of a file already in storage, and its queued job (of the upload's
     tenant), within the tenant's ``limits`` when given; ``normalize`` is the loudness target of
     its outputs (``audio.targets.Target.to_dict``), ``callback_url`` the webhook told of its end,
-    ``priority`` its place among the tenant's work.
+    ``priority`` its place among the tenant's work, ``bpm_range`` the ``[low, high]`` its BPM
+    is folded into (None: the octave chosen automatically).
 
     :raises sqlalchemy.exc.IntegrityError: the tenant's idempotency key is taken.
     :raises app.tenants.quotas.QuotaExceeded: the upload would pass a limit.
@@ -157,6 +159,7 @@ def record(
             normalize=normalize,
             callback_url=callback_url,
             priority=priority,
+            bpm_range=bpm_range,
         )
         session.add(job)
         session.flush()

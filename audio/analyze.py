@@ -25,6 +25,7 @@ from audio.probe import AudioInfo
 from audio.silence import Silence
 from audio.targets import Target
 from audio.tempo import Tempo
+from audio.tempo_range import BpmRange
 from audio.transcode import AudioEncoder, TranscodeResult
 from audio.waveform import Waveform
 
@@ -112,6 +113,7 @@ def analyze_file(
     progress: Callable[[float], None] | None = None,
     waveform_width: int = 800,
     normalize: Target | None = None,
+    bpm_range: BpmRange | None = None,
 ) -> Analysis:
     """Analyse ``path`` and write the transcodes in ``formats`` to ``out_dir``.
 
@@ -120,6 +122,7 @@ def analyze_file(
     :param timeout_s: bound on decoding (see :func:`audio.decode.default_timeout`).
     :param progress: called with the fraction done (0…1) after each block.
     :param normalize: write the transcodes normalised to this target (a second decode).
+    :param bpm_range: fold the tempo by octaves into this range (:mod:`audio.tempo_range`).
     :raises audio.errors.AudioError: the file cannot be analysed (message says why); no
         partial transcode is left behind.
     """
@@ -142,7 +145,7 @@ def analyze_file(
         progress=progress,
         waveform_width=waveform_width,
     )
-    analysis = from_features(str(path), features, [writer.close() for writer in writers])
+    analysis = from_features(str(path), features, [writer.close() for writer in writers], bpm_range)
     analysis = dataclasses.replace(analysis, target=normalize)
     if normalize is not None and formats:
         folder.mkdir(parents=True, exist_ok=True)
@@ -164,13 +167,16 @@ def analyze_file(
     return analysis
 
 
-def from_features(path: str, features: Features, outputs=()) -> Analysis:
-    """The measurements, computed from extracted features."""
+def from_features(
+    path: str, features: Features, outputs=(), bpm_range: BpmRange | None = None
+) -> Analysis:
+    """The measurements, computed from extracted features (the tempo folded into
+    ``bpm_range`` when given)."""
     return Analysis(
         path=path,
         info=features.info,
         loudness=features.loudness.result(),
-        tempo=features.tempo.result(),
+        tempo=features.tempo.result(bpm_range),
         key=features.key.result(),
         waveform=features.waveform.result(),
         silence=features.silence.result(),

@@ -405,9 +405,7 @@ def _track_beats(envelope: np.ndarray, period: float) -> np.ndarray:
     return np.array(beats) / FRAME_RATE + ONSET_LATENCY_S
 
 
-def estimate_tempo(
-    mono: np.ndarray, sample_rate: int, bpm_range: BpmRange | None = None
-) -> Tempo:
+def estimate_tempo(mono: np.ndarray, sample_rate: int, bpm_range: BpmRange | None = None) -> Tempo:
     """Tempo of a whole mono signal at once (folded into ``bpm_range`` when given)."""
     analyzer = TempoAnalyzer(sample_rate)
     analyzer.add(mono)

@@ -39,7 +39,7 @@ LOWEST_BPM, HIGHEST_BPM = 30.0, 300.0
 #: The confidence of a reading whose octave the caller chose.
 FOLDED_CEILING = 0.5
 
-_RANGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*$")
+_RANGE = re.compile(r"^ *([0-9]+(?:\.[0-9]+)?) *- *([0-9]+(?:\.[0-9]+)?) *$")
 
 
 class BadBpmRangeError(ValueError):
@@ -58,8 +58,7 @@ class BpmRange:
         for value in (self.low, self.high):
             if not (math.isfinite(value) and LOWEST_BPM <= value <= HIGHEST_BPM):
                 raise BadBpmRangeError(
-                    f"bpm_range must lie within {LOWEST_BPM:g}–{HIGHEST_BPM:g} BPM "
-                    f"(got {value:g})"
+                    f"bpm_range must lie within {LOWEST_BPM:g}–{HIGHEST_BPM:g} BPM (got {value:g})"
                 )
         if self.low >= self.high:
             raise BadBpmRangeError(
@@ -87,9 +86,7 @@ def parse_bpm_range(text: str) -> BpmRange:
     found = _RANGE.match(text) if len(text) <= 40 else None
     if found is None:
         shown = text if len(text) <= 40 else text[:40] + "…"
-        raise BadBpmRangeError(
-            f"bpm_range must be LOW-HIGH in BPM, e.g. 120-200 (got {shown!r})"
-        )
+        raise BadBpmRangeError(f"bpm_range must be LOW-HIGH in BPM, e.g. 120-200 (got {shown!r})")
     return BpmRange(float(found.group(1)), float(found.group(2)))
 
 
