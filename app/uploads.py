@@ -372,6 +372,8 @@ def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
         "loudness_reason": analysis.loudness_reason,
         "loudness_range_reason": analysis.loudness_range_reason,
         "bpm_reason": analysis.bpm_reason,
+        "bpm_estimate": analysis.bpm_estimate,
+        "bpm_estimate_confidence": analysis.bpm_estimate_confidence,
         "key_reason": analysis.key_reason,
         "beats": analysis.beats,
         **silence_dict(analysis.silence),

@@ -63,6 +63,8 @@ class Analysis:
             "bpm_confidence": _round(self.tempo.confidence, 3),
             "bpm_half": _round(self.tempo.half_bpm, 1),
             "bpm_double": _round(self.tempo.double_bpm, 1),
+            "bpm_estimate": _round(self.tempo.estimate, 1),
+            "bpm_estimate_confidence": _round(self.tempo.estimate_confidence, 3),
             "key": self.key.name,
             "key_tonic": self.key.tonic,
             "key_scale": self.key.scale,

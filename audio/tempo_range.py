@@ -20,7 +20,8 @@ caller who knows the genre says so with a range, and the analysis keeps the puls
   autocorrelation there, as :mod:`audio.tempo` measures it) and at most 0.5 — the ceiling
   :mod:`audio.tempo` gives a reading that no band evidence settled — and half that again when
   no octave fitted the range. Without the onsets, the automatic confidence capped at 0.5.
-- No tempo (``bpm`` None) stays none: there is nothing to fold.
+- No tempo (``bpm`` None) stays none; its low-confidence ``estimate``, where there is one, is
+  folded alike (its confidence kept: it was low already).
 """
 
 from __future__ import annotations
@@ -124,7 +125,10 @@ def fold_tempo(
         confidence of a folded reading.
     """
     if tempo.bpm is None:
-        return tempo
+        if tempo.estimate is None:
+            return tempo
+        shift = octave_in_range(tempo.estimate, bpm_range)
+        return dataclasses.replace(tempo, estimate=tempo.estimate * 2.0**shift)
     k = octave_in_range(tempo.bpm, bpm_range)
     if k == 0:
         return tempo
@@ -141,6 +145,8 @@ def fold_tempo(
         half_bpm=bpm / 2,
         double_bpm=bpm * 2,
         beats=tuple(float(b) for b in beats),
+        estimate=bpm,
+        estimate_confidence=confidence,
     )
 
 

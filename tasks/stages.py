@@ -310,6 +310,8 @@ def tempo_key_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
         bpm=t.bpm,
         bpm_confidence=t.confidence,
         bpm_reason=t.reason,
+        bpm_estimate=t.estimate,
+        bpm_estimate_confidence=t.estimate_confidence,
         beats=[round(b, 3) for b in t.beats],
         key=k.tonic,
         key_scale=k.scale,
@@ -318,6 +320,8 @@ def tempo_key_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
         camelot=k.camelot,
     )
     tempo = f"tempo {t.bpm:.1f} BPM" if t.bpm else "no tempo"
+    if not t.bpm and t.estimate:
+        tempo += f" (perhaps {t.estimate:.1f} BPM, confidence {t.estimate_confidence or 0:.2f})"
     if t.bpm and work.bpm_range is not None:
         tempo += f" (range {work.bpm_range})"
     key = f"key {k.name}" if k.name else "no key"

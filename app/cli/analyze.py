@@ -46,6 +46,8 @@ FIELDS = (
     "leading_silence_s",
     "trailing_silence_s",
     "normalize",
+    "bpm_estimate",
+    "bpm_estimate_confidence",
     "error",
 )
 

@@ -545,6 +545,15 @@ DOCUMENT = {
                         "description": "0…1; low when the octave (half/double) is ambiguous",
                     },
                     "bpm_reason": {"type": ["string", "null"]},
+                    "bpm_estimate": {
+                        "type": ["number", "null"],
+                        "description": "the best guess at a tempo even where there is no "
+                        "steady beat (bpm null, bpm_reason says why); equal to bpm otherwise",
+                    },
+                    "bpm_estimate_confidence": {
+                        "type": ["number", "null"],
+                        "description": "0…1; under 0.12 where bpm is null",
+                    },
                     "beats": {
                         "type": ["array", "null"],
                         "items": {"type": "number"},
