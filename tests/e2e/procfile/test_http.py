@@ -288,6 +288,7 @@ def test_an_upload_with_a_bpm_range_gets_its_tempo_folded_into_it(api, worker, t
     assert status == 200, analysis
     assert abs(analysis["bpm"] - 60.0) < 0.5, analysis
     assert 0 < analysis["bpm_confidence"] <= 0.5
+    assert analysis["bpm_estimate"] == analysis["bpm"]  # a steady beat: the same
     beats = analysis["beats"]
     gaps = sorted(b - a for a, b in itertools.pairwise(beats))
     assert len(beats) >= 3 and abs(gaps[len(gaps) // 2] - 1.0) < 0.05, beats  # a beat a second
