@@ -262,15 +262,21 @@ def main() -> None:
         mono = mono_pcm(rec.stems)
         ours = estimate_tempo(mono, RATE, bpm_range)
         theirs = oracle(mono, RATE) if oracle else None
-        rows.append((rec, ours.bpm, theirs))
+        rows.append((rec, ours.bpm, theirs, ours.estimate))
+        guess = (
+            f"  (estimate {ours.estimate:.1f}, confidence {ours.estimate_confidence or 0:.2f})"
+            if ours.bpm is None and ours.estimate is not None
+            else ""
+        )
         print(
             f"{rec.name[:28]:<28} {SETS.get(rec.source, rec.source):<11} {rec.bpm:6.1f} "
             f"{_shown(ours.bpm)} {_shown(ours.confidence, 5, 2)} {_shown(theirs, 8)}"
+            + guess
             + (f"  ({ours.reason})" if ours.reason else "")
             + (f"  [{rec.note}]" if rec.note else ""),
             flush=True,
         )
-    for label in [*sorted({SETS.get(r.source, r.source) for r, _, _ in rows}), "all"]:
+    for label in [*sorted({SETS.get(row[0].source, row[0].source) for row in rows}), "all"]:
         chosen = [row for row in rows if label in ("all", SETS.get(row[0].source, row[0].source))]
         print(_summary(label, chosen, oracle is not None))
 
@@ -281,12 +287,17 @@ def _shown(value: float | None, width: int = 6, digits: int = 1) -> str:
 
 def _summary(label: str, rows, with_essentia: bool) -> str:
     n = len(rows)
-    ours1 = sum(within(o, r.bpm) for r, o, _ in rows) / n
-    ours2 = sum(octave_within(o, r.bpm) for r, o, _ in rows) / n
-    line = f"{label} ({n}): ours Accuracy1 {ours1:.3f} Accuracy2 {ours2:.3f}"
+    ours1 = sum(within(o, r.bpm) for r, o, _, _ in rows) / n
+    ours2 = sum(octave_within(o, r.bpm) for r, o, _, _ in rows) / n
+    guess1 = sum(within(e, r.bpm) for r, _, _, e in rows) / n
+    guess2 = sum(octave_within(e, r.bpm) for r, _, _, e in rows) / n
+    line = (
+        f"{label} ({n}): ours Accuracy1 {ours1:.3f} Accuracy2 {ours2:.3f} "
+        f"(bpm_estimate where bpm is null: {guess1:.3f} / {guess2:.3f})"
+    )
     if with_essentia:
-        them1 = sum(within(t, r.bpm) for r, _, t in rows) / n
-        them2 = sum(octave_within(t, r.bpm) for r, _, t in rows) / n
+        them1 = sum(within(t, r.bpm) for r, _, t, _ in rows) / n
+        them2 = sum(octave_within(t, r.bpm) for r, _, t, _ in rows) / n
         line += f"; essentia Accuracy1 {them1:.3f} Accuracy2 {them2:.3f}"
     return line
 
