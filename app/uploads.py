@@ -73,6 +73,7 @@ class Earlier:
     formats: list[str]
     normalize: dict | None
     callback_url: str | None = None
+    bpm_range: list[float] | None = None
 
     def same_request(
         self,
@@ -80,12 +81,14 @@ class Earlier:
         formats: list[str],
         normalize: dict | None,
         callback_url: str | None = None,
+        bpm_range: list[float] | None = None,
     ) -> bool:
         return (
             self.sha256 == sha256
             and sorted(self.formats) == sorted(formats)
             and self.normalize == normalize
             and self.callback_url == callback_url
+            and self.bpm_range == bpm_range
         )
 
 
@@ -245,7 +248,12 @@ def by_idempotency_key(sessions: sessionmaker[Session], tenant: str, key: str) -
         assert first is not None  # an upload is recorded with its job (record)
         accepted = Accepted(upload.id, first.id, first.status)
         return Earlier(
-            accepted, upload.sha256, list(first.formats or []), first.normalize, first.callback_url
+            accepted,
+            upload.sha256,
+            list(first.formats or []),
+            first.normalize,
+            first.callback_url,
+            first.bpm_range,
         )
 
 
