@@ -81,6 +81,7 @@ def job_dict(job: Job, events: list[JobEvent] | None = None) -> dict:
         "formats": job.formats,
         "normalize": job.normalize,
         "priority": job.priority,
+        "bpm_range": job.bpm_range,
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,

@@ -143,6 +143,10 @@ class Analysis(Base):
     short_term_lufs: Mapped[list | None] = mapped_column(JSON)
     bpm: Mapped[float | None] = mapped_column(Float)
     bpm_confidence: Mapped[float | None] = mapped_column(Float)
+    #: The best guess at a tempo even without a steady beat (then ``bpm`` is null), with a low
+    #: confidence; equal to ``bpm`` and ``bpm_confidence`` otherwise (``audio.tempo``).
+    bpm_estimate: Mapped[float | None] = mapped_column(Float)
+    bpm_estimate_confidence: Mapped[float | None] = mapped_column(Float)
     key: Mapped[str | None] = mapped_column(String(3))
     key_scale: Mapped[str | None] = mapped_column(String(5))
     key_confidence: Mapped[float | None] = mapped_column(Float)

@@ -75,6 +75,7 @@ class Earlier:
     formats: list[str]
     normalize: dict | None
     callback_url: str | None = None
+    bpm_range: list[float] | None = None
 
     def same_request(
         self,
@@ -82,12 +83,14 @@ class Earlier:
         formats: list[str],
         normalize: dict | None,
         callback_url: str | None = None,
+        bpm_range: list[float] | None = None,
     ) -> bool:
         return (
             self.sha256 == sha256
             and sorted(self.formats) == sorted(formats)
             and self.normalize == normalize
             and self.callback_url == callback_url
+            and self.bpm_range == bpm_range
         )
 
 
@@ -136,11 +139,13 @@ def record(
     normalize: dict | None = None,
     callback_url: str | None = None,
     priority: str = "normal",
+    bpm_range: list[float] | None = None,
 ) -> Accepted:
     """Store the rows of a file already in storage, and its queued job (of the upload's
     tenant), within the tenant's ``limits`` when given; ``normalize`` is the loudness target of
     its outputs (``audio.targets.Target.to_dict``), ``callback_url`` the webhook told of its end,
-    ``priority`` its place among the tenant's work.
+    ``priority`` its place among the tenant's work, ``bpm_range`` the ``[low, high]`` its BPM
+    is folded into (None: the octave chosen automatically).
 
     :raises sqlalchemy.exc.IntegrityError: the tenant's idempotency key is taken.
     :raises app.tenants.quotas.QuotaExceeded: the upload would pass a limit.
@@ -159,6 +164,7 @@ def record(
             normalize=normalize,
             callback_url=callback_url,
             priority=priority,
+            bpm_range=bpm_range,
         )
         session.add(job)
         session.flush()
@@ -245,7 +251,12 @@ def by_idempotency_key(sessions: sessionmaker[Session], tenant: str, key: str) -
         assert first is not None  # an upload is recorded with its job (record)
         accepted = Accepted(upload.id, first.id, first.status)
         return Earlier(
-            accepted, upload.sha256, list(first.formats or []), first.normalize, first.callback_url
+            accepted,
+            upload.sha256,
+            list(first.formats or []),
+            first.normalize,
+            first.callback_url,
+            first.bpm_range,
         )
 
 
@@ -373,6 +384,8 @@ def analysis_dict(analysis: Analysis, outputs: list[Output]) -> dict:
         "loudness_range_reason": analysis.loudness_range_reason,
         **_replaygain(analysis),
         "bpm_reason": analysis.bpm_reason,
+        "bpm_estimate": analysis.bpm_estimate,
+        "bpm_estimate_confidence": analysis.bpm_estimate_confidence,
         "key_reason": analysis.key_reason,
         "beats": analysis.beats,
         **silence_dict(analysis.silence),

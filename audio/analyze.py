@@ -32,6 +32,7 @@ from audio.replaygain import (
 from audio.silence import Silence
 from audio.targets import Target
 from audio.tempo import Tempo
+from audio.tempo_range import BpmRange
 from audio.transcode import AudioEncoder, TranscodeResult
 from audio.waveform import Waveform
 
@@ -70,6 +71,8 @@ class Analysis:
             "bpm_confidence": _round(self.tempo.confidence, 3),
             "bpm_half": _round(self.tempo.half_bpm, 1),
             "bpm_double": _round(self.tempo.double_bpm, 1),
+            "bpm_estimate": _round(self.tempo.estimate, 1),
+            "bpm_estimate_confidence": _round(self.tempo.estimate_confidence, 3),
             "key": self.key.name,
             "key_tonic": self.key.tonic,
             "key_scale": self.key.scale,
@@ -120,6 +123,7 @@ def analyze_file(
     progress: Callable[[float], None] | None = None,
     waveform_width: int = 800,
     normalize: Target | None = None,
+    bpm_range: BpmRange | None = None,
 ) -> Analysis:
     """Analyse ``path`` and write the transcodes in ``formats`` to ``out_dir``.
 
@@ -128,6 +132,7 @@ def analyze_file(
     :param timeout_s: bound on decoding (see :func:`audio.decode.default_timeout`).
     :param progress: called with the fraction done (0…1) after each block.
     :param normalize: write the transcodes normalised to this target (a second decode).
+    :param bpm_range: fold the tempo by octaves into this range (:mod:`audio.tempo_range`).
     :raises audio.errors.AudioError: the file cannot be analysed (message says why); no
         partial transcode is left behind.
     """
@@ -150,7 +155,8 @@ def analyze_file(
         progress=progress,
         waveform_width=waveform_width,
     )
-    analysis = from_features(str(path), features, [writer.close() for writer in writers])
+    outputs = [writer.close() for writer in writers]
+    analysis = from_features(str(path), features, outputs, bpm_range)
     for output in analysis.outputs:  # each tagged with its own ReplayGain
         write_tags(output.path, output.format, _output_replaygain(output, features, timeout_s))
     analysis = dataclasses.replace(analysis, target=normalize)
@@ -190,13 +196,16 @@ def _output_replaygain(
     )
 
 
-def from_features(path: str, features: Features, outputs=()) -> Analysis:
-    """The measurements, computed from extracted features."""
+def from_features(
+    path: str, features: Features, outputs=(), bpm_range: BpmRange | None = None
+) -> Analysis:
+    """The measurements, computed from extracted features (the tempo folded into
+    ``bpm_range`` when given)."""
     return Analysis(
         path=path,
         info=features.info,
         loudness=features.loudness.result(),
-        tempo=features.tempo.result(),
+        tempo=features.tempo.result(bpm_range),
         key=features.key.result(),
         waveform=features.waveform.result(),
         silence=features.silence.result(),

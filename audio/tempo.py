@@ -23,16 +23,24 @@
    slower reading (at most 0.5). A pulse train as strong at two octaves scores near 0.
 
 Null when there is no evidence: silence, under 4 s, or no steady pulse (sustained pads, speech).
+Where the pulse is too weak to call a beat (rubato, a non-percussive piece, pads) people may
+still hear a tempo: ``estimate`` is then the first guess all the same, with its pulse strength
+(under :data:`MIN_PULSE`) as ``estimate_confidence``. With a steady beat it is the BPM itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio.frames import SpectrumStream
+
+if TYPE_CHECKING:
+    from audio.tempo_range import BpmRange
 
 #: The mono sample rate tempo and key analysis run at.
 ANALYSIS_RATE = 11025
@@ -76,7 +84,9 @@ MIN_PULSE = 0.12
 @dataclass(frozen=True)
 class Tempo:
     """``bpm`` None with a ``reason`` (a sentence) when the signal holds no steady beat;
-    ``beats``: seconds of each beat, a grid usable for beat matching."""
+    ``beats``: seconds of each beat, a grid usable for beat matching. ``estimate`` is never
+    None where ``bpm`` is not (they are then equal, and so are the confidences); where ``bpm``
+    is None for want of a steady pulse, it is the best guess with a low confidence."""
 
     bpm: float | None
     confidence: float | None
@@ -84,6 +94,8 @@ class Tempo:
     double_bpm: float | None
     beats: tuple[float, ...] = ()
     reason: str | None = None
+    estimate: float | None = None
+    estimate_confidence: float | None = None
 
     def to_dict(self) -> dict:
         numbers = {
@@ -91,6 +103,8 @@ class Tempo:
             "confidence": self.confidence,
             "half_bpm": self.half_bpm,
             "double_bpm": self.double_bpm,
+            "estimate": self.estimate,
+            "estimate_confidence": self.estimate_confidence,
         }
         record: dict = {k: None if v is None else round(float(v), 2) for k, v in numbers.items()}
         record["beats"] = [round(float(b), 3) for b in self.beats]
@@ -159,7 +173,9 @@ class TempoAnalyzer:
                 parts.append(np.asarray(state[name], dtype=np.float64))
         return analyzer
 
-    def result(self) -> Tempo:
+    def result(self, bpm_range: BpmRange | None = None) -> Tempo:
+        """The tempo, its octave chosen automatically — or folded into ``bpm_range`` when
+        given (:mod:`audio.tempo_range`)."""
         self._consume(self._spectra.flush())
         raw = _joined(self._envelope)
         if len(raw) < FRAME_RATE * MIN_SECONDS:
@@ -168,7 +184,13 @@ class TempoAnalyzer:
         if envelope is None:
             return no_tempo("silence: no onsets")
         noise, hats = _normalise(_joined(self._noise)), _normalise(_joined(self._hats))
-        return _estimate(envelope, noise, hats)
+        tempo = _estimate(envelope, noise, hats)
+        if bpm_range is None or tempo.estimate is None:
+            return tempo
+        from audio.tempo_range import fold_tempo  # it builds on this module
+
+        max_lag = int(60 * FRAME_RATE / MIN_BPM) + 1
+        return fold_tempo(tempo, bpm_range, envelope, _autocorrelation(envelope, 4 * max_lag + 4))
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
@@ -333,9 +355,12 @@ def _estimate(envelope: np.ndarray, noise: np.ndarray | None, hats: np.ndarray |
     period = _first_guess(acf)
     if period is None:
         return no_tempo("no periodicity in the onsets")
-    pulse = np.mean([_at(acf, k * period) for k in (1, 2, 3, 4)])
-    if pulse < MIN_PULSE:
-        return no_tempo("no steady beat: the onsets do not repeat at any tempo")
+    pulse = float(np.mean([_at(acf, k * period) for k in (1, 2, 3, 4)]))
+    if pulse < MIN_PULSE:  # no beat to call: the first guess, weakly
+        weak = no_tempo("no steady beat: the onsets do not repeat at any tempo")
+        return dataclasses.replace(
+            weak, estimate=60.0 * FRAME_RATE / period, estimate_confidence=max(pulse, 0.0)
+        )
     half_beat, contrast, regularity = _backbeat(noise)
     confirmed = half_beat is not None and _is_backbeat(
         contrast, regularity, _at(acf, half_beat) / max(_at(acf, period), 1e-9)
@@ -360,7 +385,7 @@ def _estimate(envelope: np.ndarray, noise: np.ndarray | None, hats: np.ndarray |
         clarity = max(clarity, float(np.clip(2 * contrast, 0, 1)))
     confidence = float(np.sqrt(strength) * clarity)
     beats = tuple(float(b) for b in _track_beats(envelope, period))
-    return Tempo(bpm, confidence, bpm / 2, bpm * 2, beats, None)
+    return Tempo(bpm, confidence, bpm / 2, bpm * 2, beats, None, bpm, confidence)
 
 
 def _track_beats(envelope: np.ndarray, period: float) -> np.ndarray:
@@ -393,8 +418,8 @@ def _track_beats(envelope: np.ndarray, period: float) -> np.ndarray:
     return np.array(beats) / FRAME_RATE + ONSET_LATENCY_S
 
 
-def estimate_tempo(mono: np.ndarray, sample_rate: int) -> Tempo:
-    """Tempo of a whole mono signal at once."""
+def estimate_tempo(mono: np.ndarray, sample_rate: int, bpm_range: BpmRange | None = None) -> Tempo:
+    """Tempo of a whole mono signal at once (folded into ``bpm_range`` when given)."""
     analyzer = TempoAnalyzer(sample_rate)
     analyzer.add(mono)
-    return analyzer.result()
+    return analyzer.result(bpm_range)

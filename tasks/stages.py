@@ -53,6 +53,7 @@ from audio.replaygain import (
     write_tags,
 )
 from audio.targets import Target
+from audio.tempo_range import BpmRange
 from audio.transcode import AudioEncoder, TranscodeResult
 from audio.verdicts import REASON_KEYS, VALUE_KEYS, failed_checks
 from tasks.context import WorkerContext
@@ -99,6 +100,7 @@ class JobWork:
     storage_key: str
     formats: list[str]
     normalize: Target | None  # None: the outputs are as decoded
+    bpm_range: BpmRange | None = None  # None: the tempo's octave is chosen automatically
 
 
 def _job(ctx: WorkerContext, job_id: str) -> JobWork:
@@ -110,7 +112,8 @@ def _job(ctx: WorkerContext, job_id: str) -> JobWork:
         assert upload is not None  # a job's upload_id is a foreign key
         formats = list(job.formats or DEFAULT_FORMATS)
         target = Target.from_dict(job.normalize) if job.normalize else None
-        return JobWork(upload.id, upload.storage_key, formats, target)
+        bpm_range = BpmRange.from_list(job.bpm_range) if job.bpm_range else None
+        return JobWork(upload.id, upload.storage_key, formats, target, bpm_range)
 
 
 def _file_chunks(path: Path, size: int = 1 << 20):
@@ -338,13 +341,15 @@ def _figure(value: float | None) -> str:
 def tempo_key_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     work = _job(ctx, job_id)
     features = _features(ctx, work.upload_id, work.storage_key, stop)
-    t, k = features.tempo.result(), features.key.result()
+    t, k = features.tempo.result(work.bpm_range), features.key.result()
     uploads.save_analysis(
         ctx.sessions,
         work.upload_id,
         bpm=t.bpm,
         bpm_confidence=t.confidence,
         bpm_reason=t.reason,
+        bpm_estimate=t.estimate,
+        bpm_estimate_confidence=t.estimate_confidence,
         beats=[round(b, 3) for b in t.beats],
         key=k.tonic,
         key_scale=k.scale,
@@ -353,6 +358,10 @@ def tempo_key_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
         camelot=k.camelot,
     )
     tempo = f"tempo {t.bpm:.1f} BPM" if t.bpm else "no tempo"
+    if not t.bpm and t.estimate:
+        tempo += f" (perhaps {t.estimate:.1f} BPM, confidence {t.estimate_confidence or 0:.2f})"
+    if t.bpm and work.bpm_range is not None:
+        tempo += f" (range {work.bpm_range})"
     key = f"key {k.name}" if k.name else "no key"
     return f"{tempo}, {key}"
 

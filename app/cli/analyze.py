@@ -51,24 +51,35 @@ FIELDS = (
     *VALUE_KEYS,
     *REASON_KEYS,
     "normalize",
+    "bpm_estimate",
+    "bpm_estimate_confidence",
     "error",
 )
 
 
 def analyze_one(
-    path: str, formats: tuple[str, ...], out_dir: str | None, normalize: dict | None = None
+    path: str,
+    formats: tuple[str, ...],
+    out_dir: str | None,
+    normalize: dict | None = None,
+    bpm_range: list[float] | None = None,
 ) -> dict:
     """One file's record; never raises for a bad file (the message goes in ``error``).
 
     :param normalize: the loudness target of the transcodes (``Target.to_dict``), if any.
+    :param bpm_range: ``[low, high]`` the BPM is folded into, if any.
     """
     from audio.analyze import analyze_file  # the audio stack: only when a file is analysed
     from audio.errors import AudioError
     from audio.targets import Target
+    from audio.tempo_range import BpmRange
 
     target = Target.from_dict(normalize) if normalize else None
+    tempo_range = BpmRange.from_list(bpm_range) if bpm_range else None
     try:
-        return analyze_file(path, formats=formats, out_dir=out_dir, normalize=target).to_dict()
+        return analyze_file(
+            path, formats=formats, out_dir=out_dir, normalize=target, bpm_range=tempo_range
+        ).to_dict()
     except AudioError as exc:
         return failed(path, str(exc))
     except (OSError, ValueError) as exc:
@@ -110,6 +121,18 @@ def wanted_target(normalize: str | None, true_peak: str | None, formats) -> dict
         raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
+def wanted_bpm_range(value: str | None) -> list[float] | None:
+    """``--bpm-range LOW-HIGH``, checked before any file: ``[low, high]``."""
+    if value is None:
+        return None
+    from audio.tempo_range import BadBpmRangeError, parse_bpm_range
+
+    try:
+        return parse_bpm_range(value).to_list()
+    except BadBpmRangeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bpm-range") from exc
+
+
 @click.command("analyze")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file per line.")
@@ -120,6 +143,11 @@ def wanted_target(normalize: str | None, true_peak: str | None, formats) -> dict
     help="Normalise the transcodes: spotify, apple, youtube, ebu, podcast, or LUFS like -18.",
 )
 @click.option("--true-peak", help="The true-peak ceiling in dBTP with --normalize (default -1).")
+@click.option(
+    "--bpm-range",
+    help="Fold the BPM by octaves into LOW-HIGH, e.g. 120-200 (default: octave chosen "
+    "automatically).",
+)
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),
@@ -134,15 +162,19 @@ def analyze(
     out_dir: str | None,
     normalize: str | None,
     true_peak: str | None,
+    bpm_range: str | None,
     jobs: int,
 ) -> None:
     """Measure loudness (EBU R128), tempo, key, silence and waveform of FILES."""
     wanted = wanted_formats(formats)
     target = wanted_target(normalize, true_peak, wanted)
+    tempo_range = wanted_bpm_range(bpm_range)
     if wanted and out_dir is None:
         out_dir = "."
     _check_distinct_outputs(files, wanted, out_dir)
-    records = _run(list(files), wanted, out_dir, target, jobs, show_progress=not as_json)
+    records = _run(
+        list(files), wanted, out_dir, target, jobs, show_progress=not as_json, bpm_range=tempo_range
+    )
     for record in records:
         if as_json:
             click.echo(json.dumps(record, allow_nan=False))
@@ -172,7 +204,13 @@ def _check_distinct_outputs(files: tuple[str, ...], formats, out_dir: str | None
 
 
 def _run(
-    files: list[str], formats, out_dir, target: dict | None, jobs: int, show_progress: bool
+    files: list[str],
+    formats,
+    out_dir,
+    target: dict | None,
+    jobs: int,
+    show_progress: bool,
+    bpm_range: list[float] | None = None,
 ) -> list[dict]:
     """Records in input order; with ``jobs > 1`` files are spread over processes."""
     bar = (
@@ -183,14 +221,16 @@ def _run(
     records: list[dict] = []
     with bar if bar is not None else contextlib.nullcontext():
         if jobs == 1 or len(files) == 1:
-            results = (analyze_one(path, formats, out_dir, target) for path in files)
+            results = (analyze_one(p, formats, out_dir, target, bpm_range) for p in files)
             for record in results:
                 records.append(record)
                 if bar is not None:
                     bar.update(1)
         else:
             with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
-                futures = [pool.submit(analyze_one, p, formats, out_dir, target) for p in files]
+                futures = [
+                    pool.submit(analyze_one, p, formats, out_dir, target, bpm_range) for p in files
+                ]
                 for future in futures:
                     records.append(future.result())
                     if bar is not None:

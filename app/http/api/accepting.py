@@ -1,7 +1,7 @@
 """Accepting one file: sniff it, store it (hashed), write its rows within the tenant's quotas,
 queue its job — or undo what was done. The single upload's path (:mod:`app.http.api.uploads`), which
 a batch (:mod:`app.http.api.batches`) takes for each of its files; and the upload fields they share
-(``formats``, ``normalize``, ``true_peak``, ``callback_url``).
+(``formats``, ``normalize``, ``true_peak``, ``bpm_range``, ``callback_url``).
 
 Storage, the database or NATS away is a 503 with ``Retry-After`` and nothing kept: a retry
 starts clean. Only a process killed in between leaves a file: ``app.storage.orphans`` sweeps those.
@@ -34,6 +34,7 @@ from audio.errors import BadTargetError
 from audio.formats import parse_formats
 from audio.sniff import HEAD_BYTES, sniff
 from audio.targets import parse_target
+from audio.tempo_range import BadBpmRangeError, parse_bpm_range
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class JobOptions:
     normalize: dict | None  # the loudness target (``audio.targets.Target.to_dict``)
     callback_url: str | None  # the job's own webhook
     priority: str = "normal"  # among the tenant's work: high, normal or low
+    bpm_range: list[float] | None = None  # ``[low, high]`` the BPM is folded into; None: auto
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ def job_options(*, callback: bool = True, priority: str = "normal") -> JobOption
     chosen = _field("priority") or priority
     if chosen not in PRIORITIES:
         raise ApiError(400, "bad_priority", "priority must be high, normal or low")
-    return JobOptions(formats, target, callback_url_field() if callback else None, chosen)
+    callback_url = callback_url_field() if callback else None
+    return JobOptions(formats, target, callback_url, chosen, _bpm_range())
 
 
 def sniffed(file: FileStorage, which: str | None = None) -> Sniffed:
@@ -139,6 +142,7 @@ def keep(
             options.normalize,
             options.callback_url,
             options.priority,
+            options.bpm_range,
         )
     except IntegrityError:
         remove_file(stored.key)
@@ -192,6 +196,21 @@ def _normalize_target() -> dict | None:
         return parse_target(normalize, true_peak).to_dict()
     except BadTargetError as exc:
         raise ApiError(400, "bad_normalize", str(exc)) from None
+
+
+def _bpm_range() -> list[float] | None:
+    """The ``bpm_range`` field (``LOW-HIGH``) as the job keeps it, ``[low, high]``; None when
+    not asked (the octave is chosen automatically).
+
+    :raises ApiError: 400 ``bad_bpm_range`` with the sentence saying what is accepted.
+    """
+    raw = _field("bpm_range")
+    if raw is None:
+        return None
+    try:
+        return parse_bpm_range(raw).to_list()
+    except BadBpmRangeError as exc:
+        raise ApiError(400, "bad_bpm_range", str(exc)) from None
 
 
 def callback_url_field() -> str | None:

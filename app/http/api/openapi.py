@@ -18,6 +18,7 @@ from app.queue import PRIORITIES
 from app.webhooks.addresses import MAX_URL_CHARS
 from audio.formats import FORMATS
 from audio.targets import LUFS_RANGE, PRESETS, TRUE_PEAK_RANGE
+from audio.tempo_range import HIGHEST_BPM, LOWEST_BPM
 from audio.verdicts import CHECK_NAMES, REASON_KEYS
 
 bp = Blueprint("openapi", __name__)
@@ -240,6 +241,16 @@ _UPLOAD_FIELDS = {
         "description": "the true-peak ceiling in dBTP, with normalize (default: the "
         "preset's, else -1)",
         "examples": [-1],
+    },
+    "bpm_range": {
+        "type": "string",
+        "pattern": "^ *[0-9]+(\\.[0-9]+)? *- *[0-9]+(\\.[0-9]+)? *$",
+        "maxLength": 40,
+        "description": f"LOW-HIGH: the BPM is folded by octaves (x2, /2) into this range, as DJ "
+        f"software offers; both within {LOWEST_BPM:g}-{HIGHEST_BPM:g}, LOW below HIGH (else 400 "
+        "bad_bpm_range). A range narrower than an octave may hold no octave of the tempo: the "
+        "nearest is taken. Default: the octave is chosen automatically",
+        "examples": ["120-200", "70-140"],
     },
 }
 #: An http(s) URL without credentials or fragment (``app.webhooks.addresses``); its host must also
@@ -561,6 +572,15 @@ DOCUMENT = {
                         "description": "0…1; low when the octave (half/double) is ambiguous",
                     },
                     "bpm_reason": {"type": ["string", "null"]},
+                    "bpm_estimate": {
+                        "type": ["number", "null"],
+                        "description": "the best guess at a tempo even where there is no "
+                        "steady beat (bpm null, bpm_reason says why); equal to bpm otherwise",
+                    },
+                    "bpm_estimate_confidence": {
+                        "type": ["number", "null"],
+                        "description": "0…1; under 0.12 where bpm is null",
+                    },
                     "beats": {
                         "type": ["array", "null"],
                         "items": {"type": "number"},
@@ -599,12 +619,12 @@ DOCUMENT = {
         "/api/uploads": {
             "post": _op(
                 "Upload audio (multipart field `file`; optional `formats`, e.g. mp3,opus, "
-                "`normalize`, `true_peak`, `priority` and `callback_url`)",
+                "`normalize`, `true_peak`, `priority`, `bpm_range` and `callback_url`)",
                 {
                     "202": _json("queued", "Accepted"),
                     "400": _error(
                         "no_file, not_audio, unknown_format, bad_normalize, bad_priority, "
-                        "bad_callback_url, webhooks_off, bad_idempotency_key"
+                        "bad_bpm_range, bad_callback_url, webhooks_off, bad_idempotency_key"
                     ),
                     "403": _CROSS_SITE,
                     "409": _error(
@@ -732,7 +752,7 @@ DOCUMENT = {
                     "202": _json("queued", "BatchAccepted"),
                     "400": _error(
                         "not_audio (naming the file), empty_batch, too_many, "
-                        "duplicate_upload, bad_body, bad_callback_url…"
+                        "duplicate_upload, bad_body, bad_bpm_range, bad_callback_url…"
                     ),
                     "403": _CROSS_SITE,
                     "404": _error("an upload that is not the caller's"),

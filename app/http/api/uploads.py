@@ -107,12 +107,14 @@ def _idempotency_key() -> str | None:
 
 def _replay(earlier: uploads.Earlier, sha256: str, options: accepting.JobOptions):
     """The first answer to a key again, or a 422 when the key came with another request."""
-    if not earlier.same_request(sha256, options.formats, options.normalize, options.callback_url):
+    if not earlier.same_request(
+        sha256, options.formats, options.normalize, options.callback_url, options.bpm_range
+    ):
         raise ApiError(
             422,
             "idempotency_key_reused",
             "this Idempotency-Key was sent before with another file, other formats, another "
-            "loudness target or another callback_url; use a new key for a new upload",
+            "loudness target, bpm_range or callback_url; use a new key for a new upload",
         )
     return accepted(earlier.accepted)
 

@@ -254,6 +254,26 @@ def test_a_refused_upload_shows_the_apis_message_in_its_row_at_phone_width(signe
     shoot(page, "upload-page-phone")
 
 
+def test_a_bpm_range_typed_on_the_upload_page_goes_with_the_upload(signed_in, site, song, tmp_path):
+    """A range the API refuses shows its sentence in the row; one it takes is the job's."""
+    path = tmp_path / "song.flac"
+    path.write_bytes(song)
+    page = signed_in(ALPHA)
+    page.get_by_test_id("bpm-range").fill("200-120")
+    page.get_by_label("Choose files…").set_input_files(path)
+    refused = page.get_by_test_id("upload-row")
+    expect(refused).to_have_attribute("data-status", "failed")
+    expect(refused.get_by_test_id("row-error")).to_have_text(
+        "bpm_range must go from low to high, e.g. 120-200 (got 200-120)"
+    )
+    page.get_by_test_id("bpm-range").fill("120-200")
+    page.get_by_label("Choose files…").set_input_files(path)
+    taken = page.locator('.upload-row[data-job-id]:not([data-job-id=""])').first
+    taken.wait_for()
+    job = api_json(site, f"/api/jobs/{taken.get_attribute('data-job-id')}")
+    assert job["bpm_range"] == [120, 200]
+
+
 def worker_of(deployment):
     (worker,) = [p for p in deployment.processes if p.log.name.startswith("worker")]
     return worker

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
+import itertools
 import json
 import os
 import select
@@ -23,6 +24,7 @@ import pytest
 from app.embedded.nats_server import port_answers
 from tests.support.deployment import paused
 from tests.support.http_calls import multipart, sse_blocks
+from tests.support.songs import song_flac
 from tests.support.waiting import wait_for
 
 USER, ADMIN = "user-token", "admin-token"
@@ -237,6 +239,59 @@ def test_the_event_stream_is_live_while_the_job_runs(api, worker, song):
     assert any(e["stage"] != STAGES[-1] for e in progress)
     _, job = call(api.port, "GET", f"/api/jobs/{body['job_id']}")
     assert progress == job["events"]
+
+
+def ended_by_its_events(port: int, events_path: str) -> dict:
+    """The job's ``done`` or ``failed`` event, read off its event stream (no polling)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("GET", events_path, headers={"Authorization": f"Bearer {USER}"})
+        response = connection.getresponse()
+        assert response.status == 200
+        for block in sse_blocks(response):
+            event, data = sse_event(block)
+            if event in ("done", "failed"):
+                assert data is not None
+                return data
+    finally:
+        connection.close()
+    raise AssertionError("the event stream ended without the job's end")
+
+
+def test_an_upload_with_a_bpm_range_gets_its_tempo_folded_into_it(api, worker, tmp_path):
+    """Six seconds at 120 BPM (the shortest the tempo reads), uploaded with ``bpm_range``
+    50-70: the job keeps the range, the tempo stage folds the tempo to 60 and says so, the
+    grid is every other beat."""
+    data = song_flac(tmp_path, 120.0, "A", "minor", seconds=6, rate=22050, seed=3)
+    content_type, head, tail = multipart("song.flac")
+    boundary = content_type.split("boundary=")[1]
+    field = f'--{boundary}\r\nContent-Disposition: form-data; name="bpm_range"\r\n\r\n50-70\r\n'
+    connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=60)
+    try:
+        connection.request(
+            "POST",
+            "/api/uploads",
+            field.encode() + head + data + tail,
+            {"Content-Type": content_type, "Authorization": f"Bearer {USER}"},
+        )
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 202, body
+    ended = ended_by_its_events(api.port, body["links"]["events"])
+    assert ended["status"] == "done", ended
+    _, job = call(api.port, "GET", f"/api/jobs/{body['job_id']}")
+    assert job["bpm_range"] == [50, 70]
+    assert any("(range 50-70)" in e["message"] for e in job["events"]), job["events"]
+    status, analysis = call(api.port, "GET", f"/api/uploads/{body['upload_id']}/analysis")
+    assert status == 200, analysis
+    assert abs(analysis["bpm"] - 60.0) < 0.5, analysis
+    assert 0 < analysis["bpm_confidence"] <= 0.5
+    assert analysis["bpm_estimate"] == analysis["bpm"]  # a steady beat: the same
+    beats = analysis["beats"]
+    gaps = sorted(b - a for a, b in itertools.pairwise(beats))
+    assert len(beats) >= 3 and abs(gaps[len(gaps) // 2] - 1.0) < 0.05, beats  # a beat a second
 
 
 # -- 4. retry ---------------------------------------------------------------------------------

@@ -32,6 +32,11 @@
     return select ? select.value : "";
   }
 
+  function chosenBpmRange() {
+    const input = document.getElementById("bpm-range");
+    return input ? input.value.trim() : "";
+  }
+
   function sizeText(bytes) {
     if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
     return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
@@ -197,7 +202,7 @@
         continue;
       }
       row.status("waiting", "Waiting to upload…");
-      waitingUploads.push({ row, formats, normalize: chosenTarget() });
+      waitingUploads.push({ row, formats, normalize: chosenTarget(), bpmRange: chosenBpmRange() });
     }
     pumpUploads();
   }
@@ -213,7 +218,7 @@
     return text;
   }
 
-  function send({ row, formats, normalize }) {
+  function send({ row, formats, normalize, bpmRange }) {
     uploads += 1;
     row.status("uploading", "Uploading…");
     const xhr = new XMLHttpRequest();
@@ -248,6 +253,7 @@
     const form = new FormData();
     form.append("formats", formats.join(","));
     if (normalize) form.append("normalize", normalize);
+    if (bpmRange) form.append("bpm_range", bpmRange);
     form.append("file", row.file, row.file.name);
     xhr.send(form);
   }

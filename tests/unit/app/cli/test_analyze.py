@@ -190,3 +190,28 @@ def test_two_files_that_would_write_the_same_transcode_are_refused(files, tmp_pa
     result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 2 and "would both write" in result.output
     assert not out.exists()  # refused before anything was written
+
+
+def test_bpm_range_folds_the_tempo_of_every_file(files):
+    """``--bpm-range 150-200``: 96 BPM comes back 192; 140 has no octave in the range (70,
+    140, 280) and stays 140, the octave nearest it."""
+    songs, _ = files
+    paths = [str(songs[0][0]), str(songs[1][0])]
+    result = CliRunner().invoke(
+        main, ["analyze", "--json", "--jobs", "1", "--bpm-range", "150-200", *paths]
+    )
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.stdout.strip().splitlines())
+    assert abs(first["bpm"] / 192.0 - 1) < 0.04
+    assert abs(second["bpm"] / 140.0 - 1) < 0.04
+    assert first["bpm_confidence"] <= 0.5
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("fast", "LOW-HIGH"), ("200-150", "low to high"), ("150-400", "30–300")],
+)
+def test_a_bad_bpm_range_is_refused_before_any_file(files, value, words):
+    songs, _ = files
+    result = CliRunner().invoke(main, ["analyze", "--bpm-range", value, str(songs[0][0])])
+    assert result.exit_code == 2 and words in result.output

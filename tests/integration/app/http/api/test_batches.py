@@ -453,6 +453,42 @@ def test_an_upload_may_say_its_priority(make_client, short):
     assert client.get(f"/api/jobs/{job_id}", headers=ALPHA).json["priority"] == "high"
 
 
+def test_an_upload_may_say_its_bpm_range(make_client, short, migrated_database_url):
+    """``bpm_range`` of an upload and of a batch's files: kept in ``jobs.bpm_range`` as
+    ``[low, high]``, shown in the job's JSON (null when not asked); a bad one a 400
+    ``bad_bpm_range`` with a sentence, and nothing stored."""
+    client = make_client(workers=False, **TOKENS)
+    ranged = upload(client, short, headers=ALPHA, bpm_range=" 120 - 200 ")
+    assert ranged.status_code == 202, ranged.json
+    job_id = ranged.json["job_id"]
+    assert client.get(f"/api/jobs/{job_id}", headers=ALPHA).json["bpm_range"] == [120, 200]
+    with make_sessions(migrated_database_url)() as session:
+        assert session.get(Job, job_id).bpm_range == [120.0, 200.0]
+        uploads_before = session.scalar(select(func.count()).select_from(Upload))
+    plain = upload(client, short, headers=ALPHA).json["job_id"]
+    assert client.get(f"/api/jobs/{plain}", headers=ALPHA).json["bpm_range"] is None
+    made = send_batch(
+        client, [(short, "a.flac"), (short, "b.flac")], headers=ALPHA, bpm_range="70-140"
+    )
+    assert made.status_code == 202, made.json
+    for each in made.json["jobs"]:
+        job = client.get(f"/api/jobs/{each['job_id']}", headers=ALPHA).json
+        assert job["bpm_range"] == [70, 140]
+    for wrong, says in [
+        ("fast", "bpm_range must be LOW-HIGH in BPM, e.g. 120-200 (got 'fast')"),
+        ("200-120", "bpm_range must go from low to high, e.g. 120-200 (got 200-120)"),
+        ("10-100", "bpm_range must lie within 30–300 BPM (got 10)"),
+    ]:
+        for refused in (
+            upload(client, short, headers=ALPHA, bpm_range=wrong),
+            send_batch(client, [(short, "a.flac")], headers=ALPHA, bpm_range=wrong),
+        ):
+            assert refused.status_code == 400, refused.json
+            assert refused.json["error"] == {"code": "bad_bpm_range", "message": says}
+    with make_sessions(migrated_database_url)() as session:
+        assert session.scalar(select(func.count()).select_from(Upload)) == uploads_before + 3
+
+
 def test_a_cancel_is_the_tenants_or_an_admins_and_the_batch_counts_it_apart(
     make_client, short, tmp_path, migrated_database_url
 ):

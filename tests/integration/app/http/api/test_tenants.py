@@ -88,6 +88,8 @@ def test_idempotency_keys_are_per_tenant_and_bound_to_their_request(make_client,
     assert changed.json["error"]["code"] == "idempotency_key_reused"
     formats = upload(client, song, headers={**ALPHA, **key}, formats="wav")
     assert formats.status_code == 422
+    tempo_range = upload(client, song, headers={**ALPHA, **key}, bpm_range="120-200")
+    assert tempo_range.status_code == 422
     # a key over 200 characters: 400, before anything is stored
     long = upload(client, song, headers={**ALPHA, "Idempotency-Key": "k" * 201})
     assert long.status_code == 400 and "200" in long.json["error"]["message"]
