@@ -2,7 +2,7 @@
 followed live to done, a result whose figures are the API's, its waveform drawn and its output
 downloaded, a result page opened while its job waits that shows the results when it ends, a
 ten-minute output sought to 80 % at once (a 206), a corrupt file shown failed with its reason,
-another tenant refused (404)."""
+another tenant refused (404), a hard-clipped sine's Checks card."""
 
 from __future__ import annotations
 
