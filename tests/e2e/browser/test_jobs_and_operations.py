@@ -306,6 +306,7 @@ def test_a_tenant_cancels_a_queued_job_from_its_page_and_from_its_upload_row(
             process.resume()
 
 
+@pytest.mark.slow
 def test_the_jobs_page_filters_the_jobs_whose_upload_fails_a_check(signed_in, site, tmp_path):
     """A sine hard-clipped at full scale and a clean one: "Fails check: Clipping" lists the
     first and not the second, with the status filter too; another tenant's list stays empty."""

@@ -349,6 +349,7 @@ def test_the_player_seeks_a_ten_minute_output_to_80_percent_at_once(
     shoot(page, "result-page-sought")
 
 
+@pytest.mark.slow
 def test_the_checks_card_marks_a_clipped_upload_failed_with_its_sentence_and_figures(
     signed_in, site, tmp_path
 ):
