@@ -19,6 +19,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import uploads
+from app.failing import check_failing
+from app.failing_query import failing_clause
 from app.metrics import metrics
 from app.models import ENDED_STATUSES, JOB_STATUSES, LIVE_STATUSES, Job, JobEvent, utcnow
 from app.queue import start_job
@@ -119,11 +121,14 @@ def list_jobs(
     offset: int = 0,
     tenant: str | None = None,
     ident: str | None = None,
+    failing: str | None = None,
 ) -> tuple[list[dict], int]:
     """A page of jobs, newest first, and how many match in all (of ``tenant`` when given; the
-    job, or the jobs of the upload, whose id is ``ident`` when given).
+    job, or the jobs of the upload, whose id is ``ident`` when given; the jobs whose upload's
+    analysis fails the check ``failing`` names, or any check, when given).
 
     :raises BadStatus: ``status`` is not a job status.
+    :raises BadFailing: ``failing`` is neither a check's name nor ``any``.
     """
     query = select(Job)
     if tenant is not None:
@@ -132,6 +137,9 @@ def list_jobs(
         query = query.where(or_(Job.id == ident, Job.upload_id == ident))
     if check_status(status):
         query = query.where(Job.status == status)
+    failing = check_failing(failing)
+    if failing is not None:
+        query = query.where(failing_clause(failing))
     with sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(

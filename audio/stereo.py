@@ -78,8 +78,8 @@ def mono_compatibility(
     if channels == 1:
         return MonoCompatibility(None, None, "The file is mono: there is nothing to sum.")
     if channels != 2:
-        reason = f"Mono compatibility is measured on stereo files, not on {channels} channels."
-        return MonoCompatibility(None, None, reason)
+        not_stereo = f"Mono compatibility is measured on stereo files, not on {channels} channels."
+        return MonoCompatibility(None, None, not_stereo)
     value = correlation.correlation()
     if value is None:
         return MonoCompatibility(

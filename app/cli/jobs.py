@@ -20,6 +20,7 @@ from app.cli.common import (
     short,
     table,
 )
+from app.failing import FAILING_CHOICES
 
 
 @click.group("jobs")
@@ -31,10 +32,15 @@ def jobs() -> None:
 @click.option(
     "--status", help="Only jobs in this state: queued, running, done, failed or canceled."
 )
+@click.option(
+    "--failing",
+    type=click.Choice(FAILING_CHOICES),
+    help="Only jobs whose upload's analysis fails this quality check (or any check).",
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON ({jobs, total}) instead of a table.")
 @handle_errors
-def list_command(status: str | None, limit: int, as_json: bool) -> None:
+def list_command(status: str | None, failing: str | None, limit: int, as_json: bool) -> None:
     """Jobs, newest first."""
     from app import jobs as service
 
@@ -42,7 +48,9 @@ def list_command(status: str | None, limit: int, as_json: bool) -> None:
         service.check_status(status)
     except service.BadStatus as exc:
         raise click.BadParameter(str(exc).removeprefix("status "), param_hint="--status") from exc
-    rows, total = service.list_jobs(make_sessions(load_config()), status=status, limit=limit)
+    rows, total = service.list_jobs(
+        make_sessions(load_config()), status=status, failing=failing, limit=limit
+    )
     if as_json:
         echo_json({"jobs": rows, "total": total})
         return

@@ -10,7 +10,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from app import batches, dead_letters, jobs, outages, uploads
+from app import batches, dead_letters, failing, jobs, outages, uploads
 from app.http import current
 from app.tenants import quotas
 from audio.formats import UnknownFormat
@@ -40,6 +40,7 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     uploads.OutputNotFound: (404, "not_found"),
     dead_letters.DeadLetterNotFound: (404, "not_found"),
     jobs.BadStatus: (400, "bad_parameter"),
+    failing.BadFailing: (400, "bad_failing"),
     UnknownFormat: (400, "unknown_format"),
     jobs.JobNotFailed: (409, "not_failed"),
     jobs.JobEnded: (409, "already_ended"),

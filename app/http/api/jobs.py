@@ -8,6 +8,7 @@ import json
 from flask import Blueprint, jsonify, request
 
 from app import jobs
+from app.failing import check_failing
 from app.http import streams
 from app.http.auth import caller, require_admin, require_token
 from app.http.current import broker, sessions, storage
@@ -23,11 +24,19 @@ MAX_PAGE = 200
 @bp.get("/api/jobs")
 @require_token
 def list_jobs():
+    """A page of jobs, newest first: by ``status``, and by a quality check their upload fails
+    (``failing``: a check's name or ``any``)."""
     status = jobs.check_status(request.args.get("status"))
+    failing = check_failing(request.args.get("failing"))
     limit = int_arg("limit", 50, 1, MAX_PAGE)
     offset = int_arg("offset", 0, 0, 10**9)
     rows, total = jobs.list_jobs(
-        sessions(), status=status, limit=limit, offset=offset, tenant=caller().scope
+        sessions(),
+        status=status,
+        failing=failing,
+        limit=limit,
+        offset=offset,
+        tenant=caller().scope,
     )
     return jsonify({"jobs": rows, "total": total, "limit": limit, "offset": offset})
 

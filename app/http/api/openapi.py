@@ -13,6 +13,7 @@ from flask import Blueprint, jsonify
 
 from app.batches import MAX_JOBS
 from app.dead_letters import QUEUE_NAME
+from app.failing import FAILING_CHOICES
 from app.models import JOB_STATUSES
 from app.queue import PRIORITIES
 from app.webhooks.addresses import MAX_URL_CHARS
@@ -784,12 +785,19 @@ DOCUMENT = {
         "/api/jobs": {
             "get": _op(
                 "Jobs, newest first",
-                {"200": _json("a page of jobs"), "400": _error("bad_parameter")},
+                {"200": _json("a page of jobs"), "400": _error("bad_parameter, bad_failing")},
                 parameters=[
                     {
                         "in": "query",
                         "name": "status",
                         "schema": {"type": "string", "enum": list(JOB_STATUSES)},
+                    },
+                    {
+                        "in": "query",
+                        "name": "failing",
+                        "description": "Only the jobs whose upload's analysis fails this quality "
+                        "check (any check: `any`); analyses made before the checks fail none.",
+                        "schema": {"type": "string", "enum": list(FAILING_CHOICES)},
                     },
                     {
                         **_LIMIT,

@@ -1,6 +1,7 @@
-"""Jobs (``/jobs``): the caller's jobs (everyone's for an admin), by status, found by job or
-upload id, a page at a time, with live counts per status; Job (``/jobs/<id>``): one job's
-events as a timeline, followed live while it runs, and a retry for admins when it failed."""
+"""Jobs (``/jobs``): the caller's jobs (everyone's for an admin), by status and by a quality
+check their upload fails, found by job or upload id, a page at a time, with live counts per
+status; Job (``/jobs/<id>``): one job's events as a timeline, followed live while it runs, and a
+retry for admins when it failed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime
 from flask import Blueprint, abort, g, jsonify, render_template, request
 
 from app import jobs
+from app.failing import CHECK_LABELS, FAILING_CHOICES
 from app.http.current import sessions
 from app.http.web.session import page
 from app.models import JOB_STATUSES
@@ -36,6 +38,9 @@ def job_list():
     status = request.args.get("status") or None
     if status not in (None, *JOB_STATUSES):
         status = None
+    failing = request.args.get("failing") or None
+    if failing not in (None, *FAILING_CHOICES):
+        failing = None
     query = (request.args.get("q") or "").strip().lower()
     problem = None
     if query and not UUID.match(query):
@@ -47,6 +52,7 @@ def job_list():
         rows, total = jobs.list_jobs(
             sessions(),
             status=status,
+            failing=failing,
             limit=PAGE_SIZE,
             offset=(number - 1) * PAGE_SIZE,
             tenant=g.caller.scope,
@@ -58,6 +64,9 @@ def job_list():
         jobs=rows,
         total=total,
         status=status,
+        failing=failing,
+        failing_choices=FAILING_CHOICES,
+        check_labels=CHECK_LABELS,
         query=query,
         problem=problem,
         page=number,

@@ -1,5 +1,6 @@
 """The result page (``/uploads/<id>``): an upload's waveform (played and zoomed), its short-term
-loudness over time, its figures, its downloads and a link to its job.
+loudness over time, its figures, its quality checks (:mod:`app.http.web.checks_card`), its
+downloads and a link to its job.
 
 ``/uploads/<id>`` is also the older address of ``GET /api/uploads/<id>`` (kept for clients
 written against the service PhantomChain replaced): a client that does not prefer HTML (curl,
@@ -19,6 +20,7 @@ from flask import Blueprint, g, jsonify, make_response, render_template, request
 from app import jobs, uploads
 from app.http.auth import caller, require_token
 from app.http.current import sessions
+from app.http.web.checks_card import check_rows
 from app.http.web.session import page
 
 bp = Blueprint("result_page", __name__)
@@ -79,6 +81,7 @@ def _page(upload_id: str):
         canceled=canceled,
         play=_playable(analysis),
         targets=TARGETS,
+        checks=check_rows(analysis, upload.channels) if analysis else [],
         # Not ended: the page follows the job (static/result_live.js) and shows its end.
         live=analysis is None and error is None and job is not None and job["status"] in LIVE,
     )

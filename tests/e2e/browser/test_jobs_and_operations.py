@@ -1,8 +1,9 @@
 """Jobs, Job, Operations and Dead letters, in a real browser against the real stack: a tenant
-sees its own jobs only and finds one by id; a job's page shows its timeline; the admin pages
-are a 404 for anyone else; the operations page shows the queues and draws its chart; an admin
-sends a dead letter back from its page and the job completes, followed live on its page; a
-tenant cancels a queued job from its page and from its row on the upload page."""
+sees its own jobs only, finds one by id and filters those whose upload fails a quality check; a
+job's page shows its timeline; the admin pages are a 404 for anyone else; the operations page
+shows the queues and draws its chart; an admin sends a dead letter back from its page and the
+job completes, followed live on its page; a tenant cancels a queued job from its page and from
+its row on the upload page."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import psutil
 import pytest
 
 from tests.e2e.browser.conftest import ADMIN, ALPHA, BETA, PATIENCE_MS, shoot
+from tests.support.checked_files import checked_flac
 from tests.support.http_calls import multipart
 from tests.support.waiting import wait_for
 
@@ -302,3 +304,54 @@ def test_a_tenant_cancels_a_queued_job_from_its_page_and_from_its_upload_row(
     finally:
         for process in paused:
             process.resume()
+
+
+@pytest.mark.slow
+def test_the_jobs_page_filters_the_jobs_whose_upload_fails_a_check(signed_in, site, tmp_path):
+    """A sine hard-clipped at full scale and a clean one: "Fails check: Clipping" lists the
+    first and not the second, with the status filter too; another tenant's list stays empty."""
+    clipped = upload(site, ALPHA, checked_flac(tmp_path, "clipped"), name="clipped.flac")
+    clean = upload(site, ALPHA, checked_flac(tmp_path, "clean"), name="clean.flac")
+    for body in (clipped, clean):
+        assert wait_job(site, body["job_id"])["status"] == "done"
+
+    def api_listed(query: str) -> list[str]:
+        status, body = call(site, "GET", f"/api/jobs?limit=25&{query}", ALPHA)
+        assert status == 200, body
+        return [job["id"] for job in body["jobs"]]
+
+    clipping = api_listed("failing=clipping")
+    assert clipped["job_id"] in clipping and clean["job_id"] not in clipping
+
+    page = signed_in(ALPHA)
+    page.goto("/jobs")
+    assert {clipped["job_id"], clean["job_id"]} <= set(job_rows(page))
+    page.get_by_label("Fails check").select_option(label="Clipping")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r"failing=clipping"))
+    assert job_rows(page) == clipping  # the API's list, in its order
+    assert page.get_by_label("Fails check").input_value() == "clipping"  # kept on the new page
+    assert "failing Clipping" in page.locator("#list-heading").inner_text()
+    shoot(page, "jobs-failing-clipping")
+
+    # With the status filter: the two narrow each other.
+    page.get_by_label("Status", exact=True).select_option("failed")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r"status=failed.*failing=clipping"))
+    assert job_rows(page) == []
+    assert "No failed jobs whose upload fails the check: Clipping." in page.inner_text("main")
+    page.get_by_label("Status", exact=True).select_option("done")
+    page.get_by_label("Fails check").select_option(label="Any check")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r"status=done.*failing=any"))
+    assert job_rows(page) == api_listed("status=done&failing=any")
+    assert clean["job_id"] not in job_rows(page)
+
+    # Clear: every job again.
+    page.get_by_role("link", name="Clear").click()
+    page.wait_for_url(re.compile(r"/jobs$"))
+    assert clean["job_id"] in job_rows(page)
+
+    other = signed_in(BETA)
+    other.goto("/jobs?failing=clipping")
+    assert job_rows(other) == []

@@ -2,18 +2,21 @@
 followed live to done, a result whose figures are the API's, its waveform drawn and its output
 downloaded, a result page opened while its job waits that shows the results when it ends, a
 ten-minute output sought to 80 % at once (a 206), a corrupt file shown failed with its reason,
-another tenant refused (404)."""
+another tenant refused (404), a hard-clipped sine's Checks card."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.request
 
 import pytest
 from playwright.sync_api import expect
 
+from audio.verdicts import verdicts
 from tests.e2e.browser.conftest import ALPHA, BETA, PATIENCE_MS, shoot, sign_in
+from tests.support.checked_files import FAILS, checked_flac
 from tests.support.deployment import paused
 from tests.support.http_calls import upload
 from tests.support.songs import long_mp3, song_flac
@@ -279,9 +282,9 @@ def worker_of(deployment):
     return worker
 
 
-def uploaded_and_done(site, song: bytes) -> str:
+def uploaded_and_done(site, song: bytes, name: str = "song.flac") -> str:
     """ALPHA's upload of ``song`` through the API, its job done: the upload's id."""
-    status, body = upload(site.api_port, song, token=ALPHA)
+    status, body = upload(site.api_port, song, name=name, token=ALPHA)
     assert status == 202, body
 
     def ended() -> bool:
@@ -315,6 +318,8 @@ def test_a_result_page_opened_while_its_job_waits_shows_the_results_when_it_ends
     lufs = float(page.get_by_test_id("integrated-lufs").get_attribute("data-value"))
     assert lufs == pytest.approx(analysis["integrated_lufs"], abs=1e-9)
     expect(page.get_by_test_id("loudness-curve")).to_be_visible()
+    # The checks came with the page put in place: a row per verdict.
+    expect(page.get_by_test_id("checks").locator(".check")).to_have_count(6)
     assert page.title().startswith("later.flac")
     shoot(page, "result-page-followed-to-done")
     assert errors == []
@@ -362,3 +367,76 @@ def test_the_player_seeks_a_ten_minute_output_to_80_percent_at_once(
     assert any(0.6 * size < start < size for start in starts), (later, size)
     assert all(status in (200, 206) for status, _ in answers), answers
     shoot(page, "result-page-sought")
+
+
+@pytest.mark.slow
+def test_the_checks_card_marks_a_clipped_upload_failed_with_its_sentence_and_figures(
+    signed_in, site, tmp_path
+):
+    """A sine hard-clipped at full scale: the card's clipping row is marked failed (in words
+    too, not by colour alone), with the sentence and figures of ``audio.verdicts`` on the API's
+    analysis; the loudness detail is shown with the loudness figures."""
+    upload_id = uploaded_and_done(site, checked_flac(tmp_path, "clipped"), "clipped.flac")
+    analysis = api_json(site, f"/api/uploads/{upload_id}/analysis")
+    assert analysis["failed_checks"] == FAILS["clipped"]
+    page = signed_in(ALPHA)
+    errors: list = []
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto(f"/uploads/{upload_id}")
+    card = page.get_by_test_id("checks")
+    expect(card.get_by_role("heading", name="Checks")).to_be_visible()
+
+    clipping = card.get_by_test_id("check-clipping")
+    assert clipping.get_attribute("data-status") == "fail"
+    expect(clipping.get_by_role("img", name="Failed")).to_have_text("\u2717")
+    expect(clipping.get_by_role("heading", name="Clipping")).to_be_visible()
+    assert clipping.get_by_test_id("check-sentence").inner_text().startswith("Clipped: ")
+    runs = analysis["clipping"]["runs"]
+    assert runs > 0 and f"{runs} runs" in clipping.get_by_test_id("check-figures").inner_text()
+
+    # Every row is the verdict the pure function gives on the API's record, in its order.
+    channels = api_json(site, f"/api/uploads/{upload_id}")["channels"]
+    expected = verdicts({**analysis, "channels": channels})
+    rows = card.locator(".check")
+    expect(rows).to_have_count(len(expected))
+    labels = {"pass": "Passed", "fail": "Failed", "info": "For information"}
+    for row, verdict in zip(rows.all(), expected, strict=True):
+        assert row.get_attribute("data-testid") == f"check-{verdict.name}"
+        assert row.get_attribute("data-status") == verdict.status
+        expect(row.get_by_role("img", name=labels[verdict.status])).to_be_visible()
+        expect(row.get_by_test_id("check-sentence")).to_have_text(verdict.sentence)
+        expect(row.get_by_test_id("check-figures")).to_have_text(verdict.figures)
+    assert card.get_attribute("data-failed") == "clipping true_peak"
+    expect(page.get_by_test_id("checks-summary")).to_contain_text("Clipping, True peak")
+    assert card.get_by_test_id("check-mono").get_attribute("data-status") == "pass"
+
+    # The loudness detail, the API's figures (raw in data-value, rounded in the text).
+    def value(testid: str) -> str:
+        return page.get_by_test_id(testid).get_attribute("data-value")
+
+    for testid, key in (
+        ("max-momentary-lufs", "max_momentary_lufs"),
+        ("max-short-term-lufs", "max_short_term_lufs"),
+        ("plr", "plr_db"),
+    ):
+        assert analysis[key] is not None, key
+        assert float(value(testid)) == pytest.approx(analysis[key], abs=1e-9), testid
+    assert json.loads(value("channel-loudness")) == analysis["channel_loudness_lufs"]
+    left, right = analysis["channel_loudness_lufs"]
+    text = page.get_by_test_id("channel-loudness").inner_text()
+    assert f"L {left:.1f}" in text and f"R {right:.1f}" in text
+    shoot(page, "result-page-checks")
+    assert errors == []
+    # Nothing the page's CSP (style-src 'self', script-src 'self') would refuse in its markup.
+    _, html = api(site, f"/uploads/{upload_id}", accept="text/html")
+    markup = html.decode()
+    assert 'data-testid="check-clipping"' in markup
+    assert " style=" not in markup and "<style" not in markup
+    for script in re.findall(r"<script[^>]*>", markup):
+        assert " src=" in script or 'type="application/json"' in script, script
+
+    phone = signed_in(ALPHA, width=375)
+    phone.goto(f"/uploads/{upload_id}")
+    expect(phone.get_by_test_id("check-clipping")).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    shoot(phone, "result-page-checks-phone")

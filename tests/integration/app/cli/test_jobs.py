@@ -9,24 +9,32 @@ import os
 import pytest
 
 from tests.support.app_client import upload, wait_done
+from tests.support.checked_files import checked_flac
 from tests.support.waiting import wait_for
 
 
 @pytest.mark.slow
-def test_cli_jobs_list_show_retry(make_stack, short_song):
+def test_cli_jobs_list_show_retry(make_stack, short_song, tmp_path):
     stack = make_stack()
     stack.start_workers()
     good = upload(stack.client, short_song, name="good.flac").json
     bad = upload(stack.client, b"fLaC" + os.urandom(20000), name="broken.flac").json
+    clipped = upload(stack.client, checked_flac(tmp_path, "clipped"), name="clipped.flac").json
     assert wait_done(stack.client, good["upload_id"], timeout=90).status_code == 200
     assert wait_done(stack.client, bad["upload_id"], timeout=90).status_code == 409
+    assert wait_done(stack.client, clipped["upload_id"], timeout=90).status_code == 200
 
     listed = stack.cli_json("jobs", "list")
-    assert listed["total"] == 2
+    assert listed["total"] == 3
     assert {j["id"]: j["status"] for j in listed["jobs"]} == {
         good["job_id"]: "done",
         bad["job_id"]: "failed",
+        clipped["job_id"]: "done",
     }
+    failing = stack.cli_json("jobs", "list", "--failing", "clipping")
+    assert [j["id"] for j in failing["jobs"]] == [clipped["job_id"]]
+    not_a_check = stack.cli("jobs", "list", "--failing", "clip")
+    assert not_a_check.returncode == 2 and "dc_offset" in not_a_check.stderr
     failed = stack.cli("jobs", "list", "--status", "failed")
     assert failed.returncode == 0 and bad["job_id"] in failed.stdout
     assert good["job_id"] not in failed.stdout

@@ -14,9 +14,11 @@ import pytest
 from app.config import Config
 from app.http import create_app
 from audio.decode import decode
+from audio.verdicts import CHECK_NAMES
 from tests.support.app_client import check_byte_ranges, upload, wait_done
 from tests.support.audio.music import synthesize_track
 from tests.support.audio.signals import write_audio
+from tests.support.checked_files import FAILS, checked_flac
 from tests.support.songs import reference_lufs
 
 
@@ -253,3 +255,46 @@ def test_the_app_uses_the_nats_its_config_names(migrated_database_url, tmp_path)
         assert ready.json["checks"]["nats"].startswith("unreachable")
     finally:
         app.extensions["broker"].close()
+
+
+@pytest.mark.slow
+def test_the_jobs_list_filters_the_uploads_that_fail_a_check(client, tmp_path):
+    """Three uploads whose checks are known by construction, through the real worker: each
+    filter lists exactly the jobs whose analysis fails that check."""
+    accepted = {
+        kind: upload(client, checked_flac(tmp_path, kind), name=f"{kind}.flac").json
+        for kind in FAILS
+    }
+    job_of = {kind: answer["job_id"] for kind, answer in accepted.items()}
+    for kind, answer in accepted.items():
+        analysis = wait_done(client, answer["upload_id"])
+        assert analysis.status_code == 200, analysis.json
+        assert analysis.json["failed_checks"] == FAILS[kind], kind
+
+    def listed(query: str) -> set[str]:
+        response = client.get(f"/api/jobs?{query}")
+        assert response.status_code == 200, response.json
+        assert response.json["total"] == len(response.json["jobs"])
+        return {job["id"] for job in response.json["jobs"]}
+
+    assert listed("failing=clipping") == {job_of["clipped"]}
+    assert listed("failing=true_peak") == {job_of["clipped"]}
+    assert listed("failing=mono") == {job_of["inverted"]}
+    assert listed("failing=dc_offset") == set()
+    assert listed("failing=any") == {job_of["clipped"], job_of["inverted"]}
+    assert listed("failing=") == set(job_of.values())  # empty: no filter
+    # With the other filters and pages.
+    assert listed("failing=any&status=done") == {job_of["clipped"], job_of["inverted"]}
+    assert listed("failing=any&status=failed") == set()
+    first, second = (
+        client.get(f"/api/jobs?failing=any&limit=1&offset={offset}").json for offset in (0, 1)
+    )
+    assert first["total"] == second["total"] == 2
+    assert {first["jobs"][0]["id"], second["jobs"][0]["id"]} == listed("failing=any")
+    # Not a check: a 400 that names every choice (a prefix of a name is not the name).
+    for bad in ("clip", "mon", "CLIPPING", "clipping,mono"):
+        refused = client.get(f"/api/jobs?failing={bad}")
+        assert refused.status_code == 400, bad
+        assert refused.json["error"]["code"] == "bad_failing"
+        message = refused.json["error"]["message"]
+        assert all(name in message for name in ("any", *CHECK_NAMES)), message
