@@ -113,17 +113,19 @@ def _true_peak(record: dict) -> Verdict:
     peak = record.get("true_peak_dbtp")
     if peak is None:
         return _unknown("true_peak", "True peak", "The audio is silent: it has no peak.")
-    figures = f"{peak:.1f} dBTP"
+    figures = f"{_signed(peak, '.1f')} dBTP"
     if peak > TRUE_PEAK_LIMIT_DBTP:
         return Verdict(
             "true_peak",
             FAIL,
             "True peak",
-            f"Peaks over {TRUE_PEAK_LIMIT_DBTP:g} dBTP: lossy encoders will push them past full "
-            "scale; the platforms ask for −1 dBTP at most.",
+            f"Peaks over {_signed(TRUE_PEAK_LIMIT_DBTP)} dBTP: lossy encoders will push them "
+            "past full scale; the platforms ask for −1 dBTP at most.",
             figures,
         )
-    return Verdict("true_peak", PASS, "True peak", f"Under {TRUE_PEAK_LIMIT_DBTP:g} dBTP.", figures)
+    return Verdict(
+        "true_peak", PASS, "True peak", f"Under {_signed(TRUE_PEAK_LIMIT_DBTP)} dBTP.", figures
+    )
 
 
 def _dc_offset(record: dict) -> Verdict:
@@ -131,14 +133,15 @@ def _dc_offset(record: dict) -> Verdict:
     if offsets is None:
         return _unknown("dc_offset", "DC offset", record.get("dc_offset_reason"))
     measured = [value for value in offsets if value is not None]
-    figures = ", ".join("–" if v is None else f"{v:.0f} dBFS" for v in offsets)
+    figures = ", ".join("none" if v is None else f"{_signed(v, '.0f')} dBFS" for v in offsets)
     worst = max(measured, default=None)
     if worst is not None and worst > DC_OFFSET_LIMIT_DBFS:
         return Verdict(
             "dc_offset",
             FAIL,
             "DC offset",
-            f"A DC offset of {worst:.0f} dBFS (over {DC_OFFSET_LIMIT_DBFS:g}): it takes headroom "
+            f"A DC offset of {_signed(worst, '.0f')} dBFS (over {_signed(DC_OFFSET_LIMIT_DBFS)}): "
+            "it takes headroom "
             "and clicks at edits; a high-pass filter removes it.",
             figures,
         )
@@ -150,7 +153,7 @@ def _mono(record: dict) -> Verdict:
     if loss is None:
         status = INFO if record.get("channels") == 1 else UNKNOWN
         return Verdict("mono", status, "Mono compatibility", record.get("mono_reason") or "", "")
-    figures = f"correlation {correlation:+.2f}, mono {loss:.1f} LU quieter"
+    figures = f"correlation {_signed(correlation, '+.2f')}, mono {loss:.1f} LU quieter"
     if loss >= MONO_LOSS_LIMIT_LU:
         return Verdict(
             "mono",
@@ -189,11 +192,17 @@ def _loudness(record: dict) -> Verdict:
         change = target - lufs
         verb = "down" if change < 0 else "up"
         changes.append(
-            f"{name.capitalize()} ({target:g}) plays it {verb} {abs(change):.1f} dB"
+            f"{name.capitalize()} ({_signed(target)}) plays it {verb} {abs(change):.1f} dB"
             if abs(change) >= 0.5
-            else f"{name.capitalize()} ({target:g}) plays it as it is"
+            else f"{name.capitalize()} ({_signed(target)}) plays it as it is"
         )
-    return Verdict("loudness", INFO, "Loudness", "; ".join(changes) + ".", f"{lufs:.1f} LUFS")
+    figures = f"{_signed(lufs, '.1f')} LUFS"
+    return Verdict("loudness", INFO, "Loudness", "; ".join(changes) + ".", figures)
+
+
+def _signed(value: float, spec: str = "g") -> str:
+    """A number as the pages write it: a true minus sign (−14, not -14)."""
+    return format(value, spec).replace("-", "\u2212")
 
 
 def _time(seconds: float | None) -> str:

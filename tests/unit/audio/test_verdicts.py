@@ -34,7 +34,7 @@ def test_a_clean_master_passes_everything_and_loudness_is_information():
         "loudness": INFO,
     }
     assert failed_checks(CLEAN) == []
-    assert "Spotify (-14) plays it as it is" in by_name(CLEAN)["loudness"].sentence
+    assert "Spotify (−14) plays it as it is" in by_name(CLEAN)["loudness"].sentence
 
 
 @pytest.mark.parametrize(
@@ -71,5 +71,5 @@ def test_an_analysis_from_before_the_checks_is_unknown_not_passed():
 
 def test_a_louder_master_is_turned_down_by_each_platform():
     sentence = by_name({**CLEAN, "integrated_lufs": -8.0})["loudness"].sentence
-    assert "Spotify (-14) plays it down 6.0 dB" in sentence
-    assert "Apple (-16) plays it down 8.0 dB" in sentence
+    assert "Spotify (−14) plays it down 6.0 dB" in sentence
+    assert "Apple (−16) plays it down 8.0 dB" in sentence
