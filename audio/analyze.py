@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from audio.bpm_range import BpmRange
 from audio.checks import Checks
 from audio.features import Features, extract
 from audio.formats import FORMATS, check_formats
@@ -32,7 +33,7 @@ from audio.replaygain import (
 from audio.silence import Silence
 from audio.targets import Target
 from audio.tempo import Tempo
-from audio.tempo_range import BpmRange
+from audio.tempo_range import tempo_in_range
 from audio.transcode import AudioEncoder, TranscodeResult
 from audio.waveform import Waveform
 
@@ -205,7 +206,7 @@ def from_features(
         path=path,
         info=features.info,
         loudness=features.loudness.result(),
-        tempo=features.tempo.result(bpm_range),
+        tempo=tempo_in_range(features.tempo, bpm_range),
         key=features.key.result(),
         waveform=features.waveform.result(),
         silence=features.silence.result(),

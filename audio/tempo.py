@@ -33,14 +33,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio.frames import SpectrumStream
-
-if TYPE_CHECKING:
-    from audio.tempo_range import BpmRange
 
 #: The mono sample rate tempo and key analysis run at.
 ANALYSIS_RATE = 11025
@@ -173,24 +169,23 @@ class TempoAnalyzer:
                 parts.append(np.asarray(state[name], dtype=np.float64))
         return analyzer
 
-    def result(self, bpm_range: BpmRange | None = None) -> Tempo:
-        """The tempo, its octave chosen automatically — or folded into ``bpm_range`` when
-        given (:mod:`audio.tempo_range`)."""
+    def result(self) -> Tempo:
+        """The tempo, its octave chosen automatically (:mod:`audio.tempo_range` folds it into a
+        range instead)."""
+        return self.evidence()[0]
+
+    def evidence(self) -> tuple[Tempo, np.ndarray | None]:
+        """The tempo and the normalised onset envelope it was read from (None when there was
+        nothing to read: too short, silence)."""
         self._consume(self._spectra.flush())
         raw = _joined(self._envelope)
         if len(raw) < FRAME_RATE * MIN_SECONDS:
-            return no_tempo(f"too short: a tempo needs at least {MIN_SECONDS:g} s of audio")
+            return no_tempo(f"too short: a tempo needs at least {MIN_SECONDS:g} s of audio"), None
         envelope = _normalise(raw)
         if envelope is None:
-            return no_tempo("silence: no onsets")
+            return no_tempo("silence: no onsets"), None
         noise, hats = _normalise(_joined(self._noise)), _normalise(_joined(self._hats))
-        tempo = _estimate(envelope, noise, hats)
-        if bpm_range is None or tempo.estimate is None:
-            return tempo
-        from audio.tempo_range import fold_tempo  # it builds on this module
-
-        max_lag = int(60 * FRAME_RATE / MIN_BPM) + 1
-        return fold_tempo(tempo, bpm_range, envelope, _autocorrelation(envelope, 4 * max_lag + 4))
+        return _estimate(envelope, noise, hats), envelope
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
@@ -213,7 +208,7 @@ def _normalise(envelope: np.ndarray) -> np.ndarray | None:
 ACF_PIECE = 1 << 15
 
 
-def _autocorrelation(envelope: np.ndarray, max_lag: int) -> np.ndarray:
+def autocorrelation(envelope: np.ndarray, max_lag: int) -> np.ndarray:
     """Normalised, unbiased (each lag averages what overlaps); zero beyond the signal.
 
     Summed piece by piece — each piece with the ``max_lag`` frames that follow it — so a long
@@ -289,7 +284,7 @@ def _backbeat(noise: np.ndarray | None) -> tuple[float | None, float, float]:
     if noise is None:
         return None, 0.0, 0.0
     lo, hi = int(0.45 * FRAME_RATE), int(2.3 * FRAME_RATE)
-    acf = _autocorrelation(noise, hi + 2)
+    acf = autocorrelation(noise, hi + 2)
     window = acf[lo - 1 : hi + 2]
     is_peak = (window[1:-1] > window[:-2]) & (window[1:-1] >= window[2:]) & (window[1:-1] > 0)
     lags = np.nonzero(is_peak)[0] + lo
@@ -351,7 +346,7 @@ def _octave(period: float, target: float) -> int | None:
 
 def _estimate(envelope: np.ndarray, noise: np.ndarray | None, hats: np.ndarray | None) -> Tempo:
     max_lag = int(60 * FRAME_RATE / MIN_BPM) + 1
-    acf = _autocorrelation(envelope, 4 * max_lag + 4)
+    acf = autocorrelation(envelope, 4 * max_lag + 4)
     period = _first_guess(acf)
     if period is None:
         return no_tempo("no periodicity in the onsets")
@@ -418,8 +413,8 @@ def _track_beats(envelope: np.ndarray, period: float) -> np.ndarray:
     return np.array(beats) / FRAME_RATE + ONSET_LATENCY_S
 
 
-def estimate_tempo(mono: np.ndarray, sample_rate: int, bpm_range: BpmRange | None = None) -> Tempo:
-    """Tempo of a whole mono signal at once (folded into ``bpm_range`` when given)."""
+def estimate_tempo(mono: np.ndarray, sample_rate: int) -> Tempo:
+    """Tempo of a whole mono signal at once."""
     analyzer = TempoAnalyzer(sample_rate)
     analyzer.add(mono)
-    return analyzer.result(bpm_range)
+    return analyzer.result()

@@ -28,87 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
-from dataclasses import dataclass
 
 import numpy as np
 
-from audio.tempo import FRAME_RATE, ONSET_LATENCY_S, Tempo
+from audio.bpm_range import BpmRange, octave_in_range
+from audio.tempo import FRAME_RATE, MIN_BPM, ONSET_LATENCY_S, Tempo, TempoAnalyzer, autocorrelation
 
-#: The BPMs a range may name: anything outside is no tempo music is felt at.
-LOWEST_BPM, HIGHEST_BPM = 30.0, 300.0
 #: The confidence of a reading whose octave the caller chose.
 FOLDED_CEILING = 0.5
-
-_RANGE = re.compile(r"^ *([0-9]+(?:\.[0-9]+)?) *- *([0-9]+(?:\.[0-9]+)?) *$")
-
-
-class BadBpmRangeError(ValueError):
-    """A tempo range that cannot be used; the message says what is accepted. Not an
-    ``AudioError``: the request is wrong, not the file."""
-
-
-@dataclass(frozen=True)
-class BpmRange:
-    """``low`` < ``high``, both within :data:`LOWEST_BPM`–:data:`HIGHEST_BPM`."""
-
-    low: float
-    high: float
-
-    def __post_init__(self) -> None:
-        for value in (self.low, self.high):
-            if not (math.isfinite(value) and LOWEST_BPM <= value <= HIGHEST_BPM):
-                raise BadBpmRangeError(
-                    f"bpm_range must lie within {LOWEST_BPM:g}–{HIGHEST_BPM:g} BPM (got {value:g})"
-                )
-        if self.low >= self.high:
-            raise BadBpmRangeError(
-                f"bpm_range must go from low to high, e.g. 120-200 (got {self.low:g}-{self.high:g})"
-            )
-
-    def to_list(self) -> list[float]:
-        """As ``jobs.bpm_range`` stores it: ``[low, high]``."""
-        return [self.low, self.high]
-
-    @classmethod
-    def from_list(cls, values: list | tuple) -> BpmRange:
-        low, high = values
-        return cls(float(low), float(high))
-
-    def __str__(self) -> str:
-        return f"{self.low:g}-{self.high:g}"
-
-
-def parse_bpm_range(text: str) -> BpmRange:
-    """``"LOW-HIGH"`` (e.g. ``"120-200"``, ``"87.5-175"``) as a range.
-
-    :raises BadBpmRangeError: malformed, reversed, or outside 30–300 BPM.
-    """
-    found = _RANGE.match(text) if len(text) <= 40 else None
-    if found is None:
-        shown = text if len(text) <= 40 else text[:40] + "…"
-        raise BadBpmRangeError(f"bpm_range must be LOW-HIGH in BPM, e.g. 120-200 (got {shown!r})")
-    return BpmRange(float(found.group(1)), float(found.group(2)))
-
-
-def octave_in_range(bpm: float, bpm_range: BpmRange) -> int:
-    """The power of two ``k`` that puts ``bpm · 2^k`` in the range: 0 when it is already, the
-    smallest move otherwise, and when no octave fits, the octave nearest the range (log scale)."""
-    if bpm_range.low <= bpm <= bpm_range.high:
-        return 0
-    if bpm < bpm_range.low:
-        k = math.ceil(math.log2(bpm_range.low / bpm))  # the first octave at or above low
-        if bpm * 2.0**k <= bpm_range.high:
-            return k
-        below = math.log2(bpm_range.low / (bpm * 2.0 ** (k - 1)))
-        above = math.log2(bpm * 2.0**k / bpm_range.high)
-        return k if above < below else k - 1
-    k = -math.ceil(math.log2(bpm / bpm_range.high))  # the first octave at or below high
-    if bpm * 2.0**k >= bpm_range.low:
-        return k
-    above = math.log2(bpm * 2.0 ** (k + 1) / bpm_range.high)
-    below = math.log2(bpm_range.low / (bpm * 2.0**k))
-    return k if below < above else k + 1
 
 
 def fold_tempo(
@@ -190,3 +117,19 @@ def _stronger_phase(beats: np.ndarray, onsets: np.ndarray | None) -> int:
         at = np.clip(frames + shift, 0, len(onsets) - 1)
         strength = np.maximum(strength, onsets[at])
     return 1 if strength[1::2].mean() > strength[0::2].mean() else 0
+
+
+def tempo_in_range(analyzer: TempoAnalyzer, bpm_range: BpmRange | None) -> Tempo:
+    """The analyzer's tempo, folded into ``bpm_range`` when one is given."""
+    tempo, onsets = analyzer.evidence()
+    if bpm_range is None or onsets is None or tempo.estimate is None:
+        return tempo
+    max_lag = int(60 * FRAME_RATE / MIN_BPM) + 1
+    return fold_tempo(tempo, bpm_range, onsets, autocorrelation(onsets, 4 * max_lag + 4))
+
+
+def estimate_tempo_in_range(mono: np.ndarray, sample_rate: int, bpm_range: BpmRange) -> Tempo:
+    """Tempo of a whole mono signal at once, folded into ``bpm_range``."""
+    analyzer = TempoAnalyzer(sample_rate)
+    analyzer.add(mono)
+    return tempo_in_range(analyzer, bpm_range)

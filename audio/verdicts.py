@@ -153,7 +153,8 @@ def _mono(record: dict) -> Verdict:
     if loss is None:
         status = INFO if record.get("channels") == 1 else UNKNOWN
         return Verdict("mono", status, "Mono compatibility", record.get("mono_reason") or "", "")
-    figures = f"correlation {_signed(correlation, '+.2f')}, mono {loss:.1f} LU quieter"
+    shown = "–" if correlation is None else _signed(correlation, "+.2f")
+    figures = f"correlation {shown}, mono {loss:.1f} LU quieter"
     if loss >= MONO_LOSS_LIMIT_LU:
         return Verdict(
             "mono",

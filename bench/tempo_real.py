@@ -39,10 +39,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from audio.bpm_range import BpmRange, parse_bpm_range
 from audio.decode import decode
 from audio.resample import resample
 from audio.tempo import estimate_tempo
-from audio.tempo_range import BpmRange, parse_bpm_range
+from audio.tempo_range import estimate_tempo_in_range
 
 RATE = 44100  # RhythmExtractor2013 runs at 44.1 kHz only
 CACHE = Path.home() / ".cache/phantomchain/tempo-real"
@@ -260,7 +261,11 @@ def main() -> None:
     print(f"{'recording':<28} {'set':<11} {'truth':>6} {'ours':>6} {'conf':>5} {'essentia':>8}")
     for rec in recordings:
         mono = mono_pcm(rec.stems)
-        ours = estimate_tempo(mono, RATE, bpm_range)
+        ours = (
+            estimate_tempo_in_range(mono, RATE, bpm_range)
+            if bpm_range
+            else estimate_tempo(mono, RATE)
+        )
         theirs = oracle(mono, RATE) if oracle else None
         rows.append((rec, ours.bpm, theirs, ours.estimate))
         guess = (

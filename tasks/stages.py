@@ -32,6 +32,7 @@ from app.config import Config
 from app.jobs import JobCanceled, JobNotFound
 from app.metrics import metrics
 from app.models import Job, Upload
+from audio.bpm_range import BpmRange
 from audio.errors import (
     AudioError,
     Canceled,
@@ -53,7 +54,7 @@ from audio.replaygain import (
     write_tags,
 )
 from audio.targets import Target
-from audio.tempo_range import BpmRange
+from audio.tempo_range import tempo_in_range
 from audio.transcode import AudioEncoder, TranscodeResult
 from audio.verdicts import REASON_KEYS, VALUE_KEYS, failed_checks
 from tasks.context import WorkerContext
@@ -341,7 +342,7 @@ def _figure(value: float | None) -> str:
 def tempo_key_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     work = _job(ctx, job_id)
     features = _features(ctx, work.upload_id, work.storage_key, stop)
-    t, k = features.tempo.result(work.bpm_range), features.key.result()
+    t, k = tempo_in_range(features.tempo, work.bpm_range), features.key.result()
     uploads.save_analysis(
         ctx.sessions,
         work.upload_id,

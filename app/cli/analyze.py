@@ -70,9 +70,9 @@ def analyze_one(
     :param bpm_range: ``[low, high]`` the BPM is folded into, if any.
     """
     from audio.analyze import analyze_file  # the audio stack: only when a file is analysed
+    from audio.bpm_range import BpmRange
     from audio.errors import AudioError
     from audio.targets import Target
-    from audio.tempo_range import BpmRange
 
     target = Target.from_dict(normalize) if normalize else None
     tempo_range = BpmRange.from_list(bpm_range) if bpm_range else None
@@ -125,7 +125,7 @@ def wanted_bpm_range(value: str | None) -> list[float] | None:
     """``--bpm-range LOW-HIGH``, checked before any file: ``[low, high]``."""
     if value is None:
         return None
-    from audio.tempo_range import BadBpmRangeError, parse_bpm_range
+    from audio.bpm_range import BadBpmRangeError, parse_bpm_range
 
     try:
         return parse_bpm_range(value).to_list()

@@ -30,11 +30,11 @@ from app.queue import PRIORITIES, start_job
 from app.storage import CHUNK, Stored
 from app.tenants.quotas import Quotas
 from app.webhooks.addresses import BadCallbackUrl, check_callback_url
+from audio.bpm_range import BadBpmRangeError, parse_bpm_range
 from audio.errors import BadTargetError
 from audio.formats import parse_formats
 from audio.sniff import HEAD_BYTES, sniff
 from audio.targets import parse_target
-from audio.tempo_range import BadBpmRangeError, parse_bpm_range
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from app.failing import FAILING_CHOICES
 from app.models import JOB_STATUSES
 from app.queue import PRIORITIES
 from app.webhooks.addresses import MAX_URL_CHARS
+from audio.bpm_range import HIGHEST_BPM, LOWEST_BPM
 from audio.formats import FORMATS
 from audio.targets import LUFS_RANGE, PRESETS, TRUE_PEAK_RANGE
-from audio.tempo_range import HIGHEST_BPM, LOWEST_BPM
 from audio.verdicts import CHECK_NAMES, REASON_KEYS
 
 bp = Blueprint("openapi", __name__)

@@ -165,13 +165,13 @@ def test_to_dict_is_json_safe_with_beats():
 
 
 def test_piecewise_autocorrelation_equals_the_direct_sum():
-    from audio.tempo import ACF_PIECE, _autocorrelation
+    from audio.tempo import ACF_PIECE, autocorrelation
 
     x = np.random.default_rng(0).random(3 * ACF_PIECE + 123)
     centred = x - x.mean()
     lags = range(0, 801, 40)
     direct = np.array([centred[: len(x) - k] @ centred[k:] / (len(x) - k) for k in lags])
-    assert np.allclose(_autocorrelation(x, 800)[list(lags)], direct / direct[0], atol=1e-12)
+    assert np.allclose(autocorrelation(x, 800)[list(lags)], direct / direct[0], atol=1e-12)
 
 
 def test_beats_keep_to_the_beat_after_an_offbeat_pickup():

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from audio.bpm_range import BpmRange
 from audio.tempo import MIN_PULSE, estimate_tempo
-from audio.tempo_range import BpmRange
+from audio.tempo_range import estimate_tempo_in_range
 from tests.support.audio import styles
 from tests.support.audio.accuracy import within
 
@@ -40,7 +41,7 @@ def test_a_pulse_too_weak_for_a_beat_still_gives_an_estimate(seed):
     assert tempo.estimate_confidence is not None and 0 < tempo.estimate_confidence < MIN_PULSE
     record = tempo.to_dict()
     assert record["bpm"] is None and record["estimate"] == pytest.approx(tempo.estimate, abs=0.01)
-    folded = estimate_tempo(diluted_pulse(100.0, 20.0, seed), RATE, BpmRange(150, 250))
+    folded = estimate_tempo_in_range(diluted_pulse(100.0, 20.0, seed), RATE, BpmRange(150, 250))
     assert folded.bpm is None and within(folded.estimate, 200.0)
     assert folded.estimate_confidence == tempo.estimate_confidence
 

@@ -29,6 +29,7 @@ def test_upload_to_done_on_s3_streamed_and_presigned(make_client, song, s3_bucke
         f"svc/outputs/{upload_id}/mp3.mp3",
         f"svc/waveforms/{upload_id}.png",
         f"svc/waveforms/{upload_id}.json",
+        f"svc/loudness/{upload_id}.json",  # its gating blocks, for a batch's album gain
     }
     assert s3_bucket.read(f"svc/uploads/{upload_id}/original.flac") == song
 

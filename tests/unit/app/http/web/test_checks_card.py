@@ -42,7 +42,9 @@ def test_an_analysis_from_before_the_checks_reads_not_measured_where_it_was_not(
         assert by_name[name].status == "unknown" and by_name[name].mark.label == "Not measured"
         assert by_name[name].sentence == NOT_MEASURED
     # True peak and loudness were measured before the checks: they still read.
-    assert by_name["true_peak"].status == "pass" and by_name["true_peak"].figures == "\u22123.0 dBTP"
+    assert (
+        by_name["true_peak"].status == "pass" and by_name["true_peak"].figures == "\u22123.0 dBTP"
+    )
     assert by_name["loudness"].status == "info" and by_name["loudness"].figures == "\u221212.0 LUFS"
 
 
