@@ -40,10 +40,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.fft import rfft
 from scipy.signal.windows import blackmanharris
 
 #: One frame of spectrum every this many seconds (the encoders' walls do not move).
-FRAME_EVERY_S = 0.25
+FRAME_EVERY_S = 0.5
 #: Width of the bands the spectrum is read in, Hz (about eight bins of a 4096-point FFT).
 BAND_HZ = 86.0
 #: Where a wall is looked for.
@@ -113,7 +114,7 @@ class SpectrumSampler:
                 self._skip = self._every - self.size
 
     def _measure(self, frame: np.ndarray) -> None:
-        spectrum = np.fft.rfft(frame * self._window, axis=1)
+        spectrum = rfft(frame * self._window, axis=1)  # float32 in, complex64 out
         power = spectrum.real**2 + spectrum.imag**2
         self.power += power.mean(axis=0) * self._scale
         self.frames += 1
@@ -197,16 +198,26 @@ def _wall(
 ) -> float | None:
     """The highest band edge that is a brick wall (see the module's docstring), or None."""
     span, gap = max(1, round(SPAN_HZ / band_hz)), max(1, round(GAP_HZ / band_hz))
+    if len(levels) < span + gap + 1:
+        return None
+    windows = np.lib.stride_tricks.sliding_window_view(levels, span)
+    # For the edge of band i: the span of bands ending at i, and the span starting i + gap.
+    index = np.arange(span - 1, len(levels) - gap)
+    under = np.percentile(windows[index - span + 1], 25, axis=1)
+    past_windows = np.lib.stride_tricks.sliding_window_view(
+        np.concatenate([levels, np.full(span - 1, np.nan)]), span
+    )
+    past = np.nanmedian(past_windows[index + gap], axis=1)
+    beyond = np.maximum.accumulate(levels[::-1])[::-1][index + gap]  # loudest from there on
+    comes_back = beyond >= np.maximum(music, under - WALL_DB)
     highest = min(HIGHEST_WALL_HZ, 0.9 * rate / 2)
-    beyond = np.maximum.accumulate(levels[::-1])[::-1]  # the loudest band from each on
-    for index in range(len(levels) - gap - 1, span - 2, -1):
-        if edges[index] > highest:
-            continue
-        if edges[index] < LOWEST_WALL_HZ:
-            return None
-        under = float(np.percentile(levels[index - span + 1 : index + 1], 25))
-        past = float(np.median(levels[index + gap : index + gap + span]))
-        comes_back = beyond[index + gap] >= max(music, under - WALL_DB)
-        if under >= music and under - past >= WALL_DB and not comes_back:
-            return float(edges[index])
-    return None
+    where = edges[index]
+    walls = (
+        (where >= LOWEST_WALL_HZ)
+        & (where <= highest)
+        & (under >= music)
+        & (under - past >= WALL_DB)
+        & ~comes_back
+    )
+    found = np.flatnonzero(walls)
+    return float(where[found[-1]]) if len(found) else None

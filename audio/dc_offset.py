@@ -27,8 +27,9 @@ class DcOffsetMeter:
 
     def add(self, block: np.ndarray) -> None:
         block = channel_block(block, self.channels)
-        self._sums += block.sum(axis=1, dtype=np.float64)
-        self._nonzero |= block.any(axis=1)
+        self._sums += block.sum(axis=1)  # float32, pairwise: exact enough per block
+        if not self._nonzero.all():  # once every channel has sounded, there is no need
+            self._nonzero |= block.any(axis=1)
         self._count += block.shape[1]
 
     def result(self) -> list[float | None]:
