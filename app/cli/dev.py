@@ -254,6 +254,7 @@ def dev(var: str) -> None:
         code = stack.wait()
     except KeyboardInterrupt:
         click.echo("\nstopping…")
+        sys.stdout.flush()
     finally:
         stack.stop()
     sys.exit(code)
