@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import faulthandler
 import os
 import signal
 import subprocess
@@ -246,6 +247,8 @@ def dev(var: str) -> None:
 
     def terminate(signum, frame):
         raise KeyboardInterrupt
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where it waits
 
     signal.signal(signal.SIGTERM, terminate)
     code = 0
