@@ -74,6 +74,13 @@ def test_bad_settings_stop_make_run_before_anything_starts(tmp_path):
     assert not var.exists()  # no server was started, no data folder made
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C reaches ``make run`` in a terminal. A suite started in the background by a shell
+    without job control (``make test &``) runs with SIGINT ignored, and a child inherits that:
+    the SIGINT below would then never arrive, and the stack would outlive the test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def stopped_output(process: subprocess.Popen, family: list[psutil.Process]) -> str:
     """The stack's output once it has stopped. The bound is the stack's own: up to SHUTDOWN_S
     (20 s) for each of its three processes, then PostgreSQL's and NATS's stops. Past it, the
@@ -99,7 +106,11 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
     command = [sys.executable, "-c", "from app.cli import main; main()", "dev", "--var", str(var)]
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
     process = subprocess.Popen(
-        command, env={**env, "PORT": str(port)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command,
+        env={**env, "PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=as_in_a_terminal,
     )
     base = f"http://127.0.0.1:{port}"
     try:
