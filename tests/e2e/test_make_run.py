@@ -162,7 +162,11 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
 
     # A second run finds the data of the first.
     again = subprocess.Popen(
-        command, env={**env, "PORT": str(port)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command,
+        env={**env, "PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=as_in_a_terminal,
     )
     try:
         wait_until(lambda: get(f"{base}/readyz")[0] == 200, 90, "/readyz after a restart")
@@ -170,6 +174,7 @@ def test_dev_stack_serves_an_upload_and_stops_cleanly(tmp_path):
         assert status == 200 and [j["id"] for j in listing["jobs"]] == [accepted["job_id"]]
         assert get(f"{base}{accepted['links']['analysis']}")[1]["key"] == "G major"
     finally:
+        family = psutil.Process(again.pid).children(recursive=True)
         again.send_signal(signal.SIGINT)
-        again.communicate(timeout=60)
+        stopped_output(again, family)
     assert again.returncode == 0
