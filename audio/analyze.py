@@ -202,15 +202,16 @@ def from_features(
 ) -> Analysis:
     """The measurements, computed from extracted features (the tempo folded into
     ``bpm_range`` when given)."""
+    loudness = features.loudness.result()
     return Analysis(
         path=path,
         info=features.info,
-        loudness=features.loudness.result(),
+        loudness=loudness,
         tempo=tempo_in_range(features.tempo, bpm_range),
         key=features.key.result(),
         waveform=features.waveform.result(),
         silence=features.silence.result(),
-        checks=features.checks(),
+        checks=features.checks(loudness),
         outputs=list(outputs),
     )
 

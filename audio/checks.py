@@ -74,7 +74,7 @@ def gather(
     if channels is None:
         reasons["channel_loudness_reason"] = NOT_MEASURED
     elif None in channels:
-        silent = ", ".join(str(i + 1) for i, value in enumerate(channels) if value is None)
+        silent = _unmeasured(channels)
         reasons["channel_loudness_reason"] = (
             f"Nothing in channel {silent} rises above the −70 LUFS gate."
         )
@@ -83,7 +83,7 @@ def gather(
     if dc_offset is None:
         reasons["dc_offset_reason"] = NOT_MEASURED
     elif None in dc_offset:
-        silent = ", ".join(str(i + 1) for i, value in enumerate(dc_offset) if value is None)
+        silent = _unmeasured(dc_offset)
         reasons["dc_offset_reason"] = (
             f"Channel {silent} is digital silence (or averages exactly zero): no offset."
         )
@@ -107,6 +107,11 @@ def gather(
         lossy_origin=bandwidth.lossy_origin,
         reasons={key: value for key, value in reasons.items() if value},
     )
+
+
+def _unmeasured(values: list[float | None]) -> str:
+    """The channels (numbered from 1) whose value is None: ``"2, 3"``."""
+    return ", ".join(str(i + 1) for i, value in enumerate(values) if value is None)
 
 
 def _short_or_silent(loudness: Loudness, window: str) -> str:

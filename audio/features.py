@@ -26,7 +26,7 @@ from audio.dc_offset import DcOffsetMeter
 from audio.decode import DecodedStream
 from audio.errors import OutputTooLargeError, StopCheck
 from audio.key import KeyAnalyzer
-from audio.loudness import LoudnessMeter
+from audio.loudness import Loudness, LoudnessMeter
 from audio.probe import AudioInfo
 from audio.resample import StreamResampler
 from audio.silence import SilenceDetector
@@ -50,9 +50,10 @@ class Features:
     correlation: CorrelationMeter | None
     spectrum: SpectrumSampler | None
 
-    def checks(self) -> Checks:
-        """The quality checks (:mod:`audio.checks`), from the same decode."""
-        loudness = self.loudness.result()
+    def checks(self, loudness: Loudness | None = None) -> Checks:
+        """The quality checks (:mod:`audio.checks`), from the same decode; ``loudness``: the
+        meter's result when the caller has it already (it reads every 10 ms window)."""
+        loudness = loudness or self.loudness.result()
         channels = self.info.channels
         return gather(
             loudness,

@@ -256,7 +256,7 @@ def loudness_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
     features = _features(ctx, work.upload_id, work.storage_key, stop)
     result = features.loudness.result()
     silence = features.silence.result()
-    checks = features.checks().to_dict()
+    checks = features.checks(result).to_dict()
     measured = {key: checks[key] for key in VALUE_KEYS}
     reasons = {key: checks[key] for key in REASON_KEYS if checks[key]}
     record = {**result.to_dict(), **checks, "channels": features.info.channels}
