@@ -4,7 +4,8 @@ transcodes.
 :func:`audio.features.extract` reads the file once, feeding the measurements and the encoders of
 the requested formats, so memory stays at a few blocks whatever the file's length. Normalised
 outputs need a second pass (:mod:`audio.normalize`): their gain depends on the loudness of the
-whole file, known only after the first.
+whole file, known only after the first (which also keeps the limiter's profile of the source,
+:mod:`audio.limiter_estimate`, so the gain is settled without a pass of its own).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from audio.checks import Checks
 from audio.features import Features, extract
 from audio.formats import FORMATS, check_formats
 from audio.key import Key
+from audio.limiter_estimate import BackgroundProfile, SourceProfile
 from audio.loudness import Loudness
 from audio.normalize import Normalization, normalize_file
 from audio.probe import AudioInfo
@@ -145,9 +147,24 @@ def analyze_file(
         if formats:
             folder.mkdir(parents=True, exist_ok=True)
         return [
-            AudioEncoder(output_path(path, folder, fmt), fmt, in_rate=rate, in_channels=channels)
+            AudioEncoder(
+                output_path(path, folder, fmt),
+                fmt,
+                in_rate=rate,
+                in_channels=channels,
+                measure=True,  # for its ReplayGain, while it is encoded
+            )
             for fmt in formats
         ]
+
+    profiles: list[BackgroundProfile] = []
+
+    def profile(rate: int, channels: int, names: tuple[str, ...]) -> list[BackgroundProfile]:
+        """The limiter's profile of the source, for a normalised master's gain (beside the
+        analysis, on a thread of its own)."""
+        if normalize is not None and formats:
+            profiles.append(BackgroundProfile(SourceProfile(rate, channels, names)))
+        return profiles
 
     features, writers = extract(
         path,
@@ -155,11 +172,13 @@ def analyze_file(
         timeout_s=timeout_s,
         progress=progress,
         waveform_width=waveform_width,
+        also=profile,
     )
     outputs = [writer.close() for writer in writers]
     analysis = from_features(str(path), features, outputs, bpm_range)
-    for output in analysis.outputs:  # each tagged with its own ReplayGain
-        write_tags(output.path, output.format, _output_replaygain(output, features, timeout_s))
+    for output, writer in zip(outputs, writers, strict=True):  # each with its own ReplayGain
+        gain = _output_replaygain(output, writer, features, timeout_s)
+        write_tags(output.path, output.format, gain)
     analysis = dataclasses.replace(analysis, target=normalize)
     if normalize is not None and formats:
         folder.mkdir(parents=True, exist_ok=True)
@@ -169,6 +188,7 @@ def analyze_file(
             normalize,
             input_lufs=analysis.loudness.integrated_lufs,
             input_true_peak_dbtp=analysis.loudness.true_peak_dbtp,
+            profile=profiles[0].result() if profiles else None,
             timeout_s=timeout_s,
         )
         for result, normalization in done:
@@ -185,7 +205,7 @@ def analyze_file(
 
 
 def _output_replaygain(
-    output: TranscodeResult, features: Features, timeout_s: float | None
+    output: TranscodeResult, writer: AudioEncoder, features: Features, timeout_s: float | None
 ) -> ReplayGain:
     return output_replaygain(
         output.path,
@@ -193,6 +213,7 @@ def _output_replaygain(
         source=features.loudness.result(),
         source_rate=features.loudness.sample_rate,
         source_channels=features.loudness.channels,
+        measured=writer.measured.loudness if writer.measured else None,
         timeout_s=timeout_s,
     )
 

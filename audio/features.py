@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -34,6 +35,14 @@ from audio.stereo import CorrelationMeter, mono_compatibility
 from audio.tempo import ANALYSIS_RATE, TempoAnalyzer
 from audio.transcode import AudioEncoder
 from audio.waveform import WaveformBuilder
+
+
+class BlockSink(Protocol):
+    """Something else fed every decoded block by :func:`extract`."""
+
+    def add(self, block: np.ndarray) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 @dataclass
@@ -112,6 +121,7 @@ def extract(
     progress: Callable[[float], None] | None = None,
     waveform_width: int = 800,
     should_stop: StopCheck | None = None,
+    also: Callable[[int, int, tuple[str, ...]], Sequence[BlockSink]] | None = None,
 ) -> tuple[Features, list[AudioEncoder]]:
     """Decode ``path`` once into :class:`Features`.
 
@@ -122,6 +132,9 @@ def extract(
     :param max_output_bytes: the most the encoders may write in all, counted after each block.
     :param should_stop: checked before each block; true raises :class:`audio.errors.Canceled`
         (the encoders discarded, as for any error).
+    :param also: called with the decoded rate, channel count and channel names; returns
+        sinks that get every block too (e.g. :class:`audio.limiter_estimate.BackgroundProfile`;
+        the caller takes their results; discarded here if decoding fails).
     :raises audio.errors.AudioError: the file cannot be decoded or passes a bound (the message
         says why).
     """
@@ -138,8 +151,10 @@ def extract(
     to_analysis_rate = StreamResampler(rate, ANALYSIS_RATE)
     tempo, key = TempoAnalyzer(ANALYSIS_RATE), KeyAnalyzer(ANALYSIS_RATE)
     writers: list[AudioEncoder] = []
+    sinks: list[BlockSink] = []
     try:
         writers = list(encoders(rate, channels)) if encoders else []
+        sinks = list(also(rate, channels, info.channel_names)) if also else []
         for block in stream.blocks():
             meter.add(block)
             silence.add(block)
@@ -148,6 +163,8 @@ def extract(
             dc_offset.add(block)
             correlation.add(block)
             spectrum.add(block)
+            for sink in sinks:
+                sink.add(block)
             for writer in writers:
                 writer.write(block)
             _check_output_size(writers, max_output_bytes, stream.decoded_s)
@@ -160,6 +177,8 @@ def extract(
         stream.close()
         for writer in writers:
             writer.discard()
+        for sink in sinks:
+            sink.discard()
         raise
     info = dataclasses.replace(info, duration_s=stream.decoded_s)
     features = Features(

@@ -417,6 +417,14 @@ def rests_on_one_instant(sums: np.ndarray, counts: np.ndarray) -> bool:
     return not np.any(to_lufs(blocks) > ABSOLUTE_GATE_LUFS)
 
 
+def gated_integrated_lufs(sums: np.ndarray, counts: np.ndarray) -> float | None:
+    """BS.1770's gated integrated loudness from energy summed per 10 ms slice (``sums``,
+    channel-weighted, K-weighted) and samples per slice (``counts``): 400 ms blocks every
+    100 ms; None if no block passes the gates. (:class:`LoudnessMeter` adds its reasons.)"""
+    blocks = _block_energies(sums, counts, _MOMENTARY, _GATING_STEP)
+    return _gated_mean(blocks, relative_gate_lu=-10.0) if len(blocks) else None
+
+
 def _block_energies(sums: np.ndarray, counts: np.ndarray, length: int, step: int) -> np.ndarray:
     """Mean energy of every complete window of ``length`` slices, every ``step`` slices."""
     if len(sums) < length:

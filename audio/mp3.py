@@ -14,6 +14,7 @@ length equals the input's.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import lameenc
@@ -34,9 +35,19 @@ class Mp3Writer:
     :param sample_rate: 32, 44.1 or 48 kHz (MPEG-1).
     :param channels: 1 or 2.
     :param bitrate: bits per second, one of MPEG-1's rates (e.g. 192000).
+    :param listener: given every byte of audio frames as it is written (to decode them while
+        the encode goes on: :mod:`audio.output_meter`).
     """
 
-    def __init__(self, path: str | Path, *, sample_rate: int, channels: int, bitrate: int):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        sample_rate: int,
+        channels: int,
+        bitrate: int,
+        listener: Callable[[bytes], None] | None = None,
+    ):
         kbps = bitrate // 1000
         if sample_rate not in _RATES or kbps not in _BITRATES or channels not in (1, 2):
             raise ValueError(f"MP3 cannot do {sample_rate} Hz, {channels} ch, {kbps} kbit/s")
@@ -52,6 +63,7 @@ class Mp3Writer:
         self.samples = 0
         self.audio_bytes = 0
         self._first_header: bytes | None = None
+        self._listener = listener
 
     def write(self, pcm: np.ndarray) -> None:
         """Encode interleaved int16 samples shaped ``(n, channels)``."""
@@ -76,6 +88,8 @@ class Mp3Writer:
             self._first_header = bytes(data[:4])
         self._file.write(data)
         self.audio_bytes += len(data)
+        if data and self._listener is not None:
+            self._listener(bytes(data))
 
     def _info_frame(self) -> bytes:
         frames = round(self.audio_bytes / (144 * self.kbps * 1000 / self.sample_rate))

@@ -6,11 +6,13 @@ the look-ahead limiter of :mod:`audio.limiter` holds it. The figures it reports 
 each output *decoded again*, with our own meter, since a lossy encoder changes both:
 
 1. the input's integrated loudness (given, or measured in a decode pass) sets the gain;
-2. if limiting may be needed, decode-only passes through the limiter and the meter correct the
-   gain (limiting lowers loudness), until the limited signal lands on the target;
-3. each output is encoded (outputs with the same settings share one decode), decoded and
-   measured; one over the ceiling is encoded again with the limiter's ceiling lowered by the
-   excess (and one off the target with its gain corrected), a bounded number of times.
+2. if limiting may be needed, the gain that brings the *limited* signal to the target (limiting
+   lowers loudness) is settled on a profile of the source's peaks and energy
+   (:mod:`audio.limiter_estimate`), kept by the pass that measured it: no pass of its own;
+3. each output is encoded (outputs with the same settings share one decode), and measured as
+   decoded — an MP3 while it is encoded (:mod:`audio.output_meter`), others from the file; one
+   over the ceiling is encoded again with the limiter's ceiling lowered by the excess (and one
+   off the target with its gain corrected), a bounded number of times.
 
 Outputs are written under temporary names beside their paths and renamed when all are done:
 on any failure nothing half-written is left.
@@ -34,6 +36,8 @@ from audio.errors import StopCheck
 from audio.targets import Target
 
 if TYPE_CHECKING:
+    from audio.limiter_estimate import Profile
+    from audio.output_meter import OutputLoudness
     from audio.transcode import AudioEncoder, TranscodeResult
 
 
@@ -81,8 +85,6 @@ LOUDNESS_TOLERANCE_LU = {"flac": 0.1, "wav": 0.1}
 LOSSY_TOLERANCE_LU = 0.3
 #: Encodes per output at most (the first included).
 MAX_ENCODES = 4
-#: Decode-only passes through the limiter to settle the gain, at most.
-MAX_GAIN_PASSES = 4
 #: How much higher than BS.1770's reading the limiter's detector may read a peak, dB (0.28
 #: measured on hi-hats, see :func:`audio.limiter.detector_taps`): a source whose metered peak
 #: plus the gain stays this far under the ceiling is not run through the limiter first.
@@ -137,6 +139,7 @@ class _Output:
     encodes: int = 0
     done: bool = False
     result: TranscodeResult | None = None
+    measured: OutputLoudness | None = None  # the last encode as decoded, if measured then
     normalization: Normalization | None = None
     #: The encode under the ceiling nearest the target so far (its file at ``kept_path``).
     kept: tuple[TranscodeResult, Normalization] | None = None
@@ -154,6 +157,7 @@ def normalize_file(
     *,
     input_lufs: float | None = None,
     input_true_peak_dbtp: float | None = None,
+    profile: Profile | None = None,
     timeout_s: float | None = None,
     max_duration_s: float | None = None,
     max_output_bytes: int | None = None,
@@ -167,6 +171,9 @@ def normalize_file(
         keeps it well under the ceiling, the decode pass that checks whether limiting is needed
         is skipped; given without ``input_lufs``, the source was measured and has no loudness
         (a click, under 400 ms). Both ``None``: measured here.
+    :param profile: the source's :class:`audio.limiter_estimate.Profile`, kept by the pass that
+        measured it (``extract(also=…)``); None: made here, in a pass of its own, when the gain
+        may need limiting. Only the outputs at the source's own rate and channels use it.
     :param timeout_s: the bound on each decode pass (the caller bounds them together).
     :param max_duration_s: the longest audio accepted.
     :param max_output_bytes: the most the outputs may take in all, counted as they are written.
@@ -193,6 +200,7 @@ def normalize_file(
                 target,
                 input_lufs,
                 input_true_peak_dbtp,
+                profile,
                 bounds,
             )
             done.update(zip(native, found, strict=True))
@@ -200,9 +208,17 @@ def normalize_file(
             first = Path(outputs[indices[0]][0])
             intermediate = first.with_name(f".{first.stem}.conformed-{rate}-{channels}.w64")
             try:
-                _conform(source, intermediate, rate, channels, bounds)
+                lufs, peak, conformed_profile = _conform(
+                    source, intermediate, rate, channels, bounds
+                )
                 found = _normalize(
-                    intermediate, [outputs[i] for i in indices], target, None, None, bounds
+                    intermediate,
+                    [outputs[i] for i in indices],
+                    target,
+                    lufs,
+                    peak,
+                    conformed_profile,
+                    bounds,
                 )
             finally:
                 intermediate.unlink(missing_ok=True)
@@ -238,16 +254,29 @@ def _by_layout(
     return native, conformed
 
 
-def _conform(source: Path, target: Path, rate: int, channels: int, bounds: _Bounds) -> None:
+def _conform(
+    source: Path, target: Path, rate: int, channels: int, bounds: _Bounds
+) -> tuple[float | None, float | None, Profile]:
     """Write ``source`` at ``rate`` and ``channels`` as 32-bit float Wave64 (lossless, no
-    clipping, no 4 GB limit): what an encoder of that layout would be fed."""
+    clipping, no 4 GB limit): what an encoder of that layout would be fed. Returns what
+    :func:`_measure_with_profile` would of the file written, measured as it is written."""
     import av
     import numpy as np
 
+    from audio.limiter_estimate import SourceProfile
+    from audio.loudness import LoudnessMeter
     from audio.transcode import LAYOUTS
 
     stream = bounds.stream(source)
     resampler = av.AudioResampler(format="flt", layout=LAYOUTS[channels], rate=rate)
+    meter, profile = LoudnessMeter(rate, channels), SourceProfile(rate, channels)
+
+    def measured(frame: av.AudioFrame) -> av.AudioFrame:
+        samples = frame.to_ndarray().reshape(-1, channels).T
+        meter.add(samples)
+        profile.add(samples)
+        return frame
+
     try:
         with av.open(str(target), "w", format="w64") as container:
             out = container.add_stream("pcm_f32le", rate=rate)
@@ -262,7 +291,7 @@ def _conform(source: Path, target: Path, rate: int, channels: int, bounds: _Boun
                     )
                     frame.sample_rate = stream.sample_rate
                 for converted in resampler.resample(frame):
-                    for packet in out.encode(converted):
+                    for packet in out.encode(measured(converted)):
                         container.mux(packet)
             for packet in out.encode(None):
                 container.mux(packet)
@@ -270,6 +299,8 @@ def _conform(source: Path, target: Path, rate: int, channels: int, bounds: _Boun
         stream.close()
         target.unlink(missing_ok=True)
         raise
+    result = meter.result()
+    return result.integrated_lufs, result.true_peak_dbtp, profile.result()
 
 
 def _normalize(
@@ -278,9 +309,12 @@ def _normalize(
     target: Target,
     input_lufs: float | None,
     input_true_peak_dbtp: float | None,
+    profile: Profile | None,
     bounds: _Bounds,
 ) -> list[tuple[TranscodeResult, Normalization]]:
     """:func:`normalize_file` for outputs encoded at the source's own rate and channels."""
+    from audio.limiter_estimate import settle_gain
+
     jobs = [
         _Output(Path(path), fmt, 0.0, target.true_peak_dbtp, _temp_path(Path(path)))
         for path, fmt in outputs
@@ -288,18 +322,21 @@ def _normalize(
     try:
         source_peak_db = input_true_peak_dbtp
         if input_lufs is None and input_true_peak_dbtp is None:  # not measured yet
-            input_lufs, source_peak_db = _measure(source, bounds)
+            input_lufs, source_peak_db, profile = _measure_with_profile(source, bounds)
         if input_lufs is None and source_peak_db is None:  # digital silence
             _write_unchanged(source, jobs, target, bounds)
         else:
             # No loudness (a click, DC, under 400 ms): no gain, but the ceiling still holds.
             linear = 0.0 if input_lufs is None else target.lufs - input_lufs
-            gain_db = linear
-            if input_lufs is not None:
-                gain_db = _settle_gain(source, target, input_lufs, source_peak_db, bounds)
             for job in jobs:
-                job.gain_db, job.linear_gain_db = gain_db, linear
                 job.ceiling_db = target.true_peak_dbtp - FIRST_MARGIN_DB.get(job.fmt, 0.6)
+                job.gain_db, job.linear_gain_db = linear, linear
+                if input_lufs is not None and _may_limit(source_peak_db, linear, job.ceiling_db):
+                    if profile is None:
+                        profile = _measure_with_profile(source, bounds)[2]
+                    job.gain_db = settle_gain(
+                        profile, target.lufs, job.ceiling_db, linear, MAX_EXTRA_GAIN_DB
+                    )
             while not all(job.done for job in jobs):
                 _encode_round(source, jobs, target, bounds)
             if input_lufs is None:
@@ -372,65 +409,28 @@ def _measure_strictly(
     return result.integrated_lufs, result.true_peak_dbtp, strict_db
 
 
-def _settle_gain(
-    source: Path,
-    target: Target,
-    input_lufs: float,
-    source_peak_db: float | None,
-    bounds: _Bounds,
-) -> float:
-    """The gain that brings the limited signal to the target loudness.
-
-    Without limiting the loudness moves dB for dB with the gain, so ``target - input`` is
-    exact (when ``input_lufs`` is right). With it, a dB of gain adds less than a dB of
-    loudness: the limited signal is measured (decode-only passes) and the gain corrected by
-    secant steps — never more than :data:`MAX_EXTRA_GAIN_DB` past the linear gain: a target
-    that needs more is out of reach of a transparent limiter (the output then says how loud
-    it got).
-    """
-    linear = target.lufs - input_lufs
-    gain = linear
-    ceiling = target.true_peak_dbtp - FIRST_MARGIN_DB["wav"]
-    if source_peak_db is not None and source_peak_db + gain < ceiling - PEAK_READING_SLACK_DB:
-        return gain  # no peak comes near the ceiling: nothing to limit
-    tried: list[tuple[float, float]] = []  # (gain, loudness of the limited signal)
-    for _ in range(MAX_GAIN_PASSES):
-        loudness, _ = _limited_loudness(source, gain, ceiling, bounds)
-        if loudness is None:
-            return gain
-        tried.append((gain, loudness))
-        miss = target.lufs - loudness
-        if abs(miss) < 0.05:
-            break
-        slope = 1.0
-        if len(tried) >= 2:
-            (g0, l0), (g1, l1) = tried[-2], tried[-1]
-            slope = (l1 - l0) / (g1 - g0) if g1 != g0 else 1.0
-            if slope <= 0.05:
-                break  # more gain no longer makes it louder
-        step = miss / min(1.0, max(0.25, slope))
-        gain = min(gain + step, linear + MAX_EXTRA_GAIN_DB)
-        if tried[-1][0] == gain:
-            break
-    return min(tried, key=lambda t: abs(target.lufs - t[1]))[0]
+def _may_limit(source_peak_db: float | None, gain_db: float, ceiling_db: float) -> bool:
+    """Whether the limiter may act: unless the source's metered true peak plus the gain stays
+    :data:`PEAK_READING_SLACK_DB` under the ceiling (the detector may read a little higher)."""
+    return source_peak_db is None or source_peak_db + gain_db >= ceiling_db - PEAK_READING_SLACK_DB
 
 
-def _limited_loudness(
-    source: Path, gain_db: float, ceiling_db: float, bounds: _Bounds
-) -> tuple[float | None, float]:
-    """Integrated loudness of ``source`` after gain and limiter, and the limiter's reduction."""
-    from audio.limiter import TruePeakLimiter
+def _measure_with_profile(
+    path: Path, bounds: _Bounds
+) -> tuple[float | None, float | None, Profile]:
+    """Integrated loudness, true peak (dBTP) and the limiter's profile of a file, decoded."""
+    from audio.limiter_estimate import SourceProfile
     from audio.loudness import LoudnessMeter
 
-    stream = bounds.stream(source)
-    meter = LoudnessMeter(stream.sample_rate, stream.channels, stream.info.channel_names)
-    limiter = TruePeakLimiter(
-        stream.sample_rate, stream.channels, gain_db=gain_db, ceiling_dbtp=ceiling_db
-    )
+    stream = bounds.stream(path)
+    names = stream.info.channel_names
+    meter = LoudnessMeter(stream.sample_rate, stream.channels, names)
+    profile = SourceProfile(stream.sample_rate, stream.channels, names)
     for block in stream.blocks():
-        meter.add(limiter.process(block))
-    meter.add(limiter.flush())
-    return meter.integrated_lufs(), limiter.reduction_db
+        meter.add(block)
+        profile.add(block)
+    result = meter.result()
+    return result.integrated_lufs, result.true_peak_dbtp, profile.result()
 
 
 def _encode_round(source: Path, jobs: list[_Output], target: Target, bounds: _Bounds) -> None:
@@ -442,7 +442,9 @@ def _encode_round(source: Path, jobs: list[_Output], target: Target, bounds: _Bo
             groups.setdefault((job.gain_db, job.ceiling_db), []).append(job)
     for (gain_db, ceiling_db), group in groups.items():
         others = [job for job in jobs if job not in group and job.result is not None]
-        reduction = _encode(source, group, others, gain_db, ceiling_db, bounds)
+        reduction = _encode(
+            source, group, others, gain_db, ceiling_db, target.true_peak_dbtp, bounds
+        )
         for job in group:
             _judge(job, target, reduction, bounds)
 
@@ -453,9 +455,12 @@ def _encode(
     others: list[_Output],
     gain_db: float,
     ceiling_db: float,
+    target_peak_db: float,
     bounds: _Bounds,
 ) -> float:
-    """One decode of ``source`` through gain and limiter into the group's encoders."""
+    """One decode of ``source`` through gain and limiter into the group's encoders (each
+    output measured as it is written where its format allows, strictly over the target's
+    ceiling ``target_peak_db``)."""
     from audio.limiter import TruePeakLimiter
 
     stream = bounds.stream(source)
@@ -466,23 +471,28 @@ def _encode(
     def write(block, writers: list[AudioEncoder]) -> None:
         for writer in writers:
             writer.write(block)
-        _check_size(writers, others, bounds.max_output_bytes, stream.decoded_s)
+        _check_size(writers, _results(others), bounds.max_output_bytes, stream.decoded_s)
 
     def step(writers: list[AudioEncoder]) -> None:
         for block in stream.blocks():
             write(limiter.process(block), writers)
         write(limiter.flush(), writers)
 
-    results = _with_encoders(stream, group, step)
-    for job, result in zip(group, results, strict=True):
-        job.result = result
+    results = _with_encoders(stream, group, step, measure_over=target_peak_db)
+    for job, (result, measured) in zip(group, results, strict=True):
+        job.result, job.measured = result, measured
         job.encodes += 1
+    _check_size([], _results(group + others), bounds.max_output_bytes, stream.decoded_s)
     return limiter.reduction_db
 
 
-def _with_encoders(stream, group: list[_Output], step: Callable) -> list[TranscodeResult]:
+def _with_encoders(
+    stream, group: list[_Output], step: Callable, measure_over: float | None = None
+) -> list[tuple[TranscodeResult, OutputLoudness | None]]:
     """Open an encoder per output, run ``step`` with them and close them; on any failure
-    discard every one (the file is removed) and close the stream."""
+    discard every one (the file is removed) and close the stream. Each output comes with its
+    figures as decoded where its encoder measured them (``measure_over``: the floor of the
+    strict true-peak reading; None: not measured)."""
     from audio.transcode import AudioEncoder
 
     writers: list[AudioEncoder] = []
@@ -492,11 +502,16 @@ def _with_encoders(stream, group: list[_Output], step: Callable) -> list[Transco
             job.temp.unlink(missing_ok=True)
             writers.append(
                 AudioEncoder(
-                    job.temp, job.fmt, in_rate=stream.sample_rate, in_channels=stream.channels
+                    job.temp,
+                    job.fmt,
+                    in_rate=stream.sample_rate,
+                    in_channels=stream.channels,
+                    measure=measure_over is not None,
+                    strict_floor_dbtp=measure_over,
                 )
             )
         step(writers)
-        return [writer.close() for writer in writers]
+        return [(writer.close(), writer.measured) for writer in writers]
     except BaseException:
         stream.close()
         for writer in writers:
@@ -505,25 +520,40 @@ def _with_encoders(stream, group: list[_Output], step: Callable) -> list[Transco
 
 
 def _check_size(
-    writers: list[AudioEncoder], others: list[_Output], limit: int | None, decoded_s: float
+    writers: list[AudioEncoder],
+    done: Sequence[TranscodeResult],
+    limit: int | None,
+    decoded_s: float,
 ) -> None:
-    """Raise ``OutputTooLargeError`` once this pass's encoders and the outputs already
-    written together pass ``limit``: a few kB of compressed silence can decode to hours."""
+    """Raise ``OutputTooLargeError`` once the encoders of this pass and the outputs ``done``
+    together pass ``limit``: a few kB of compressed silence can decode to hours. (Checked as
+    blocks are written — the encoders run a few blocks behind — and again once closed.)"""
     from audio.errors import OutputTooLargeError
 
     if limit is None:
         return
     written = sum(writer.bytes_written for writer in writers)
-    written += sum(job.result.size_bytes for job in others if job.result is not None)
+    written += sum(result.size_bytes for result in done)
     if written > limit:
         raise OutputTooLargeError(limit_bytes=limit, written_bytes=written, decoded_s=decoded_s)
+
+
+def _results(jobs: list[_Output]) -> list[TranscodeResult]:
+    return [job.result for job in jobs if job.result is not None]
 
 
 def _judge(job: _Output, target: Target, reduction_db: float, bounds: _Bounds) -> None:
     """Measure the encoded output; done if on target and under the ceiling, else correct its
     ceiling and gain for another encode. Out of tries, the output is the encode under the
     ceiling nearest the target (the ceiling first: a ceiling is a promise), with a reason."""
-    lufs, peak, strict_peak = _measure_strictly(job.temp, bounds, target.true_peak_dbtp)
+    if job.measured is not None and job.measured.strict_peak_dbtp is not None:
+        lufs = job.measured.loudness.integrated_lufs
+        peak = job.measured.loudness.true_peak_dbtp
+        strict_peak = job.measured.strict_peak_dbtp
+        if peak is not None:
+            strict_peak = max(strict_peak, peak)
+    else:
+        lufs, peak, strict_peak = _measure_strictly(job.temp, bounds, target.true_peak_dbtp)
     over = strict_peak - target.true_peak_dbtp
     tolerance = LOUDNESS_TOLERANCE_LU.get(job.fmt, LOSSY_TOLERANCE_LU)
     miss = None if lufs is None else target.lufs - lufs
@@ -595,7 +625,8 @@ def _write_unchanged(source: Path, jobs: list[_Output], target: Target, bounds: 
             _check_size(writers, [], bounds.max_output_bytes, stream.decoded_s)
 
     results = _with_encoders(stream, jobs, step)
-    for job, result in zip(jobs, results, strict=True):
+    _check_size([], [r for r, _ in results], bounds.max_output_bytes, stream.decoded_s)
+    for job, (result, _) in zip(jobs, results, strict=True):
         lufs, peak = _measure(job.temp, bounds)
         job.result, job.done = result, True
         job.normalization = Normalization(

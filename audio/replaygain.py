@@ -378,6 +378,7 @@ def output_replaygain(
     source: Loudness,
     source_rate: int,
     source_channels: int,
+    measured: Loudness | None = None,
     **bounds,
 ) -> ReplayGain:
     """The ReplayGain of an output encoded from audio measured as ``source``.
@@ -390,6 +391,8 @@ def output_replaygain(
     it holds the source's samples to within 16-bit rounding, and the source's figures are its
     own.
 
+    :param measured: the output's figures if it was measured while it was encoded
+        (:mod:`audio.output_meter`): then it is not decoded again.
     :param bounds: as for :func:`measure_file`.
     """
     from audio.formats import FORMATS
@@ -401,4 +404,6 @@ def output_replaygain(
         and (spec.sample_rate or source_rate) == source_rate
         and (source.sample_peak_dbfs is None or source.sample_peak_dbfs <= 0.0)
     )
-    return track_replaygain(source if same_samples else measure_file(output_path, **bounds))
+    if same_samples:
+        return track_replaygain(source)
+    return track_replaygain(measured or measure_file(output_path, **bounds))

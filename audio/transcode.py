@@ -1,6 +1,7 @@
 """Streaming encoders: float32 blocks in, MP3/Opus/AAC (.m4a)/FLAC/WAV files out.
 
-``AudioEncoder`` takes ``(channels, n)`` blocks of any size and encodes them as they come, so
+``AudioEncoder`` takes ``(channels, n)`` blocks of any size and encodes them as they come, on
+a thread of its own (:mod:`audio.work_thread`: the caller decodes and measures meanwhile), so
 a long file never sits in memory. libswresample converts rate, layout and sample format to
 what the codec wants and cuts the codec's fixed frame size. MP3 goes through LAME directly
 (:mod:`audio.mp3`, three times faster than FFmpeg's build). Encoder delay is declared in each
@@ -11,6 +12,7 @@ durations match the input.
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +24,8 @@ import numpy as np
 from audio.decode import DecodedStream
 from audio.formats import FORMATS, Format, check_formats
 from audio.mp3 import Mp3Writer
+from audio.output_meter import Mp3OutputMeter, OutputLoudness
+from audio.work_thread import WorkThread
 
 if TYPE_CHECKING:
     from av.audio.stream import AudioStream
@@ -56,7 +60,14 @@ def output_rate(fmt: Format, in_rate: int) -> int:
 
 
 class AudioEncoder:
-    """Encode blocks into ``out_path`` as ``fmt`` (a key of ``FORMATS``)."""
+    """Encode blocks into ``out_path`` as ``fmt`` (a key of ``FORMATS``).
+
+    :param measure: an MP3 is decoded and measured as it is written
+        (:class:`audio.output_meter.Mp3OutputMeter`): :attr:`measured` holds its figures once
+        closed. Other formats are not (``measured`` stays None): decode the file to measure it.
+    :param strict_floor_dbtp: with ``measure``, also read the strict true peak, exact over
+        this level (see :class:`audio.output_meter.StrictPeak`).
+    """
 
     def __init__(
         self,
@@ -66,6 +77,8 @@ class AudioEncoder:
         in_rate: int,
         in_channels: int,
         bitrate: int | None = None,
+        measure: bool = False,
+        strict_floor_dbtp: float | None = None,
     ):
         check_formats([fmt])
         self.format = FORMATS[fmt]
@@ -79,13 +92,22 @@ class AudioEncoder:
         )
         self._in_layout = LAYOUTS[self.in_channels]
         self._mp3: Mp3Writer | None = None
+        #: The figures of the output as decoded, once closed (``measure``, MP3 only).
+        self.measured: OutputLoudness | None = None
+        self._meter: Mp3OutputMeter | None = None
+        self._encoded: deque[bytes] = deque()  # LAME's bytes not yet decoded by the meter
         if self.format.name == "mp3":
+            if measure:
+                self._meter = Mp3OutputMeter(
+                    self.sample_rate, self.channels, strict_floor_dbtp=strict_floor_dbtp
+                )
             # LAME via lameenc: see audio/mp3.py for why not FFmpeg's.
             self._mp3 = Mp3Writer(
                 self.out_path,
                 sample_rate=self.sample_rate,
                 channels=self.channels,
                 bitrate=self.bitrate or 192_000,
+                listener=self._encoded.append if self._meter is not None else None,
             )
             self._resampler = av.AudioResampler(
                 format="s16", layout=LAYOUTS[self.channels], rate=self.sample_rate
@@ -95,6 +117,7 @@ class AudioEncoder:
         self._frames_in = 0
         self._packet_bytes = 0
         self._closed = False
+        self._thread = WorkThread(self._convert_and_encode, f"encode {self.out_path.name}")
 
     def _open_container(self) -> None:
         self._container = av.open(str(self.out_path), "w", format=self.format.container)
@@ -126,14 +149,29 @@ class AudioEncoder:
             raise ValueError(f"expected {self.in_channels} channels, got {block.shape[0]}")
         if block.shape[1] == 0:
             return
+        # A copy (clipped, interleaved) is what crosses to the thread: the caller may reuse
+        # its block.
         packed = np.ascontiguousarray(np.clip(block, -1.0, 1.0).T).reshape(1, -1)
+        self._thread.put((packed, self._frames_in))
+        self._frames_in += block.shape[1]
+        self._measure_encoded()
+
+    def _convert_and_encode(self, item: tuple[np.ndarray, int]) -> None:
+        """On the encoder's thread: one interleaved block to the codec's format, encoded."""
+        packed, pts = item
         frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=self._in_layout)
         frame.sample_rate = self.in_rate
-        frame.pts = self._frames_in
+        frame.pts = pts
         frame.time_base = Fraction(1, self.in_rate)
-        self._frames_in += block.shape[1]
         for out in self._resampler.resample(frame):
             self._encode(out)
+
+    def _measure_encoded(self) -> None:
+        """Decode and measure what LAME has written since the last call (caller's thread)."""
+        if self._meter is None:
+            return
+        while self._encoded:
+            self._meter.add(self._encoded.popleft())
 
     def _encode(self, frame: av.AudioFrame | None) -> None:
         if self._mp3 is not None:
@@ -156,6 +194,7 @@ class AudioEncoder:
         if not self._closed:
             self._closed = True
             try:
+                self._thread.finish()
                 for out in self._resampler.resample(None):
                     self._encode(out)
                 self._encode(None)
@@ -164,6 +203,9 @@ class AudioEncoder:
                     self._mp3.close()
                 else:
                     self._container.close()
+            if self._meter is not None and self._mp3 is not None:
+                self._measure_encoded()
+                self.measured = self._meter.finish(self._mp3.samples)
         return TranscodeResult(
             path=str(self.out_path),
             format=self.format.name,
@@ -182,6 +224,7 @@ class AudioEncoder:
         replaced by, say, LAME's "Not currently encoding" from an encoder that got no audio.
         """
         self._closed = True
+        self._thread.abandon()
         with contextlib.suppress(Exception):
             if self._mp3 is not None:
                 self._mp3.close()

@@ -165,6 +165,7 @@ def transcode_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
                     fmt,
                     in_rate=rate,
                     in_channels=channels,
+                    measure=True,  # for its ReplayGain, while it is encoded
                 )
                 for fmt in formats
             ]
@@ -181,7 +182,7 @@ def transcode_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
         _check(stop, features.info.duration_s)
         _check_output_size(results, max_output_bytes, features.info.duration_s)
         info = features.info
-        _tag_outputs(ctx, results, features.loudness, stop)
+        _tag_outputs(ctx, results, writers, features.loudness, stop)
         _check(stop, info.duration_s)
         with ctx.sessions.begin() as session:
             upload = session.get(Upload, work.upload_id)
@@ -201,20 +202,22 @@ def transcode_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
 def _tag_outputs(
     ctx: WorkerContext,
     results: list[TranscodeResult],
+    writers: list[AudioEncoder],
     source: LoudnessMeter,
     stop: StopCheck,
 ) -> None:
     """Write each output's ReplayGain 2.0 tags: its own, not the upload's (see
-    :func:`audio.replaygain.output_replaygain`): ``source``'s figures, or the output decoded
-    and measured."""
+    :func:`audio.replaygain.output_replaygain`): ``source``'s figures, or the output's as
+    decoded (measured while it was encoded, or decoded now)."""
     loudness = source.result()
-    for result in results:
+    for result, writer in zip(results, writers, strict=True):
         gain = output_replaygain(
             result.path,
             result.format,
             source=loudness,
             source_rate=source.sample_rate,
             source_channels=source.channels,
+            measured=writer.measured.loudness if writer.measured else None,
             should_stop=stop,
             timeout_s=ctx.config.decode_timeout_s,
         )

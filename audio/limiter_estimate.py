@@ -1,0 +1,232 @@
+"""The loudness the limiter will leave, estimated without running it: settling a master's gain.
+
+To normalise under a true-peak ceiling the gain must bring the *limited* signal to the target:
+past the ceiling a dB of gain adds less than a dB of loudness, so ``target − input`` falls short.
+Running the limiter and the meter over the whole file for every guess costs a decode and a
+limiter pass per guess. Instead, in a pass that reads the source anyway (the analysis),
+:class:`SourceProfile` keeps per bucket of about 1.4 ms (a seventh of the meter's 10 ms slice)
+two numbers: the limiter's detector reading (:class:`audio.limiter.IntervalPeaks`, the larger of
+BS.1770's interpolator and a longer one) and the K-weighted energy. The limiter's gain depends
+on the peaks only, scaled by the gain, so :func:`limited_lufs` replays its rules — the
+required gain, hold, look-ahead, dB-linear release, the ramp — on the buckets, and BS.1770's
+gating on the energies times the squared gain. Trying a gain then costs microseconds per second
+of audio, and :func:`settle_gain` tries as many as it needs.
+
+It is an estimate (the buckets blur the limiter's sample-exact timing), and the output decoded
+again is what decides whether a master is on target (:mod:`audio.normalize`): within 0.05 LU of
+the limiter run over the file on the tested tracks (``tests/unit/audio/test_limiter_estimate.py``).
+Memory: two float32 per bucket, 5.6 kB per second of 44.1 kHz audio (80 MB for four hours).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import minimum_filter1d
+from scipy.signal import sosfilt, sosfilt_zi
+
+from audio.blocks import channel_block
+from audio.limiter import HALF_TAPS, HOLD_S, LOOKAHEAD_S, RELEASE_DB_PER_S, IntervalPeaks
+from audio.loudness import SLICE_S, channel_weights, gated_integrated_lufs, k_weighting
+from audio.work_thread import WorkThread
+
+#: Frames per bucket, about (a whole number of buckets per 10 ms slice).
+BUCKET_FRAMES = 64
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Per bucket: the largest detector reading (linear) and the channel-weighted K-weighted
+    energy; and the buckets' layout."""
+
+    sample_rate: int
+    buckets_per_slice: int
+    peaks: np.ndarray  # float32, one per bucket
+    energies: np.ndarray  # float32, one per bucket
+    frames: np.ndarray  # int64, frames per bucket
+
+    @property
+    def bucket_s(self) -> float:
+        return SLICE_S / self.buckets_per_slice
+
+
+class _Buckets:
+    """Per-frame values reduced (``np.maximum`` or ``np.add``) into buckets whose ends fall at
+    ``round(k * per_bucket)`` frames, streamed."""
+
+    def __init__(self, per_bucket: float, reduce: np.ufunc) -> None:
+        self._per_bucket = per_bucket
+        self._reduce = reduce
+        self._done = 0  # buckets finished
+        self._start = 0  # the first frame of ``_pending``
+        self._pending = np.zeros(0, dtype=np.float64)
+        self.values: list[np.ndarray] = []
+
+    def add(self, values: np.ndarray) -> None:
+        joined = np.concatenate([self._pending, values])
+        end = self._start + len(joined)
+        count = int(len(joined) / self._per_bucket) + 2
+        ends = np.rint(np.arange(self._done + 1, self._done + 1 + count) * self._per_bucket)
+        ends = ends[ends <= end].astype(np.int64) - self._start
+        if not len(ends):
+            self._pending = joined
+            return
+        starts = np.concatenate([[0], ends[:-1]])
+        self.values.append(self._reduce.reduceat(joined[: ends[-1]], starts).astype(np.float32))
+        self._done += len(ends)
+        self._start += int(ends[-1])
+        self._pending = joined[ends[-1] :]
+
+    def finish(self) -> np.ndarray:
+        if len(self._pending):
+            self.values.append(np.array([self._reduce.reduce(self._pending)], dtype=np.float32))
+            self._pending = self._pending[:0]
+        return np.concatenate(self.values) if self.values else np.zeros(0, np.float32)
+
+
+class SourceProfile:
+    """Collect a :class:`Profile` from float32 ``(channels, n)`` blocks (:meth:`add`)."""
+
+    def __init__(
+        self, sample_rate: int, channels: int, channel_names: tuple[str, ...] = ()
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.channels = channels
+        per_slice = sample_rate * SLICE_S
+        self._per_slice = max(1, round(per_slice / BUCKET_FRAMES))
+        per_bucket = per_slice / self._per_slice
+        self._peaks = _Buckets(per_bucket, np.maximum)
+        self._energies = _Buckets(per_bucket, np.add)
+        self._detector = IntervalPeaks(sample_rate)
+        self._history = np.zeros((channels, 2 * HALF_TAPS - 1), dtype=np.float32)
+        self._late = HALF_TAPS  # detector readings before the first frame, still to drop
+        self._weights = channel_weights(channels, channel_names)
+        self._sos = k_weighting(sample_rate)
+        self._zi: np.ndarray | None = None
+        self._frames = 0  # frames added
+        self._peak_frames = 0  # frames whose detector reading is in
+
+    def add(self, block: np.ndarray) -> None:
+        block = channel_block(block, self.channels)
+        if not block.shape[1]:
+            return
+        if self._zi is None:  # the meter's start: the steady state of the first sample
+            first = block[:, 0].astype(np.float64)
+            self._zi = sosfilt_zi(self._sos)[:, None, :] * first[None, :, None]
+        filtered, self._zi = sosfilt(self._sos, block, axis=-1, zi=self._zi)
+        self._energies.add(self._weights @ (filtered * filtered))
+        self._read_peaks(block)
+        self._frames += block.shape[1]
+
+    def _read_peaks(self, block: np.ndarray) -> None:
+        """The detector's readings, which lag the input by ``HALF_TAPS`` frames."""
+        segment = np.concatenate([self._history, block], axis=1)
+        peaks = self._detector(segment, 0.0)  # exact everywhere: the gain is not known yet
+        self._history = segment[:, segment.shape[1] - self._history.shape[1] :]
+        dropped = min(self._late, len(peaks))
+        self._late -= dropped
+        self._peaks.add(peaks[dropped:])
+        self._peak_frames += len(peaks) - dropped
+
+    def result(self) -> Profile:
+        """The profile of everything added (call once, at the end)."""
+        # The last frames' readings: the detector sees silence after the end.
+        tail = self._detector(
+            np.concatenate([self._history, np.zeros_like(self._history)], axis=1), 0.0
+        )
+        self._peaks.add(tail[self._late :][: self._frames - self._peak_frames])
+        peaks, energies = self._peaks.finish(), self._energies.finish()
+        count = len(energies)
+        ends = np.minimum(
+            np.rint(np.arange(1, count + 1) * (self.sample_rate * SLICE_S / self._per_slice)),
+            self._frames,
+        ).astype(np.int64)
+        frames = np.diff(np.concatenate([[0], ends]))
+        return Profile(self.sample_rate, self._per_slice, peaks[:count], energies, frames)
+
+
+def limited_lufs(profile: Profile, gain_db: float, ceiling_dbtp: float) -> float | None:
+    """The integrated loudness of the source after ``gain_db`` and the limiter at
+    ``ceiling_dbtp`` (:class:`audio.limiter.TruePeakLimiter`'s rules, bucket by bucket)."""
+    gain = 10 ** (gain_db / 20)
+    ceiling = 10 ** (ceiling_dbtp / 20)
+    peaks = profile.peaks.astype(np.float64) * gain
+    required = np.ones(len(peaks))
+    over = peaks > ceiling
+    required[over] = ceiling / peaks[over]
+    step_s = profile.bucket_s
+    hold = round(HOLD_S / step_s)
+    lookahead = max(1, round(LOOKAHEAD_S / step_s))
+    # M[k] = min of the required gain over [k - hold, k + lookahead).
+    padded = np.concatenate([np.ones(hold), required, np.ones(lookahead - 1)])
+    length = hold + lookahead
+    ahead = minimum_filter1d(padded, length, mode="nearest")[
+        length // 2 : length // 2 + len(required)
+    ]
+    with np.errstate(divide="ignore"):
+        target_db = 20 * np.log10(ahead)
+    step = RELEASE_DB_PER_S * step_s
+    index = np.arange(len(ahead))
+    lowest = np.minimum.accumulate(target_db - index * step)
+    released = np.minimum(np.minimum(index * step + lowest, (index + 1) * step), target_db)
+    reduction = 1.0 - 10 ** (np.minimum(released, 0.0) / 20)
+    sums = np.concatenate([np.zeros(lookahead), np.cumsum(reduction)])
+    ramp = (sums[lookahead:] - sums[:-lookahead]) / lookahead
+    energies = profile.energies * (gain * (1.0 - ramp)) ** 2
+    per = profile.buckets_per_slice
+    whole = len(energies) // per * per
+    slice_sums = energies[:whole].reshape(-1, per).sum(axis=1)
+    slice_counts = profile.frames[:whole].reshape(-1, per).sum(axis=1).astype(np.float64)
+    return gated_integrated_lufs(slice_sums, slice_counts)
+
+
+def settle_gain(
+    profile: Profile,
+    target_lufs: float,
+    ceiling_dbtp: float,
+    linear_gain_db: float,
+    max_extra_db: float,
+) -> float:
+    """The gain (dB) whose limited signal reads ``target_lufs`` by :func:`limited_lufs`,
+    between the linear gain and ``max_extra_db`` past it (the top when even that falls short:
+    the target is then out of reach of a transparent limiter)."""
+    low, high = linear_gain_db, linear_gain_db + max_extra_db
+    low_lufs = limited_lufs(profile, low, ceiling_dbtp)
+    if low_lufs is None or low_lufs >= target_lufs - 0.005:
+        return low
+    high_lufs = limited_lufs(profile, high, ceiling_dbtp)
+    if high_lufs is None or high_lufs <= target_lufs:
+        return high
+    for _ in range(40):  # regula falsi (Illinois): a few steps to 0.005 LU
+        gain = low + (target_lufs - low_lufs) * (high - low) / (high_lufs - low_lufs)
+        lufs = limited_lufs(profile, gain, ceiling_dbtp)
+        if lufs is None or abs(lufs - target_lufs) < 0.005 or high - low < 1e-4:
+            return gain
+        if lufs < target_lufs:
+            low, low_lufs = gain, lufs
+            high_lufs = target_lufs + (high_lufs - target_lufs) / 2
+        else:
+            high, high_lufs = gain, lufs
+            low_lufs = target_lufs + (low_lufs - target_lufs) / 2
+    return gain if math.isfinite(gain) else low
+
+
+class BackgroundProfile:
+    """A :class:`SourceProfile` fed on a thread of its own: in the analysis' pass of a
+    normalised job no encoder runs, and the profile's detector takes the spare core."""
+
+    def __init__(self, profile: SourceProfile) -> None:
+        self._profile = profile
+        self._thread = WorkThread(profile.add, "limiter profile")
+
+    def add(self, block: np.ndarray) -> None:
+        self._thread.put(np.array(block, dtype=np.float32, copy=True))  # the caller's may change
+
+    def result(self) -> Profile:
+        self._thread.finish()
+        return self._profile.result()
+
+    def discard(self) -> None:
+        self._thread.abandon()
