@@ -1,8 +1,10 @@
 """Streaming decode: any file PyAV/FFmpeg reads -> float32 ``(channels, n)`` numpy blocks.
 
-``iter_blocks`` never holds the whole file: decoded frames are gathered until a block is
-full, joined with one ``np.concatenate`` and handed out, so memory stays at a few blocks
-however long the file. ``decode`` joins the blocks for short files and tests.
+``iter_blocks`` never holds the whole file: each decoded frame is copied straight into the
+block being filled, which is handed out once full, so memory stays at a few blocks however
+long the file. ``decode`` joins the blocks for short files and tests. The blocks are the same,
+bit for bit, as decoding frame by frame with PyAV and joining (``tests/unit/audio/
+test_decode.py`` keeps that plain decode as the standard); ``bench/decode.py`` measures it.
 
 Decisions about bad input (each raises an ``audio.errors`` type with a readable message):
 
@@ -139,22 +141,8 @@ class DecodedStream:
     def blocks(self) -> Iterator[np.ndarray]:
         """Yield float32 ``(channels, block_frames)`` blocks (the last one shorter)."""
         try:
-            pending: list[np.ndarray] = []
-            pending_frames = 0
-            for chunk in self._chunks():
-                pending.append(chunk)
-                pending_frames += chunk.shape[1]
-                if pending_frames >= self.block_frames:
-                    joined = np.concatenate(pending, axis=1)
-                    full = pending_frames - pending_frames % self.block_frames
-                    for start in range(0, full, self.block_frames):
-                        block = self._checked(joined[:, start : start + self.block_frames])
-                        if block.shape[1]:
-                            yield block
-                    pending = [joined[:, full:]] if full < pending_frames else []
-                    pending_frames -= full
-            if pending_frames:
-                block = self._checked(np.concatenate(pending, axis=1))
+            for block in self._blocks():
+                block = self._checked(block)
                 if block.shape[1]:
                     yield block
             self._check_complete()
@@ -187,9 +175,15 @@ class DecodedStream:
         if declared and declared - self.decoded_s > truncation_tolerance(declared):
             raise truncated(self.decoded_s, declared)
 
-    def _chunks(self) -> Iterator[np.ndarray]:
-        """Decoded audio as float32 arrays in frame-sized pieces, resampled and downmixed."""
+    def _blocks(self) -> Iterator[np.ndarray]:
+        """Decoded audio, resampled and downmixed, in blocks of ``block_frames`` (last shorter).
+
+        Each frame's samples are copied straight into the block being filled: an MP3 frame is
+        only 1152 samples, so per-frame Python work (PyAV's ``to_ndarray`` stacks the planes;
+        lists of pieces joined per block) used to cost more than FFmpeg's decoding itself.
+        """
         stream = self._stream
+        filler = _BlockFiller(self.block_frames, self.sample_rate)
         resampler = None
         deadline = time.monotonic() + self.timeout_s
         for packet in self._container.demux(stream):
@@ -205,34 +199,158 @@ class DecodedStream:
             except av.error.FFmpegError:
                 continue  # a damaged packet: skip it, the decoder resyncs on the next one
             for frame in frames:
-                if (
-                    frame.format.name == "fltp"
-                    and frame.sample_rate == self.sample_rate
-                    and len(frame.layout.channels) < 8
-                ):
-                    yield self._shaped(frame.to_ndarray())
-                    continue
-                if self.mono and frame.format.name == "fltp" and len(frame.layout.channels) < 8:
-                    # Downmix first so libswresample filters one channel, not all of them.
-                    mixed = frame.to_ndarray().mean(axis=0, keepdims=True, dtype=np.float32)
-                    frame = _mono_frame(mixed, frame)
-                if resampler is None:
-                    # Packed output: PyAV miscounts the planes of an 8-channel planar frame
-                    # (and crashes reading them), so take interleaved samples and transpose.
-                    resampler = av.AudioResampler(
-                        format="flt", layout=_layout(frame), rate=self.sample_rate
-                    )
-                for out in resampler.resample(frame):
-                    yield self._shaped(_deinterleave(out))
+                fmt = frame.format.name
+                same_rate = frame.sample_rate == self.sample_rate
+                # nb_channels, not len(layout.channels): that builds a tuple of objects.
+                channels = frame.layout.nb_channels
+                if fmt == "fltp" and same_rate and channels < 8:
+                    n = frame.samples
+                    planes = [np.frombuffer(memoryview(p), np.float32, n) for p in frame.planes]
+                    if self.mono and channels > 1:
+                        # As the plain decode did: the mean of a C-ordered (channels, n) array.
+                        filler.add(np.stack(planes).mean(axis=0, keepdims=True))
+                    else:
+                        filler.add_planes(planes, n)
+                elif resampler is None and same_rate and fmt in _PACKED_SCALE:
+                    # Integer or float interleaved samples at the output rate (WAV, FLAC):
+                    # converted here exactly as libswresample would (``int * 2^-(bits-1)``
+                    # in float32), without a filter graph and a second copy per frame. Once a
+                    # resampler exists (the rate changed mid-stream) such frames go through it
+                    # as before: it may hold samples that come first.
+                    filler.add(self._shaped(_packed(frame, fmt, channels)))
+                else:
+                    if self.mono and fmt == "fltp" and channels < 8:
+                        # Downmix first so libswresample filters one channel, not all of them.
+                        mixed = frame.to_ndarray().mean(axis=0, keepdims=True, dtype=np.float32)
+                        frame = _mono_frame(mixed, frame)
+                    if resampler is None:
+                        # Packed output: PyAV miscounts the planes of an 8-channel planar frame
+                        # (and crashes reading them), so take interleaved samples and transpose.
+                        resampler = av.AudioResampler(
+                            format="flt", layout=_layout(frame), rate=self.sample_rate
+                        )
+                    for out in resampler.resample(frame):
+                        filler.add(self._shaped(_deinterleave(out)))
+                if filler.full:
+                    yield from filler.take_full()
         if resampler is not None:
             for out in resampler.resample(None):
-                yield self._shaped(_deinterleave(out))
+                filler.add(self._shaped(_deinterleave(out)))
+        yield from filler.take_full()
+        last = filler.take_rest()
+        if last is not None:
+            yield last
 
     def _shaped(self, samples: np.ndarray) -> np.ndarray:
+        """``samples`` as float32, averaged to one channel when ``mono``."""
         samples = samples.astype(np.float32, copy=False)
         if self.mono and samples.shape[0] > 1:
             return samples.mean(axis=0, keepdims=True)
         return samples
+
+
+#: Interleaved sample formats converted without libswresample, and the factor that maps their
+#: integers onto ±1 (libswresample's own: ``x * (1.0f / (1 << 15))`` and so on).
+_PACKED_SCALE: dict[str, tuple[type[np.generic], float | None]] = {
+    "s16": (np.int16, 2.0**-15),
+    "s32": (np.int32, 2.0**-31),
+    "flt": (np.float32, None),
+}
+
+
+def _packed(frame: av.AudioFrame, fmt: str, channels: int) -> np.ndarray:
+    """An interleaved frame as a float32 ``(channels, n)`` view of ``(n, channels)`` samples:
+    the same memory order the resampler's output had, so a downmix sums in the same order."""
+    dtype, scale = _PACKED_SCALE[fmt]
+    raw = np.frombuffer(memoryview(frame.planes[0]), dtype, frame.samples * channels)
+    if scale is not None:
+        # float32(int) * float32(2^-k), as libswresample computes it: exact but for the
+        # rounding of a 32-bit integer to float32, which is the same round-to-nearest.
+        raw = np.multiply(raw, np.float32(scale), dtype=np.float32)
+    return raw.reshape(-1, channels).T
+
+
+class _BlockFiller:
+    """Copies decoded pieces into ``(channels, block_frames)`` float32 arrays, a fresh one per
+    block (a caller may keep the blocks it is handed), and queues each block once full."""
+
+    def __init__(self, block_frames: int, sample_rate: int):
+        self.block_frames = block_frames
+        self.sample_rate = sample_rate
+        self.channels: int | None = None  # of every block: the first piece's
+        self.block: np.ndarray | None = None
+        self.rows: list[np.ndarray] = []  # the block's channels, as views made once
+        self.filled = 0
+        self.full: list[np.ndarray] = []
+        self.handed = 0  # frames in the blocks queued so far
+
+    def add(self, samples: np.ndarray) -> None:
+        """Append a ``(channels, n)`` piece."""
+        n = samples.shape[1]
+        start = 0
+        while start < n:
+            block = self._block(samples.shape[0])
+            take = min(n - start, self.block_frames - self.filled)
+            block[:, self.filled : self.filled + take] = samples[:, start : start + take]
+            self._filled(take)
+            start += take
+
+    def add_planes(self, planes: list[np.ndarray], n: int) -> None:
+        """Append one ``n``-sample piece given as one 1-D array per channel."""
+        filled = self.filled
+        if (
+            self.block is not None
+            and filled + n < self.block_frames
+            and len(planes) == len(self.rows)
+        ):
+            # The common case, a frame inside the block: one copy per channel, nothing else
+            # (the block's channel count is the stream's, checked when the block was made).
+            for row, plane in zip(self.rows, planes, strict=True):
+                row[filled : filled + n] = plane
+            self.filled = filled + n
+            return
+        start = 0
+        while start < n:
+            self._block(len(planes))
+            take = min(n - start, self.block_frames - self.filled)
+            for row, plane in zip(self.rows, planes, strict=True):
+                row[self.filled : self.filled + take] = plane[start : start + take]
+            self._filled(take)
+            start += take
+
+    def take_full(self) -> list[np.ndarray]:
+        full, self.full = self.full, []
+        return full
+
+    def take_rest(self) -> np.ndarray | None:
+        """The last, partly filled block (a copy: not the whole block's memory), if any."""
+        if self.block is None or not self.filled:
+            return None
+        rest = self.block[:, : self.filled].copy()
+        self.block, self.rows, self.filled = None, [], 0
+        return rest
+
+    def _block(self, channels: int) -> np.ndarray:
+        if self.channels is None:
+            self.channels = channels
+        elif channels != self.channels:
+            # Two MP3s of different channel modes joined, say: blocks of one shape or nothing.
+            at = (self.handed + self.filled) / self.sample_rate
+            raise CorruptAudioError(
+                f"the number of channels changes from {self.channels} to {channels} at {at:.1f} s"
+            )
+        if self.block is None:
+            self.block = np.empty((channels, self.block_frames), np.float32)
+            self.rows = list(self.block)
+        return self.block
+
+    def _filled(self, frames: int) -> None:
+        self.filled += frames
+        if self.filled == self.block_frames:
+            assert self.block is not None
+            self.full.append(self.block)
+            self.handed += self.block_frames
+            self.block, self.rows, self.filled = None, [], 0
 
 
 def _mono_frame(mixed: np.ndarray, like: av.AudioFrame) -> av.AudioFrame:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import struct
 
+import av
+import av.error
 import numpy as np
 import pytest
 from PIL import Image
@@ -100,6 +102,35 @@ def test_garbage_inside_an_mp3_is_skipped(tmp_path):
     assert abs(samples.shape[1] / rate - 8.0) < 0.2
     assert abs(probe(path).duration_s - 8.0) < 0.1
     assert np.isfinite(samples).all()
+
+
+def test_channel_count_changing_mid_stream(tmp_path):
+    """A mono MP3 and a stereo one joined: blocks of one shape or a readable error (it was a
+    numpy ValueError from joining the pieces); downmixed to mono, the whole file decodes."""
+    mono = signals.write_audio(tmp_path / "m.mp3", signals.tone(seconds=1.0), 44100)
+    stereo = signals.write_audio(tmp_path / "s.mp3", signals.tone(seconds=1.0, channels=2), 44100)
+    path = tmp_path / "joined.mp3"
+    path.write_bytes(mono.read_bytes() + stereo.read_bytes())
+    edge = 0  # where the stereo frames start: a block ending there must not hide the change
+    with av.open(str(path)) as container:
+        for packet in container.demux(audio=0):
+            frames = [] if packet.size == 0 else _decoded(packet)
+            if any(frame.layout.nb_channels == 2 for frame in frames):
+                break
+            edge += sum(frame.samples for frame in frames)
+    assert 40000 < edge < 50000
+    for block_frames in (65536, edge, 1152):
+        with pytest.raises(CorruptAudioError, match=r"channels changes from 1 to 2 at 1\.0 s"):
+            decode(path, block_frames=block_frames)
+    samples, rate = decode(path, mono=True)
+    assert samples.shape[0] == 1 and abs(samples.shape[1] / rate - 2.0) < 0.1
+
+
+def _decoded(packet: av.Packet) -> list[av.AudioFrame]:
+    try:
+        return packet.decode()
+    except av.error.FFmpegError:
+        return []
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 
@@ -128,3 +129,102 @@ def test_extract_stopped_leaves_no_encoded_file(tmp_path):
             should_stop=lambda: next(calls),
         )
     assert not out.exists()
+
+
+def _reference_decode(path, sample_rate: int | None = None, mono: bool = False) -> np.ndarray:
+    """The plain way, kept as the standard the streaming decode must match bit for bit: every
+    frame through ``to_ndarray`` and one ``np.concatenate``; float planar frames at the output
+    rate as they are, anything else through one packed-float resampler (a planar float frame
+    downmixed before it), multi-channel pieces averaged per piece when ``mono``."""
+    pieces = []
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        rate = sample_rate or stream.codec_context.sample_rate
+        resampler = None
+        for frame in container.decode(stream):
+            planar = frame.format.name == "fltp" and frame.layout.nb_channels < 8
+            if planar and frame.sample_rate == rate:
+                pieces.append(frame.to_ndarray())
+                continue
+            if mono and planar:
+                mixed = frame.to_ndarray().mean(axis=0, keepdims=True, dtype=np.float32)
+                like, frame = frame, av.AudioFrame.from_ndarray(mixed, format="flt", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = (
+                    like.sample_rate,
+                    like.pts,
+                    like.time_base,
+                )
+            if resampler is None:
+                layout = frame.layout
+                if not layout.name or "NONE" in layout.name:
+                    layout = {1: "mono", 2: "stereo"}.get(layout.nb_channels, layout)
+                resampler = av.AudioResampler(format="flt", layout=layout, rate=rate)
+            pieces.extend(resampler.resample(frame))
+        if resampler is not None:
+            pieces.extend(resampler.resample(None))
+    arrays = [
+        p if isinstance(p, np.ndarray) else p.to_ndarray().reshape(-1, p.layout.nb_channels).T
+        for p in pieces
+    ]
+    if mono:
+        arrays = [a.mean(axis=0, keepdims=True) if a.shape[0] > 1 else a for a in arrays]
+    return np.concatenate(arrays, axis=1).astype(np.float32)
+
+
+def _encoder_file(path, samples: np.ndarray, rate: int, fmt: str):
+    """Written by our own encoder, as uploads in the benchmarks are: 24-bit FLAC, a WAV whose
+    two channels have no named layout."""
+    from audio.transcode import AudioEncoder
+
+    with AudioEncoder(path, fmt, in_rate=rate, in_channels=samples.shape[0]) as encoder:
+        encoder.write(samples)
+    return path
+
+
+BIT_IDENTICAL = [
+    # (name, format, channels, file rate, decode kwargs)
+    ("mp3", "mp3", 2, 44100, {}),
+    ("mp3 odd blocks", "mp3", 2, 44100, {"block_frames": 4099}),
+    ("mp3 mono", "mp3", 2, 44100, {"mono": True}),
+    ("flac", "flac", 2, 44100, {}),
+    ("flac 24-bit", "encoder-flac", 2, 44100, {"block_frames": 1001}),
+    ("flac 6ch mono", "flac", 6, 44100, {"mono": True}),
+    ("flac 8ch", "flac", 8, 44100, {}),
+    ("wav", "wav", 2, 44100, {}),
+    ("wav unnamed layout", "encoder-wav", 2, 44100, {}),
+    ("wav 24-bit", "wav24", 2, 44100, {"block_frames": 777}),
+    ("wav float", "wavf32", 2, 44100, {}),
+    ("wav mono downmix", "wav", 2, 44100, {"mono": True}),
+    ("wav 22.05 kHz to 44.1", "wav", 2, 22050, {"sample_rate": 44100}),
+    ("opus 48 to 44.1 kHz", "opus", 2, 48000, {"sample_rate": 44100}),
+    ("opus mono 44.1 kHz", "opus", 2, 48000, {"sample_rate": 44100, "mono": True}),
+    ("ogg", "ogg", 2, 44100, {"block_frames": 10000}),
+    ("m4a 6ch", "m4a", 6, 44100, {}),
+    ("opus 8ch", "opus", 8, 48000, {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "channels", "rate", "kwargs"),
+    [case[1:] for case in BIT_IDENTICAL],
+    ids=[case[0] for case in BIT_IDENTICAL],
+)
+def test_blocks_are_bit_identical_to_a_plain_decode(tmp_path, fmt, channels, rate, kwargs):
+    """The streaming decode copies frames into blocks and converts integer samples itself:
+    none of that may change a single bit against decoding frame by frame and joining."""
+    original = signals.noise(3.0, rate=rate, channels=channels, amplitude=0.3)
+    original[0] += signals.tone(440.0, 3.0, rate)[0] * 0.3  # channels differ, order shows
+    if fmt.startswith("encoder-"):
+        path = _encoder_file(tmp_path / f"e.{fmt[8:]}", original, rate, fmt[8:])
+    else:
+        path = signals.write_audio(signals.path_for(tmp_path, "b", fmt), original, rate, fmt)
+    block_frames = kwargs.get("block_frames", 65536)
+    blocks = list(iter_blocks(path, **kwargs))
+    want = _reference_decode(path, kwargs.get("sample_rate"), kwargs.get("mono", False))
+    got = np.concatenate(blocks, axis=1)
+    assert [b.shape[1] for b in blocks[:-1]] == [block_frames] * (len(blocks) - 1)
+    assert all(b.dtype == np.float32 for b in blocks)
+    if fmt == "m4a":  # the file's declared length ends the decode, its padding cut
+        want = want[:, : got.shape[1]]
+    assert got.shape == want.shape and got.shape[1] > 0
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
