@@ -4,6 +4,7 @@
     .venv/bin/python bench/audio.py --overshoot 21-26     # encoders' overshoot, per seed
     .venv/bin/python bench/audio.py --acceptance 21-26 [--target -9]  # normalised outputs
     .venv/bin/python bench/audio.py --against REV [--repeat 5]  # whole analysis: this tree / REV
+    .venv/bin/python bench/audio.py --paths [--against REV] [--repeat 5]  # the three paths
 
 A synthesized track of known tempo and key (stereo, 44.1 kHz) is written as a 192 kbit/s MP3,
 the kind of upload the Go service got. Everything runs pinned to one core (``taskset -c 0``,
@@ -20,6 +21,12 @@ one BLAS/OpenMP thread), each side in its own process:
   (:func:`audio.normalize.normalize_file`, given the analysis' loudness), against the plain
   analysis + MP3, and against ffmpeg's two-pass ``loudnorm`` (measure, then encode with the
   measured values, ``linear=true``) writing the same MP3; its peak RSS too.
+
+``--paths`` times the three paths a job can take, wall and CPU seconds (all threads), with
+both cores allowed (the encoder runs on a thread of its own): the MP3 encode alone (from
+decoded samples), the analysis + MP3 in one pass, the analysis + MP3 normalised to Spotify;
+and the ratios issue 27 sets (≤ 1.3 and ≤ 1.6). ``--against REV`` with it measures REV the same
+way in the same run, alternating, so CPU seconds per job (what a fleet pays for) are compared.
 
 Needs ffmpeg on the PATH (Debian: ``apt-get install ffmpeg``) and librosa (``pip install -e
 .[bench]``); a missing peer is reported and skipped. The last line is
@@ -61,16 +68,14 @@ from audio.transcode import AudioEncoder
 from audio.waveform import WaveformBuilder
 
 from pathlib import Path
-from audio.normalize import normalize_file
 from audio.targets import PRESETS
 
 path, out_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 
 def normalized():
-    analysis = analyze_file(path)
-    [(_, n)] = normalize_file(Path(path), [(Path(out_dir) / "normalized.mp3", "mp3")],
-                              PRESETS["spotify"], input_lufs=analysis.loudness.integrated_lufs)
-    return n
+    folder = Path(out_dir) / "normalised"
+    analysis = analyze_file(path, formats=("mp3",), out_dir=folder, normalize=PRESETS["spotify"])
+    return analysis.normalizations[0]
 
 if mode in ("rss", "rss-normalized"):
     if mode == "rss":
@@ -132,6 +137,50 @@ best = min(
 print(json.dumps({"seconds": best}))
 """
 
+#: The three paths of a job, wall and CPU seconds each, for ``--paths``.
+PATHS = r"""
+import json, sys, time
+from pathlib import Path
+from audio.analyze import analyze_file
+from audio.decode import decode
+from audio.targets import PRESETS
+from audio.transcode import AudioEncoder
+
+path, out_dir, rounds = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+samples, rate = decode(path)
+blocks = [samples[:, i:i + 65536] for i in range(0, samples.shape[1], 65536)]
+
+def encode():
+    with AudioEncoder(out_dir / "alone.mp3", "mp3", in_rate=rate, in_channels=2) as encoder:
+        for block in blocks:
+            encoder.write(block)
+
+def plain():
+    analyze_file(path, formats=("mp3",), out_dir=out_dir / "plain")
+
+def normalised():
+    folder = out_dir / "normalised"
+    analysis = analyze_file(path, formats=("mp3",), out_dir=folder, normalize=PRESETS["spotify"])
+    return analysis.normalizations[0].to_dict()
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, value
+
+plain()  # imports and caches warm
+paths = {"MP3 encode alone": encode, "analysis + MP3": plain,
+         "analysis + normalised MP3": normalised}
+times = {name: [] for name in paths}
+normalization = None
+for _ in range(rounds):
+    for name, fn in paths.items():
+        wall, cpu, value = timed(fn)
+        times[name].append([wall, cpu])
+        normalization = value if value is not None else normalization
+print(json.dumps({"times": times, "normalization": normalization}))
+"""
+
 LIBROSA = r"""
 import json, sys, numpy as np, librosa
 y, sr = librosa.load(sys.argv[1], sr=22050, mono=True)
@@ -142,15 +191,20 @@ print(json.dumps({"bpm": tempo, "key": names[int(np.argmax(chroma.mean(axis=1)))
 """
 
 
-def pinned(command: list[str]) -> list[str]:
-    return ["taskset", "-c", "0", *command] if shutil.which("taskset") else command
+def pinned(command: list[str], cores: str = "0") -> list[str]:
+    return ["taskset", "-c", cores, *command] if shutil.which("taskset") else command
 
 
-def run(command: list[str], env: dict | None = None) -> tuple[float, str]:
+def run(
+    command: list[str], env: dict | None = None, cores: str = "0", root: Path = ROOT
+) -> tuple[float, str]:
+    """Run ``command`` pinned to ``cores``, importing the tree at ``root`` (its working folder
+    too: ``python -c`` puts the working folder ahead of ``PYTHONPATH``)."""
     start = time.perf_counter()
     out = subprocess.run(
-        pinned(command),
-        env={**os.environ, **SINGLE_THREAD, "PYTHONPATH": str(ROOT), **(env or {})},
+        pinned(command, cores),
+        cwd=root,
+        env={**os.environ, **SINGLE_THREAD, "PYTHONPATH": str(root), **(env or {})},
         capture_output=True,
         text=True,
     )
@@ -174,7 +228,7 @@ def against(revision: str, seconds: float, rounds: int) -> None:
         for _ in range(rounds):
             for name, root in (("this tree", ROOT), (revision, baseline)):
                 command = [sys.executable, "-c", WHOLE_ANALYSIS, str(source)]
-                _, out = run(command, {"PYTHONPATH": str(root)})
+                _, out = run(command, root=root)
                 times[name].append(json.loads(out.strip().splitlines()[-1])["seconds"])
         medians = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
         for name, values in times.items():
@@ -190,6 +244,86 @@ def against(revision: str, seconds: float, rounds: int) -> None:
             capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def job_paths(revision: str | None, seconds: float, rounds: int) -> None:
+    """The three paths of a job, wall and CPU (median of ``rounds``), this tree and, given,
+    ``revision`` alternating in the same run; the issue's ratios."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-paths-"))
+    trees = {"this tree": ROOT}
+    try:
+        if revision:
+            trees[revision] = folder / "baseline"
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(ROOT),
+                    "worktree",
+                    "add",
+                    "--detach",
+                    str(trees[revision]),
+                    revision,
+                ],
+                check=True,
+                capture_output=True,
+            )
+        source = make_input(folder, seconds)
+        found: dict[str, dict] = {}
+        for _ in range(rounds):
+            for name, root in trees.items():
+                out = folder / "out"
+                out.mkdir(exist_ok=True)
+                command = [sys.executable, "-c", PATHS, str(source), str(out), "1"]
+                _, text = run(command, cores="0,1", root=root)
+                result = json.loads(text.strip().splitlines()[-1])
+                mine = found.setdefault(name, {"times": {}, "normalization": None})
+                for path, values in result["times"].items():
+                    mine["times"].setdefault(path, []).extend(values)
+                mine["normalization"] = result["normalization"]
+                shutil.rmtree(out, ignore_errors=True)
+    finally:
+        if revision:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder / "baseline")],
+                capture_output=True,
+            )
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"\n{seconds:.0f} s synthesized track, MP3 192k; both cores allowed, one BLAS thread;")
+    print(f"median of {rounds} rounds, wall / CPU seconds (CPU: all threads)\n")
+    print("| path | " + " | ".join(found) + " |")
+    print("|---|" + "---|" * len(found))
+    medians = {
+        name: {
+            path: [sorted(v[i] for v in values)[len(values) // 2] for i in (0, 1)]
+            for path, values in data["times"].items()
+        }
+        for name, data in found.items()
+    }
+    for path in PATH_NAMES:
+        cells = [f"{m[path][0]:.2f} / {m[path][1]:.2f}" for m in medians.values()]
+        print(f"| {path} | " + " | ".join(cells) + " |")
+    for name, m in medians.items():
+        alone, plain, normalised = (m[path] for path in PATH_NAMES)
+        n = found[name]["normalization"]
+        print(
+            f"\n{name}: analysis + MP3 / MP3 alone = {plain[0] / alone[0]:.2f} wall, "
+            f"{plain[1] / alone[1]:.2f} CPU (goal ≤ 1.3); normalised / plain = "
+            f"{normalised[0] / plain[0]:.2f} wall, {normalised[1] / plain[1]:.2f} CPU "
+            f"(goal ≤ 1.6); normalised output {n['output_integrated_lufs']} LUFS "
+            f"{n['output_true_peak_dbtp']} dBTP (gain {n['gain_db']:+.2f} dB, limited "
+            f"{n['limited_db']:.2f} dB)"
+        )
+    if revision:
+        this, base = medians["this tree"], medians[revision]
+        for path in PATH_NAMES:
+            print(
+                f"{path}: this tree / {revision} = {this[path][0] / base[path][0]:.2f} wall, "
+                f"{this[path][1] / base[path][1]:.2f} CPU"
+            )
+
+
+PATH_NAMES = ("MP3 encode alone", "analysis + MP3", "analysis + normalised MP3")
 
 
 def make_input(folder: Path, seconds: float) -> Path:
@@ -227,7 +361,16 @@ def main() -> None:
         "it made in a temporary folder), alternating, in the same run; prints the cost ratio",
     )
     parser.add_argument("--repeat", type=int, default=5, help="with --against: rounds")
+    parser.add_argument(
+        "--paths",
+        action="store_true",
+        help="instead: the three paths of a job (MP3 alone, analysis + MP3, normalised), wall "
+        "and CPU seconds, with --against REV measured too",
+    )
     args = parser.parse_args()
+    if args.paths:
+        job_paths(args.against, args.seconds, args.repeat)
+        return
     if args.against:
         against(args.against, args.seconds, args.repeat)
         return
