@@ -222,11 +222,12 @@ def remove_made(sessions: sessionmaker[Session], upload_id: str) -> list[str]:
 
 def made_keys(upload_id: str) -> list[str]:
     """Every key the pipeline's stages may store for an upload (``tasks.stages``): each
-    format's output, the waveform image and peaks, the features between stages, the gating
-    blocks albums are pooled from."""
+    format's output, the waveform image and peaks, the features and the limiter's profile
+    between stages, the gating blocks albums are pooled from."""
     outputs = [f"outputs/{upload_id}/{fmt}.{spec.extension}" for fmt, spec in FORMATS.items()]
     waveforms = [f"waveforms/{upload_id}.png", f"waveforms/{upload_id}.json"]
-    return [*outputs, *waveforms, f"features/{upload_id}.npz", loudness_key(upload_id)]
+    between = [f"features/{upload_id}.npz", f"profiles/{upload_id}.npz"]
+    return [*outputs, *waveforms, *between, loudness_key(upload_id)]
 
 
 def _made_keys(session: Session, upload_id: str) -> list[str]:

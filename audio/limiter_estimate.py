@@ -20,6 +20,7 @@ Memory: two float32 per bucket, 5.6 kB per second of 44.1 kHz audio (80 MB for f
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 
@@ -50,6 +51,32 @@ class Profile:
     @property
     def bucket_s(self) -> float:
         return SLICE_S / self.buckets_per_slice
+
+    def to_bytes(self) -> bytes:
+        """An ``.npz`` archive: kept between a job's stages (the first pass makes it, the
+        normalising stage uses it)."""
+        buffer = io.BytesIO()
+        layout = np.array([self.sample_rate, self.buckets_per_slice], dtype=np.int64)
+        np.savez(
+            buffer,
+            layout=layout,
+            peaks=self.peaks,
+            energies=self.energies,
+            frames=self.frames.astype(np.int32),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Profile:
+        with np.load(io.BytesIO(data)) as archive:
+            rate, per_slice = (int(value) for value in archive["layout"])
+            return cls(
+                rate,
+                per_slice,
+                archive["peaks"],
+                archive["energies"],
+                archive["frames"].astype(np.int64),
+            )
 
 
 class _Buckets:

@@ -44,6 +44,7 @@ from audio.errors import (
 )
 from audio.features import Features, extract
 from audio.formats import DEFAULT_FORMATS, FORMATS
+from audio.limiter_estimate import BackgroundProfile, Profile, SourceProfile
 from audio.loudness import LoudnessMeter
 from audio.normalize import SILENT, Normalization, normalize_file
 from audio.replaygain import (
@@ -127,6 +128,12 @@ def _features_key(upload_id: str) -> str:
     return f"features/{upload_id}.npz"
 
 
+def profile_key(upload_id: str) -> str:
+    """The limiter's profile of a normalised job's source (:mod:`audio.limiter_estimate`),
+    from the transcode stage to the normalize stage."""
+    return f"profiles/{upload_id}.npz"
+
+
 def _features(ctx: WorkerContext, upload_id: str, key: str, stop: StopCheck) -> Features:
     """The features the transcode stage saved; decoded again only if they went missing."""
     features_key = _features_key(upload_id)
@@ -170,12 +177,20 @@ def transcode_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
                 for fmt in formats
             ]
 
+        profiles: list[BackgroundProfile] = []
+
+        def profile(rate: int, channels: int, names: tuple[str, ...]) -> list[BackgroundProfile]:
+            if work.normalize is not None:  # the normalize stage settles its gain on it
+                profiles.append(BackgroundProfile(SourceProfile(rate, channels, names)))
+            return profiles
+
         max_output_bytes = ctx.config.max_output_mb * MB
         features, writers = extract(
             source,
             encoders=encoders,
             max_output_bytes=max_output_bytes,
             should_stop=stop,
+            also=profile,
             **bounds(ctx.config),
         )
         results = [writer.close() for writer in writers]
@@ -192,6 +207,8 @@ def transcode_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
             upload.channels, upload.codec, upload.bitrate = info.channels, info.codec, info.bitrate
         for fmt, result in zip(formats, results, strict=True):
             _save_output(ctx, work.upload_id, fmt, result)
+    if profiles:
+        ctx.storage.save(profile_key(work.upload_id), [profiles[0].result().to_bytes()])
     ctx.storage.save(_features_key(work.upload_id), [features.to_bytes()])
     metrics().audio_seconds.inc(info.duration_s or 0.0)
     if work.normalize:
@@ -295,6 +312,10 @@ def normalize_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
         return "no normalisation asked: the outputs are as decoded"
     features = _features(ctx, work.upload_id, work.storage_key, stop)
     loudness = features.loudness.result()
+    profile = None  # made again by normalize_file where it went missing
+    if ctx.storage.exists(profile_key(work.upload_id)):
+        data = b"".join(ctx.storage.read_chunks(profile_key(work.upload_id)))
+        profile = Profile.from_bytes(data)
     max_output_bytes = ctx.config.max_output_mb * MB
     with (
         ctx.storage.local_path(work.storage_key) as source,
@@ -307,6 +328,7 @@ def normalize_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
             work.normalize,
             input_lufs=loudness.integrated_lufs,
             input_true_peak_dbtp=loudness.true_peak_dbtp,
+            profile=profile,
             max_output_bytes=max_output_bytes,
             should_stop=stop,
             **bounds(ctx.config),
@@ -382,4 +404,5 @@ def finalize_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
         ctx.sessions, work.upload_id, waveform_png_key=png_key, waveform_json_key=json_key
     )
     ctx.storage.delete(_features_key(work.upload_id))
+    ctx.storage.delete(profile_key(work.upload_id))
     return "waveform drawn"

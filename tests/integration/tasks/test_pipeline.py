@@ -8,12 +8,15 @@ import time
 from pathlib import Path
 
 import dramatiq
+import numpy as np
 import pytest
 
 from app.config import Config
 from app.models import Analysis, Job, JobEvent, Output, Upload
 from app.queue import PIPELINE_QUEUE, start_job
 from audio.decode import decode
+from audio.targets import PRESETS
+from tasks.stages import profile_key
 from tests.support.audio.music import synthesize_track
 from tests.support.audio.signals import write_audio
 from tests.support.namespace import SERVICE_NAMESPACE
@@ -198,3 +201,37 @@ def test_a_stage_stopped_by_its_time_limit_fails_at_once_with_the_reason(
     )
     module.broker.join(PIPELINE_QUEUE, timeout=60_000)
     assert module.broker.dead_letters.list() == []
+
+
+def test_the_limiters_profile_goes_from_the_first_pass_to_the_normalize_stage(pipeline, tmp_path):
+    # A quiet track brought up to −14 LUFS is limited: the normalize stage settles its gain on
+    # the profile the transcode stage kept; made again where it went missing, it gives the same.
+    module, ctx = pipeline
+    track = synthesize_track(96.0, "E", "minor", seconds=6, sample_rate=44100, seed=21)
+    quiet = track.samples * np.float32(10 ** ((-30.0 - reference_lufs(track.samples, 44100)) / 20))
+    source = tmp_path / "quiet.flac"
+    write_audio(source, quiet, 44100, "flac")
+    job_id = add_upload(ctx, source, ["wav"])
+    with ctx.sessions.begin() as session:
+        job = session.get(Job, job_id)
+        job.normalize = PRESETS["spotify"].to_dict()
+        upload_id = job.upload_id
+    run = {stage.name: stage.run for stage in module.STAGES}
+    for name in ("transcode", "loudness"):
+        run[name](ctx, job_id, lambda: False)
+    assert ctx.storage.exists(profile_key(upload_id))
+
+    def normalised() -> dict:
+        run["normalize"](ctx, job_id, lambda: False)
+        with ctx.sessions() as session:
+            return session.query(Output).filter_by(upload_id=upload_id).one().normalization
+
+    kept = normalised()
+    ctx.storage.delete(profile_key(upload_id))
+    made_again = normalised()
+    assert kept["limited_db"] > 0 and kept["reason"] is None
+    assert abs(kept["output_integrated_lufs"] - (-14.0)) <= 0.2
+    assert kept["gain_db"] == pytest.approx(made_again["gain_db"], abs=0.02)
+    run["tempo_key"](ctx, job_id, lambda: False)
+    run["finalize"](ctx, job_id, lambda: False)
+    assert not ctx.storage.exists(profile_key(upload_id))
