@@ -5,6 +5,7 @@
     .venv/bin/python bench/audio.py --acceptance 21-26 [--target -9]  # normalised outputs
     .venv/bin/python bench/audio.py --against REV [--repeat 5]  # whole analysis: this tree / REV
     .venv/bin/python bench/audio.py --paths [--against REV] [--repeat 5]  # the three paths
+    .venv/bin/python bench/audio.py --rss-hours 4  # peak memory of the three paths, long file
 
 A synthesized track of known tempo and key (stereo, 44.1 kHz) is written as a 192 kbit/s MP3,
 the kind of upload the Go service got. Everything runs pinned to one core (``taskset -c 0``,
@@ -246,6 +247,61 @@ def against(revision: str, seconds: float, rounds: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+#: Peak RSS of one path on a file, for ``--rss-hours``.
+PATH_RSS = r"""
+import json, sys
+from pathlib import Path
+from audio.analyze import analyze_file
+from audio.targets import PRESETS
+path, out_dir, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+target = PRESETS["spotify"] if mode == "normalised" else None
+analysis = analyze_file(path, formats=("mp3",), out_dir=out_dir, normalize=target)
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+normalization = analysis.normalizations[0].to_dict() if analysis.normalizations else None
+print(json.dumps({"rss_mb": int(hwm.split()[1]) / 1024, "normalization": normalization}))
+"""
+
+
+def long_file_memory(hours: float) -> None:
+    """Peak RSS (``VmHWM``) of analysis + MP3 and of analysis + normalised MP3 on ``hours`` of
+    quiet noise with a click every 1.5 s (so the normalised master is limited) at 44.1 kHz
+    stereo (a WAV written block by block), each in a process of its own."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from audio.transcode import AudioEncoder
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-rss-"))
+    try:
+        source = folder / "long.wav"
+        rng = np.random.default_rng(7)
+        frames = round(hours * 3600 * 44100)
+        with AudioEncoder(source, "wav", in_rate=44100, in_channels=2) as encoder:
+            t = np.arange(round(0.004 * 44100)) / 44100
+            click = (0.5 * np.sin(2 * np.pi * 3000 * t) * np.exp(-t * 800)).astype(np.float32)
+            period = round(1.5 * 44100)  # 1 << 20 frames hold whole periods but one, cut here
+            for start in range(0, frames, 1 << 20):
+                count = min(1 << 20, frames - start)
+                block = (rng.standard_normal((2, count)) * 0.02).astype(np.float32)
+                for at in range(-start % period, count - len(click), period):
+                    block[:, at : at + len(click)] += click
+                encoder.write(block)
+        size = source.stat().st_size / 1e9
+        print(f"{hours:g} h of noise and clicks at 44.1 kHz stereo, {size:.1f} GB WAV")
+        for mode in ("plain", "normalised"):
+            seconds, out = run(
+                [sys.executable, "-c", PATH_RSS, str(source), str(folder / mode), mode],
+                cores="0,1",
+            )
+            result = json.loads(out.strip().splitlines()[-1])
+            print(
+                f"analysis + MP3 ({mode}): peak RSS {result['rss_mb']:.0f} MB, {seconds:.0f} s; "
+                f"{result['normalization']}"
+            )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def job_paths(revision: str | None, seconds: float, rounds: int) -> None:
     """The three paths of a job, wall and CPU (median of ``rounds``), this tree and, given,
     ``revision`` alternating in the same run; the issue's ratios."""
@@ -367,7 +423,15 @@ def main() -> None:
         help="instead: the three paths of a job (MP3 alone, analysis + MP3, normalised), wall "
         "and CPU seconds, with --against REV measured too",
     )
+    parser.add_argument(
+        "--rss-hours",
+        type=float,
+        help="instead: peak RSS of analysis + MP3, plain and normalised, on this many hours",
+    )
     args = parser.parse_args()
+    if args.rss_hours:
+        long_file_memory(args.rss_hours)
+        return
     if args.paths:
         job_paths(args.against, args.seconds, args.repeat)
         return
