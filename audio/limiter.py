@@ -47,7 +47,7 @@ import numpy as np
 from scipy.ndimage import minimum_filter1d
 
 from audio.blocks import channel_block
-from audio.true_peak import TAPS, Polyphase, interpolator, oversampling
+from audio.true_peak import TAPS, Polyphase, interpolator, magnitude, oversampling
 
 #: Look-ahead, seconds: the length of the gain ramps. 5 ms: short enough to keep the attack
 #: tight around a drum hit, long enough that the gain varies little within the interpolators'
@@ -124,20 +124,17 @@ class IntervalPeaks:
         if count <= 0:
             return np.zeros(0)
         segment = np.asarray(segment, dtype=np.float32)
-        samples = np.abs(segment[:, HALF_TAPS - 1 : HALF_TAPS - 1 + count])
-        peaks = samples.max(axis=0).astype(np.float64)
+        largest = magnitude(segment)
         if not self._polyphase.phases:
-            return peaks
-        blocks, bound = self._polyphase.blocks(segment)
+            return largest[HALF_TAPS - 1 : HALF_TAPS - 1 + count].astype(np.float64)
+        blocks, bound = self._polyphase.blocks(segment, largest)
+        block = self._polyphase.block
+        peaks = np.zeros((len(bound), block), dtype=np.float32)
+        peaks.reshape(-1)[:count] = largest[HALF_TAPS - 1 : HALF_TAPS - 1 + count]
         rows = np.flatnonzero(bound > ceiling)
         if len(rows):
-            block = self._polyphase.block
-            grid = np.zeros(len(bound) * block)
-            grid[:count] = peaks
-            grid = grid.reshape(len(bound), block)
-            grid[rows] = np.maximum(grid[rows], self._polyphase.points(blocks, rows))
-            peaks = grid.reshape(-1)[:count]
-        return peaks
+            peaks[rows] = np.maximum(peaks[rows], self._polyphase.points(blocks, rows))
+        return peaks.reshape(-1)[:count].astype(np.float64)
 
     def peak(self, segment: np.ndarray, floor: float = 0.0) -> float:
         """The largest of :meth:`__call__`'s peaks, exact wherever it passes ``floor``;
@@ -150,9 +147,9 @@ class IntervalPeaks:
         count = self._polyphase.frames(segment)
         if count <= 0:
             return 0.0
-        samples = segment[:, HALF_TAPS - 1 : HALF_TAPS - 1 + count]
-        best = float(np.abs(samples).max())
-        return max(best, self._polyphase.peak(segment, max(best, floor)))
+        largest = magnitude(segment)
+        best = float(largest[HALF_TAPS - 1 : HALF_TAPS - 1 + count].max())
+        return max(best, self._polyphase.peak(segment, max(best, floor), largest))
 
 
 class StrictPeak:
@@ -316,7 +313,7 @@ class TruePeakLimiter:
         released = np.minimum(index * step + lowest, before + (index + 1) * step)
         released = np.minimum(np.minimum(released, target_db), 0.0)
         self._release_db = float(released[-1]) if end == len(ahead) else 0.0
-        reduction[start:end] = 1.0 - 10 ** (released / 20)
+        reduction[start:end] = 1.0 - np.exp(released * (math.log(10) / 20))  # 10 ** (s / 20)
         return reduction
 
     def _ramp(self, reduction: np.ndarray) -> np.ndarray:

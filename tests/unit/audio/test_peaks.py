@@ -82,7 +82,7 @@ def test_the_strict_peak_is_the_largest_reading_over_any_blocks(name):
     x = SIGNALS[name]
     silence = np.zeros((x.shape[0], 2 * HALF_TAPS - 1), dtype=np.float32)
     truth = float(reference_interval(np.concatenate([silence, x, silence], axis=1)).max())
-    for floor in CEILINGS:
+    for floor in [0.0, 0.9, 1.3, 100.0]:
         for sizes in ([x.shape[1]], [1, 997, 13, 4_099, 2], [31, 64]):
             strict = StrictPeak(RATE, x.shape[0], floor)
             start, i = 0, 0
