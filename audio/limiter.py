@@ -127,13 +127,15 @@ class IntervalPeaks:
         largest = magnitude(segment)
         if not self._polyphase.phases:
             return largest[HALF_TAPS - 1 : HALF_TAPS - 1 + count].astype(np.float64)
-        blocks, bound = self._polyphase.blocks(segment, largest)
-        block = self._polyphase.block
-        peaks = np.zeros((len(bound), block), dtype=np.float32)
-        peaks.reshape(-1)[:count] = largest[HALF_TAPS - 1 : HALF_TAPS - 1 + count]
+        samples = largest[HALF_TAPS - 1 : HALF_TAPS - 1 + count]
+        bound = self._polyphase.bound(largest)
         rows = np.flatnonzero(bound > ceiling)
-        if len(rows):
-            peaks[rows] = np.maximum(peaks[rows], self._polyphase.points(blocks, rows))
+        if not len(rows):
+            return samples.astype(np.float64)
+        points = self._polyphase.points(self._polyphase.blocks(segment), rows)
+        peaks = np.zeros((len(bound), self._polyphase.block), dtype=np.float32)
+        peaks.reshape(-1)[:count] = samples
+        peaks[rows] = np.maximum(peaks[rows], points)
         return peaks.reshape(-1)[:count].astype(np.float64)
 
     def peak(self, segment: np.ndarray, floor: float = 0.0) -> float:

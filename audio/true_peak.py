@@ -111,22 +111,27 @@ class Polyphase:
         """How many frames ``segment`` (``(channels, length)``) has whole points for."""
         return max(0, segment.shape[1] - self.width + 1)
 
-    def blocks(self, segment: np.ndarray, magnitude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``segment`` as float32 ``(channels, rows + shifts - 1, block)``, zero-padded, and
-        each row's bound on the magnitude of its points (``(rows,)``: every row of frames,
-        the last one partly past the end). ``magnitude``: :func:`magnitude` of ``segment``."""
-        count = self.frames(segment)
+    def bound(self, largest: np.ndarray) -> np.ndarray:
+        """Each row's bound on the magnitude of its points, ``(rows,)`` (every row of frames,
+        the last one partly past the end), from ``largest``, the :func:`magnitude` of the
+        segment."""
+        count = max(0, len(largest) - self.width + 1)
         rows = -(-count // self.block)
+        padded = np.zeros((rows + self.shifts - 1) * self.block, dtype=np.float32)
+        padded[: len(largest)] = largest
+        per_block = padded.reshape(-1, self.block).max(axis=1)
+        bound = per_block[:rows].copy()
+        for shift in range(1, self.shifts):
+            np.maximum(bound, per_block[shift : shift + rows], out=bound)
+        return bound * self.gain
+
+    def blocks(self, segment: np.ndarray) -> np.ndarray:
+        """``segment`` as float32 ``(channels, rows + shifts - 1, block)``, zero-padded: the
+        rows :meth:`points` reads."""
+        rows = -(-self.frames(segment) // self.block)
         padded = np.zeros((segment.shape[0], (rows + self.shifts - 1) * self.block), np.float32)
         padded[:, : segment.shape[1]] = segment
-        blocks = padded.reshape(segment.shape[0], -1, self.block)
-        largest = np.zeros(padded.shape[1], dtype=np.float32)
-        largest[: len(magnitude)] = magnitude
-        largest = largest.reshape(-1, self.block).max(axis=1)
-        bound = largest[:rows].copy()
-        for shift in range(1, self.shifts):
-            np.maximum(bound, largest[shift : shift + rows], out=bound)
-        return blocks, bound * self.gain
+        return padded.reshape(segment.shape[0], -1, self.block)
 
     def points(self, blocks: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The largest magnitude over channels and phases of the points of each frame of
@@ -161,10 +166,11 @@ class Polyphase:
         count = self.frames(segment)
         if count == 0 or not self.phases:
             return 0.0
-        if largest is None:
-            largest = magnitude(segment)
-        blocks, bound = self.blocks(segment, largest)
+        bound = self.bound(magnitude(segment) if largest is None else largest)
         candidates = np.flatnonzero(bound > floor)
+        if not len(candidates):
+            return 0.0
+        blocks = self.blocks(segment)
         order = candidates[np.argsort(-bound[candidates], kind="stable")]
         best, start, batch = 0.0, 0, 8
         last, tail = len(bound) - 1, count - (len(bound) - 1) * self.block
