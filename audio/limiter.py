@@ -280,12 +280,14 @@ class TruePeakLimiter:
         span = count + length - 1
         peaks = self._peaks(self._buffer[:, 1 : span + 2 * HALF_TAPS], self.ceiling)
         ahead = np.ones(count)
-        over = np.flatnonzero(peaks > self.ceiling)
-        if len(over):
-            required = np.ones(len(peaks))
-            required[over] = self.ceiling / peaks[over]
-            start, end = max(0, int(over[0]) - length + 1), min(count, int(over[-1]) + 1)
-            ahead[start:end] = _window_min(required[start : end + length - 1], length)
+        over = _span(peaks > self.ceiling)
+        if over is not None:
+            start, end = max(0, over[0] - length + 1), min(count, over[1])
+            part = peaks[start : end + length - 1]
+            required = np.divide(
+                self.ceiling, part, out=np.ones_like(part), where=part > self.ceiling
+            )
+            ahead[start:end] = _window_min(required, length)
         return ahead
 
     def _release(self, ahead: np.ndarray) -> np.ndarray:
@@ -297,15 +299,15 @@ class TruePeakLimiter:
         powers over every sample of a block cost more than all the rest of the limiter.
         """
         reduction = np.zeros(len(ahead))
-        below = np.flatnonzero(ahead < 1.0)
-        if not len(below) and self._release_db == 0.0:
+        below = _span(ahead < 1.0)
+        if below is None and self._release_db == 0.0:
             return reduction
         step = self._release_per_sample
-        start = 0 if self._release_db < 0.0 else int(below[0])
-        lowest_db = self._release_db
-        if len(below):
-            lowest_db = min(lowest_db, 20 * math.log10(float(ahead[below].min())))
-        last = int(below[-1]) + 1 if len(below) else 0  # from here on, only releasing
+        lowest_db, last = self._release_db, 0  # from ``last`` on, only releasing
+        if below is not None:
+            lowest_db = min(lowest_db, 20 * math.log10(float(ahead[below[0] : below[1]].min())))
+            last = below[1]
+        start = 0 if self._release_db < 0.0 or below is None else below[0]
         end = min(len(ahead), last + math.ceil(-lowest_db / step) + 1)
         with np.errstate(divide="ignore"):
             target_db = 20 * np.log10(ahead[start:end])
@@ -328,14 +330,22 @@ class TruePeakLimiter:
         length = self.lookahead
         self._reduction = joined[len(joined) - (length - 1) :]
         gain = np.ones(len(reduction))
-        reduced = np.flatnonzero(joined)
-        if len(reduced):
+        reduced = _span(joined != 0.0)
+        if reduced is not None:
             # Output k averages joined[k : k + L].
-            start = max(0, int(reduced[0]) - length + 1)
-            end = min(len(reduction), int(reduced[-1]) + 1)
+            start = max(0, reduced[0] - length + 1)
+            end = min(len(reduction), reduced[1])
             sums = np.concatenate([[0.0], np.cumsum(joined[start : end + length - 1])])
             gain[start:end] = 1.0 - (sums[length:] - sums[:-length]) / length
         return gain
+
+
+def _span(wanted: np.ndarray) -> tuple[int, int] | None:
+    """The first true index of ``wanted`` and one past the last (None: none is): cheaper
+    than listing them all when most are."""
+    if not wanted.any():
+        return None
+    return int(wanted.argmax()), len(wanted) - int(wanted[::-1].argmax())
 
 
 def _window_min(values: np.ndarray, length: int) -> np.ndarray:
