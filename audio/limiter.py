@@ -44,10 +44,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
+from scipy.ndimage import minimum_filter1d
 
 from audio.blocks import channel_block
-from audio.true_peak import TAPS, interpolator, oversampling
+from audio.true_peak import TAPS, Polyphase, interpolator, magnitude, oversampling
 
 #: Look-ahead, seconds: the length of the gain ramps. 5 ms: short enough to keep the attack
 #: tight around a drum hit, long enough that the gain varies little within the interpolators'
@@ -98,24 +98,19 @@ def detector_taps(factor: int) -> np.ndarray:
 
 class IntervalPeaks:
     """The largest magnitude, over channels and both detector filters, of each sample and the
-    interpolated points after it (up to the next sample): the limiter's view of true peak."""
+    interpolated points after it (up to the next sample): the limiter's view of true peak.
 
-    #: Interpolated points are computed in runs of chunks this long that hold a frame whose
-    #: points may pass the ceiling (gathering single frames costs more than a whole chunk).
-    CHUNK = 2048
+    The points are computed by :class:`audio.true_peak.Polyphase` (all six phases of both
+    filters as one matrix product per batch of rows), and only in rows of frames whose points
+    may pass the ceiling asked for.
+    """
 
     def __init__(self, sample_rate: int) -> None:
         self.factor = oversampling(sample_rate)
         phases = detector_taps(self.factor)
         self.tap_gain = float(np.abs(phases).sum(axis=2).max())
         # Every interpolating phase of both filters, as rows of taps on x[n - 15] … x[n + 16].
-        self._table = np.concatenate([table[1:] for table in phases]).astype(np.float32)
-        # (first tap, taps reversed for np.convolve) per row, zeros trimmed.
-        self._rows: list[tuple[int, np.ndarray]] = []
-        for row in self._table:
-            nonzero = np.flatnonzero(row)
-            first, last = int(nonzero[0]), int(nonzero[-1])
-            self._rows.append((first, row[first : last + 1][::-1].copy()))
+        self._polyphase = Polyphase(np.concatenate([table[1:] for table in phases]))
 
     def __call__(self, segment: np.ndarray, ceiling: float = 0.0) -> np.ndarray:
         """Peaks for frames ``HALF_TAPS - 1`` … ``len - HALF_TAPS - 1`` of ``segment``
@@ -125,22 +120,70 @@ class IntervalPeaks:
         filters' gain, stay under it) only the samples are looked at: the value is then a
         lower bound, under the ceiling like the truth.
         """
-        count = segment.shape[1] - 2 * HALF_TAPS + 1
+        count = self._polyphase.frames(segment)
         if count <= 0:
             return np.zeros(0)
         segment = np.asarray(segment, dtype=np.float32)
-        magnitude = np.abs(segment).max(axis=0)
-        peaks = magnitude[HALF_TAPS - 1 : HALF_TAPS - 1 + count].astype(np.float64)
-        if not len(self._table):
-            return peaks
-        bound = _window_max(magnitude, 2 * HALF_TAPS) * self.tap_gain
-        for start, end in _runs(bound > ceiling, self.CHUNK):
-            out = peaks[start:end]
-            for first, taps in self._rows:
-                for channel in segment:
-                    part = channel[start + first : end + first + len(taps) - 1]
-                    np.maximum(out, np.abs(np.convolve(part, taps, "valid")), out=out)
-        return peaks
+        largest = magnitude(segment)
+        if not self._polyphase.phases:
+            return largest[HALF_TAPS - 1 : HALF_TAPS - 1 + count].astype(np.float64)
+        samples = largest[HALF_TAPS - 1 : HALF_TAPS - 1 + count]
+        bound = self._polyphase.bound(largest)
+        rows = np.flatnonzero(bound > ceiling)
+        if not len(rows):
+            return samples.astype(np.float64)
+        points = self._polyphase.points(self._polyphase.blocks(segment), rows)
+        peaks = np.zeros((len(bound), self._polyphase.block), dtype=np.float32)
+        peaks.reshape(-1)[:count] = samples
+        peaks[rows] = np.maximum(peaks[rows], points)
+        return peaks.reshape(-1)[:count].astype(np.float64)
+
+    def peak(self, segment: np.ndarray, floor: float = 0.0) -> float:
+        """The largest of :meth:`__call__`'s peaks, exact wherever it passes ``floor``;
+        otherwise some value ≤ ``floor``.
+
+        For a global maximum only the loudest rows need computing (see
+        :meth:`audio.true_peak.Polyphase.peak`): on a limited signal, most of them cannot
+        beat the samples or the points already read.
+        """
+        count = self._polyphase.frames(segment)
+        if count <= 0:
+            return 0.0
+        largest = magnitude(segment)
+        best = float(largest[HALF_TAPS - 1 : HALF_TAPS - 1 + count].max())
+        return max(best, self._polyphase.peak(segment, max(best, floor), largest))
+
+
+class StrictPeak:
+    """Streaming :meth:`IntervalPeaks.peak` over a whole signal, with silence before and
+    after it: the largest detector reading (both filters, all channels), exact wherever it
+    passes ``floor``, otherwise some value ≤ ``floor``.
+
+    Blocks are joined by the last ``2 * HALF_TAPS - 1`` frames of the signal so far, so any
+    block sizes read the same points as one block; the reading so far is the floor of the
+    next block's, which skips every row that cannot raise it.
+    """
+
+    def __init__(self, sample_rate: int, channels: int, floor: float = 0.0) -> None:
+        self._detector = IntervalPeaks(sample_rate)
+        self._history = np.zeros((channels, 2 * HALF_TAPS - 1), dtype=np.float32)
+        self.floor = floor
+        self.value = 0.0
+
+    def add(self, block: np.ndarray) -> None:
+        """Read ``block`` (``(channels, n)``), continuing from the previous one."""
+        if block.shape[1] == 0:
+            return
+        segment = np.concatenate([self._history, block], axis=1)
+        self._history = segment[:, segment.shape[1] - self._history.shape[1] :]
+        floor = max(self.floor, self.value)
+        self.value = max(self.value, self._detector.peak(segment, floor))
+
+    def result(self) -> float:
+        """The reading, the last frames' points included (silence after them)."""
+        self.add(np.zeros_like(self._history))
+        self._history = np.zeros_like(self._history)
+        return self.value
 
 
 class TruePeakLimiter:
@@ -210,9 +253,7 @@ class TruePeakLimiter:
         count = end - self._out
         if count <= 0:
             return np.zeros((self.channels, 0), dtype=np.float32)
-        # M[k] = min r over [k - hold, k + L): the look-ahead, and the hold behind.
-        required = self._required_gain(count + self.lookahead - 1)
-        ahead = _window_min(required, self.hold + self.lookahead)  # k = _out … end - 1
+        ahead = self._ahead(count)  # k = _out … end - 1
         released = self._release(ahead)
         gain = self._ramp(released)
         out = self._buffer[:, self._back : self._back + count] * gain.astype(np.float32)
@@ -223,65 +264,91 @@ class TruePeakLimiter:
             self.min_gain = min(self.min_gain, float(gain[early:].min()))
         return out[:, early:]
 
-    def _required_gain(self, count: int) -> np.ndarray:
-        """``r[n] = min(1, ceiling / true peak around n)`` for frames ``_out - hold`` on
-        (``hold + count`` of them)."""
-        # Peaks of frames _out - hold - R … _out + count - 1 + R (R = _REACH), each of which
-        # reads the buffer HALF_TAPS frames either side: from buffer index 1.
-        count += self.hold
-        span = count + 2 * _REACH
-        segment = self._buffer[:, 1 : span + 2 * HALF_TAPS]
-        around = _window_max(self._peaks(segment, self.ceiling), 2 * _REACH + 1)
-        required = np.ones(count)
-        over = around > self.ceiling
-        required[over] = self.ceiling / around[over]
-        return required
+    def _ahead(self, count: int) -> np.ndarray:
+        """``M[k]``, the minimum of ``r`` over ``[k - hold, k + L)``, for frames ``_out`` …
+        ``_out + count - 1``: the look-ahead, and the hold behind.
+
+        ``r[n] = min(1, ceiling / true peak around n)``, the peak around ``n`` being the
+        largest of the ``2 R + 1`` peaks centred on it (``R`` = the detector's reach). As
+        ``ceiling / max(p) == min(ceiling / p)`` exactly, both windows are one minimum over
+        ``2 R + hold + L`` per-frame values, and it is taken only around the frames whose peak
+        passes the ceiling: everywhere else ``M`` is exactly 1.
+        """
+        length = 2 * _REACH + self.hold + self.lookahead
+        # Peaks of frames _out - hold - R … _out + count - 1 + L - 1 + R, each of which reads
+        # the buffer HALF_TAPS frames either side: from buffer index 1.
+        span = count + length - 1
+        peaks = self._peaks(self._buffer[:, 1 : span + 2 * HALF_TAPS], self.ceiling)
+        ahead = np.ones(count)
+        over = _span(peaks > self.ceiling)
+        if over is not None:
+            start, end = max(0, over[0] - length + 1), min(count, over[1])
+            part = peaks[start : end + length - 1]
+            required = np.divide(
+                self.ceiling, part, out=np.ones_like(part), where=part > self.ceiling
+            )
+            ahead[start:end] = _window_min(required, length)
+        return ahead
 
     def _release(self, ahead: np.ndarray) -> np.ndarray:
-        """Instant attack, dB-linear release: ``s[k] = min(M[k], s[k - 1] + step)`` in dB."""
-        with np.errstate(divide="ignore"):
-            target_db = 20 * np.log10(ahead)
+        """Instant attack, dB-linear release: ``s[k] = min(M[k], s[k - 1] + step)`` in dB;
+        returns the reduction ``1 - 10 ** (s / 20)``, exactly 0 where the gain is 0 dB.
+
+        Computed only from the first frame under 0 dB (or the start, while releasing) to
+        where the release from the lowest level must have reached 0 dB: the logarithms and
+        powers over every sample of a block cost more than all the rest of the limiter.
+        """
+        reduction = np.zeros(len(ahead))
+        below = _span(ahead < 1.0)
+        if below is None and self._release_db == 0.0:
+            return reduction
         step = self._release_per_sample
-        index = np.arange(len(ahead))
+        lowest_db, last = self._release_db, 0  # from ``last`` on, only releasing
+        if below is not None:
+            lowest_db = min(lowest_db, 20 * math.log10(float(ahead[below[0] : below[1]].min())))
+            last = below[1]
+        start = 0 if self._release_db < 0.0 or below is None else below[0]
+        end = min(len(ahead), last + math.ceil(-lowest_db / step) + 1)
+        with np.errstate(divide="ignore"):
+            target_db = 20 * np.log10(ahead[start:end])
+        index = np.arange(end - start)
         lowest = np.minimum.accumulate(target_db - index * step)
-        released = np.minimum(index * step + lowest, self._release_db + (index + 1) * step)
+        before = self._release_db if start == 0 else 0.0
+        released = np.minimum(index * step + lowest, before + (index + 1) * step)
         released = np.minimum(np.minimum(released, target_db), 0.0)
-        self._release_db = float(released[-1])
-        return 1.0 - 10 ** (released / 20)  # reduction: exactly 0 where the gain is 0 dB
+        self._release_db = float(released[-1]) if end == len(ahead) else 0.0
+        reduction[start:end] = 1.0 - np.exp(released * (math.log(10) / 20))  # 10 ** (s / 20)
+        return reduction
 
     def _ramp(self, reduction: np.ndarray) -> np.ndarray:
-        """The mean over the last ``L`` frames of the released gain (a straight-line ramp)."""
+        """The mean over the last ``L`` frames of the released gain (a straight-line ramp).
+
+        Only where a window holds a reduction: the prefix sums of the zeros before it are
+        exactly 0, so the means are bit for bit those of the whole, and exactly 0 elsewhere.
+        """
         joined = np.concatenate([self._reduction, reduction])
-        sums = np.concatenate([[0.0], np.cumsum(joined)])
         length = self.lookahead
-        mean = (sums[length:] - sums[:-length]) / length
         self._reduction = joined[len(joined) - (length - 1) :]
-        return 1.0 - mean
+        gain = np.ones(len(reduction))
+        reduced = _span(joined != 0.0)
+        if reduced is not None:
+            # Output k averages joined[k : k + L].
+            start = max(0, reduced[0] - length + 1)
+            end = min(len(reduction), reduced[1])
+            sums = np.concatenate([[0.0], np.cumsum(joined[start : end + length - 1])])
+            gain[start:end] = 1.0 - (sums[length:] - sums[:-length]) / length
+        return gain
 
 
-def _runs(wanted: np.ndarray, chunk: int) -> list[tuple[int, int]]:
-    """``[start, end)`` ranges of consecutive ``chunk``-long pieces of ``wanted`` that hold a
-    True value (the last piece may be shorter)."""
-    pieces: np.ndarray | list[bool] = (
-        np.add.reduceat(wanted, np.arange(0, len(wanted), chunk)) > 0 if len(wanted) else []
-    )
-    runs: list[tuple[int, int]] = []
-    for i in np.flatnonzero(pieces):
-        start, end = int(i) * chunk, min(len(wanted), (int(i) + 1) * chunk)
-        if runs and runs[-1][1] == start:
-            runs[-1] = (runs[-1][0], end)
-        else:
-            runs.append((start, end))
-    return runs
+def _span(wanted: np.ndarray) -> tuple[int, int] | None:
+    """The first true index of ``wanted`` and one past the last (None: none is): cheaper
+    than listing them all when most are."""
+    if not wanted.any():
+        return None
+    return int(wanted.argmax()), len(wanted) - int(wanted[::-1].argmax())
 
 
 def _window_min(values: np.ndarray, length: int) -> np.ndarray:
     """``out[k] = min(values[k : k + length])`` for every full window."""
     full = minimum_filter1d(values, length, mode="nearest")
-    return full[length // 2 : length // 2 + len(values) - length + 1]
-
-
-def _window_max(values: np.ndarray, length: int) -> np.ndarray:
-    """``out[k] = max(values[k : k + length])`` for every full window."""
-    full = maximum_filter1d(values, length, mode="nearest")
     return full[length // 2 : length // 2 + len(values) - length + 1]

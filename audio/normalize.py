@@ -380,28 +380,18 @@ def _measure_strictly(
     silence): the larger of BS.1770's reading and a longer interpolator's (see
     :func:`audio.limiter.detector_taps`), exact wherever it may pass ``ceiling_db``. That is
     what an output is judged by. ``ceiling_db`` None: the meter only."""
-    import numpy as np
-
-    from audio.limiter import HALF_TAPS, IntervalPeaks
+    from audio.limiter import StrictPeak
     from audio.loudness import LoudnessMeter
 
     stream = bounds.stream(path)
     meter = LoudnessMeter(stream.sample_rate, stream.channels, stream.info.channel_names)
-    detector = IntervalPeaks(stream.sample_rate)
     ceiling = 0.0 if ceiling_db is None else 10 ** (ceiling_db / 20)
-    history = np.zeros((stream.channels, 2 * HALF_TAPS - 1), dtype=np.float32)
-    strict = 0.0
-    for block in itertools.chain(stream.blocks(), [None]):
-        if block is None:  # the end: the last frames' points, with silence after them
-            block = np.zeros_like(history)
-        else:
-            meter.add(block)
-        if ceiling_db is None:
-            continue
-        segment = np.concatenate([history, block], axis=1)
-        peaks = detector(segment, ceiling)
-        strict = max(strict, float(peaks.max()) if len(peaks) else 0.0)
-        history = segment[:, segment.shape[1] - history.shape[1] :]
+    detector = StrictPeak(stream.sample_rate, stream.channels, ceiling)
+    for block in stream.blocks():
+        meter.add(block)
+        if ceiling_db is not None:
+            detector.add(block)
+    strict = detector.result() if ceiling_db is not None else 0.0
     result = meter.result()
     strict_db = 20 * math.log10(strict) if strict > 0 else -math.inf
     if result.true_peak_dbtp is not None:
