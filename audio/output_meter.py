@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from audio.limiter import HALF_TAPS, IntervalPeaks
+from audio.limiter import StrictPeak
 from audio.loudness import Loudness, LoudnessMeter
 from audio.mp3 import ENCODER_DELAY
 
@@ -32,34 +32,10 @@ _HOLD = 4096
 @dataclass(frozen=True)
 class OutputLoudness:
     """An output's figures as decoded: the meter's, and the limiter's strict reading of its
-    true peak (see :class:`StrictPeak`; None when it was not asked for)."""
+    true peak, dBTP (see :class:`audio.limiter.StrictPeak`; None when not asked for)."""
 
     loudness: Loudness
     strict_peak_dbtp: float | None = None
-
-
-class StrictPeak:
-    """The true peak by the limiter's detector (the larger of BS.1770's interpolator and a
-    longer one, :class:`audio.limiter.IntervalPeaks`), streamed: exact wherever it passes
-    ``floor_dbtp``, and at or under it otherwise. What a normalised output is judged by."""
-
-    def __init__(self, sample_rate: int, channels: int, floor_dbtp: float) -> None:
-        self._detector = IntervalPeaks(sample_rate)
-        self._floor = 10 ** (floor_dbtp / 20)
-        self._history = np.zeros((channels, 2 * HALF_TAPS - 1), dtype=np.float32)
-        self._peak = 0.0
-
-    def add(self, block: np.ndarray) -> None:
-        segment = np.concatenate([self._history, block], axis=1)
-        peaks = self._detector(segment, self._floor)
-        if len(peaks):
-            self._peak = max(self._peak, float(peaks.max()))
-        self._history = segment[:, segment.shape[1] - self._history.shape[1] :]
-
-    def result(self) -> float:
-        """dBTP (−inf for silence), after the last frames' points (silence after them)."""
-        self.add(np.zeros_like(self._history))
-        return 20 * math.log10(self._peak) if self._peak > 0 else -math.inf
 
 
 class Mp3OutputMeter:
@@ -82,7 +58,7 @@ class Mp3OutputMeter:
         self._strict = (
             None
             if strict_floor_dbtp is None
-            else StrictPeak(sample_rate, channels, strict_floor_dbtp)
+            else StrictPeak(sample_rate, channels, 10 ** (strict_floor_dbtp / 20))
         )
         self._channels = channels
         self._skip = ENCODER_DELAY + DECODER_DELAY
@@ -105,7 +81,10 @@ class Mp3OutputMeter:
         held = np.concatenate([self._held, *decoded], axis=1)
         self._held = held[:, :0]
         self._measure(held[:, : max(0, frames - self._measured)])
-        strict = None if self._strict is None else self._strict.result()
+        strict = None
+        if self._strict is not None:
+            value = self._strict.result()
+            strict = 20 * math.log10(value) if value > 0 else -math.inf
         return OutputLoudness(self._meter.result(), strict)
 
     def _decode(self, data: bytes | None) -> list[np.ndarray]:

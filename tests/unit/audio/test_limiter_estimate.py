@@ -110,7 +110,8 @@ def test_the_profile_is_the_same_whatever_the_blocks_and_on_a_thread():
     threaded = background.result()
     for other in (odd, threaded):
         assert np.array_equal(other.frames, whole.frames)
-        assert np.array_equal(other.peaks, whole.peaks)
+        # The detector's sums run in BLAS's order, which depends on where a block starts.
+        np.testing.assert_allclose(other.peaks, whole.peaks, rtol=1e-5)
         np.testing.assert_allclose(other.energies, whole.energies, rtol=1e-5)
     assert whole.frames.sum() == x.shape[1]
     assert len(whole.peaks) == len(whole.energies) == len(whole.frames)
