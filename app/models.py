@@ -22,6 +22,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -32,6 +34,10 @@ ENDED_STATUSES = ("done", "failed", "canceled")
 LIVE_STATUSES = ("queued", "running")
 #: The tenant of rows made before tenants existed: only admins see them.
 LEGACY_TENANT = "@legacy"
+#: The PostgreSQL channel a job's new event is announced on (payload: the job's id), when the
+#: transaction that adds it commits: the web process's event streams wake on it
+#: (:mod:`app.http.job_watch`) instead of waiting for their next look.
+JOB_EVENTS_CHANNEL = "job_events"
 
 
 def utcnow() -> datetime:
@@ -128,6 +134,17 @@ class JobEvent(Base):
     message: Mapped[str] = mapped_column(Text)
 
     job: Mapped[Job] = relationship(back_populates="events")
+
+
+@event.listens_for(JobEvent, "after_insert")
+def _announce_job_event(mapper, connection, target: JobEvent) -> None:
+    """``NOTIFY`` the new event's job in the transaction that adds it: PostgreSQL delivers it
+    on commit only (a rollback drops it), and only to listeners, so it costs one statement."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_notify(:channel, :job_id)"),
+            {"channel": JOB_EVENTS_CHANNEL, "job_id": target.job_id},
+        )
 
 
 class Analysis(Base):

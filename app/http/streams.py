@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 
 from flask import Response, current_app, request, stream_with_context
@@ -42,6 +43,8 @@ MAX_EVENT_ID = 2**63 - 1
 
 _closing = threading.Event()
 _limits_lock = threading.Lock()
+#: The streams open in this process, for :func:`close_all` to wake.
+_live: weakref.WeakSet[Live] = weakref.WeakSet()
 
 
 def process_cap(web_threads: int) -> int:
@@ -51,8 +54,12 @@ def process_cap(web_threads: int) -> int:
 
 
 def close_all() -> None:
-    """The server is stopping: every stream ends at its next tick, new ones end at once."""
+    """The server is stopping: every stream ends now (its wait is cut short), new ones at once."""
     _closing.set()
+    with _limits_lock:
+        waiting = list(_live)
+    for live in waiting:
+        live.woken.set()
 
 
 class Slot:
@@ -145,13 +152,19 @@ class Live:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.cut = False  # told to stop: time was up, or the server is stopping
+        #: Set to end the current wait early: there is something new to read (a
+        #: :class:`app.http.job_watch.JobWatch` sets it), or the server is stopping.
+        self.woken = threading.Event()
+        with _limits_lock:
+            _live.add(self)
 
     def wait(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``; False when the stream must end now (time is up, or the
-        server is stopping)."""
+        """Sleep up to ``seconds``, or until :attr:`woken`; False when the stream must end
+        now (time is up, or the server is stopping)."""
         remaining = self.deadline - time.monotonic()
         if remaining > 0 and not _closing.is_set():
-            _closing.wait(min(seconds, remaining))
+            self.woken.wait(min(seconds, remaining))
+        self.woken.clear()  # what set it is read next: a later set wakes the next wait
         self.cut = _closing.is_set() or time.monotonic() >= self.deadline
         return not self.cut
 

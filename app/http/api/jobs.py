@@ -11,7 +11,7 @@ from app import jobs
 from app.failing import check_failing
 from app.http import streams
 from app.http.auth import caller, require_admin, require_token
-from app.http.current import broker, sessions, storage
+from app.http.current import broker, job_watch, sessions, storage
 from app.http.errors import ApiError
 from app.http.params import int_arg, json_body
 from app.models import ENDED_STATUSES
@@ -19,6 +19,8 @@ from app.webhooks import outbox
 
 bp = Blueprint("jobs", __name__)
 MAX_PAGE = 200
+#: Seconds an event stream waits before it looks at its job again, unless woken sooner.
+LOOK_S = 0.5
 
 
 @bp.get("/api/jobs")
@@ -67,20 +69,24 @@ def job_events(job_id: str):
     factory = sessions()
     jobs.job_status(factory, job_id, caller().scope)  # 404 now, before the stream starts
     after = streams.last_event_id()
+    watch = job_watch()
 
     def stream(live: streams.Live):
         last_id = after
-        while True:
-            job, new = jobs.events_after(factory, job_id, last_id)
-            for event in new:
-                last_id = event["id"]
-                yield f"id: {event['id']}\nevent: progress\ndata: {json.dumps(event)}\n\n"
-            if job["status"] in ENDED_STATUSES:
-                yield f"event: {job['status']}\ndata: {json.dumps(job)}\n\n"
-                return
-            yield ": waiting\n\n"
-            if not live.wait(0.5):
-                return
+        # Woken as soon as the job has a new event (a NOTIFY, see app.http.job_watch); the
+        # look every LOOK_S is what remains while that connection is away.
+        with watch.following(job_id, live.woken):
+            while True:
+                job, new = jobs.events_after(factory, job_id, last_id)
+                for event in new:
+                    last_id = event["id"]
+                    yield f"id: {event['id']}\nevent: progress\ndata: {json.dumps(event)}\n\n"
+                if job["status"] in ENDED_STATUSES:
+                    yield f"event: {job['status']}\ndata: {json.dumps(job)}\n\n"
+                    return
+                yield ": waiting\n\n"
+                if not live.wait(LOOK_S):
+                    return
 
     return streams.respond(caller().tenant, stream)
 

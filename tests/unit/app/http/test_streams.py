@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from flask import Flask
 
+from app.http import streams
 from app.http.errors import ApiError
 from app.http.observability import method_label
-from app.http.streams import StreamLimits, last_event_id, process_cap
+from app.http.streams import Live, StreamLimits, close_all, last_event_id, process_cap
 from app.server.front_door import BODY_SLACK_BYTES, body_limit
 
 
@@ -64,3 +68,36 @@ def test_unknown_methods_share_one_label():
 
 def test_the_server_reads_a_little_more_than_max_upload_mb():
     assert body_limit(1) == 1024 * 1024 + BODY_SLACK_BYTES
+
+
+def waiting(live: Live) -> tuple[threading.Event, list[bool]]:
+    """``live.wait(600)`` in a thread: an event set when it returned, and what it returned."""
+    returned, result = threading.Event(), []
+
+    def wait() -> None:
+        result.append(live.wait(600))
+        returned.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    return returned, result
+
+
+def test_a_wake_up_ends_a_streams_wait_and_the_stream_goes_on(monkeypatch):
+    monkeypatch.setattr(streams, "_closing", threading.Event())
+    live = Live(time.monotonic() + 600)
+    returned, result = waiting(live)
+    live.woken.set()  # what a job's NOTIFY does (app.http.job_watch)
+    assert returned.wait(10)
+    assert result == [True] and not live.cut
+    assert not live.woken.is_set()  # the next wait waits again
+
+
+def test_stopping_the_server_cuts_every_streams_wait_short(monkeypatch):
+    monkeypatch.setattr(streams, "_closing", threading.Event())
+    lives = [Live(time.monotonic() + 600) for _ in range(3)]
+    waits = [waiting(live) for live in lives]
+    close_all()
+    for (returned, result), live in zip(waits, lives, strict=True):
+        assert returned.wait(10)
+        assert result == [False] and live.cut
+    assert Live(time.monotonic() + 600).wait(600) is False  # a new one ends at once
