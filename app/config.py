@@ -77,6 +77,9 @@ class Config:
     worker_metrics_port: int = 9191
     worker_processes: int = 2
     worker_threads: int = 1
+    #: ``auto``: each encoder on a thread of its own when the workers leave a core spare
+    #: (see :attr:`encode_on_own_thread`); ``on``, ``off``.
+    encode_thread: str = "auto"
     #: Most pipeline stages of one tenant running at once, across all workers; 0: no cap.
     tenant_max_running: int = 0
     port: int = 8080
@@ -109,6 +112,18 @@ class Config:
     webhook_threads: int = 8
     #: Where the webhooks worker serves its metrics (0: nowhere).
     webhook_metrics_port: int = 9192
+
+    @property
+    def encode_on_own_thread(self) -> bool:
+        """Whether a worker's encoders run on threads of their own. ``auto``: when
+        ``WORKER_PROCESSES × WORKER_THREADS`` leave one of this machine's cores spare — where
+        every core is taken, a second thread per job only adds switching (more CPU per job:
+        BENCHMARKS.md, "Faster masters")."""
+        if self.encode_thread != "auto":
+            return self.encode_thread == "on"
+        from audio.work_thread import spare_cores
+
+        return spare_cores(self.worker_processes * self.worker_threads)
 
     @property
     def open_access(self) -> bool:
@@ -196,6 +211,9 @@ class Config:
         if log_format not in LOG_FORMATS:
             problems.append(f"LOG_FORMAT must be json or text, got {log_format!r}")
         metrics_dir = text("METRICS_DIR")
+        encode_thread = (text("ENCODE_THREAD") or cls.encode_thread).lower()
+        if encode_thread not in ENCODE_THREAD_CHOICES:
+            problems.append(f"ENCODE_THREAD must be auto, on or off, got {encode_thread!r}")
 
         def flag(name: str) -> bool:
             raw = (text(name) or "0").lower()
@@ -240,6 +258,7 @@ class Config:
             ),
             worker_processes=number("WORKER_PROCESSES", cls.worker_processes, 1, 256),
             worker_threads=number("WORKER_THREADS", cls.worker_threads, 1, 256),
+            encode_thread=encode_thread,
             tenant_max_running=number(
                 "TENANT_MAX_RUNNING", cls.tenant_max_running, 0, 100_000, " (0 = no cap)"
             ),
@@ -286,6 +305,8 @@ class Config:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
         return config
 
+
+ENCODE_THREAD_CHOICES = ("auto", "on", "off")
 
 #: What a tenant's name may hold (it is stored with every upload and shown to admins).
 TENANT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

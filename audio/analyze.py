@@ -127,6 +127,7 @@ def analyze_file(
     waveform_width: int = 800,
     normalize: Target | None = None,
     bpm_range: BpmRange | None = None,
+    threaded: bool = True,
 ) -> Analysis:
     """Analyse ``path`` and write the transcodes in ``formats`` to ``out_dir``.
 
@@ -136,6 +137,8 @@ def analyze_file(
     :param progress: called with the fraction done (0…1) after each block.
     :param normalize: write the transcodes normalised to this target (a second decode).
     :param bpm_range: fold the tempo by octaves into this range (:mod:`audio.tempo_range`).
+    :param threaded: encoders (and a normalised master's profile) on threads of their own;
+        False where every core is taken already (:func:`audio.work_thread.spare_cores`).
     :raises audio.errors.AudioError: the file cannot be analysed (message says why); no
         partial transcode is left behind.
     """
@@ -153,6 +156,7 @@ def analyze_file(
                 in_rate=rate,
                 in_channels=channels,
                 measure=True,  # for its ReplayGain, while it is encoded
+                threaded=threaded,
             )
             for fmt in formats
         ]
@@ -163,7 +167,7 @@ def analyze_file(
         """The limiter's profile of the source, for a normalised master's gain (beside the
         analysis, on a thread of its own)."""
         if normalize is not None and formats:
-            profiles.append(BackgroundProfile(SourceProfile(rate, channels, names)))
+            profiles.append(BackgroundProfile(SourceProfile(rate, channels, names), threaded))
         return profiles
 
     features, writers = extract(
@@ -190,6 +194,7 @@ def analyze_file(
             input_true_peak_dbtp=analysis.loudness.true_peak_dbtp,
             profile=profiles[0].result() if profiles else None,
             timeout_s=timeout_s,
+            threaded=threaded,
         )
         for result, normalization in done:
             measured = (normalization.output_integrated_lufs, normalization.output_true_peak_dbtp)

@@ -31,7 +31,7 @@ from scipy.signal import sosfilt, sosfilt_zi
 from audio.blocks import channel_block
 from audio.limiter import HALF_TAPS, HOLD_S, LOOKAHEAD_S, RELEASE_DB_PER_S, IntervalPeaks
 from audio.loudness import SLICE_S, channel_weights, gated_integrated_lufs, k_weighting
-from audio.work_thread import WorkThread
+from audio.work_thread import worker
 
 #: Frames per bucket, about (a whole number of buckets per 10 ms slice).
 BUCKET_FRAMES = 64
@@ -242,11 +242,12 @@ def settle_gain(
 
 class BackgroundProfile:
     """A :class:`SourceProfile` fed on a thread of its own: in the analysis' pass of a
-    normalised job no encoder runs, and the profile's detector takes the spare core."""
+    normalised job no encoder runs, and the profile's detector takes the spare core (not
+    ``threaded``: fed on the caller's, as a sink of :func:`audio.features.extract`)."""
 
-    def __init__(self, profile: SourceProfile) -> None:
+    def __init__(self, profile: SourceProfile, threaded: bool = True) -> None:
         self._profile = profile
-        self._thread = WorkThread(profile.add, "limiter profile")
+        self._thread = worker(profile.add, "limiter profile", threaded)
 
     def add(self, block: np.ndarray) -> None:
         self._thread.put(np.array(block, dtype=np.float32, copy=True))  # the caller's may change

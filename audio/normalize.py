@@ -116,6 +116,7 @@ class _Bounds:
     max_duration_s: float | None
     max_output_bytes: int | None
     should_stop: StopCheck | None = None
+    threaded: bool = True  # each encoder on a thread of its own
 
     def stream(self, path: Path):
         from audio.decode import DecodedStream
@@ -162,6 +163,7 @@ def normalize_file(
     max_duration_s: float | None = None,
     max_output_bytes: int | None = None,
     should_stop: StopCheck | None = None,
+    threaded: bool = True,
 ) -> list[tuple[TranscodeResult, Normalization]]:
     """Write ``source`` normalised to ``target`` into each ``(path, format key)`` of ``outputs``.
 
@@ -179,6 +181,7 @@ def normalize_file(
     :param max_output_bytes: the most the outputs may take in all, counted as they are written.
     :param should_stop: checked between blocks of every pass; true raises
         :class:`audio.errors.Canceled` (no output left behind, as for any error).
+    :param threaded: each encoder on a thread of its own (see :class:`AudioEncoder`).
     :returns: per output, in order: what was written (at its path) and what was done to it.
     :raises audio.errors.AudioError: the source cannot be decoded or passes a bound; no output
         (and no partial one) is left behind.
@@ -189,7 +192,7 @@ def normalize_file(
     check_formats([fmt for _, fmt in outputs])
     if not outputs:
         return []
-    bounds = _Bounds(timeout_s, max_duration_s, max_output_bytes, should_stop)
+    bounds = _Bounds(timeout_s, max_duration_s, max_output_bytes, should_stop, threaded)
     native, conformed = _by_layout(source, outputs, bounds)
     done: dict[int, tuple[TranscodeResult, Normalization]] = {}
     try:
@@ -468,7 +471,7 @@ def _encode(
             write(limiter.process(block), writers)
         write(limiter.flush(), writers)
 
-    results = _with_encoders(stream, group, step, measure_over=target_peak_db)
+    results = _with_encoders(stream, group, step, target_peak_db, bounds.threaded)
     for job, (result, measured) in zip(group, results, strict=True):
         job.result, job.measured = result, measured
         job.encodes += 1
@@ -477,7 +480,11 @@ def _encode(
 
 
 def _with_encoders(
-    stream, group: list[_Output], step: Callable, measure_over: float | None = None
+    stream,
+    group: list[_Output],
+    step: Callable,
+    measure_over: float | None = None,
+    threaded: bool = True,
 ) -> list[tuple[TranscodeResult, OutputLoudness | None]]:
     """Open an encoder per output, run ``step`` with them and close them; on any failure
     discard every one (the file is removed) and close the stream. Each output comes with its
@@ -498,6 +505,7 @@ def _with_encoders(
                     in_channels=stream.channels,
                     measure=measure_over is not None,
                     strict_floor_dbtp=measure_over,
+                    threaded=threaded,
                 )
             )
         step(writers)
@@ -614,7 +622,7 @@ def _write_unchanged(source: Path, jobs: list[_Output], target: Target, bounds: 
                 writer.write(block)
             _check_size(writers, [], bounds.max_output_bytes, stream.decoded_s)
 
-    results = _with_encoders(stream, jobs, step)
+    results = _with_encoders(stream, jobs, step, threaded=bounds.threaded)
     _check_size([], [r for r, _ in results], bounds.max_output_bytes, stream.decoded_s)
     for job, (result, _) in zip(jobs, results, strict=True):
         lufs, peak = _measure(job.temp, bounds)

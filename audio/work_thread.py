@@ -12,6 +12,7 @@ exception the work raised.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -83,3 +84,42 @@ class WorkThread:
                 self._work(item)
             except BaseException as exc:  # handed to the caller's thread
                 self._error = exc
+
+
+class Inline:
+    """:class:`WorkThread`'s interface, working each item at once on the caller's thread: for a
+    process whose cores are all taken by other workers, where a second thread only adds
+    switching (0.4–0.5 s more CPU on a 180 s analysis + MP3 sharing one core)."""
+
+    def __init__(self, work: Callable[[Any], None], name: str = "inline") -> None:
+        self._work = work
+        self._failed = False
+
+    def put(self, item: Any) -> None:
+        if not self._failed:
+            try:
+                self._work(item)
+            except BaseException:
+                self._failed = True
+                raise
+
+    def finish(self) -> None:
+        pass
+
+    def abandon(self) -> None:
+        self._failed = True
+
+
+def worker(work: Callable[[Any], None], name: str, threaded: bool) -> WorkThread | Inline:
+    """A :class:`WorkThread`, or :class:`Inline` when not ``threaded``."""
+    return WorkThread(work, name) if threaded else Inline(work, name)
+
+
+def spare_cores(busy: int) -> bool:
+    """Whether this process may use more cores than ``busy`` processes of the same kind
+    take (its CPU affinity): then an encoder's own thread runs beside the decode."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    return busy < usable

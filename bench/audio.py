@@ -24,7 +24,8 @@ one BLAS/OpenMP thread), each side in its own process:
   measured values, ``linear=true``) writing the same MP3; its peak RSS too.
 
 ``--paths`` times the three paths a job can take, wall and CPU seconds (all threads), with
-both cores allowed (the encoder runs on a thread of its own): the MP3 encode alone (from
+both cores allowed (the encoder runs on a thread of its own; ``--cores 0``: one core, no
+second thread, as ``ENCODE_THREAD=auto`` where every core is taken): the MP3 encode alone (from
 decoded samples), the analysis + MP3 in one pass, the analysis + MP3 normalised to Spotify;
 and the ratios issue 27 sets (≤ 1.3 and ≤ 1.6). ``--against REV`` with it measures REV the same
 way in the same run, alternating, so CPU seconds per job (what a fleet pays for) are compared.
@@ -148,20 +149,28 @@ from audio.targets import PRESETS
 from audio.transcode import AudioEncoder
 
 path, out_dir, rounds = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+import inspect
+options = {}  # a revision from before the encoder's thread has no choice
+if "threaded" in inspect.signature(analyze_file).parameters:
+    # As the workers' ENCODE_THREAD=auto: a thread of its own only with a core to spare.
+    from audio.work_thread import spare_cores
+    options = {"threaded": spare_cores(1)}
 samples, rate = decode(path)
 blocks = [samples[:, i:i + 65536] for i in range(0, samples.shape[1], 65536)]
 
 def encode():
-    with AudioEncoder(out_dir / "alone.mp3", "mp3", in_rate=rate, in_channels=2) as encoder:
+    with AudioEncoder(out_dir / "alone.mp3", "mp3", in_rate=rate, in_channels=2,
+                      **options) as encoder:
         for block in blocks:
             encoder.write(block)
 
 def plain():
-    analyze_file(path, formats=("mp3",), out_dir=out_dir / "plain")
+    analyze_file(path, formats=("mp3",), out_dir=out_dir / "plain", **options)
 
 def normalised():
     folder = out_dir / "normalised"
-    analysis = analyze_file(path, formats=("mp3",), out_dir=folder, normalize=PRESETS["spotify"])
+    analysis = analyze_file(path, formats=("mp3",), out_dir=folder, normalize=PRESETS["spotify"],
+                            **options)
     return analysis.normalizations[0].to_dict()
 
 def timed(fn):
@@ -302,9 +311,9 @@ def long_file_memory(hours: float) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def job_paths(revision: str | None, seconds: float, rounds: int) -> None:
+def job_paths(revision: str | None, seconds: float, rounds: int, cores: str = "0,1") -> None:
     """The three paths of a job, wall and CPU (median of ``rounds``), this tree and, given,
-    ``revision`` alternating in the same run; the issue's ratios."""
+    ``revision`` alternating in the same run, on ``cores``; the issue's ratios."""
     folder = Path(tempfile.mkdtemp(prefix="bench-paths-"))
     trees = {"this tree": ROOT}
     try:
@@ -331,7 +340,7 @@ def job_paths(revision: str | None, seconds: float, rounds: int) -> None:
                 out = folder / "out"
                 out.mkdir(exist_ok=True)
                 command = [sys.executable, "-c", PATHS, str(source), str(out), "1"]
-                _, text = run(command, cores="0,1", root=root)
+                _, text = run(command, cores=cores, root=root)
                 result = json.loads(text.strip().splitlines()[-1])
                 mine = found.setdefault(name, {"times": {}, "normalization": None})
                 for path, values in result["times"].items():
@@ -345,7 +354,7 @@ def job_paths(revision: str | None, seconds: float, rounds: int) -> None:
                 capture_output=True,
             )
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"\n{seconds:.0f} s synthesized track, MP3 192k; both cores allowed, one BLAS thread;")
+    print(f"\n{seconds:.0f} s synthesized track, MP3 192k; cores {cores}, one BLAS thread;")
     print(f"median of {rounds} rounds, wall / CPU seconds (CPU: all threads)\n")
     print("| path | " + " | ".join(found) + " |")
     print("|---|" + "---|" * len(found))
@@ -424,6 +433,9 @@ def main() -> None:
         "and CPU seconds, with --against REV measured too",
     )
     parser.add_argument(
+        "--cores", default="0,1", help="with --paths: the cores allowed (taskset -c)"
+    )
+    parser.add_argument(
         "--rss-hours",
         type=float,
         help="instead: peak RSS of analysis + MP3, plain and normalised, on this many hours",
@@ -433,7 +445,7 @@ def main() -> None:
         long_file_memory(args.rss_hours)
         return
     if args.paths:
-        job_paths(args.against, args.seconds, args.repeat)
+        job_paths(args.against, args.seconds, args.repeat, args.cores)
         return
     if args.against:
         against(args.against, args.seconds, args.repeat)

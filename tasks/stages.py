@@ -173,6 +173,7 @@ def transcode_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
                     in_rate=rate,
                     in_channels=channels,
                     measure=True,  # for its ReplayGain, while it is encoded
+                    threaded=ctx.config.encode_on_own_thread,
                 )
                 for fmt in formats
             ]
@@ -181,7 +182,8 @@ def transcode_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
 
         def profile(rate: int, channels: int, names: tuple[str, ...]) -> list[BackgroundProfile]:
             if work.normalize is not None:  # the normalize stage settles its gain on it
-                profiles.append(BackgroundProfile(SourceProfile(rate, channels, names)))
+                profile = SourceProfile(rate, channels, names)
+                profiles.append(BackgroundProfile(profile, ctx.config.encode_on_own_thread))
             return profiles
 
         max_output_bytes = ctx.config.max_output_mb * MB
@@ -331,6 +333,7 @@ def normalize_stage(ctx: WorkerContext, job_id: str, stop: StopCheck) -> str:
             profile=profile,
             max_output_bytes=max_output_bytes,
             should_stop=stop,
+            threaded=ctx.config.encode_on_own_thread,
             **bounds(ctx.config),
         )
         _check_output_size(

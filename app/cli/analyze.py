@@ -20,6 +20,7 @@ import click
 from app.cli.common import table
 from audio.formats import UnknownFormat, parse_formats
 from audio.verdicts import REASON_KEYS, VALUE_KEYS, failed_checks
+from audio.work_thread import spare_cores
 
 #: The keys of a record, in order (DESIGN.md's list, then extras).
 FIELDS = (
@@ -63,11 +64,13 @@ def analyze_one(
     out_dir: str | None,
     normalize: dict | None = None,
     bpm_range: list[float] | None = None,
+    threaded: bool = True,
 ) -> dict:
     """One file's record; never raises for a bad file (the message goes in ``error``).
 
     :param normalize: the loudness target of the transcodes (``Target.to_dict``), if any.
     :param bpm_range: ``[low, high]`` the BPM is folded into, if any.
+    :param threaded: encoders on threads of their own (when the processes leave a core).
     """
     from audio.analyze import analyze_file  # the audio stack: only when a file is analysed
     from audio.bpm_range import BpmRange
@@ -78,7 +81,12 @@ def analyze_one(
     tempo_range = BpmRange.from_list(bpm_range) if bpm_range else None
     try:
         return analyze_file(
-            path, formats=formats, out_dir=out_dir, normalize=target, bpm_range=tempo_range
+            path,
+            formats=formats,
+            out_dir=out_dir,
+            normalize=target,
+            bpm_range=tempo_range,
+            threaded=threaded,
         ).to_dict()
     except AudioError as exc:
         return failed(path, str(exc))
@@ -219,17 +227,20 @@ def _run(
         else None
     )
     records: list[dict] = []
+    processes = 1 if jobs == 1 or len(files) == 1 else min(jobs, len(files))
+    threaded = spare_cores(processes)
     with bar if bar is not None else contextlib.nullcontext():
-        if jobs == 1 or len(files) == 1:
-            results = (analyze_one(p, formats, out_dir, target, bpm_range) for p in files)
+        if processes == 1:
+            results = (analyze_one(p, formats, out_dir, target, bpm_range, threaded) for p in files)
             for record in results:
                 records.append(record)
                 if bar is not None:
                     bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
+            with ProcessPoolExecutor(max_workers=processes) as pool:
                 futures = [
-                    pool.submit(analyze_one, p, formats, out_dir, target, bpm_range) for p in files
+                    pool.submit(analyze_one, p, formats, out_dir, target, bpm_range, threaded)
+                    for p in files
                 ]
                 for future in futures:
                     records.append(future.result())

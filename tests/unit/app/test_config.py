@@ -200,3 +200,16 @@ def test_no_user_tenant_can_take_an_internal_tenants_name():
         Config.from_env({"DATABASE_URL": "postgresql://db/app", "API_TOKENS": "@admin:x"})
     config = Config.from_env({"DATABASE_URL": "postgresql://db/app", "API_TOKENS": "admin:x"})
     assert config.api_tokens == {"x": "admin"} and bare_token_tenant("x").startswith("@")
+
+
+def test_encode_thread_is_auto_on_or_off_and_auto_leaves_a_core(monkeypatch):
+    base = {"DATABASE_URL": "postgresql://u@h/d"}
+    with pytest.raises(ConfigError, match="ENCODE_THREAD must be auto, on or off, got 'two'"):
+        Config.from_env({**base, "ENCODE_THREAD": "two"})
+    assert Config.from_env({**base, "ENCODE_THREAD": "on"}).encode_on_own_thread
+    assert not Config.from_env({**base, "ENCODE_THREAD": "OFF"}).encode_on_own_thread
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    spare = Config.from_env({**base, "WORKER_PROCESSES": "3"})
+    full = Config.from_env({**base, "WORKER_PROCESSES": "2", "WORKER_THREADS": "2"})
+    assert spare.encode_thread == "auto" and spare.encode_on_own_thread
+    assert not full.encode_on_own_thread
