@@ -73,15 +73,18 @@ from pathlib import Path
 from audio.targets import PRESETS
 
 path, out_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+from audio.work_thread import spare_cores
+options = {"threaded": spare_cores(1)}  # one core here: no second thread, as the workers'
 
 def normalized():
     folder = Path(out_dir) / "normalised"
-    analysis = analyze_file(path, formats=("mp3",), out_dir=folder, normalize=PRESETS["spotify"])
+    analysis = analyze_file(path, formats=("mp3",), out_dir=folder, normalize=PRESETS["spotify"],
+                            **options)
     return analysis.normalizations[0]
 
 if mode in ("rss", "rss-normalized"):
     if mode == "rss":
-        analyze_file(path, formats=("mp3",), out_dir=out_dir)
+        analyze_file(path, formats=("mp3",), out_dir=out_dir, **options)
     else:
         normalized()
     # VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the parent's size.
@@ -111,7 +114,8 @@ def waveform():
     for b in blocks: w.add(b)
     return w.result()
 def mp3():
-    with AudioEncoder(out_dir + "/stage.mp3", "mp3", in_rate=rate, in_channels=2) as e:
+    with AudioEncoder(out_dir + "/stage.mp3", "mp3", in_rate=rate, in_channels=2,
+                      **options) as e:
         for b in blocks: e.write(b)
 times["loudness"], _ = timed(loudness)
 times["downmix + resample"], mono = timed(downmix)
@@ -120,7 +124,8 @@ times["key"], key = timed(lambda: feed(KeyAnalyzer(ANALYSIS_RATE), mono))
 times["waveform"], _ = timed(waveform)
 times["MP3 transcode"], _ = timed(mp3)
 times["whole analysis"], analysis = timed(lambda: analyze_file(path))
-times["analysis + MP3"], _ = timed(lambda: analyze_file(path, formats=("mp3",), out_dir=out_dir))
+times["analysis + MP3"], _ = timed(
+    lambda: analyze_file(path, formats=("mp3",), out_dir=out_dir, **options))
 times["analysis + MP3 normalised to spotify"], norm = timed(normalized)
 record = analysis.to_dict()
 print(json.dumps({"times": times, "bpm": record["bpm"], "key": record["key"],
