@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import av
 import numpy as np
@@ -21,6 +22,9 @@ import numpy as np
 from audio.limiter import StrictPeak
 from audio.loudness import Loudness, LoudnessMeter
 from audio.mp3 import ENCODER_DELAY
+
+if TYPE_CHECKING:
+    from av.audio.codeccontext import AudioCodecContext
 
 #: Samples FFmpeg's MP3 decoder puts in front of the audio (MDCT overlap, LAME's "decoder delay").
 DECODER_DELAY = 529
@@ -53,7 +57,7 @@ class Mp3OutputMeter:
         *,
         strict_floor_dbtp: float | None = None,
     ) -> None:
-        self._codec = av.CodecContext.create("mp3float", "r")
+        self._codec = cast("AudioCodecContext", av.CodecContext.create("mp3float", "r"))
         self._meter = LoudnessMeter(sample_rate, channels, channel_names)
         self._strict = (
             None
