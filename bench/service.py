@@ -472,7 +472,16 @@ def inprocess_job(source: Path, folder: Path) -> dict[str, float]:
         max_output_bytes = config.max_output_mb * MB
 
         def encoders(rate: int, channels: int) -> list[AudioEncoder]:
-            return [AudioEncoder(Path(out) / "out.mp3", "mp3", in_rate=rate, in_channels=channels)]
+            return [
+                AudioEncoder(
+                    Path(out) / "out.mp3",
+                    "mp3",
+                    in_rate=rate,
+                    in_channels=channels,
+                    measure=True,  # as the stage: measured while encoded, for its ReplayGain
+                    threaded=config.encode_on_own_thread,  # as the stack's workers decide
+                )
+            ]
 
         features, writers = extract(
             source,
@@ -484,13 +493,14 @@ def inprocess_job(source: Path, folder: Path) -> dict[str, float]:
         results = [writer.close() for writer in writers]
         _check_output_size(results, max_output_bytes, features.info.duration_s)
         loudness = features.loudness.result()
-        for result in results:
+        for result, writer in zip(results, writers, strict=True):
             gain = output_replaygain(
                 result.path,
                 result.format,
                 source=loudness,
                 source_rate=features.loudness.sample_rate,
                 source_channels=features.loudness.channels,
+                measured=writer.measured.loudness if writer.measured else None,
                 should_stop=never,
                 timeout_s=config.decode_timeout_s,
             )
