@@ -276,7 +276,7 @@ print(json.dumps({"rss_mb": int(hwm.split()[1]) / 1024, "normalization": normali
 """
 
 
-def long_file_memory(hours: float) -> None:
+def long_file_memory(hours: float, modes: tuple[str, ...] = ("plain", "normalised")) -> None:
     """Peak RSS (``VmHWM``) of analysis + MP3 and of analysis + normalised MP3 on ``hours`` of
     quiet noise with a click every 1.5 s (so the normalised master is limited) at 44.1 kHz
     stereo (a WAV written block by block), each in a process of its own."""
@@ -302,7 +302,7 @@ def long_file_memory(hours: float) -> None:
                 encoder.write(block)
         size = source.stat().st_size / 1e9
         print(f"{hours:g} h of noise and clicks at 44.1 kHz stereo, {size:.1f} GB WAV")
-        for mode in ("plain", "normalised"):
+        for mode in modes:
             seconds, out = run(
                 [sys.executable, "-c", PATH_RSS, str(source), str(folder / mode), mode],
                 cores="0,1",
@@ -445,9 +445,12 @@ def main() -> None:
         type=float,
         help="instead: peak RSS of analysis + MP3, plain and normalised, on this many hours",
     )
+    parser.add_argument(
+        "--rss-paths", default="plain,normalised", help="with --rss-hours: which paths"
+    )
     args = parser.parse_args()
     if args.rss_hours:
-        long_file_memory(args.rss_hours)
+        long_file_memory(args.rss_hours, tuple(args.rss_paths.split(",")))
         return
     if args.paths:
         job_paths(args.against, args.seconds, args.repeat, args.cores)

@@ -115,3 +115,15 @@ def test_the_profile_is_the_same_whatever_the_blocks_and_on_a_thread():
         np.testing.assert_allclose(other.energies, whole.energies, rtol=1e-5)
     assert whole.frames.sum() == x.shape[1]
     assert len(whole.peaks) == len(whole.energies) == len(whole.frames)
+
+
+@pytest.mark.parametrize("chunk", [7 * 37, 7 * 500])
+def test_the_estimate_in_chunks_is_the_estimate_at_once(monkeypatch, chunk):
+    # Long files are estimated a few minutes of buckets at a time, the limiter's state carried.
+    x = with_clicks(track(18))
+    profile = profile_of(x)
+    gains = (10.0, 16.0, 22.0)
+    whole = [limited_lufs(profile, gain, CEILING) for gain in gains]
+    monkeypatch.setattr("audio.limiter_estimate.CHUNK_BUCKETS", chunk)
+    chunked = [limited_lufs(profile, gain, CEILING) for gain in gains]
+    assert chunked == pytest.approx(whole, abs=1e-9)
