@@ -93,6 +93,7 @@ class _Buckets:
         self._start = 0  # the first frame of ``_pending``
         self._pending = np.zeros(0, dtype=np.float64)
         self.values: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []  # frames per bucket
 
     def add(self, values: np.ndarray) -> None:
         joined = np.concatenate([self._pending, values])
@@ -105,6 +106,7 @@ class _Buckets:
             return
         starts = np.concatenate([[0], ends[:-1]])
         self.values.append(self._reduce.reduceat(joined[: ends[-1]], starts).astype(np.float32))
+        self.lengths.append((ends - starts).astype(np.uint16))
         self._done += len(ends)
         self._start += int(ends[-1])
         self._pending = joined[ends[-1] :]
@@ -112,6 +114,7 @@ class _Buckets:
     def finish(self) -> np.ndarray:
         if len(self._pending):
             self.values.append(np.array([self._reduce.reduce(self._pending)], dtype=np.float32))
+            self.lengths.append(np.array([len(self._pending)], dtype=np.uint16))
             self._pending = self._pending[:0]
         return np.concatenate(self.values) if self.values else np.zeros(0, np.float32)
 
@@ -168,12 +171,9 @@ class SourceProfile:
         )
         self._peaks.add(tail[self._late :][: self._frames - self._peak_frames])
         peaks, energies = self._peaks.finish(), self._energies.finish()
+        lengths = self._energies.lengths
+        frames = np.concatenate(lengths) if lengths else np.zeros(0, np.uint16)
         count = len(energies)
-        ends = np.minimum(
-            np.rint(np.arange(1, count + 1) * (self.sample_rate * SLICE_S / self._per_slice)),
-            self._frames,
-        ).astype(np.int64)
-        frames = np.diff(np.concatenate([[0], ends])).astype(np.uint16)
         return Profile(self.sample_rate, self._per_slice, peaks[:count], energies, frames)
 
 
