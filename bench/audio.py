@@ -269,7 +269,8 @@ from audio.analyze import analyze_file
 from audio.targets import PRESETS
 path, out_dir, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 target = PRESETS["spotify"] if mode == "normalised" else None
-analysis = analyze_file(path, formats=("mp3",), out_dir=out_dir, normalize=target)
+# No decode bound: memory is measured here, and a busy machine may take longer than the default.
+analysis = analyze_file(path, formats=("mp3",), out_dir=out_dir, normalize=target, timeout_s=1e6)
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
 normalization = analysis.normalizations[0].to_dict() if analysis.normalizations else None
 print(json.dumps({"rss_mb": int(hwm.split()[1]) / 1024, "normalization": normalization}))
