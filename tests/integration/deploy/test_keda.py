@@ -94,7 +94,10 @@ def test_the_scaled_object_reads_the_lag_of_the_pipeline_consumer(monitored_nats
             consumer.ack(held)
         finally:
             consumer.close()
-        assert keda_lag(monitoring, meta["account"], meta["stream"], meta["consumer"]) == 2
+        # An acknowledgement is published, not answered: the server counts it when it arrives.
+        assert wait_for(
+            lambda: keda_lag(monitoring, meta["account"], meta["stream"], meta["consumer"]) == 2
+        ), keda_lag(monitoring, meta["account"], meta["stream"], meta["consumer"])
     finally:
         broker.delete_streams()
         broker.close()
