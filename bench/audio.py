@@ -39,6 +39,7 @@ normalisation off; the one before it describes the normalised path.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -49,6 +50,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.revision import checked_out  # noqa: E402
+
 SINGLE_THREAD = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
@@ -231,20 +236,15 @@ def run(
 def against(revision: str, seconds: float, rounds: int) -> None:
     """Whole analysis ×realtime of this tree and of ``revision``, alternating on one core."""
     folder = Path(tempfile.mkdtemp(prefix="bench-against-"))
-    baseline = folder / "baseline"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), revision],
-        check=True,
-        capture_output=True,
-    )
     try:
-        source = make_input(folder, seconds)
-        times: dict[str, list[float]] = {"this tree": [], revision: []}
-        for _ in range(rounds):
-            for name, root in (("this tree", ROOT), (revision, baseline)):
-                command = [sys.executable, "-c", WHOLE_ANALYSIS, str(source)]
-                _, out = run(command, root=root)
-                times[name].append(json.loads(out.strip().splitlines()[-1])["seconds"])
+        with checked_out(revision, folder / "baseline") as baseline:
+            source = make_input(folder, seconds)
+            times: dict[str, list[float]] = {"this tree": [], revision: []}
+            for _ in range(rounds):
+                for name, root in (("this tree", ROOT), (revision, baseline)):
+                    command = [sys.executable, "-c", WHOLE_ANALYSIS, str(source)]
+                    _, out = run(command, root=root)
+                    times[name].append(json.loads(out.strip().splitlines()[-1])["seconds"])
         medians = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
         for name, values in times.items():
             rounds_text = ", ".join(f"{v:.3f}" for v in values)
@@ -254,10 +254,6 @@ def against(revision: str, seconds: float, rounds: int) -> None:
             )
         print(f"cost this tree / {revision}: {medians['this tree'] / medians[revision]:.3f}")
     finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)],
-            capture_output=True,
-        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -323,42 +319,24 @@ def job_paths(revision: str | None, seconds: float, rounds: int, cores: str = "0
     folder = Path(tempfile.mkdtemp(prefix="bench-paths-"))
     trees = {"this tree": ROOT}
     try:
-        if revision:
-            trees[revision] = folder / "baseline"
-            subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(ROOT),
-                    "worktree",
-                    "add",
-                    "--detach",
-                    str(trees[revision]),
-                    revision,
-                ],
-                check=True,
-                capture_output=True,
-            )
-        source = make_input(folder, seconds)
-        found: dict[str, dict] = {}
-        for _ in range(rounds):
-            for name, root in trees.items():
-                out = folder / "out"
-                out.mkdir(exist_ok=True)
-                command = [sys.executable, "-c", PATHS, str(source), str(out), "1"]
-                _, text = run(command, cores=cores, root=root)
-                result = json.loads(text.strip().splitlines()[-1])
-                mine = found.setdefault(name, {"times": {}, "normalization": None})
-                for path, values in result["times"].items():
-                    mine["times"].setdefault(path, []).extend(values)
-                mine["normalization"] = result["normalization"]
-                shutil.rmtree(out, ignore_errors=True)
+        with contextlib.ExitStack() as stack:
+            if revision:
+                trees[revision] = stack.enter_context(checked_out(revision, folder / "baseline"))
+            source = make_input(folder, seconds)
+            found: dict[str, dict] = {}
+            for _ in range(rounds):
+                for name, root in trees.items():
+                    out = folder / "out"
+                    out.mkdir(exist_ok=True)
+                    command = [sys.executable, "-c", PATHS, str(source), str(out), "1"]
+                    _, text = run(command, cores=cores, root=root)
+                    result = json.loads(text.strip().splitlines()[-1])
+                    mine = found.setdefault(name, {"times": {}, "normalization": None})
+                    for path, values in result["times"].items():
+                        mine["times"].setdefault(path, []).extend(values)
+                    mine["normalization"] = result["normalization"]
+                    shutil.rmtree(out, ignore_errors=True)
     finally:
-        if revision:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder / "baseline")],
-                capture_output=True,
-            )
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\n{seconds:.0f} s synthesized track, MP3 192k; cores {cores}, one BLAS thread;")
     print(f"median of {rounds} rounds, wall / CPU seconds (CPU: all threads)\n")

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.audio import BPM, ROOT, SCALE, SINGLE_THREAD, TONIC, pinned
+from bench.revision import checked_out
 
 #: One decode of ``argv[1]``: the blocks' digest (untimed pass) and the CPU seconds of a pass.
 DECODE = r"""
@@ -96,28 +97,19 @@ def main() -> None:
     args = parser.parse_args()
     revision = args.against or start_of_branch()
     folder = Path(tempfile.mkdtemp(prefix="bench-decode-"))
-    baseline = folder / "baseline"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), revision],
-        check=True,
-        capture_output=True,
-    )
     try:
-        paths = make_inputs(folder, args.seconds)
-        sides = {"this tree": ROOT, revision[:12]: baseline}
-        cpu: dict[tuple[str, str], list[float]] = {(f, s): [] for f in FORMATS for s in sides}
-        digests: dict[tuple[str, str], str] = {}
-        for _ in range(args.repeat):
-            for fmt, path in paths.items():
-                for side, root in sides.items():
-                    result = decode_in(root, path)
-                    cpu[fmt, side].append(result["cpu_s"])
-                    digests[fmt, side] = result["digest"]
+        with checked_out(revision, folder / "baseline") as baseline:
+            paths = make_inputs(folder, args.seconds)
+            sides = {"this tree": ROOT, revision[:12]: baseline}
+            cpu: dict[tuple[str, str], list[float]] = {(f, s): [] for f in FORMATS for s in sides}
+            digests: dict[tuple[str, str], str] = {}
+            for _ in range(args.repeat):
+                for fmt, path in paths.items():
+                    for side, root in sides.items():
+                        result = decode_in(root, path)
+                        cpu[fmt, side].append(result["cpu_s"])
+                        digests[fmt, side] = result["digest"]
     finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)],
-            capture_output=True,
-        )
         shutil.rmtree(folder, ignore_errors=True)
     new, old = sides
     print(f"\n{args.seconds:.0f} s synthesized stereo track, 44.1 kHz; one core (taskset -c 0)")

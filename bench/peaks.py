@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.audio import ROOT, SINGLE_THREAD, pinned
+from bench.revision import checked_out
 
 GAIN_DB, CEILING_DBTP = 2.16, -1.0
 CASES = ["limiter", "interval", "interval-idle", "meter", "strict"]
@@ -118,52 +119,45 @@ def main() -> None:
     from tests.support.audio.music import synthesize_track
 
     folder = Path(tempfile.mkdtemp(prefix="bench-peaks-"))
-    baseline = folder / "baseline"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), args.against],
-        check=True,
-        capture_output=True,
-    )
     try:
-        track = synthesize_track(
-            124.0, "E", "minor", seconds=args.seconds, sample_rate=44100, seed=42
-        ).samples
-        limiter = TruePeakLimiter(44100, 2, gain_db=GAIN_DB, ceiling_dbtp=CEILING_DBTP)
-        limited = np.concatenate([limiter.process(track), limiter.flush()], axis=1)
-        np.save(folder / "track.npy", track)
-        np.save(folder / "limited.npy", limited)
-        sides = {"this tree": ROOT, args.against: baseline}
-        times: dict[str, dict[str, list[float]]] = {name: {c: [] for c in CASES} for name in sides}
-        for _ in range(args.rounds):
-            for name, root in sides.items():
-                command = [
-                    sys.executable,
-                    "-c",
-                    TIMED,
-                    str(folder / "track.npy"),
-                    str(folder / "limited.npy"),
-                    str(GAIN_DB),
-                    str(CEILING_DBTP),
-                    str(args.repeat),
-                ]
-                found = json.loads(_run(command, root).strip().splitlines()[-1])
-                assert found.pop("module").startswith(str(root)), "imported the wrong tree"
-                for case, seconds in found.items():
-                    times[name][case].append(seconds)
-        print(
-            f"{args.seconds:.0f} s stereo 44.1 kHz, one core: median over {args.rounds} rounds "
-            f"of the fastest of {args.repeat} calls\n"
-        )
-        print(f"| case | this tree, s | {args.against}, s | this tree / {args.against} |")
-        print("|---|---|---|---|")
-        for case in CASES:
-            new, old = (_median(times[name][case]) for name in sides)
-            print(f"| {case} | {new:.3f} | {old:.3f} | {new / old:.3f} |")
+        with checked_out(args.against, folder / "baseline") as baseline:
+            track = synthesize_track(
+                124.0, "E", "minor", seconds=args.seconds, sample_rate=44100, seed=42
+            ).samples
+            limiter = TruePeakLimiter(44100, 2, gain_db=GAIN_DB, ceiling_dbtp=CEILING_DBTP)
+            limited = np.concatenate([limiter.process(track), limiter.flush()], axis=1)
+            np.save(folder / "track.npy", track)
+            np.save(folder / "limited.npy", limited)
+            sides = {"this tree": ROOT, args.against: baseline}
+            times: dict[str, dict[str, list[float]]] = {
+                name: {c: [] for c in CASES} for name in sides
+            }
+            for _ in range(args.rounds):
+                for name, root in sides.items():
+                    command = [
+                        sys.executable,
+                        "-c",
+                        TIMED,
+                        str(folder / "track.npy"),
+                        str(folder / "limited.npy"),
+                        str(GAIN_DB),
+                        str(CEILING_DBTP),
+                        str(args.repeat),
+                    ]
+                    found = json.loads(_run(command, root).strip().splitlines()[-1])
+                    assert found.pop("module").startswith(str(root)), "imported the wrong tree"
+                    for case, seconds in found.items():
+                        times[name][case].append(seconds)
+            print(
+                f"{args.seconds:.0f} s stereo 44.1 kHz, one core: median over {args.rounds} rounds "
+                f"of the fastest of {args.repeat} calls\n"
+            )
+            print(f"| case | this tree, s | {args.against}, s | this tree / {args.against} |")
+            print("|---|---|---|---|")
+            for case in CASES:
+                new, old = (_median(times[name][case]) for name in sides)
+                print(f"| {case} | {new:.3f} | {old:.3f} | {new / old:.3f} |")
     finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)],
-            capture_output=True,
-        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
