@@ -108,7 +108,6 @@ class IntervalPeaks:
     def __init__(self, sample_rate: int) -> None:
         self.factor = oversampling(sample_rate)
         phases = detector_taps(self.factor)
-        self.tap_gain = float(np.abs(phases).sum(axis=2).max())
         # Every interpolating phase of both filters, as rows of taps on x[n - 15] … x[n + 16].
         self._polyphase = Polyphase(np.concatenate([table[1:] for table in phases]))
 

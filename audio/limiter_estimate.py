@@ -266,10 +266,12 @@ class BackgroundProfile:
 
     def __init__(self, profile: SourceProfile, threaded: bool = True) -> None:
         self._profile = profile
+        self._threaded = threaded
         self._thread = worker(profile.add, "limiter profile", threaded)
 
     def add(self, block: np.ndarray) -> None:
-        self._thread.put(np.array(block, dtype=np.float32, copy=True))  # the caller's may change
+        # Threaded, a copy: the caller may reuse its block while the thread still reads it.
+        self._thread.put(np.array(block, dtype=np.float32, copy=True if self._threaded else None))
 
     def result(self) -> Profile:
         self._thread.finish()

@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 #: Blocks waiting for the encoder at most: 4 × 64 Ki frames of float32 stereo is 2 MB.
 DEPTH = 4
@@ -110,7 +110,18 @@ class Inline:
         self._failed = True
 
 
-def worker(work: Callable[[Any], None], name: str, threaded: bool) -> WorkThread | Inline:
+class Worker(Protocol):
+    """What :class:`WorkThread` and :class:`Inline` both are: items handed over one by one,
+    an error of the work raised at a later ``put`` or at ``finish``."""
+
+    def put(self, item: Any) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def abandon(self) -> None: ...
+
+
+def worker(work: Callable[[Any], None], name: str, threaded: bool) -> Worker:
     """A :class:`WorkThread`, or :class:`Inline` when not ``threaded``."""
     return WorkThread(work, name) if threaded else Inline(work, name)
 
