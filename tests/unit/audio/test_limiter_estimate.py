@@ -104,11 +104,16 @@ def test_the_profile_is_the_same_whatever_the_blocks_and_on_a_thread():
     x = track(12, seconds=3.0)
     whole = profile_of(x, block=x.shape[1])
     odd = profile_of(x, block=777)
-    background = BackgroundProfile(SourceProfile(RATE, 2))
-    for start in range(0, x.shape[1], 4096):
-        background.add(x[:, start : start + 4096])
-    threaded = background.result()
-    for other in (odd, threaded):
+    made = []
+    for threaded in (True, False):
+        background = BackgroundProfile(SourceProfile(RATE, 2), threaded=threaded)
+        reused = np.empty((2, 4096))  # float64, overwritten block after block, as a caller may
+        for start in range(0, x.shape[1], 4096):
+            block = reused[:, : x[:, start : start + 4096].shape[1]]
+            block[:] = x[:, start : start + 4096]
+            background.add(block)
+        made.append(background.result())
+    for other in (odd, *made):
         assert np.array_equal(other.frames, whole.frames)
         # The detector's sums run in BLAS's order, which depends on where a block starts.
         np.testing.assert_allclose(other.peaks, whole.peaks, rtol=1e-5)
