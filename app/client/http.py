@@ -185,7 +185,7 @@ def json_of(response: urllib3.BaseHTTPResponse) -> Any:
 def error_of(response: urllib3.BaseHTTPResponse) -> ApiError:
     """The API's error in ``response`` (read whole here, its connection given back)."""
     try:
-        raw = response.read()
+        raw = response.data  # read here when streamed; kept from the read when not
     except (Urllib3Error, OSError):
         raw = b""
     finally:
