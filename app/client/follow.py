@@ -49,6 +49,10 @@ class Follower:
         self.deadline = None if timeout_s is None else clock() + timeout_s
         self.clock = clock
         self.failures = 0  # attempts in a row that got nothing: the backoff grows with them
+        #: Whether the last stream was opened (one that breaks then is opened again at once)…
+        self.opened = False
+        #: …unless it broke before any event since the last time it broke.
+        self.dropped = False
         #: Seconds before a stream the server ended is opened again (its ``retry:`` hint).
         self.reconnect_s = 0.5
 
@@ -61,10 +65,17 @@ class Follower:
         stream_at = 0.0  # the stream may be tried again from then (clock)
         while True:
             if self.clock() >= stream_at:
+                self.opened = False
                 try:
                     ended = yield from self._stream()
                 except (ConnectionFailed, ApiError) as exc:
                     self._raise_if_final(exc)
+                    if self.opened and not self.dropped:
+                        # dropped midway: opened again at once, after the last event seen (one
+                        # that drops again before any event waits as a refused one does)
+                        self.dropped = True
+                        logger.info("job %s: event stream dropped (%s); resuming", self.job_id, exc)
+                        continue
                     wait = self._wait_after(exc)
                     stream_at = self.clock() + wait
                     logger.info(
@@ -98,11 +109,13 @@ class Follower:
             stream=True, retry_statuses=False, idempotent=False,
         )  # fmt: skip
         self.failures = 0
+        self.opened = True
         parser = SseParser()
         for chunk in read_chunks(response):
             for event in parser.feed(chunk):
                 if event.event == "progress":
                     update = JobEvent.from_json(json.loads(event.data))
+                    self.dropped = False
                     if update.id > self.last_id:
                         self.last_id = update.id
                         yield update
