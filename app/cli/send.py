@@ -283,7 +283,7 @@ def send(
             if out is not None:
                 download_outputs(client, row, out, show)
     emit(rows, as_json)
-    if not waited and not as_json and any(r["job_id"] for r in rows):
+    if not waited and any(r["job_id"] for r in rows):
         ids = " ".join(r["job_id"] for r in rows if r["job_id"])
         click.echo(f"follow them with: phantomchain status --wait {ids}", err=True)
     sys.exit(exit_status(rows, waited))
