@@ -376,15 +376,18 @@ class Client:
         on_progress: DownloadProgress | None = None,
     ) -> Downloaded:
         """Download a transcode (``fmt``: ``mp3``, ``opus``…) to ``dest``: a file path, or a
-        directory, where it gets the name the server gives it (the upload's, with the format's
-        extension). A broken download is resumed — now, and by a later call — from what is on
-        disk (``Range``); the file appears under its name only once whole.
+        directory (one that exists, or a path ending in ``/``, made), where it gets the name the
+        server gives it (the upload's, with the format's extension). A broken download is
+        resumed — now, and by a later call — from what is on disk (``Range``); the file appears
+        under its name only once whole.
 
         :param on_progress: ``(received_bytes, total_bytes)``.
         :raises NotFound: no such upload, or no output in that format.
         """
         target = Path(dest)
-        into_dir = target.is_dir()
+        into_dir = target.is_dir() or os.fspath(dest).endswith(("/", os.sep))
+        if into_dir:
+            target.mkdir(parents=True, exist_ok=True)
         part = (
             target / f".{upload_id}.{fmt}.part"
             if into_dir

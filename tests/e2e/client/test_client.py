@@ -214,6 +214,14 @@ def test_a_partial_download_is_resumed_with_range(finished, api, proxy, tmp_path
     assert not Path(f"{target}.part").exists()
 
 
+def test_a_download_into_a_folder_not_made_yet(finished, api, tmp_path):
+    upload_id, _ = finished
+    with Client(f"http://127.0.0.1:{api.port}", TOKEN) as client:
+        got = client.download(upload_id, "mp3", f"{tmp_path}/new/")
+    assert Path(got.path) == tmp_path / "new" / "song.mp3"
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["song.mp3"]
+
+
 def test_a_stale_partial_download_is_started_again(finished, api, tmp_path):
     """A ``.part`` of another version of the file (its ETag no longer the file's): the server
     answers ``If-Range`` with the whole file, which replaces the stale bytes."""
