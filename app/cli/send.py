@@ -82,6 +82,8 @@ def server_options(command: F) -> F:
             _stop(exc.message, EXIT_FAILED)
         except PhantomChainError as exc:
             _stop(str(exc), EXIT_USAGE)
+        except KeyboardInterrupt:
+            _stop("interrupted", EXIT_INTERRUPTED)
 
     return run  # type: ignore[return-value]
 
@@ -250,31 +252,44 @@ def send(
     status and its loudness, tempo and key — or the sentence saying why it failed. Exit status
     1 when any file was refused or its job failed.
     """
-    from app.client import BadRequest, Conflict, PayloadTooLarge, RateLimited
+    from app.client import BadRequest, Conflict, PayloadTooLarge, PhantomChainError, RateLimited
 
     show = _renderer()
     rows: list[dict[str, Any]] = []
-    for file in files:
-        name = Path(file).name
-        try:
-            accepted = client.upload(
-                file,
-                formats=formats,
-                normalize=normalize,
-                true_peak=true_peak,
-                bpm_range=bpm_range,
-                priority=priority,
-                on_progress=show.sender(name),
+    try:
+        for file in files:
+            name = Path(file).name
+            try:
+                accepted = client.upload(
+                    file,
+                    formats=formats,
+                    normalize=normalize,
+                    true_peak=true_peak,
+                    bpm_range=bpm_range,
+                    priority=priority,
+                    on_progress=show.sender(name),
+                )
+            except BadRequest as exc:
+                if exc.code in OPTION_ERRORS:  # every file would be refused the same
+                    show.close()
+                    _told_so_far(rows)
+                    _stop(exc.message, EXIT_USAGE)
+                show.end(name, f"refused: {exc.message}")
+                rows.append(record(name, None, None, status="refused", error=exc.message))
+                continue
+            except (PayloadTooLarge, RateLimited, Conflict) as exc:
+                show.end(name, f"refused: {exc.message}")
+                rows.append(record(name, None, None, status="refused", error=exc.message))
+                continue
+            show.end(name, f"queued as job {accepted.job_id}")
+            rows.append(
+                record(name, accepted.upload_id, None, status=accepted.status)
+                | {"job_id": accepted.job_id}
             )
-        except (BadRequest, PayloadTooLarge, RateLimited, Conflict) as exc:
-            show.end(name, f"refused: {exc.message}")
-            rows.append(record(name, None, None, status="refused", error=exc.message))
-            continue
-        show.end(name, f"queued as job {accepted.job_id}")
-        rows.append(
-            record(name, accepted.upload_id, None, status=accepted.status)
-            | {"job_id": accepted.job_id}
-        )
+    except (PhantomChainError, KeyboardInterrupt):
+        show.close()
+        _told_so_far(rows)
+        raise
     waited = wait or out is not None
     if waited:
         follow_all(client, rows, show)
@@ -287,6 +302,19 @@ def send(
         ids = " ".join(r["job_id"] for r in rows if r["job_id"])
         click.echo(f"follow them with: phantomchain status --wait {ids}", err=True)
     sys.exit(exit_status(rows, waited))
+
+
+#: A refusal of the options, not of the file: the command stops (exit status 2).
+OPTION_ERRORS = frozenset(
+    {"unknown_format", "bad_normalize", "bad_bpm_range", "bad_priority", "bad_callback_url"}
+)
+
+
+def _told_so_far(rows: Sequence[dict[str, Any]]) -> None:
+    """Stopped midway: the jobs already started, and how to follow them."""
+    ids = " ".join(row["job_id"] for row in rows if row["job_id"])
+    if ids:
+        click.echo(f"jobs already started: phantomchain status --wait {ids}", err=True)
 
 
 @click.command()

@@ -42,7 +42,7 @@ from app.client.errors import (
     WaitTimeout,
 )
 from app.client.follow import Follower, Update
-from app.client.http import Timeouts, Transport, json_of, path_of
+from app.client.http import Timeouts, Transport, json_of, path_of, read_model
 from app.client.models import (
     Accepted,
     Analysis,
@@ -163,10 +163,13 @@ class Client:
         *,
         url: str | None = None,
         token: str | None = None,
-        **options: object,
+        timeout: float | Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        poll_interval_s: float = 1.0,
     ) -> Client:
-        """A client of ``PHANTOMCHAIN_URL`` with ``PHANTOMCHAIN_TOKEN`` (``url`` and ``token``,
-        when given, win); ``options`` as :class:`Client` takes them.
+        """A client of ``PHANTOMCHAIN_URL`` with ``PHANTOMCHAIN_TOKEN`` (from ``environ``, by
+        default the process's environment; ``url`` and ``token``, when given, win); the other
+        options as :class:`Client` takes them.
 
         :raises PhantomChainError: no URL given either way.
         """
@@ -176,7 +179,13 @@ class Client:
             raise PhantomChainError(
                 f"set {URL_VARIABLE} to the server's address (e.g. http://127.0.0.1:8080)"
             )
-        return cls(chosen, token or env.get(TOKEN_VARIABLE, "").strip() or None, **options)  # type: ignore[arg-type]
+        return cls(
+            chosen,
+            token or env.get(TOKEN_VARIABLE, "").strip() or None,
+            timeout=timeout,
+            retry=retry,
+            poll_interval_s=poll_interval_s,
+        )
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -239,7 +248,7 @@ class Client:
         response = self._http.request(
             "POST", "/api/uploads", headers=headers, body=body.chunks, idempotent=True
         )
-        return Accepted.from_json(json_of(response))
+        return read_model(Accepted.from_json, json_of(response))
 
     def upload_batch(
         self,
@@ -275,7 +284,7 @@ class Client:
         response = self._http.request(
             "POST", "/api/batches", headers=headers, body=body.chunks, idempotent=False
         )
-        return Batch.from_json(json_of(response))
+        return read_model(Batch.from_json, json_of(response))
 
     # -- looking -------------------------------------------------------------------------------
 
@@ -284,15 +293,17 @@ class Client:
 
         :raises NotFound: no such job (or another tenant's).
         """
-        return Job.from_json(self._http.get_json(path_of("api", "jobs", job_id))[1])
+        return read_model(Job.from_json, self._http.get_json(path_of("api", "jobs", job_id))[1])
 
     def get_upload(self, upload_id: str) -> Upload:
         """An upload's metadata and audio properties."""
-        return Upload.from_json(self._http.get_json(path_of("api", "uploads", upload_id))[1])
+        body = self._http.get_json(path_of("api", "uploads", upload_id))[1]
+        return read_model(Upload.from_json, body)
 
     def batch(self, batch_id: str) -> Batch:
         """A batch: its jobs' states in order and its overall status."""
-        return Batch.from_json(self._http.get_json(path_of("api", "batches", batch_id))[1])
+        body = self._http.get_json(path_of("api", "batches", batch_id))[1]
+        return read_model(Batch.from_json, body)
 
     def analysis(self, upload_id: str) -> Analysis:
         """The analysis of a finished job.
@@ -311,7 +322,7 @@ class Client:
                 f"the job is {body.get('status')} (stage {body.get('stage')}, "
                 f"{body.get('progress')} %)",
             )
-        return Analysis.from_json(body)
+        return read_model(Analysis.from_json, body)
 
     # -- following and stopping ---------------------------------------------------------------
 

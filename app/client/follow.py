@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator, Iterator
 
 from app.client.errors import ApiError, ConnectionFailed, WaitTimeout
 from app.client.events import SseParser
-from app.client.http import Transport, path_of, read_chunks
+from app.client.http import Transport, json_of, path_of, read_chunks, read_model
 from app.client.models import ENDED, Job, JobEvent
 
 logger = logging.getLogger("app.client")
@@ -114,14 +114,14 @@ class Follower:
         for chunk in read_chunks(response):
             for event in parser.feed(chunk):
                 if event.event == "progress":
-                    update = JobEvent.from_json(json.loads(event.data))
+                    update = read_model(JobEvent.from_json, _json(event.data))
                     self.dropped = False
                     if update.id > self.last_id:
                         self.last_id = update.id
                         yield update
                 elif event.event in ENDED:
                     response.close()
-                    return Job.from_json(json.loads(event.data))
+                    return read_model(Job.from_json, _json(event.data))
             self._check_deadline()
         if parser.retry_ms is not None:
             self.reconnect_s = parser.retry_ms / 1000
@@ -134,7 +134,7 @@ class Follower:
             response = self.transport.request(
                 "GET", path_of("api", "jobs", self.job_id), retry_statuses=False, idempotent=False
             )
-            job = Job.from_json(json.loads(response.data))
+            job = read_model(Job.from_json, json_of(response))
         except (ConnectionFailed, ApiError) as exc:
             self._raise_if_final(exc)
             wait = self._wait_after(exc)
@@ -169,3 +169,11 @@ class Follower:
     def _check_deadline(self) -> None:
         if self.deadline is not None and self.clock() >= self.deadline:
             raise WaitTimeout(f"job {self.job_id} had not ended when the wait was up")
+
+
+def _json(data: str) -> object:
+    """An event's data; one that is not JSON is a stream gone wrong (it is opened again)."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ConnectionFailed(f"the event stream sent what is not JSON: {data[:100]!r}") from None

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
 
 import urllib3
@@ -29,6 +29,7 @@ from app.client.errors import ApiError, ConnectionFailed, PhantomChainError, api
 from app.client.retries import RetryPolicy, parse_retry_after
 
 logger = logging.getLogger("app.client")
+T = TypeVar("T")
 
 USER_AGENT = "phantomchain-client/1"
 #: Bytes read at a time from a streamed answer (a download, an event stream).
@@ -179,6 +180,19 @@ def json_of(response: urllib3.BaseHTTPResponse) -> Any:
     except ValueError:
         raise ConnectionFailed(
             f"the answer ({response.status}) is not JSON: {response.data[:100]!r}"
+        ) from None
+
+
+def read_model(build: Callable[[Any], T], body: Any) -> T:
+    """``build(body)``, or — for an answer not shaped as the API documents it (a proxy's
+    page, another service on that address) — a :class:`PhantomChainError` saying so.
+    """
+    try:
+        return build(body)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PhantomChainError(
+            f"the server's answer is not what the API sends ({type(exc).__name__}: {exc}); "
+            "is this address a PhantomChain server?"
         ) from None
 
 

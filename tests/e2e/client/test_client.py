@@ -19,11 +19,14 @@ import psycopg
 import pytest
 
 from app.client import (
+    BadRequest,
     Client,
     ConnectionFailed,
     Job,
     JobEvent,
+    NotFound,
     NotReady,
+    PayloadTooLarge,
     RateLimited,
     RetryPolicy,
 )
@@ -38,7 +41,7 @@ TOKEN, STREAMS_TOKEN, QUOTA_TOKEN = "sender-token", "streams-token", "quota-toke
 
 @pytest.fixture(scope="module")
 def api(module_deployment):
-    return module_deployment.api(API_TOKENS=f"sender:{TOKEN}")
+    return module_deployment.api(API_TOKENS=f"sender:{TOKEN}", MAX_UPLOAD_MB="1")
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +188,21 @@ def test_a_batch(client, worker, song_file, tmp_path):
     again = client.batch(batch.batch_id)
     assert again.status == "done"
     assert [m.filename for m in again.jobs] == ["song.flac", "other.flac"]
+
+
+def test_refusals_are_typed_with_the_apis_code(client, tmp_path):
+    big = tmp_path / "big.flac"
+    big.write_bytes(b"fLaC" + bytes(3 << 20))
+    with pytest.raises(PayloadTooLarge) as too_large:  # MAX_UPLOAD_MB=1
+        client.upload(big)
+    assert "MAX_UPLOAD_MB" in too_large.value.message
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio")
+    with pytest.raises(BadRequest) as refused:
+        client.upload(notes)
+    assert refused.value.code == "not_audio"
+    with pytest.raises(NotFound):
+        client.job("00000000-0000-4000-8000-000000000000")
 
 
 def test_cancel(client, worker, song_file):

@@ -151,6 +151,13 @@ def test_a_refused_token_and_a_missing_url_are_exit_2(api, files):
     assert missing.returncode == 2 and "PHANTOMCHAIN_URL" in missing.stderr
 
 
+def test_a_bad_option_is_exit_2_with_the_servers_sentence(api, files):
+    done = phantomchain(api, "send", str(files["song"]), str(files["song"]), "--normalize", "loud")
+    assert done.returncode == 2
+    assert "normalize" in done.stderr and done.stderr.count("error:") == 1
+    assert done.stdout == ""
+
+
 def test_ctrl_c_while_waiting_leaves_the_job_running(api, worker, files, tmp_path):
     errors = tmp_path / "stderr"
     with paused(worker), errors.open("w") as stderr:  # the job waits: Ctrl-C meets it unended

@@ -16,6 +16,7 @@ from app.client import Client, RetryPolicy
 from app.client.errors import (
     ConnectionFailed,
     NotFound,
+    PhantomChainError,
     RateLimited,
     ServerError,
     ServiceUnavailable,
@@ -173,3 +174,15 @@ def test_an_upload_carries_an_idempotency_key_and_a_retry_sends_the_same(server,
     keys = {headers["Idempotency-Key"] for _, _, headers in server.seen}
     assert len(server.seen) == 2 and len(keys) == 1 and len(keys.pop()) >= 16
     assert all(int(h["Content-Length"]) > 100 for _, _, h in server.seen)
+
+
+def test_an_answer_that_is_not_the_apis_is_a_phantomchain_error(server):
+    server.answers = [
+        (200, {"Content-Type": "text/html"}, b"<html>a captive portal</html>"),
+        (200, {"Content-Type": "application/json"}, b'{"hello": "world"}'),
+    ]
+    client = client_of(server.url, [])
+    with pytest.raises(ConnectionFailed, match="not JSON"):
+        client.job("j1")
+    with pytest.raises(PhantomChainError, match="not what the API sends"):
+        client.job("j1")
