@@ -4,11 +4,8 @@ failure retried only for a call that is safe to repeat, errors typed with the AP
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,39 +18,6 @@ from app.client.errors import (
     ServerError,
     ServiceUnavailable,
 )
-
-
-class Scripted(http.server.ThreadingHTTPServer):
-    """Answers each request with the next of ``answers``: ``(status, headers, body)``."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.answers: list[tuple[int, dict[str, str], bytes]] = []
-        self.seen: list[tuple[str, str, dict[str, str]]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    server: Scripted
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self.server.seen.append((self.command, self.path, dict(self.headers)))
-        status, headers, body = self.server.answers.pop(0)
-        self.send_response(status)
-        for name, value in {"Content-Length": str(len(body)), **headers}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
 
 
 def error(status: int, code: str, retry_after: str | None = None):
@@ -76,16 +40,6 @@ JOB = {
     "finished_at": None,
     "events": [],
 }
-
-
-@pytest.fixture
-def server() -> Iterator[Scripted]:
-    scripted = Scripted()
-    thread = threading.Thread(target=scripted.serve_forever, daemon=True)
-    thread.start()
-    yield scripted
-    scripted.shutdown()
-    scripted.server_close()
 
 
 def client_of(url: str, slept: list[float], **policy) -> Client:
