@@ -45,7 +45,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[Scripted]:
     scripted = Scripted()
-    thread = threading.Thread(target=scripted.serve_forever, daemon=True)
+    thread = threading.Thread(target=scripted.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield scripted
     scripted.shutdown()
