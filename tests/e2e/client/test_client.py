@@ -34,8 +34,6 @@ from tests.support.deployment import paused
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.slow
-
 TOKEN, STREAMS_TOKEN, QUOTA_TOKEN = "sender-token", "streams-token", "quota-token"
 
 

@@ -18,8 +18,6 @@ from tests.support.deployment import paused
 from tests.support.paths import BIN
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.slow
-
 TOKEN = "sender-token"
 NO_JOB = "00000000-0000-4000-8000-000000000000"
 
