@@ -14,6 +14,8 @@ The house (``docs/layout.md`` draws it) and its one import rule
   (pages), which never import each other; only the factory installs them;
 * ``app/server`` (the web process) serves what the factory builds; ``app/cli`` (the
   ``phantomchain`` command) and ``tasks/`` (the worker) use the core, never HTTP;
+* ``app/client`` (the HTTP API's client, for the machines that send audio) imports nothing of
+  the project but itself; ``app/cli`` uses it;
 * ``audio`` and ``broker`` import nothing of the project but themselves;
 * no import circles. An import inside a function is there only to keep a heavy library out of
   a process that does not need it, and says so.

@@ -12,6 +12,7 @@ from app.cli.analyze import analyze
 from app.cli.dev import dev
 from app.cli.dlq import dlq
 from app.cli.jobs import jobs
+from app.cli.send import fetch, send, status
 from app.cli.storage import storage
 from app.cli.tokens import tokens
 
@@ -22,5 +23,5 @@ def main() -> None:
     """PhantomChain: self-hosted audio analysis and transcoding."""
 
 
-for command in (analyze, dev, dlq, jobs, storage, tokens):
+for command in (analyze, dev, dlq, fetch, jobs, send, status, storage, tokens):
     main.add_command(command)

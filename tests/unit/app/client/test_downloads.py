@@ -1,0 +1,68 @@
+"""Resuming a download only when the server answered exactly the rest: a server that ignores
+``Range`` (200), answers another range, or finds the range past the end (416) gets the file
+started again — never bytes spliced at the wrong place."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.client import Client
+from tests.unit.app.client.conftest import Scripted
+
+WHOLE = bytes(range(256)) * 40
+HAVE = 1000
+
+
+def whole(status: int = 200):
+    return status, {"ETag": '"v2"', "Content-Disposition": 'attachment; filename="s.mp3"'}, WHOLE
+
+
+def rest(start: int):
+    headers = {"ETag": '"v2"', "Content-Range": f"bytes {start}-{len(WHOLE) - 1}/{len(WHOLE)}"}
+    return 206, headers, WHOLE[start:]
+
+
+def download(server: Scripted, tmp_path, answers, part: bytes | None = WHOLE[:HAVE]):
+    server.answers = list(answers)
+    target = tmp_path / "s.mp3"
+    if part is not None:
+        (tmp_path / "s.mp3.part").write_bytes(part)
+    with Client(server.url, "tok", sleep=lambda s: None) as client:
+        got = client.download("u1", "mp3", target)
+    assert target.read_bytes() == WHOLE and got.size == len(WHOLE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp3"]
+    return got, [headers.get("Range") for _, _, headers in server.seen]
+
+
+def test_the_rest_is_appended(server, tmp_path):
+    got, ranges = download(server, tmp_path, [rest(HAVE)])
+    assert got.resumed_from == HAVE and ranges == [f"bytes={HAVE}-"]
+
+
+def test_a_server_ignoring_range_gives_the_whole_file_once(server, tmp_path):
+    got, ranges = download(server, tmp_path, [whole()])
+    assert got.resumed_from == 0 and ranges == [f"bytes={HAVE}-"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [rest(HAVE - 10), (416, {"Content-Range": f"bytes */{len(WHOLE)}"}, b"{}")],
+    ids=["another-range", "416"],
+)
+def test_any_other_answer_starts_again(server, tmp_path, answer):
+    got, ranges = download(server, tmp_path, [answer, whole()])
+    assert got.resumed_from == 0 and ranges == [f"bytes={HAVE}-", None]
+
+
+def test_into_a_folder_by_the_servers_name(server, tmp_path):
+    server.answers = [whole()]
+    with Client(server.url, "tok") as client:
+        got = client.download("u1", "mp3", tmp_path)
+    assert got.path == str(tmp_path / "s.mp3")
+    assert [p.name for p in tmp_path.iterdir()] == ["s.mp3"]
+
+
+def test_the_etag_of_the_first_answer_goes_with_the_resumed_request(server, tmp_path):
+    (tmp_path / "s.mp3.part.etag").write_text('"v2"')
+    got, _ = download(server, tmp_path, [rest(HAVE)])
+    assert server.seen[0][2]["If-Range"] == '"v2"' and got.resumed_from == HAVE
