@@ -111,6 +111,7 @@ def record(
         "bpm": None,
         "key": None,
         "outputs": [],
+        "not_replaced": [],
     }
 
 
@@ -159,7 +160,8 @@ def emit(rows: Sequence[dict[str, Any]], as_json: bool) -> None:
 def exit_status(rows: Sequence[dict[str, Any]], waited: bool) -> int:
     """1 when any job failed, was canceled or refused (or, having waited, did not end done)."""
     ok = {"done"} if waited else {"done", "queued", "running"}
-    return 0 if all(row["status"] in ok for row in rows) else EXIT_FAILED
+    whole = all(row["status"] in ok and not row["not_replaced"] for row in rows)
+    return 0 if whole else EXIT_FAILED
 
 
 def _renderer() -> Renderer:
@@ -190,22 +192,64 @@ def follow_all(client: Client, rows: list[dict[str, Any]], show: Renderer) -> No
         sys.exit(EXIT_INTERRUPTED)
 
 
-def download_outputs(client: Client, row: dict[str, Any], out: Path, show: Renderer) -> None:
-    """Every output of a done job, into ``out``."""
+def download_outputs(
+    client: Client, row: dict[str, Any], out: Path, show: Renderer, overwrite: bool
+) -> None:
+    """Every output of a done job, and its analysis as JSON, into ``out``; a file already
+    there is left as it is (unless ``overwrite``) and named in the row's ``not_replaced``."""
+    from app.client import FileExists
+
     if row["status"] != "done" or not row["upload_id"]:
         return
     analysis = client.analysis(row["upload_id"])
     out.mkdir(parents=True, exist_ok=True)
     name = row["file"] or row["job_id"]
     for fmt in analysis.outputs:
-        got = client.download(
-            row["upload_id"],
-            fmt,
-            out,
-            on_progress=show.receiving(f"{name} ({fmt})"),
-        )
+        try:
+            got = client.download(
+                row["upload_id"],
+                fmt,
+                out,
+                overwrite=overwrite,
+                on_progress=show.receiving(f"{name} ({fmt})"),
+            )
+        except FileExists as exc:
+            show.end(f"{name} ({fmt})", f"{exc} (--overwrite replaces it)")
+            row["not_replaced"].append(exc.path)
+            continue
         row["outputs"].append(got.path)
+    stem = Path(row["file"]).stem if row["file"] else row["upload_id"]
+    try:
+        row["outputs"].append(
+            str(write_analysis(analysis.raw, out / f"{stem}.analysis.json", overwrite))
+        )
+    except FileExists as exc:
+        show.end(f"{name} (analysis)", f"{exc} (--overwrite replaces it)")
+        row["not_replaced"].append(exc.path)
     show.close()
+
+
+def write_analysis(analysis: dict[str, Any], path: Path, overwrite: bool) -> Path:
+    """``analysis`` as indented JSON at ``path``.
+
+    :raises FileExists: ``path`` is there and not ``overwrite``.
+    """
+    from app.client import FileExists
+
+    try:
+        with open(path, "w" if overwrite else "x") as file:
+            file.write(json.dumps(analysis, indent=2) + "\n")
+    except FileExistsError:
+        raise FileExists(str(path)) from None
+    return path
+
+
+#: ``--overwrite`` of the commands that write files.
+overwrite_option = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace files already in --out (by default they are kept and named).",
+)
 
 
 # -- the commands ------------------------------------------------------------------------------
@@ -232,6 +276,7 @@ def download_outputs(client: Client, row: dict[str, Any], out: Path, show: Rende
     type=click.Path(file_okay=False, path_type=Path),
     help="Download each done job's transcodes here (implies --wait).",
 )
+@overwrite_option
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout, one per file.")
 @server_options
 def send(
@@ -244,6 +289,7 @@ def send(
     priority: str | None,
     wait: bool,
     out: Path | None,
+    overwrite: bool,
     as_json: bool,
 ) -> None:
     """Send audio FILES to a PhantomChain server, each as an upload with its own job.
@@ -296,7 +342,7 @@ def send(
         for row in rows:
             with_analysis(client, row)
             if out is not None:
-                download_outputs(client, row, out, show)
+                download_outputs(client, row, out, show, overwrite)
     emit(rows, as_json)
     if not waited and any(r["job_id"] for r in rows):
         ids = " ".join(r["job_id"] for r in rows if r["job_id"])
@@ -360,10 +406,16 @@ def _status_exit(rows: Sequence[dict[str, Any]]) -> int:
     help="The folder to write into (made if missing).",
 )
 @click.option("--format", "formats", multiple=True, help="Only this format (repeatable).")
+@overwrite_option
 @server_options
-def fetch(client: Client, job_id: str, out: Path, formats: tuple[str, ...]) -> None:
+def fetch(
+    client: Client, job_id: str, out: Path, formats: tuple[str, ...], overwrite: bool
+) -> None:
     """Download what the done job JOB_ID made into --out: its transcodes (a partial file left
-    by a broken download is resumed) and its analysis as JSON. Prints the paths."""
+    by a broken download is resumed) and its analysis as JSON. Prints the paths. Files already
+    in --out are kept (exit status 1, naming them) unless --overwrite."""
+    from app.client import FileExists
+
     job = client.job(job_id)
     if job.status != "done":
         why = f": {job.error}" if job.error else ""
@@ -378,15 +430,21 @@ def fetch(client: Client, job_id: str, out: Path, formats: tuple[str, ...]) -> N
             f"job {job_id} made no {', '.join(missing)} (it made {', '.join(analysis.outputs)})", 1
         )
     stem = Path(client.get_upload(job.upload_id).filename).stem or job.upload_id
+    kept = []
     for fmt in wanted:
-        got = client.download(
-            job.upload_id,
-            fmt,
-            out,
-            on_progress=show.receiving(fmt),
-        )
-        show.close()
+        try:
+            got = client.download(
+                job.upload_id, fmt, out, overwrite=overwrite, on_progress=show.receiving(fmt)
+            )
+        except FileExists as exc:
+            kept.append(exc.path)
+            continue
+        finally:
+            show.close()
         click.echo(got.path)
-    report = out / f"{stem}.analysis.json"
-    report.write_text(json.dumps(analysis.raw, indent=2) + "\n")
-    click.echo(str(report))
+    try:
+        click.echo(str(write_analysis(analysis.raw, out / f"{stem}.analysis.json", overwrite)))
+    except FileExists as exc:
+        kept.append(exc.path)
+    if kept:
+        _stop(f"not replaced (--overwrite replaces them): {', '.join(kept)}", EXIT_FAILED)

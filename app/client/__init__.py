@@ -31,6 +31,7 @@ from app.client.errors import (
     BadRequest,
     Conflict,
     ConnectionFailed,
+    FileExists,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -68,6 +69,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "Downloaded",
+    "FileExists",
     "Forbidden",
     "Job",
     "JobEvent",
@@ -384,6 +386,7 @@ class Client:
         fmt: str,
         dest: str | os.PathLike[str],
         *,
+        overwrite: bool = False,
         on_progress: DownloadProgress | None = None,
     ) -> Downloaded:
         """Download a transcode (``fmt``: ``mp3``, ``opus``…) to ``dest``: a file path, or a
@@ -392,11 +395,18 @@ class Client:
         resumed — now, and by a later call — from what is on disk (``Range``); the file appears
         under its name only once whole.
 
+        :param overwrite: replace a file already there under that name. Without it nothing is
+            replaced: a transcode named as its source (``song.mp3`` from ``song.mp3``) and
+            downloaded beside it must not take the original's place.
         :param on_progress: ``(received_bytes, total_bytes)``.
+        :raises FileExists: the file is there and ``overwrite`` is not set (nothing is
+            downloaded).
         :raises NotFound: no such upload, or no output in that format.
         """
         target = Path(dest)
         into_dir = target.is_dir() or os.fspath(dest).endswith(("/", os.sep))
+        if not into_dir and target.exists() and not overwrite:
+            raise FileExists(str(target))
         if into_dir:
             target.mkdir(parents=True, exist_ok=True)
         part = (
@@ -408,7 +418,10 @@ class Client:
         def final(response: urllib3.BaseHTTPResponse) -> Path:
             if not into_dir:
                 return target
-            return target / (filename_of(response) or f"{upload_id}.{fmt}")
+            named = target / (filename_of(response) or f"{upload_id}.{fmt}")
+            if named.exists() and not overwrite:
+                raise FileExists(str(named))
+            return named
 
         path = path_of("api", "uploads", upload_id, "outputs", fmt)
         return Download(self._http, path, part, on_progress).run(final)

@@ -58,7 +58,9 @@ class Download:
         self.on_progress = on_progress
 
     def run(self, final: Callable[[urllib3.BaseHTTPResponse], Path]) -> Downloaded:
-        """Fetch (resuming, retrying) until whole, then rename to ``final(first response)``."""
+        """Fetch (resuming, retrying) until whole, then rename to ``final(first response)``
+        (which may refuse the name by raising: the part is then removed, unless it held bytes
+        of an earlier try)."""
         retries = 0
         resumed_from: int | None = None
         while True:
@@ -66,7 +68,14 @@ class Download:
                 response, have = self._open()
                 if resumed_from is None:
                     resumed_from = have
-                target = final(response)
+                try:
+                    target = final(response)
+                except BaseException:  # not to be written after all: nothing is left behind
+                    response.close()
+                    response.release_conn()
+                    if not have:
+                        self._restart()
+                    raise
                 size = self._receive(response, have)
             except ConnectionFailed:
                 if retries >= self.transport.retry.max_retries:

@@ -20,6 +20,14 @@ class ConnectionFailed(PhantomChainError):
     """The server could not be reached, or the connection broke before a whole answer came."""
 
 
+class FileExists(PhantomChainError):
+    """A download's file is on disk already and the caller did not ask to replace it."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} exists: not replaced")
+        self.path = path
+
+
 class WaitTimeout(PhantomChainError):
     """A job did not end within the time the caller allowed; it goes on on the server."""
 

@@ -90,11 +90,31 @@ def test_send_wait_json_with_a_refused_file(api, worker, files, tmp_path):
     song, notes = lines(done.stdout)
     assert song["file"] == "song.flac" and song["status"] == "done" and song["error"] is None
     assert song["key"] == "A minor" and song["integrated_lufs"] is not None
-    assert sorted(Path(p).name for p in song["outputs"]) == ["song.mp3", "song.opus"]
+    made = sorted(Path(p).name for p in song["outputs"])
+    assert made == ["song.analysis.json", "song.mp3", "song.opus"]
     assert all(Path(p).parent == out and Path(p).stat().st_size > 0 for p in song["outputs"])
+    assert json.loads((out / "song.analysis.json").read_text())["key"] == "A minor"
     assert notes["status"] == "refused" and notes["job_id"] is None
     assert "not an audio file" in notes["error"]
     assert f"queued as job {song['job_id']}" in done.stderr
+
+
+def test_a_file_already_in_out_is_kept_unless_overwrite(api, worker, files, tmp_path):
+    # A FLAC sent for a FLAC transcode, downloaded beside itself: the transcode has its name.
+    source = tmp_path / "song.flac"
+    source.write_bytes(files["song"].read_bytes())
+    kept = phantomchain(api, "send", str(source), "--formats", "flac", "--out", str(tmp_path))
+    assert kept.returncode == 1, kept.stderr
+    assert source.read_bytes() == files["song"].read_bytes()
+    assert f"{source} exists: not replaced (--overwrite replaces it)" in kept.stderr
+    assert (tmp_path / "song.analysis.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.analysis.json", "song.flac"]
+
+    job_id = kept.stdout.splitlines()[1].split()[0]
+    refetched = phantomchain(api, "fetch", job_id, "--out", str(tmp_path), "--overwrite")
+    assert refetched.returncode == 0, refetched.stderr
+    assert source.read_bytes() != files["song"].read_bytes()  # asked for: the transcode's now
+    assert refetched.stdout.split() == [str(source), str(tmp_path / "song.analysis.json")]
 
 
 def test_send_then_status_then_fetch(api, worker, files, tmp_path):

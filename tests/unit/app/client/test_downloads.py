@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.client import Client
+from app.client import Client, FileExists
 from tests.unit.app.client.conftest import Scripted
 
 WHOLE = bytes(range(256)) * 40
@@ -66,3 +66,21 @@ def test_the_etag_of_the_first_answer_goes_with_the_resumed_request(server, tmp_
     (tmp_path / "s.mp3.part.etag").write_text('"v2"')
     got, _ = download(server, tmp_path, [rest(HAVE)])
     assert server.seen[0][2]["If-Range"] == '"v2"' and got.resumed_from == HAVE
+
+
+def test_a_file_already_there_is_not_replaced_unless_asked(server, tmp_path):
+    # A transcode named as its source, downloaded beside it, must not take the original's place.
+    original = tmp_path / "s.mp3"
+    original.write_bytes(b"the original")
+    server.answers = [whole()]
+    with Client(server.url, "tok") as client:
+        with pytest.raises(FileExists) as into_folder:
+            client.download("u1", "mp3", tmp_path)
+        with pytest.raises(FileExists):
+            client.download("u1", "mp3", original)
+        assert into_folder.value.path == str(original)
+        assert original.read_bytes() == b"the original"
+        assert [p.name for p in tmp_path.iterdir()] == ["s.mp3"]  # no part left behind
+        server.answers = [whole()]
+        got = client.download("u1", "mp3", tmp_path, overwrite=True)
+    assert got.path == str(original) and original.read_bytes() == WHOLE
