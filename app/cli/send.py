@@ -414,9 +414,12 @@ def fetch(
     """Download what the done job JOB_ID made into --out: its transcodes (a partial file left
     by a broken download is resumed) and its analysis as JSON. Prints the paths. Files already
     in --out are kept (exit status 1, naming them) unless --overwrite."""
-    from app.client import FileExists
+    from app.client import FileExists, NotFound
 
-    job = client.job(job_id)
+    try:
+        job = client.job(job_id)
+    except NotFound:
+        _stop(f"no such job {job_id}", EXIT_FAILED)
     if job.status != "done":
         why = f": {job.error}" if job.error else ""
         _stop(f"job {job_id} is {job.status}{why}", EXIT_FAILED)

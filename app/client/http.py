@@ -244,5 +244,8 @@ def describe(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     if isinstance(reason, BaseException):
         return describe(reason)
+    cause = exc.__cause__  # a refused connection, a name not known: the socket's own words
+    if isinstance(exc, urllib3.exceptions.NewConnectionError) and isinstance(cause, OSError):
+        return (cause.strerror or str(cause)).lower()
     text = str(exc)
     return text if text else type(exc).__name__
