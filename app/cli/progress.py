@@ -63,8 +63,11 @@ class Renderer:
         elif sent == 0:
             self._show(name, f"{verbs[0]} {size(total)}")
 
-    def step(self, name: str, text: str) -> None:
-        """A stage of ``name``'s job (its log's latest line)."""
+    def step(self, name: str, text: str, progress: int | None = None) -> None:
+        """A stage of ``name``'s job (its log's latest line); on a terminal after a bar of the
+        job's ``progress`` percent, when known."""
+        if self.tty and progress is not None:
+            text = f"{bar(progress, 100)} {text}"
         self._show(name, text)
 
     def end(self, name: str, text: str) -> None:
@@ -83,7 +86,7 @@ class Renderer:
 
     def stepper(self, name: str) -> Callable[[JobEvent], None]:
         """A client's job event callback for ``name``."""
-        return lambda event: self.step(name, event_text(event.stage, event.message))
+        return lambda event: self.step(name, event_text(event.stage, event.message), event.progress)
 
     def close(self) -> None:
         if self._open:

@@ -26,15 +26,19 @@ class JobEvent:
     stage: str | None
     level: str
     message: str
+    #: The job's percent done when the event stream sent it (None in a job's ``events``).
+    progress: int | None = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> JobEvent:
+        progress = body.get("progress")
         return cls(
             int(body["id"]),
             str(body.get("at", "")),
             body.get("stage"),
             str(body.get("level", "info")),
             str(body.get("message", "")),
+            int(progress) if isinstance(progress, int | float) else None,
         )
 
 

@@ -60,8 +60,9 @@ def job_deliveries(job_id: str):
 @bp.get("/api/jobs/<id:job_id>/events")
 @require_token
 def job_events(job_id: str):
-    """Server-Sent Events: each new event, then the job's state, until it has ended (an event
-    named after its status: ``done``, ``failed``, ``canceled``).
+    """Server-Sent Events: each new event (with the job's ``progress`` percent when sent), then
+    the job's state, until it has ended (an event named after its status: ``done``,
+    ``failed``, ``canceled``).
 
     Resumes after ``Last-Event-ID``; ends after ``EVENT_STREAM_MAX_S`` (the client reconnects);
     limited per tenant and per process (:mod:`app.http.streams`).
@@ -80,7 +81,9 @@ def job_events(job_id: str):
                 job, new = jobs.events_after(factory, job_id, last_id)
                 for event in new:
                     last_id = event["id"]
-                    yield f"id: {event['id']}\nevent: progress\ndata: {json.dumps(event)}\n\n"
+                    # with the job's percent as it is now, for a sender's bar
+                    data = json.dumps({**event, "progress": job["progress"]})
+                    yield f"id: {event['id']}\nevent: progress\ndata: {data}\n\n"
                 if job["status"] in ENDED_STATUSES:
                     yield f"event: {job['status']}\ndata: {json.dumps(job)}\n\n"
                     return

@@ -151,6 +151,10 @@ def test_upload_follow_analysis_and_download(client, api, worker, song_file, tmp
     logged = client.job(accepted.job_id).events
     assert [e.id for e in seen] == [e.id for e in logged]  # every event once, in order
     assert "done" in [e.message for e in seen]
+    # streamed events carry the job's percent as sent: for a bar, never going back
+    percents = [e.progress for e in seen if e.progress is not None]
+    assert percents and percents == sorted(percents) and percents[-1] == 100
+    assert all(e.progress is None for e in logged)
 
     analysis = client.analysis(accepted.upload_id)
     assert analysis.key == "A minor"

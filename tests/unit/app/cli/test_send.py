@@ -68,6 +68,16 @@ def test_one_line_redrawn_on_a_terminal():
     assert "sending [######------------------]  25% 512 B of 2.0 KB" in text
 
 
+def test_a_stage_with_the_jobs_percent_is_a_bar_on_a_terminal_only():
+    shown = {}
+    for tty in (True, False):
+        out = io.StringIO()
+        Renderer(out, tty=tty).step("a.flac", "loudness -24.3 LUFS", progress=40)
+        shown[tty] = out.getvalue()
+    assert shown[True] == f"\r\x1b[2Ka.flac: [{'#' * 10}{'-' * 14}]  40% loudness -24.3 LUFS"
+    assert shown[False] == "a.flac: loudness -24.3 LUFS\n"
+
+
 def test_bar_size_and_event_text():
     assert bar(0, 0) == f"[{'#' * 24}] 100%"
     assert size(5 * 2**20) == "5.0 MB"
