@@ -119,8 +119,12 @@ def _seed_problem(seed: str) -> str | None:
     if not seed.startswith("SU"):
         return "is not an nkey user seed (one starts with SU)"
     try:
+        decoded = base64.b32decode(seed + "=" * (-len(seed) % 8))
         nkeys.from_seed(seed.encode())
     except Exception:  # nkeys raises its own errors, and binascii's for bad base32
+        decoded = b""
+    # nkeys.from_seed does not check the checksum: a seed with a typo would sign in as nobody.
+    if len(decoded) != 36 or nkeys.crc16_checksum(decoded[:-2]) != decoded[-2:]:
         return "is not a valid nkey user seed (its checksum or length is wrong)"
     return None
 
