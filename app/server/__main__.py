@@ -10,7 +10,7 @@ behind a load balancer. In order, before anything is served:
 3. the metrics directory is chosen (before the app, which counts into it, is made);
 4. the app is built; where sign-in settings are given (``NATS_CREDS``, ``NATS_NKEY_SEED``,
    ``NATS_TLS_*``) NATS is asked once: a refusal stops the start with one line naming the
-   setting, and exit status 2 (a NATS that does not answer yet is not a reason to stop);
+   setting (logged, as a port taken is), and exit status 2 (a NATS that does not answer yet is not a reason to stop);
 5. the public port and ``METRICS_PORT`` are bound (a port taken is an error that says which).
 
 ``/metrics`` is served only on ``METRICS_PORT`` (``0`` = not at all), bound to the same host as
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     refused = check_at_start(app.extensions["broker"], config.nats_sign_in, config.nats_url)
     if refused is not None:
         app.extensions["broker"].close()
-        print(refused, file=sys.stderr)
+        logger.error("%s", refused)
         return EXIT_CONFIG
     signals = serving.StopSignals()  # before the port answers: a stop from then on is graceful
     try:
