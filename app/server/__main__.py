@@ -10,7 +10,8 @@ behind a load balancer. In order, before anything is served:
 3. the metrics directory is chosen (before the app, which counts into it, is made);
 4. the app is built; where sign-in settings are given (``NATS_CREDS``, ``NATS_NKEY_SEED``,
    ``NATS_TLS_*``) NATS is asked once: a refusal stops the start with one line naming the
-   setting (logged, as a port taken is), and exit status 2 (a NATS that does not answer yet is not a reason to stop);
+   setting (logged, as a port taken is), and exit status 2 (a NATS that does not answer yet
+   is not a reason to stop);
 5. the public port and ``METRICS_PORT`` are bound (a port taken is an error that says which).
 
 ``/metrics`` is served only on ``METRICS_PORT`` (``0`` = not at all), bound to the same host as
