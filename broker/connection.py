@@ -84,6 +84,8 @@ class LoopConnection:
         self._submit_lock = threading.Lock()
         self._submitted: list[Callable[[], Awaitable[Any]]] = []
         self._drain_scheduled = False
+        #: The refusal last logged while reconnecting (each is logged once, not per attempt).
+        self._refusal_logged: str | None = None
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -215,7 +217,7 @@ class LoopConnection:
                     max_outstanding_pings=3,
                     error_cb=self._error_callback(refused),
                     disconnected_cb=self._on_disconnect,
-                    reconnected_cb=_on_reconnect,
+                    reconnected_cb=self._on_reconnect,
                     **options,
                 )
             )
@@ -268,10 +270,15 @@ class LoopConnection:
             elif not refused.cancelled():  # still connecting: _connect gives up
                 if not refused.done():
                     refused.set_result(found)
-            else:
-                logger.error("%s", found)
+            elif found.reason != self._refusal_logged:  # once per reason, not per attempt
+                self._refusal_logged = found.reason
+                logger.error("%s; reconnecting", found)
 
         return on_error
+
+    async def _on_reconnect(self) -> None:
+        self._refusal_logged = None
+        logger.info("reconnected to NATS")
 
     async def _on_disconnect(self) -> None:
         # Closing on purpose is not news, nor is a first connect that failed.
@@ -314,10 +321,6 @@ class LoopConnection:
 def _log_failure(task: asyncio.Future) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.debug("background NATS operation failed: %r", task.exception())
-
-
-async def _on_reconnect() -> None:
-    logger.info("reconnected to NATS")
 
 
 async def _close_quietly(nc: Client) -> None:

@@ -6,6 +6,7 @@ sentence naming the setting, given at once rather than after retries."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -282,3 +283,40 @@ def test_a_ca_that_did_not_sign_the_server_is_refused_in_one_line(tls_server):
     line = refused_at_start(config)
     assert "refused the sign-in (the server's certificate did not verify" in line
     assert line.endswith("check NATS_TLS_CA (the CA that signed the server's certificate)")
+
+
+def test_a_sign_in_refused_while_reconnecting_is_logged_and_ridden_out(tmp_path, caplog):
+    """A user removed from the server (credentials revoked, a JWT expired) while a process
+    runs: its reconnects are refused and it says why, then it carries on once let in again."""
+    user = user_key()
+    listed = tmp_path / "listed.conf"
+    listed.write_text(nkey_users_config(user))
+    unlisted = tmp_path / "unlisted.conf"
+    unlisted.write_text(nkey_users_config(user_key()))
+
+    def serve(conf: Path, port: int | None = None) -> NatsServer:
+        return NatsServer(store_dir=tmp_path / "js", port=port, extra_args=("-c", str(conf)))
+
+    server = serve(listed).start()
+    broker = broker_of(settings(server.url, NATS_NKEY_SEED=user.seed))
+    try:
+        broker.check_sign_in()
+        assert broker.connection.connected
+        server.stop()
+        server = serve(unlisted, server.port).start()
+        with caplog.at_level(logging.ERROR, logger="broker.connection"):
+            assert wait_for(
+                lambda: any(
+                    "refused the sign-in: authorization violation" in r.getMessage()
+                    for r in caplog.records
+                ),
+                timeout=30,
+            )
+        assert user.seed not in caplog.text
+        server.stop()
+        server = serve(listed, server.port).start()
+        assert wait_for(lambda: broker.connection.connected, timeout=30)
+        assert nats_checks(broker) == {"nats": "ok", "jetstream": "ok"}
+    finally:
+        broker.close()
+        server.stop()
