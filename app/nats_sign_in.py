@@ -187,6 +187,8 @@ def _jwt_claims(jwt: str) -> dict | None:
 
 
 def _check_tls(settings: SignInSettings, problems: list[str]) -> None:
+    if not (settings.tls_cert or settings.tls_key or settings.tls_ca):
+        return
     if bool(settings.tls_cert) != bool(settings.tls_key):
         given, missing = (
             ("NATS_TLS_CERT", "NATS_TLS_KEY")
@@ -203,7 +205,7 @@ def _check_tls(settings: SignInSettings, problems: list[str]) -> None:
         )
         if path and _read(name, path, problems) is not None
     }
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # only to load the files: no CA store
     if "NATS_TLS_CA" in readable:
         try:
             context.load_verify_locations(cafile=readable["NATS_TLS_CA"])
