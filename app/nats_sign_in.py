@@ -53,7 +53,7 @@ class SignInSettings:
 
     @property
     def any(self) -> bool:
-        """True when any is set: the broker then uses nats-py, not the wire client."""
+        """True when any is set (a process then checks at start that NATS takes them)."""
         return any(
             (
                 self.creds,

@@ -52,8 +52,8 @@ class NatsBroker(dramatiq.Broker):
     :param connect_timeout: seconds connection trouble is retried before
         :class:`dramatiq.errors.BrokerConnectionError` is raised.
     :param wire: publish, pull and ack on plain sockets speaking the NATS protocol (fast);
-        ``False`` uses nats-py for everything. Servers needing TLS or nkeys switch to nats-py
-        by themselves, and so does a ``sign_in`` with any setting.
+        ``False`` uses nats-py for everything. Servers needing TLS (or nkeys we have no seed
+        for) switch to nats-py by themselves, and so does a ``sign_in`` with TLS files.
     :param lane_max_running: most messages of one lane key (a message's ``lane`` option)
         running at once across all workers; ``None``: no cap (:mod:`broker.lanes`).
     :param prefetch: most messages a worker process holds unsettled per queue; ``None``: what
@@ -120,11 +120,13 @@ class NatsBroker(dramatiq.Broker):
         self.queues: set[str] = set()
         self._ready_queues: set[str] = set()
         self._streams_ready = False
-        # The wire client signs in with what a URL holds only (token, user/password).
-        wire = wire and not self.sign_in.needs_nats_py
+        # The wire client speaks no TLS (it signs nonces: creds and nkey seeds keep it).
+        wire = wire and not self.sign_in.uses_tls
         self.use_wire = wire
         self._publisher: BlockingPublisher | None = (
-            BlockingPublisher(servers, timeout=PUBLISH_ACK_TIMEOUT_S) if wire else None
+            BlockingPublisher(servers, timeout=PUBLISH_ACK_TIMEOUT_S, sign_in=self.sign_in)
+            if wire
+            else None
         )
         self.dead_letters = DeadLetters(self.connection, self.topology, self.enqueue)
 

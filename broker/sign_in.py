@@ -5,8 +5,10 @@ them: operator mode, Synadia Cloud), a bare nkey user seed, and TLS files (a cli
 certificate and key, a CA bundle for the server's certificate). It turns into nats-py
 ``connect()`` keyword arguments (:meth:`NatsSignIn.connect_options`).
 
-The wire client (:mod:`broker.wire`) signs in with a token or user/password only: a broker
-given any of these settings uses nats-py for everything (:attr:`NatsSignIn.needs_nats_py`).
+The wire client (:mod:`broker.wire`) speaks no TLS: a broker given TLS files uses nats-py for
+everything (:attr:`NatsSignIn.uses_tls`). It does sign the server's nonce with a ``.creds``
+file or an nkey seed (:meth:`NatsSignIn.nonce_fields`), so those keep its fast path on plain
+``nats://`` servers.
 
 A sign-in the server refuses (or a server whose certificate we refuse) is not an outage: the
 same settings will be refused again. :func:`refusal` recognises those errors so that a
@@ -15,8 +17,10 @@ connection gives up at once with :class:`SignInRefused` instead of retrying unti
 
 from __future__ import annotations
 
+import base64
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dramatiq.errors import BrokerConnectionError
@@ -59,11 +63,42 @@ class NatsSignIn:
         """True when the client signs the server's nonce (creds or an nkey seed)."""
         return bool(self.creds_file or self.nkey_seed or self.nkey_seed_file)
 
-    @property
-    def needs_nats_py(self) -> bool:
-        """True when the wire client cannot sign in this way (it speaks no TLS, signs no
-        nonce): the broker then uses nats-py for publishing and pulling too."""
-        return self.uses_tls or self.signs_nonce
+    def nonce_fields(self, nonce: str) -> dict[str, str]:
+        """``CONNECT`` fields answering a server's ``nonce`` (for :mod:`broker.wire`): its
+        signature by our nkey, with our user JWT (a ``.creds`` file) or public nkey.
+
+        :raises OSError: a file cannot be read; :class:`ValueError`: not a ``.creds`` file or
+            not a seed.
+        """
+        import nkeys  # nats-py's own dependency for the same
+
+        jwt, seed = self._jwt_and_seed()
+        try:
+            keys = nkeys.from_seed(seed)
+        except Exception as exc:  # nkeys' own errors and binascii's
+            raise ValueError("not an nkey seed") from exc
+        try:
+            fields = {"sig": base64.b64encode(keys.sign(nonce.encode())).decode()}
+            if jwt is not None:
+                fields["jwt"] = jwt
+            else:
+                fields["nkey"] = keys.public_key.decode()
+        finally:
+            keys.wipe()
+        return fields
+
+    def _jwt_and_seed(self) -> tuple[str | None, bytearray]:
+        if self.creds_file:
+            text = Path(self.creds_file).read_text(encoding="utf-8")
+            jwt, seed = creds_line(text, "NATS USER JWT"), creds_line(text, "USER NKEY SEED")
+            if jwt is None or seed is None:
+                raise ValueError(f"{self.creds_file} is not a .creds file")
+            return jwt, bytearray(seed.encode())
+        if self.nkey_seed:
+            return None, bytearray(self.nkey_seed.strip().encode())
+        if self.nkey_seed_file:
+            return None, bytearray(Path(self.nkey_seed_file).read_text().strip().encode())
+        raise ValueError("no creds file nor nkey seed to sign with")
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client SSL context verifying the server against ``tls_ca`` (else the system's
@@ -89,6 +124,16 @@ class NatsSignIn:
         if self.uses_tls:
             options["tls"] = self.ssl_context()
         return options
+
+
+def creds_line(text: str, section: str) -> str | None:
+    """The first line after a ``.creds`` file's ``-----BEGIN <section>-----`` marker."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if f"BEGIN {section}" in line:
+            following = [rest.strip() for rest in lines[i + 1 :] if rest.strip()]
+            return following[0] if following else None
+    return None
 
 
 class SignInRefused(BrokerConnectionError):

@@ -1,6 +1,7 @@
 """Signing in to NATS as operators run it, against real nats-server processes: operator mode
 with a ``.creds`` file, an nkey user, client-certificate TLS. Each works for the broker (a
-message stored and pulled), the Object Store and ``/readyz``'s probe; each refusal is one
+message stored and pulled — on the wire client where it signs the nonce, through nats-py with
+it turned off and over TLS), the Object Store and ``/readyz``'s probe; each refusal is one
 sentence naming the setting, given at once rather than after retries."""
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from app.http.api.health import nats_checks
 from app.nats_sign_in import SignInSettings, check_at_start
 from app.queue import make_broker
 from app.storage import NatsObjectStorage, storage_of
-from broker import NatsBroker, SignInRefused
+from broker import NatsBroker, NatsSignIn, SignInRefused
+from broker.pull import WirePull
+from broker.wire import WireConnection, WireUnsupported
 from tests.support.nats_auth import (
     Certificates,
     Operator,
@@ -44,7 +47,7 @@ def settings(server_url: str, **env: str) -> Config:
     )
 
 
-def broker_of(config: Config) -> NatsBroker:
+def broker_of(config: Config, wire: bool = True) -> NatsBroker:
     broker = make_broker(
         config.nats_url,
         f"signin-{uuid.uuid4().hex[:8]}",
@@ -53,14 +56,16 @@ def broker_of(config: Config) -> NatsBroker:
     )
     broker.connect_timeout = CONNECT_TIMEOUT_S
     broker.connection.connect_timeout = CONNECT_TIMEOUT_S
+    if not wire:
+        broker.use_wire, broker._publisher = False, None  # as NatsBroker(wire=False)
     return broker
 
 
-def round_trip(config: Config) -> None:
-    """A message stored through the broker and pulled back, then acknowledged."""
-    broker = broker_of(config)
+def round_trip(config: Config, *, wire: bool) -> None:
+    """A message stored through the broker and pulled back, then acknowledged: on the wire
+    client (``wire``) or through nats-py."""
+    broker = broker_of(config, wire)
     try:
-        assert not broker.use_wire  # the wire client signs in with what a URL holds only
         sent = dramatiq.Message(
             queue_name="signed", actor_name="noop", args=("hello",), kwargs={}, options={}
         )
@@ -70,6 +75,9 @@ def round_trip(config: Config) -> None:
             received = wait_until(lambda: next(consumer), 30, "the message")
             assert received is not None and received.message_id == sent.message_id
             assert received.args == ("hello",)
+            # Neither sending nor pulling fell back from the wire client (nor took it up).
+            assert broker.use_wire is wire and (broker._publisher is not None) is wire
+            assert isinstance(consumer._transport, WirePull) is wire
             consumer.ack(received)
         finally:
             consumer.close()
@@ -138,8 +146,10 @@ def operator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operat
         )
 
 
-def test_operator_mode_creds_sign_in_the_broker_and_readyz(operator_server):
-    round_trip(settings(operator_server.server.url, NATS_CREDS=str(operator_server.creds)))
+@pytest.mark.parametrize("wire", [True, False], ids=["wire", "nats-py"])
+def test_operator_mode_creds_sign_in_the_broker_and_readyz(operator_server, wire):
+    config = settings(operator_server.server.url, NATS_CREDS=str(operator_server.creds))
+    round_trip(config, wire=wire)
 
 
 def test_operator_mode_creds_sign_in_the_object_store(operator_server):
@@ -201,8 +211,9 @@ def nkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NkeyServer
         yield NkeyServer(server, user.seed)
 
 
-def test_an_nkey_seed_signs_in_the_broker_readyz_and_the_bucket(nkey_server):
-    round_trip(settings(nkey_server.server.url, NATS_NKEY_SEED=nkey_server.seed))
+@pytest.mark.parametrize("wire", [True, False], ids=["wire", "nats-py"])
+def test_an_nkey_seed_signs_in_the_broker_readyz_and_the_bucket(nkey_server, wire):
+    round_trip(settings(nkey_server.server.url, NATS_NKEY_SEED=nkey_server.seed), wire=wire)
     bucket_round_trip(
         settings(
             nkey_server.server.url,
@@ -215,7 +226,7 @@ def test_an_nkey_seed_signs_in_the_broker_readyz_and_the_bucket(nkey_server):
 def test_an_nkey_seed_file_signs_in(nkey_server, tmp_path):
     seed_file = tmp_path / "nats.seed"
     seed_file.write_text(nkey_server.seed + "\n")
-    round_trip(settings(nkey_server.server.url, NATS_NKEY_SEED_FILE=str(seed_file)))
+    round_trip(settings(nkey_server.server.url, NATS_NKEY_SEED_FILE=str(seed_file)), wire=True)
 
 
 def test_a_seed_the_server_does_not_list_is_refused_in_one_line(nkey_server):
@@ -226,6 +237,16 @@ def test_a_seed_the_server_does_not_list_is_refused_in_one_line(nkey_server):
         "check NATS_NKEY_SEED (a user the server lists)"
     )
     assert wrong not in line
+
+
+def test_the_wire_client_signs_the_nonce_and_says_when_it_is_refused(nkey_server):
+    url = nkey_server.server.url
+    WireConnection(url, 5, sign_in=NatsSignIn(nkey_seed=nkey_server.seed)).close()
+    with pytest.raises(SignInRefused) as refused:
+        WireConnection(url, 5, sign_in=NatsSignIn(nkey_seed=user_key().seed))
+    assert refused.value.reason == "authorization violation"
+    with pytest.raises(WireUnsupported):  # no key to sign with: the broker uses nats-py
+        WireConnection(url, 5)
 
 
 # -- client-certificate TLS ------------------------------------------------------------------
@@ -257,7 +278,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
 
 
 def test_a_client_certificate_signs_in_over_tls(tls_server):
-    round_trip(settings(tls_server.tls_url, **tls_server.client()))
+    round_trip(settings(tls_server.tls_url, **tls_server.client()), wire=False)
 
 
 def test_a_plain_nats_url_upgrades_to_tls_with_the_same_files(tls_server):
@@ -266,7 +287,7 @@ def test_a_plain_nats_url_upgrades_to_tls_with_the_same_files(tls_server):
         **tls_server.client(),
         STORAGE_URL=f"nats:///signed-{uuid.uuid4().hex[:8]}",
     )
-    round_trip(config)
+    round_trip(config, wire=False)  # the wire client speaks no TLS
     bucket_round_trip(config)
 
 

@@ -32,20 +32,20 @@ def operator() -> Operator:
     return Operator.make()
 
 
-def test_a_creds_file_is_taken_and_leaves_the_wire_client(tmp_path, operator):
+def test_a_creds_file_is_taken(tmp_path, operator):
     user, jwt = operator.user()
     creds = write_creds(tmp_path / "user.creds", user, jwt)
     config = Config.from_env({**BASE, "NATS_CREDS": str(creds)})
     assert config.nats_sign_in.creds == str(creds)
     sign_in = config.nats_sign_in.for_broker()
-    assert sign_in.needs_nats_py
+    assert sign_in.signs_nonce and not sign_in.uses_tls  # the wire client signs the nonce
     assert sign_in.connect_options() == {"user_credentials": str(creds)}
 
 
-def test_no_sign_in_settings_keep_the_wire_client():
+def test_no_sign_in_settings():
     config = Config.from_env(BASE)
     assert not config.nats_sign_in.any
-    assert not config.nats_sign_in.for_broker().needs_nats_py
+    assert not config.nats_sign_in.for_broker().signs_nonce
     assert config.nats_sign_in.for_broker().connect_options() == {}
 
 
@@ -127,7 +127,7 @@ def test_tls_files(tmp_path):
         }
     )
     sign_in = config.nats_sign_in.for_broker()
-    assert sign_in.uses_tls and sign_in.needs_nats_py
+    assert sign_in.uses_tls and not sign_in.signs_nonce
     assert sign_in.connect_options()["tls"].verify_mode.name == "CERT_REQUIRED"
 
     assert "NATS_TLS_CERT is set without NATS_TLS_KEY" in problems(
