@@ -66,27 +66,33 @@ def round_trip(config: Config, *, wire: bool) -> None:
     client (``wire``) or through nats-py."""
     broker = broker_of(config, wire)
     try:
-        sent = dramatiq.Message(
-            queue_name="signed", actor_name="noop", args=("hello",), kwargs={}, options={}
-        )
-        broker.enqueue(sent)
-        consumer = broker.consume("signed", prefetch=1, timeout=1000)
-        try:
-            received = wait_until(lambda: next(consumer), 30, "the message")
-            assert received is not None and received.message_id == sent.message_id
-            assert received.args == ("hello",)
-            # Neither sending nor pulling fell back from the wire client (nor took it up).
-            assert broker.use_wire is wire and (broker._publisher is not None) is wire
-            assert isinstance(consumer._transport, WirePull) is wire
-            consumer.ack(received)
-        finally:
-            consumer.close()
-        # Acks are sent in the background: wait for the server to count this one.
-        assert wait_for(lambda: broker.queue_stats()["signed"] == (0, 0), timeout=30)
-        assert nats_checks(broker) == {"nats": "ok", "jetstream": "ok"}
-        broker.delete_streams()
+        round_trip_on(broker)
     finally:
         broker.close()
+
+
+def round_trip_on(broker: NatsBroker) -> None:
+    """A message through ``broker`` and back, on the client it is set to use."""
+    wire = broker.use_wire
+    sent = dramatiq.Message(
+        queue_name="signed", actor_name="noop", args=("hello",), kwargs={}, options={}
+    )
+    broker.enqueue(sent)
+    consumer = broker.consume("signed", prefetch=1, timeout=1000)
+    try:
+        received = wait_until(lambda: next(consumer), 30, "the message")
+        assert received is not None and received.message_id == sent.message_id
+        assert received.args == ("hello",)
+        # Neither sending nor pulling fell back from the wire client (nor took it up).
+        assert broker.use_wire is wire and (broker._publisher is not None) is wire
+        assert isinstance(consumer._transport, WirePull) is wire
+        consumer.ack(received)
+    finally:
+        consumer.close()
+    # Acks are sent in the background: wait for the server to count this one.
+    assert wait_for(lambda: broker.queue_stats()["signed"] == (0, 0), timeout=30)
+    assert nats_checks(broker) == {"nats": "ok", "jetstream": "ok"}
+    broker.delete_streams()
 
 
 def bucket_round_trip(config: Config) -> None:
@@ -338,6 +344,31 @@ def test_a_sign_in_refused_while_reconnecting_is_logged_and_ridden_out(tmp_path,
         server = serve(listed, server.port).start()
         assert wait_for(lambda: broker.connection.connected, timeout=30)
         assert nats_checks(broker) == {"nats": "ok", "jetstream": "ok"}
+    finally:
+        broker.close()
+        server.stop()
+
+
+def test_a_creds_file_replaced_in_place_is_read_at_the_next_connection(tmp_path):
+    """Renewed credentials (a secret mounted anew) are picked up by a running process: here
+    the server comes back trusting another operator, whose user's creds replace the file."""
+    before, after = Operator.make(), Operator.make()
+    creds = write_creds(tmp_path / "worker.creds", *before.user())
+    first = tmp_path / "before.conf"
+    first.write_text(before.server_config())
+    second = tmp_path / "after.conf"
+    second.write_text(after.server_config())
+    server = NatsServer(store_dir=tmp_path / "js1", extra_args=("-c", str(first))).start()
+    broker = broker_of(settings(server.url, NATS_CREDS=str(creds)))
+    try:
+        broker.check_sign_in()
+        write_creds(creds, *after.user())
+        server.stop()
+        server = NatsServer(
+            store_dir=tmp_path / "js2", port=server.port, extra_args=("-c", str(second))
+        ).start()
+        assert wait_for(lambda: broker.connection.connected, timeout=30)
+        round_trip_on(broker)
     finally:
         broker.close()
         server.stop()
