@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from app.nats_sign_in import SignInSettings, check_settings
 from app.storage.base import StorageError
 from app.storage.s3_urls import parse_s3_url, redacted
 
@@ -57,6 +58,9 @@ class Config:
     nats_url: str = "nats://127.0.0.1:4222"
     nats_namespace: str = "phantomchain"
     nats_replicas: int = 1
+    #: ``NATS_CREDS``, ``NATS_NKEY_SEED(_FILE)``, ``NATS_TLS_*``: how every process signs in
+    #: to NATS beyond what ``NATS_URL`` holds (:mod:`app.nats_sign_in`).
+    nats_sign_in: SignInSettings = field(default_factory=SignInSettings)
     storage_url: str = "file://./var/storage"
     #: Bearer token -> tenant, from ``API_TOKENS`` (``tenant:token`` or a bare token).
     api_tokens: dict[str, str] = field(default_factory=dict)
@@ -126,6 +130,11 @@ class Config:
         return spare_cores(self.worker_processes * self.worker_threads)
 
     @property
+    def nats_servers(self) -> list[str]:
+        """``NATS_URL``'s servers."""
+        return [part.strip() for part in self.nats_url.split(",") if part.strip()]
+
+    @property
     def open_access(self) -> bool:
         """No tokens configured: every route is open (dev mode, said on start)."""
         return not self.api_tokens and not self.admin_token
@@ -165,6 +174,15 @@ class Config:
         for part in nats_url.split(","):
             if urlparse(part.strip()).scheme not in ("nats", "tls", "ws", "wss"):
                 problems.append(f"NATS_URL must be nats://host:port, got {part.strip()!r}")
+        nats_sign_in = SignInSettings(
+            creds=text("NATS_CREDS"),
+            nkey_seed=text("NATS_NKEY_SEED"),
+            nkey_seed_file=text("NATS_NKEY_SEED_FILE"),
+            tls_cert=text("NATS_TLS_CERT"),
+            tls_key=text("NATS_TLS_KEY"),
+            tls_ca=text("NATS_TLS_CA"),
+        )
+        check_settings(nats_sign_in, problems)
         nats_namespace = text("NATS_NAMESPACE", cls.nats_namespace) or cls.nats_namespace
         if not _NAMESPACE.match(nats_namespace):
             problems.append(
@@ -180,9 +198,20 @@ class Config:
             parsed_storage.scheme == "s3" and not parsed_storage.netloc
         ):
             problems.append(
-                "STORAGE_URL must be file:///path, nats://host:port/bucket or "
-                f"s3://bucket/prefix, got {redacted(storage_url)!r}"
+                "STORAGE_URL must be file:///path, nats://host:port[,host:port…]/bucket, "
+                f"nats:///bucket (NATS_URL's servers) or s3://bucket/prefix, "
+                f"got {redacted(storage_url)!r}"
             )
+        elif parsed_storage.scheme == "nats":
+            for part in filter(None, parsed_storage.netloc.split(",")):
+                try:
+                    _ = urlparse(f"nats://{part}").port  # raises for a port that is no number
+                except ValueError:
+                    problems.append(
+                        "STORAGE_URL's servers must be host:port separated by commas, "
+                        f"got {redacted(storage_url)!r}"
+                    )
+                    break
         elif parsed_storage.scheme == "s3":
             try:
                 parse_s3_url(storage_url)
@@ -224,6 +253,7 @@ class Config:
         config = cls(
             database_url=database_url or "",
             nats_url=nats_url,
+            nats_sign_in=nats_sign_in,
             nats_namespace=nats_namespace,
             nats_replicas=number(
                 "NATS_REPLICAS", cls.nats_replicas, 1, 5, " (copies of each JetStream stream)"

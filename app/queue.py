@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import ENDED_STATUSES, Job, JobEvent, utcnow
-from broker import NatsBroker
+from broker import NatsBroker, NatsSignIn
 from broker.topology import PRIORITIES as LANE_PRIORITIES
 
 #: The queue and the actor that run the stages of a job (:func:`tasks.pipeline.run_stage`).
@@ -45,6 +45,7 @@ def make_broker(
     queue: str = PIPELINE_QUEUE,
     tenant_max_running: int | None = None,
     prefetch: int | None = None,
+    sign_in: NatsSignIn | None = None,
 ) -> NatsBroker:
     """The service's broker at ``nats_url`` (no I/O until first use), its streams and
     consumers named after ``namespace`` (``NATS_NAMESPACE``), with ``queue`` declared — the
@@ -60,7 +61,11 @@ def make_broker(
     themselves fairly between tenants, at most ``tenant_max_running`` (``TENANT_MAX_RUNNING``)
     stages of one tenant at once when set. A worker passes its threads as ``prefetch``: each
     thread then takes the fairest stage when it frees up, rather than one chosen a stage
-    earlier."""
+    earlier.
+
+    ``sign_in`` (``NATS_CREDS``, ``NATS_NKEY_SEED``, ``NATS_TLS_*``:
+    :meth:`app.nats_sign_in.SignInSettings.for_broker`) signs in beyond what the URL holds;
+    with any of it the broker speaks through nats-py rather than its wire client."""
     broker = NatsBroker(
         nats_url,
         namespace=namespace,
@@ -68,6 +73,7 @@ def make_broker(
         middleware=[m() for m in default_middleware] + [CurrentMessage(), *middleware],
         lane_max_running=tenant_max_running,
         prefetch=prefetch,
+        sign_in=sign_in,
     )
     broker.declare_queue(queue)
     return broker

@@ -6,5 +6,6 @@ This package imports nothing else of PhantomChain and could be published on its 
 from broker.backlog import QueueBacklog
 from broker.dead_letters import DeadLetter, DeadLetters
 from broker.nats_broker import NatsBroker
+from broker.sign_in import NatsSignIn, SignInRefused
 
-__all__ = ["DeadLetter", "DeadLetters", "NatsBroker", "QueueBacklog"]
+__all__ = ["DeadLetter", "DeadLetters", "NatsBroker", "NatsSignIn", "QueueBacklog", "SignInRefused"]

@@ -24,6 +24,8 @@ from dramatiq.errors import BrokerConnectionError
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from broker.sign_in import NatsSignIn, SignInRefused, refusal
+
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
@@ -57,12 +59,21 @@ class LoopConnection:
     :param connect_timeout: seconds to keep trying to connect before giving up with
         :class:`dramatiq.errors.BrokerConnectionError`.
     :param name: client name shown by the server (``nats server report connections``).
+    :param sign_in: credentials and TLS files beyond what the URLs hold.
     """
 
-    def __init__(self, servers: list[str], *, connect_timeout: float = 5.0, name: str = "") -> None:
+    def __init__(
+        self,
+        servers: list[str],
+        *,
+        connect_timeout: float = 5.0,
+        name: str = "",
+        sign_in: NatsSignIn | None = None,
+    ) -> None:
         self.servers = servers
         self.connect_timeout = connect_timeout
         self.name = name
+        self.sign_in = sign_in or NatsSignIn()
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -73,6 +84,8 @@ class LoopConnection:
         self._submit_lock = threading.Lock()
         self._submitted: list[Callable[[], Awaitable[Any]]] = []
         self._drain_scheduled = False
+        #: The refusal last logged while reconnecting (each is logged once, not per attempt).
+        self._refusal_logged: str | None = None
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -176,39 +189,96 @@ class LoopConnection:
         return self._js
 
     async def _connect(self) -> Client:
+        """A connected client, trying for ``connect_timeout`` seconds.
+
+        :raises SignInRefused: the server refused our credentials or we refused its
+            certificate — at once: the same settings would be refused again.
+        :raises BrokerConnectionError: no server answered in time.
+        """
         deadline = time.monotonic() + self.connect_timeout
         last_error: BaseException | None = None
+        options = self.sign_in.connect_options()
         while True:
             # A client of our own, so an attempt cut short can be closed: with reconnects on,
-            # nats-py's first connect never gives up by itself while no server answers.
+            # nats-py's first connect never gives up by itself while no server answers (nor
+            # while the server refuses us: its errors reach ``error_cb``, which stops it).
             nc = Client()
-            try:
-                await asyncio.wait_for(
-                    nc.connect(
-                        servers=self.servers,
-                        name=self.name or None,
-                        # nats-py annotates these two in seconds as int; it takes floats.
-                        connect_timeout=max(0.5, min(2.0, self.connect_timeout)),  # type: ignore[arg-type]
-                        allow_reconnect=True,
-                        max_reconnect_attempts=-1,
-                        reconnect_time_wait=0.25,  # type: ignore[arg-type]
-                        ping_interval=10,
-                        max_outstanding_pings=3,
-                        error_cb=_on_error,
-                        disconnected_cb=self._on_disconnect,
-                        reconnected_cb=_on_reconnect,
-                    ),
-                    max(0.1, deadline - time.monotonic()),
+            refused: asyncio.Future[SignInRefused] = asyncio.get_running_loop().create_future()
+            connecting = asyncio.ensure_future(
+                nc.connect(
+                    servers=self.servers,
+                    name=self.name or None,
+                    # nats-py annotates these two in seconds as int; it takes floats.
+                    connect_timeout=max(0.5, min(2.0, self.connect_timeout)),  # type: ignore[arg-type]
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,  # type: ignore[arg-type]
+                    ping_interval=10,
+                    max_outstanding_pings=3,
+                    error_cb=self._error_callback(refused),
+                    disconnected_cb=self._on_disconnect,
+                    reconnected_cb=self._on_reconnect,
+                    **options,
                 )
+            )
+            either: set[asyncio.Future[Any]] = {connecting, refused}
+            done, _ = await asyncio.wait(
+                either,
+                timeout=max(0.1, deadline - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if connecting in done and connecting.exception() is None:
+                refused.cancel()  # from now on a refusal is logged (see _error_callback)
                 return nc
-            except TRANSIENT_ERRORS as exc:
-                last_error = exc
-                await _close_quietly(nc)
+            if not connecting.done():
+                connecting.cancel()
+                await asyncio.gather(connecting, return_exceptions=True)
+            await _close_quietly(nc)
+            if refused.done():
+                raise SignInRefused(refused.result().kind, refused.result().reason, self._where)
+            if connecting.done() and not connecting.cancelled():
+                error = connecting.exception()
+                found = refusal(error) if error is not None else None
+                if found is not None:
+                    raise SignInRefused(found.kind, found.reason, self._where)
+                if not isinstance(error, TRANSIENT_ERRORS):
+                    raise error  # type: ignore[misc]
+                last_error = error
+            else:
+                last_error = last_error or TimeoutError()
             if time.monotonic() >= deadline:
                 raise BrokerConnectionError(
-                    f"could not connect to NATS at {', '.join(self.servers)}: {last_error!r}"
+                    f"could not connect to NATS at {self._where}: {last_error!r}"
                 )
             await asyncio.sleep(0.2)
+
+    @property
+    def _where(self) -> str:
+        return ", ".join(self.servers)
+
+    def _error_callback(
+        self, refused: asyncio.Future[SignInRefused]
+    ) -> Callable[[Exception], Awaitable[None]]:
+        """nats-py's ``error_cb``: a refused sign-in while connecting ends the attempt (it would
+        be tried forever); once connected, one is logged (credentials revoked or expired
+        while running: the client keeps reconnecting, and an operator must see why)."""
+
+        async def on_error(exc: Exception) -> None:
+            found = refusal(exc)
+            if found is None:
+                logger.debug("NATS client error: %r", exc)
+            elif not refused.cancelled():  # still connecting: _connect gives up
+                if not refused.done():
+                    refused.set_result(found)
+            elif found.reason != self._refusal_logged:  # once per reason, not per attempt
+                self._refusal_logged = found.reason
+                logger.error("%s; reconnecting", found)
+
+        return on_error
+
+    async def _on_reconnect(self) -> None:
+        self._refusal_logged = None
+        logger.info("reconnected to NATS")
 
     async def _on_disconnect(self) -> None:
         # Closing on purpose is not news, nor is a first connect that failed.
@@ -251,14 +321,6 @@ class LoopConnection:
 def _log_failure(task: asyncio.Future) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.debug("background NATS operation failed: %r", task.exception())
-
-
-async def _on_error(exc: Exception) -> None:
-    logger.debug("NATS client error: %r", exc)
-
-
-async def _on_reconnect() -> None:
-    logger.info("reconnected to NATS")
 
 
 async def _close_quietly(nc: Client) -> None:

@@ -194,6 +194,7 @@ class NatsConsumer(Consumer):
                 durable,
                 min_batch=self._refill_at,
                 timeout=self.broker.connect_timeout,
+                sign_in=self.broker.connection.sign_in,
             )
         else:
             self._transport = AsyncPull(

@@ -27,6 +27,7 @@ from broker.consumer import NatsConsumer
 from broker.dead_letters import DeadLetters
 from broker.lanes import TICKET, ensure_lane
 from broker.publisher import BlockingPublisher, PublishRejected
+from broker.sign_in import NatsSignIn
 from broker.topology import Topology
 from broker.wire import WireUnsupported
 
@@ -51,14 +52,16 @@ class NatsBroker(dramatiq.Broker):
     :param connect_timeout: seconds connection trouble is retried before
         :class:`dramatiq.errors.BrokerConnectionError` is raised.
     :param wire: publish, pull and ack on plain sockets speaking the NATS protocol (fast);
-        ``False`` uses nats-py for everything. Servers needing TLS or nkeys switch to nats-py
-        by themselves.
+        ``False`` uses nats-py for everything. Servers needing TLS (or nkeys we have no seed
+        for) switch to nats-py by themselves, and so does a ``sign_in`` with TLS files.
     :param lane_max_running: most messages of one lane key (a message's ``lane`` option)
         running at once across all workers; ``None``: no cap (:mod:`broker.lanes`).
     :param prefetch: most messages a worker process holds unsettled per queue; ``None``: what
         the worker asks (dramatiq: twice its threads). Lanes choose a message when it is
         fetched, so a prefetch equal to the worker's threads lets each choice see the work
         waiting when a thread frees up, not when the one before it started.
+    :param sign_in: credentials (``.creds``, nkey seed) and TLS files beyond what the URL holds
+        (:mod:`broker.sign_in`).
 
     A message whose options name a ``lane`` (and optionally a ``lane_priority``: ``high``,
     ``normal`` or ``low``) shares the workers fairly with other lanes instead of waiting its
@@ -80,6 +83,7 @@ class NatsBroker(dramatiq.Broker):
         wire: bool = True,
         lane_max_running: int | None = None,
         prefetch: int | None = None,
+        sign_in: NatsSignIn | None = None,
     ) -> None:
         super().__init__(middleware=middleware)
         #: Set when a worker starts shutting down: messages its threads still hold once the
@@ -106,15 +110,23 @@ class NatsBroker(dramatiq.Broker):
         self.prefetch = prefetch
         self._ready_lanes: set[tuple[str, str, int]] = set()
         self.connect_timeout = connect_timeout
+        self.sign_in = sign_in or NatsSignIn()
         self.connection = LoopConnection(
-            servers, connect_timeout=connect_timeout, name=f"dramatiq-{namespace}"
+            servers,
+            connect_timeout=connect_timeout,
+            name=f"dramatiq-{namespace}",
+            sign_in=self.sign_in,
         )
         self.queues: set[str] = set()
         self._ready_queues: set[str] = set()
         self._streams_ready = False
+        # The wire client speaks no TLS (it signs nonces: creds and nkey seeds keep it).
+        wire = wire and not self.sign_in.uses_tls
         self.use_wire = wire
         self._publisher: BlockingPublisher | None = (
-            BlockingPublisher(servers, timeout=PUBLISH_ACK_TIMEOUT_S) if wire else None
+            BlockingPublisher(servers, timeout=PUBLISH_ACK_TIMEOUT_S, sign_in=self.sign_in)
+            if wire
+            else None
         )
         self.dead_letters = DeadLetters(self.connection, self.topology, self.enqueue)
 
@@ -392,6 +404,15 @@ class NatsBroker(dramatiq.Broker):
             self._ready_lanes.clear()
 
         self._call(delete, "deleting streams")
+
+    def check_sign_in(self) -> None:
+        """Connect now, so that a refused sign-in is known at start.
+
+        :raises broker.sign_in.SignInRefused: the server refused our credentials, or we its
+            certificate.
+        :raises BrokerConnectionError: no server answered within ``connect_timeout``.
+        """
+        self._call(self.connection.client, "connecting")
 
     def close(self) -> None:
         """Close this process's connection (after draining what it sent)."""

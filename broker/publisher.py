@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from broker.sign_in import NatsSignIn
 from broker.wire import WireConnection, WireUnsupported, connect_first, encode_publish
 
 #: Kept for callers that name the old exception.
@@ -41,11 +42,15 @@ class BlockingPublisher:
 
     :param servers: NATS URLs; the first that answers is used.
     :param timeout: seconds to wait for a connection or an acknowledgement.
+    :param sign_in: signs the server's nonce (a ``.creds`` file, an nkey seed).
     """
 
-    def __init__(self, servers: list[str], timeout: float = 2.0) -> None:
+    def __init__(
+        self, servers: list[str], timeout: float = 2.0, sign_in: NatsSignIn | None = None
+    ) -> None:
         self.servers = servers
         self.timeout = timeout
+        self.sign_in = sign_in
         self._local = threading.local()
 
     def publish(
@@ -93,7 +98,7 @@ class BlockingPublisher:
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             return conn
-        conn = connect_first(self.servers, self.timeout, "dramatiq-publisher")
+        conn = connect_first(self.servers, self.timeout, "dramatiq-publisher", self.sign_in)
         self._local.conn, self._local.pid, self._local.counter = conn, os.getpid(), 0
         return conn
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from dramatiq.errors import BrokerConnectionError
 
+from broker.sign_in import NatsSignIn
 from broker.wire import WireConnection, connect_first
 
 if TYPE_CHECKING:
@@ -105,12 +106,21 @@ class WirePull:
     :param min_batch: don't open a new request for fewer messages than this while others are
         on their way (fewer, larger requests).
     :param timeout: seconds for connecting and writing.
+    :param sign_in: signs the server's nonce (a ``.creds`` file, an nkey seed).
     """
 
     def __init__(
-        self, servers: list[str], stream: str, durable: str, *, min_batch: int, timeout: float
+        self,
+        servers: list[str],
+        stream: str,
+        durable: str,
+        *,
+        min_batch: int,
+        timeout: float,
+        sign_in: NatsSignIn | None = None,
     ) -> None:
         self.servers = servers
+        self.sign_in = sign_in
         self.next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}".encode()
         self.min_batch = max(1, min_batch)
         self.timeout = timeout
@@ -259,7 +269,9 @@ class WirePull:
         with self._conn_lock:
             if self._conn is None:
                 try:
-                    self._conn = connect_first(self.servers, self.timeout, "dramatiq-consumer")
+                    self._conn = connect_first(
+                        self.servers, self.timeout, "dramatiq-consumer", self.sign_in
+                    )
                 except (OSError, ValueError) as exc:
                     raise BrokerConnectionError(f"cannot reach NATS: {exc!r}") from exc
             return self._conn

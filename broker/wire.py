@@ -6,9 +6,11 @@ times the server's own work per message. The publisher (``enqueue``) and the pul
 (fetch, ack) speak the protocol themselves on sockets they own; the asyncio client keeps the
 rare operations (stream management, dead letters, joins).
 
-Spoken here: ``INFO``/``CONNECT`` (user/password or token from the URL, headers on),
-``SUB``, ``PUB``/``HPUB``, ``MSG``/``HMSG``, ``PING``/``PONG``, ``-ERR``. Servers that require TLS
-or nkey/JWT authentication raise :class:`WireUnsupported`; callers fall back to nats-py.
+Spoken here: ``INFO``/``CONNECT`` (user/password or token from the URL, or the server's nonce
+signed with a ``.creds`` file or an nkey seed: :class:`broker.sign_in.NatsSignIn`; headers on),
+``SUB``, ``PUB``/``HPUB``, ``MSG``/``HMSG``, ``PING``/``PONG``, ``-ERR``. Servers that require TLS,
+or a nonce signed when we have no key, raise :class:`WireUnsupported`; callers fall back to
+nats-py. A sign-in the server refuses raises :class:`broker.sign_in.SignInRefused`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import time
 import uuid
 from typing import NamedTuple
 from urllib.parse import unquote, urlparse
+
+from broker.sign_in import NatsSignIn, refusal
 
 
 class WireUnsupported(Exception):
@@ -74,9 +78,14 @@ class WireConnection:
     :param url: ``nats://[user:pass@|token@]host:port``.
     :param timeout: seconds for connecting and for any single write.
     :param name: client name shown by the server.
+    :param sign_in: signs the server's nonce where it sends one (its TLS files are not used:
+        a server requiring TLS raises :class:`WireUnsupported`).
     """
 
-    def __init__(self, url: str, timeout: float, name: str = "") -> None:
+    def __init__(
+        self, url: str, timeout: float, name: str = "", sign_in: NatsSignIn | None = None
+    ) -> None:
+        self.sign_in = sign_in or NatsSignIn()
         parsed = urlparse(url if "://" in url else f"nats://{url}")
         self.sock = socket.create_connection(
             (parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout=timeout
@@ -103,8 +112,10 @@ class WireConnection:
         if not info_line.startswith(b"INFO "):
             raise ConnectionError(f"unexpected greeting from NATS: {info_line[:40]!r}")
         info = json.loads(info_line[5:])
-        if info.get("tls_required") or info.get("nonce"):
-            raise WireUnsupported("server requires TLS or nkey authentication")
+        if info.get("tls_required"):
+            raise WireUnsupported("server requires TLS")
+        if info.get("nonce") and not self.sign_in.signs_nonce:
+            raise WireUnsupported("server asks for a signed nonce and we have no key")
         if not info.get("headers", False):
             raise WireUnsupported("server does not support headers")
         connect: dict[str, object] = {
@@ -122,6 +133,8 @@ class WireConnection:
             connect["pass"] = unquote(parsed.password)
         elif parsed.username:
             connect["auth_token"] = unquote(parsed.username)
+        if info.get("nonce") and self.sign_in.signs_nonce:
+            connect.update(self.sign_in.nonce_fields(info["nonce"]))
         self.send(
             b"CONNECT " + json.dumps(connect).encode() + b"\r\n"
             b"SUB " + self.inbox + b".* 1\r\nPING\r\n"
@@ -131,7 +144,11 @@ class WireConnection:
             if line.startswith(b"PONG"):
                 return
             if line.startswith(b"-ERR"):
-                raise ConnectionError(f"NATS refused the connection: {line.decode().strip()}")
+                error = ConnectionError(f"NATS refused the connection: {line.decode().strip()}")
+                refused = refusal(error)
+                if refused is not None:
+                    raise refused
+                raise error
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -249,16 +266,19 @@ def encode_publish(
     return b"PUB %s %d\r\n%s\r\n" % (subject, len(payload), payload)
 
 
-def connect_first(servers: list[str], timeout: float, name: str = "") -> WireConnection:
+def connect_first(
+    servers: list[str], timeout: float, name: str = "", sign_in: NatsSignIn | None = None
+) -> WireConnection:
     """A connection to the first server in ``servers`` that answers.
 
     :raises WireUnsupported: the server needs TLS or other auth.
+    :raises broker.sign_in.SignInRefused: the server refused our sign-in.
     :raises ConnectionError: none answered.
     """
     last_error: Exception | None = None
     for url in servers:
         try:
-            return WireConnection(url, timeout, name)
+            return WireConnection(url, timeout, name, sign_in)
         except WireUnsupported:
             raise
         except (OSError, ValueError) as exc:

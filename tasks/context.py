@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config, ConfigError
 from app.db import make_sessions
-from app.storage import Storage, open_storage
+from app.nats_sign_in import check_at_start
+from app.storage import Storage, storage_of
+from broker import NatsBroker
 
 
 @dataclass
@@ -39,13 +41,23 @@ def worker_config() -> Config:
         raise SystemExit(str(error)) from None
 
 
+def refuse_at_start(broker: NatsBroker, config: Config) -> None:
+    """End the process with one line when NATS refuses the sign-in settings (``NATS_CREDS``,
+    ``NATS_NKEY_SEED``, ``NATS_TLS_*``): a worker would otherwise retry them forever. A NATS
+    that does not answer yet is ridden out, as ever."""
+    line = check_at_start(broker, config.nats_sign_in, config.nats_url)
+    if line is not None:
+        broker.close()
+        raise SystemExit(line)
+
+
 def configure(config: Config) -> WorkerContext:
     global _context
     with _lock:
         _context = WorkerContext(
             config=config,
             sessions=make_sessions(config.database_url),
-            storage=open_storage(config.storage_url, config.nats_replicas),
+            storage=storage_of(config),
         )
         return _context
 

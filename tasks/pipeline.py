@@ -52,7 +52,7 @@ from app.queue import FIRST_STAGE, PIPELINE_ACTOR, PIPELINE_QUEUE, make_broker, 
 from audio.errors import AudioError, Canceled, StopCheck
 from tasks import stages
 from tasks.cancellation import Cancellation, clean_up
-from tasks.context import WorkerContext, get_context, worker_config
+from tasks.context import WorkerContext, get_context, refuse_at_start, worker_config
 from tasks.observability import Observability
 from tasks.outages import riding_out
 from tasks.sweep import Sweeper
@@ -71,7 +71,9 @@ broker = make_broker(
     middleware=[Observability(config), Sweeper(config, get_context)],
     tenant_max_running=config.tenant_max_running or None,
     prefetch=config.worker_threads,  # the Procfile's --threads
+    sign_in=config.nats_sign_in.for_broker(),
 )
+refuse_at_start(broker, config)
 dramatiq.set_broker(broker)
 
 

@@ -20,7 +20,7 @@ from app.metrics import metrics
 from app.queue import WEBHOOK_ACTOR, WEBHOOK_QUEUE, make_broker, send_webhook
 from app.webhooks import outbox
 from app.webhooks.delivery import attempt
-from tasks.context import get_context, worker_config
+from tasks.context import get_context, refuse_at_start, worker_config
 from tasks.observability import Observability
 from tasks.outages import riding_out
 
@@ -35,7 +35,9 @@ broker = make_broker(
     replicas=config.nats_replicas,
     middleware=[Observability(config, webhooks=True)],  # metrics on WEBHOOK_METRICS_PORT
     queue=WEBHOOK_QUEUE,
+    sign_in=config.nats_sign_in.for_broker(),
 )
+refuse_at_start(broker, config)
 dramatiq.set_broker(broker)
 if not config.webhook_secret:
     logger.error("WEBHOOK_SECRET is not set: deliveries are tried again until it is")

@@ -51,11 +51,17 @@ def make_sessions(config: Config) -> sessionmaker[Session]:
 def make_broker(config: Config) -> NatsBroker:
     from app.queue import make_broker  # dramatiq and nats-py load only for commands that use it
 
-    return make_broker(config.nats_url, config.nats_namespace, replicas=config.nats_replicas)
+    return make_broker(
+        config.nats_url,
+        config.nats_namespace,
+        replicas=config.nats_replicas,
+        sign_in=config.nats_sign_in.for_broker(),
+    )
 
 
 def handle_errors(command: F) -> F:
-    """Turn unreachable servers into one readable line (exit 1) instead of a traceback."""
+    """Turn unreachable servers into one readable line (exit 1) instead of a traceback; a
+    sign-in NATS refuses is one line too, naming the setting to check (exit 2)."""
 
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -67,6 +73,9 @@ def handle_errors(command: F) -> F:
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)
         except KINDS as exc:
+            refused = _refused_line(exc)
+            if refused is not None:
+                fail(refused, EXIT_CONFIG)
             away = outage_of(exc)
             if away is None:
                 raise
@@ -78,6 +87,21 @@ def handle_errors(command: F) -> F:
                 fail(f"cannot reach the file storage: {detail(exc)}")
 
     return run  # type: ignore[return-value]
+
+
+def _refused_line(exc: BaseException) -> str | None:
+    """The one line for a sign-in NATS refused (the bucket's too: its cause), else ``None``."""
+    from app.nats_sign_in import refused_line
+    from broker.sign_in import SignInRefused
+
+    refused = exc if isinstance(exc, SignInRefused) else exc.__cause__
+    if not isinstance(refused, SignInRefused):
+        return None
+    try:
+        config = Config.from_env(cli_environment())
+    except ConfigError:  # the settings changed under the command (var/dev.env went away)
+        return str(refused)
+    return refused_line(refused, config.nats_sign_in, config.nats_url)
 
 
 def _nats_url() -> str:

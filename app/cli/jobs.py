@@ -132,7 +132,7 @@ def cancel_command(job_ids: tuple[str, ...]) -> None:
     """Cancel queued or running jobs (as ``POST /api/jobs/<id>/cancel``, as an admin): a
     running stage stops within 2 s and what the job made is removed. One line per job."""
     from app import jobs as service
-    from app.storage import open_storage
+    from app.storage import storage_of
     from app.webhooks import outbox
 
     config = load_config()
@@ -140,7 +140,7 @@ def cancel_command(job_ids: tuple[str, ...]) -> None:
     # Where a batch this cancel ends reads its tracks' loudness (its album gain).
     store = None
     try:
-        store = open_storage(config.storage_url, config.nats_replicas)
+        store = storage_of(config)
     except Exception as exc:  # the cancel needs no storage; only an album gain does
         click.echo(
             f"storage did not answer ({exc}): a batch ended now gets no album gain", err=True

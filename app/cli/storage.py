@@ -34,11 +34,11 @@ def sweep_command(older_than: int, dry_run: bool, as_json: bool) -> None:
     An upload's file is stored a moment before its row is written; only a process that dies
     in between leaves one behind. The cutoff keeps uploads in progress out of reach.
     """
-    from app.storage import open_storage
+    from app.storage import storage_of
     from app.storage.orphans import remove_orphans
 
     config = load_config()
-    store = open_storage(config.storage_url, config.nats_replicas)
+    store = storage_of(config)
     try:
         keys = remove_orphans(make_sessions(config), store, older_than, dry_run=dry_run)
     finally:

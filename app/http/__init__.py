@@ -24,7 +24,7 @@ from app.db import make_sessions
 from app.http import api, errors, headers, observability, web
 from app.http.params import IdConverter
 from app.queue import make_broker
-from app.storage import open_storage
+from app.storage import storage_of
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +37,12 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["PHANTOMCHAIN"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_mb * 1024 * 1024
     app.extensions["sessions"] = make_sessions(config.database_url)
-    app.extensions["storage"] = open_storage(config.storage_url, config.nats_replicas)
+    app.extensions["storage"] = storage_of(config)
     app.extensions["broker"] = make_broker(
-        config.nats_url, config.nats_namespace, replicas=config.nats_replicas
+        config.nats_url,
+        config.nats_namespace,
+        replicas=config.nats_replicas,
+        sign_in=config.nats_sign_in.for_broker(),
     )
     if config.open_access:
         logger.warning(

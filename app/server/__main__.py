@@ -8,8 +8,11 @@ behind a load balancer. In order, before anything is served:
    that lists them all, and exit status 2;
 2. logs go out in our format (:mod:`app.logs`), waitress's own messages included;
 3. the metrics directory is chosen (before the app, which counts into it, is made);
-4. the app is built; the public port and ``METRICS_PORT`` are bound (a port taken is an error
-   that says which).
+4. the app is built; where sign-in settings are given (``NATS_CREDS``, ``NATS_NKEY_SEED``,
+   ``NATS_TLS_*``) NATS is asked once: a refusal stops the start with one line naming the
+   setting (logged, as a port taken is), and exit status 2 (a NATS that does not answer yet
+   is not a reason to stop);
+5. the public port and ``METRICS_PORT`` are bound (a port taken is an error that says which).
 
 ``/metrics`` is served only on ``METRICS_PORT`` (``0`` = not at all), bound to the same host as
 the public port: Prometheus usually scrapes from another host or container, so loopback would
@@ -30,6 +33,7 @@ import threading
 from app.config import Config, ConfigError
 from app.logs import configure_logging
 from app.metrics import use_multiprocess_dir
+from app.nats_sign_in import check_at_start
 
 logger = logging.getLogger("app.server")
 
@@ -64,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     from app.server import front_door, serving
 
     app = create_app(config)
+    refused = check_at_start(app.extensions["broker"], config.nats_sign_in, config.nats_url)
+    if refused is not None:
+        app.extensions["broker"].close()
+        logger.error("%s", refused)
+        return EXIT_CONFIG
     signals = serving.StopSignals()  # before the port answers: a stop from then on is graceful
     try:
         server = front_door.FrontDoor(app, {}, config, args.host)

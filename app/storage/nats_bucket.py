@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
     from nats.js.object_store import ObjectStore
 
+    from broker.sign_in import NatsSignIn
+
 #: Chunks a ranged read asks the bucket for at once (nats-py writes 128 KB chunks: 512 KB).
 RANGE_BATCH = 4
 #: Chunk headers a ranged read looks through at once to find where its range starts.
@@ -42,14 +44,22 @@ class NatsObjectStorage:
     :param bucket: the bucket's name.
     :param replicas: servers of a JetStream cluster keeping a copy of the bucket when it is
         created (``NATS_REPLICAS``).
+    :param sign_in: credentials and TLS files beyond what the URLs hold (the broker's).
     """
 
-    def __init__(self, servers: list[str], bucket: str, replicas: int = 1) -> None:
+    def __init__(
+        self,
+        servers: list[str],
+        bucket: str,
+        replicas: int = 1,
+        *,
+        sign_in: NatsSignIn | None = None,
+    ) -> None:
         from broker.connection import LoopConnection  # nats-py: only for this backend
 
         self.bucket = bucket
         self.replicas = replicas
-        self._conn = LoopConnection(servers, name=f"phantomchain-storage-{bucket}")
+        self._conn = LoopConnection(servers, name=f"phantomchain-storage-{bucket}", sign_in=sign_in)
         self._store: ObjectStore | None = None
 
     async def _bucket(self) -> ObjectStore:

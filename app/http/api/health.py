@@ -1,8 +1,9 @@
 """``/healthz`` (the process answers) and ``/readyz`` (PostgreSQL, the schema, NATS and
 JetStream answer, each asked for real).
 
-NATS is asked over a connection of the probe's own — connect, a PING/PONG round trip, then
-JetStream for the work stream — each step bounded by :data:`NATS_TIMEOUT_S`, never through
+NATS is asked over a connection of the probe's own — connect (signing in as the broker does:
+``NATS_CREDS``, ``NATS_NKEY_SEED``, ``NATS_TLS_*``), a PING/PONG round trip, then JetStream
+for the work stream — each step bounded by :data:`NATS_TIMEOUT_S`, never through
 the API's cached client: that one still looks open while it reconnects to a server that is
 gone, and a first connect through it may take the broker's whole connect timeout.
 """
@@ -22,6 +23,7 @@ from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 from app.db import schema_state
 from app.http.current import broker, sessions
 from broker import NatsBroker
+from broker.sign_in import NatsSignIn, refusal
 
 bp = Blueprint("health", __name__)
 
@@ -86,7 +88,9 @@ async def _probe(broker: NatsBroker) -> dict[str, str]:
     nc = Client()
     try:
         try:
-            await asyncio.wait_for(_connect(nc, broker.connection.servers), NATS_TIMEOUT_S + 1)
+            await asyncio.wait_for(
+                _connect(nc, broker.connection.servers, broker.sign_in), NATS_TIMEOUT_S + 1
+            )
             # nats-py annotates its timeouts in seconds as int; it takes floats.
             await nc.flush(timeout=NATS_TIMEOUT_S)  # type: ignore[arg-type]
         except Exception as exc:
@@ -105,7 +109,7 @@ async def _probe(broker: NatsBroker) -> dict[str, str]:
             await asyncio.wait_for(nc.close(), 1)
 
 
-async def _connect(nc: Client, servers: list[str]) -> None:
+async def _connect(nc: Client, servers: list[str], sign_in: NatsSignIn) -> None:
     async def quiet(exc: Exception) -> None:  # nats-py logs every failure as an error
         pass
 
@@ -118,10 +122,14 @@ async def _connect(nc: Client, servers: list[str]) -> None:
         max_reconnect_attempts=1,  # each server tried twice (0 would mean: forever)
         reconnect_time_wait=0.1,  # type: ignore[arg-type]
         error_cb=quiet,
+        **sign_in.connect_options(),
     )
 
 
 def _reason(exc: BaseException) -> str:
+    refused = refusal(exc)
+    if refused is not None:  # "authorization violation", "the TLS handshake failed (…)"
+        return refused.reason
     if isinstance(exc, TimeoutError):  # asyncio's, nats-py's and concurrent.futures' alike
         return f"no answer within {NATS_TIMEOUT_S:g} s"
     if isinstance(exc, NoServersError):
