@@ -228,9 +228,11 @@ def _check_tls(settings: SignInSettings, problems: list[str]) -> None:
 
 def refused_line(refused: SignInRefused, settings: SignInSettings, servers: str) -> str:
     """One sentence for a refused sign-in, naming the setting to check."""
-    from broker.sign_in import CREDENTIALS, SERVER_CERTIFICATE
+    from broker.sign_in import CREDENTIALS, NO_TLS, SERVER_CERTIFICATE, shown
 
-    if refused.kind == SERVER_CERTIFICATE:
+    if refused.kind == NO_TLS:
+        check = "NATS_URL (the server must offer TLS; nothing was sent in the clear)"
+    elif refused.kind == SERVER_CERTIFICATE:
         check = "NATS_TLS_CA (the CA that signed the server's certificate)"
     elif refused.kind == CREDENTIALS:
         if settings.creds:
@@ -242,7 +244,7 @@ def refused_line(refused: SignInRefused, settings: SignInSettings, servers: str)
             check = "the token or user:password in NATS_URL, or set NATS_CREDS"
     else:
         check = "NATS_TLS_CERT and NATS_TLS_KEY (a client certificate the server's CA signed)"
-    return f"NATS at {servers} refused the sign-in ({refused.reason}): check {check}"
+    return f"NATS at {shown(servers)} refused the sign-in ({refused.reason}): check {check}"
 
 
 def check_at_start(broker: NatsBroker, settings: SignInSettings, servers: str) -> str | None:

@@ -24,7 +24,7 @@ from dramatiq.errors import BrokerConnectionError
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from broker.sign_in import NatsSignIn, SignInRefused, refusal
+from broker.sign_in import NatsSignIn, SignInRefused, TlsNotOffered, refusal, shown
 
 T = TypeVar("T")
 
@@ -50,6 +50,29 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+
+
+class NatsClient(Client):
+    """nats-py's client, refusing to go on in the clear where TLS was asked for.
+
+    nats-py upgrades to TLS only when the server's ``INFO`` says ``tls_required``: given a
+    ``tls://`` URL or an SSL context, it would otherwise send ``CONNECT`` — a token, a password,
+    a user JWT — over plain TCP to a server (or someone in between) that offers no TLS. Here
+    such a server is refused before anything is sent (:class:`TlsNotOffered`), and one that
+    offers TLS without requiring it (``tls_available``) is upgraded, as the Go client does.
+    """
+
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        if initial_connection and self._wants_tls() and not info.get("tls_required"):
+            if not info.get("tls_available"):
+                where = self._current_server.uri.hostname if self._current_server else "it"
+                raise TlsNotOffered(f"{where} offers no TLS")
+            info["tls_required"] = True  # the same dict nats-py reads next: it upgrades
+        await super()._process_info(info, initial_connection)
+
+    def _wants_tls(self) -> bool:
+        server = self._current_server
+        return bool(self.options.get("tls")) or (server is not None and server.uri.scheme == "tls")
 
 
 class LoopConnection:
@@ -202,7 +225,7 @@ class LoopConnection:
             # A client of our own, so an attempt cut short can be closed: with reconnects on,
             # nats-py's first connect never gives up by itself while no server answers (nor
             # while the server refuses us: its errors reach ``error_cb``, which stops it).
-            nc = Client()
+            nc = NatsClient()
             refused: asyncio.Future[SignInRefused] = asyncio.get_running_loop().create_future()
             connecting = asyncio.ensure_future(
                 nc.connect(
@@ -254,7 +277,7 @@ class LoopConnection:
 
     @property
     def _where(self) -> str:
-        return ", ".join(self.servers)
+        return shown(self.servers)  # never a token or password from a URL
 
     def _error_callback(
         self, refused: asyncio.Future[SignInRefused]

@@ -29,8 +29,15 @@ from dramatiq.errors import BrokerConnectionError
 CREDENTIALS = "credentials"
 #: …the server's certificate did not verify against the CA we trust…
 SERVER_CERTIFICATE = "server certificate"
-#: …or the TLS handshake failed otherwise (most often: our client certificate was refused).
+#: …or the TLS handshake failed otherwise (most often: our client certificate was refused)…
 TLS = "tls"
+#: …or TLS was asked for (``tls://``, TLS files) and the server offers none.
+NO_TLS = "no tls"
+
+
+class TlsNotOffered(ssl.SSLError):
+    """The server offers no TLS where TLS was asked for: nothing is sent in the clear. An
+    :class:`OSError`, so nats-py treats it as a failed connection (reported, tried again)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,21 @@ class NatsSignIn:
         return options
 
 
+def shown(servers: str | list[str]) -> str:
+    """Server URLs as they may be logged or shown: a token or user:password in one (``nats://
+    user:secret@host``) is replaced by ``***``."""
+    from urllib.parse import urlsplit
+
+    urls = servers.split(",") if isinstance(servers, str) else servers
+    safe = []
+    for url in (u.strip() for u in urls):
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            url = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+        safe.append(url)
+    return ", ".join(safe)
+
+
 def creds_line(text: str, section: str) -> str | None:
     """The first line after a ``.creds`` file's ``-----BEGIN <section>-----`` marker."""
     lines = text.splitlines()
@@ -156,6 +178,8 @@ def refusal(exc: BaseException) -> SignInRefused | None:
     when it is something that may pass (a server away, a timeout)."""
     if isinstance(exc, SignInRefused):
         return exc
+    if isinstance(exc, TlsNotOffered):
+        return SignInRefused(NO_TLS, "it offers no TLS, and TLS was asked for")
     if isinstance(exc, ssl.SSLCertVerificationError):
         detail = exc.verify_message or exc.reason or "not trusted"
         reason = f"the server's certificate did not verify ({detail})"

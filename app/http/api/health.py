@@ -23,6 +23,7 @@ from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 from app.db import schema_state
 from app.http.current import broker, sessions
 from broker import NatsBroker
+from broker.connection import NatsClient
 from broker.sign_in import NatsSignIn, refusal
 
 bp = Blueprint("health", __name__)
@@ -85,7 +86,7 @@ def nats_checks(broker: NatsBroker) -> dict[str, str]:
 
 
 async def _probe(broker: NatsBroker) -> dict[str, str]:
-    nc = Client()
+    nc = NatsClient()
     try:
         try:
             await asyncio.wait_for(

@@ -7,8 +7,12 @@ sentence naming the setting, given at once rather than after retries."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import socket
+import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,9 +22,9 @@ import dramatiq
 import pytest
 
 from app.config import Config, ConfigError
-from app.embedded.nats_server import NatsServer
+from app.embedded.nats_server import NatsServer, free_port
 from app.http.api.health import nats_checks
-from app.nats_sign_in import SignInSettings, check_at_start
+from app.nats_sign_in import SignInSettings, check_at_start, refused_line
 from app.queue import make_broker
 from app.storage import NatsObjectStorage, storage_of
 from broker import NatsBroker, NatsSignIn, SignInRefused
@@ -372,3 +376,81 @@ def test_a_creds_file_replaced_in_place_is_read_at_the_next_connection(tmp_path)
     finally:
         broker.close()
         server.stop()
+
+
+# -- TLS asked for, and a server that does not require it ----------------------------------------
+
+
+@pytest.mark.parametrize("asked", ["tls-url", "tls-files"], ids=["tls-url", "tls-ca-on-nats-url"])
+def test_tls_asked_of_a_server_offering_none_sends_nothing_in_the_clear(asked, tmp_path):
+    # Something posing as a NATS server with no TLS (or a man in the middle who took
+    # ``tls_required`` out of its INFO): nats-py alone would send CONNECT — a token, a JWT —
+    # in the clear. It records all it is sent until the client hangs up.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    sent = bytearray()
+
+    def pose() -> None:
+        with listener:
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:
+                    return
+                with connection:
+                    connection.sendall(
+                        b'INFO {"server_id":"posing","version":"2.10.0","proto":1,'
+                        b'"max_payload":1048576,"auth_required":true}\r\n'
+                    )
+                    while chunk := connection.recv(4096):
+                        sent.extend(chunk)
+
+    threading.Thread(target=pose, daemon=True).start()
+    certs = make_certificates(tmp_path / "pki")
+    url = f"tls://tok:secret@127.0.0.1:{port}"
+    env = {"NATS_TLS_CA": str(certs.ca)}
+    if asked == "tls-files":
+        url = f"nats://tok:secret@127.0.0.1:{port}"
+    broker = broker_of(settings(url, **env))
+    try:
+        with pytest.raises(SignInRefused) as refused:
+            broker.check_sign_in()
+        assert nats_checks(broker)["nats"] == (
+            "unreachable: it offers no TLS, and TLS was asked for"
+        )
+    finally:
+        broker.close()
+        listener.close()
+    assert refused.value.reason == "it offers no TLS, and TLS was asked for"
+    assert b"CONNECT" not in sent and b"secret" not in sent
+    line = refused_line(refused.value, settings(url, **env).nats_sign_in, url)
+    # nor is the URL's password shown where the refusal is told
+    assert "secret" not in str(refused.value) and "secret" not in line
+    assert f"NATS at {url.split('//')[0]}//***@127.0.0.1:{port} refused the sign-in" in line
+    assert line.endswith(
+        "check NATS_URL (the server must offer TLS; nothing was sent in the clear)"
+    )
+
+
+def test_a_server_offering_tls_without_requiring_it_is_spoken_to_over_tls(tmp_path):
+    certs = make_certificates(tmp_path / "pki")
+    config = (
+        "tls {\n"
+        f"  cert_file: {json.dumps(str(certs.server_cert))}\n"
+        f"  key_file: {json.dumps(str(certs.server_key))}\n"
+        "}\n"
+        "allow_non_tls: true\n"
+    )
+    monitoring = free_port()
+    with configured_server(tmp_path / "server", f"http_port: {monitoring}\n{config}") as server:
+        tls_url = f"tls://127.0.0.1:{server.port}"
+        broker = broker_of(settings(tls_url, NATS_TLS_CA=str(certs.ca)), wire=False)
+        try:
+            round_trip_on(broker)
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{monitoring}/connz", timeout=10
+            ) as answer:
+                connections = json.load(answer)["connections"]
+        finally:
+            broker.close()
+    assert connections and all(c.get("tls_version") for c in connections), connections
