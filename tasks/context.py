@@ -8,8 +8,10 @@ all. The first task builds the rest; :func:`configure` sets it explicitly (tests
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from dataclasses import dataclass
+from typing import NoReturn
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,7 +40,18 @@ def worker_config() -> Config:
     try:
         return Config.from_env()
     except ConfigError as error:
-        raise SystemExit(str(error)) from None
+        stop_with(str(error))
+
+
+def stop_with(message: str) -> NoReturn:
+    """End this worker process with ``message`` on its stderr.
+
+    Written straight to file descriptor 2: dramatiq points a worker process's ``sys.stderr`` at
+    a pipe its main process reads, and that process stops reading once a worker has died — a
+    message carried by ``SystemExit`` was lost now and then on a busy machine.
+    """
+    os.write(2, (message.rstrip("\n") + "\n").encode())
+    raise SystemExit(1)
 
 
 def refuse_at_start(broker: NatsBroker, config: Config) -> None:
@@ -48,7 +61,7 @@ def refuse_at_start(broker: NatsBroker, config: Config) -> None:
     line = check_at_start(broker, config.nats_sign_in, config.nats_url)
     if line is not None:
         broker.close()
-        raise SystemExit(line)
+        stop_with(line)
 
 
 def configure(config: Config) -> WorkerContext:

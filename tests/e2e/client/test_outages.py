@@ -102,8 +102,9 @@ def test_postgres_away_while_the_client_waits(stack, song_file, client_log):
         client.close()
         proxy.close()
     assert not raised, raised
+    # (whether the stream was opened again or the job was seen done by a poll first depends
+    # on when the database came back against the stream's Retry-After: either is right)
     assert ended and ended[0].status == "done"
-    assert len(proxy.requests_with("/events")) >= 2  # the stream was opened again
 
 
 def test_nats_away_while_the_client_waits(stack, song_file, client_log):

@@ -59,6 +59,7 @@ BAD_WEBHOOKS = {"WEBHOOK_SECRET": "hunter2", "WEBHOOK_TIMEOUT_S": "0", "WEBHOOK_
 )
 def test_a_procfile_line_stops_with_every_problem_listed(tmp_path, line, bad):
     output = run_line(line, tmp_path, **bad)
+    assert "invalid configuration:" in output, output
     message = output[output.index("invalid configuration:") :]
     for name in bad:
         assert f"  - {name} must be" in message, (name, output)

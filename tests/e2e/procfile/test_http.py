@@ -238,7 +238,10 @@ def test_the_event_stream_is_live_while_the_job_runs(api, worker, song):
     assert [e["stage"] for e in progress if e["message"].endswith(" started")] == STAGES
     assert any(e["stage"] != STAGES[-1] for e in progress)
     _, job = call(api.port, "GET", f"/api/jobs/{body['job_id']}")
-    assert progress == job["events"]
+    # each streamed event is the logged one, with the job's percent when it was sent
+    assert [{k: v for k, v in e.items() if k != "progress"} for e in progress] == job["events"]
+    percents = [e["progress"] for e in progress]
+    assert percents == sorted(percents) and percents[-1] == 100
 
 
 def ended_by_its_events(port: int, events_path: str) -> dict:
