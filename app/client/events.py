@@ -3,13 +3,20 @@
 A :class:`SseParser` is fed the bytes of a stream in whatever pieces the socket gives and hands
 back each event once its blank line has come: lines end with LF, CRLF or CR; ``:`` lines are
 comments (the server's keep-alive); ``data:`` lines join with a newline; an ``id:`` holding NUL
-is ignored; ``retry:`` sets the reconnection delay.
+is ignored; ``retry:`` sets the reconnection delay. A line, or an event's data, longer than
+:data:`MAX_EVENT_CHARS` is a stream gone wrong (or hostile): it raises, rather than take the
+reader's memory.
 """
 
 from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
+
+from app.client.errors import ConnectionFailed
+
+#: The longest line, and the most data in one event (the API's are a few kilobytes).
+MAX_EVENT_CHARS = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class SseParser:
         self._buffer = ""
         self._event = ""
         self._data: list[str] = []
+        self._data_chars = 0
         self._has_data = False
         #: The stream's last event id so far (kept across events, as the spec says).
         self.last_id: str | None = None
@@ -37,29 +45,37 @@ class SseParser:
         self.retry_ms: int | None = None
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
-        """The events that ``chunk`` completes."""
+        """The events that ``chunk`` completes.
+
+        :raises ConnectionFailed: a line or an event's data longer than :data:`MAX_EVENT_CHARS`.
+        """
         self._buffer += self._decoder.decode(chunk)
         events: list[SseEvent] = []
         while True:
             line, found = self._take_line()
             if not found:
+                if len(self._buffer) > MAX_EVENT_CHARS:
+                    raise ConnectionFailed(
+                        f"the event stream sent a line longer than {MAX_EVENT_CHARS} characters"
+                    )
                 return events
             event = self._line(line)
             if event is not None:
                 events.append(event)
 
     def _take_line(self) -> tuple[str, bool]:
-        for index, char in enumerate(self._buffer):
-            if char == "\n":
-                line, self._buffer = self._buffer[:index], self._buffer[index + 1 :]
-                return line, True
-            if char == "\r":
-                if index + 1 == len(self._buffer):  # a CR last: wait to see whether LF follows
-                    return "", False
-                skip = 2 if self._buffer[index + 1] == "\n" else 1
-                line, self._buffer = self._buffer[:index], self._buffer[index + skip :]
-                return line, True
-        return "", False
+        ends = [at for at in (self._buffer.find("\n"), self._buffer.find("\r")) if at >= 0]
+        if not ends:
+            return "", False
+        index = min(ends)
+        if self._buffer[index] == "\r":
+            if index + 1 == len(self._buffer):  # a CR last: wait to see whether LF follows
+                return "", False
+            skip = 2 if self._buffer[index + 1] == "\n" else 1
+        else:
+            skip = 1
+        line, self._buffer = self._buffer[:index], self._buffer[index + skip :]
+        return line, True
 
     def _line(self, line: str) -> SseEvent | None:
         if not line:
@@ -72,6 +88,11 @@ class SseParser:
         if name == "event":
             self._event = value
         elif name == "data":
+            self._data_chars += len(value) + 1
+            if self._data_chars > MAX_EVENT_CHARS:
+                raise ConnectionFailed(
+                    f"the event stream sent an event longer than {MAX_EVENT_CHARS} characters"
+                )
             self._data.append(value)
             self._has_data = True
         elif name == "id":
@@ -84,5 +105,5 @@ class SseParser:
     def _dispatch(self) -> SseEvent | None:
         event = SseEvent(self._event or "message", "\n".join(self._data), self.last_id)
         had_data = self._has_data
-        self._event, self._data, self._has_data = "", [], False
+        self._event, self._data, self._data_chars, self._has_data = "", [], 0, False
         return event if had_data else None

@@ -124,7 +124,7 @@ class Follower:
                     return read_model(Job.from_json, _json(event.data))
             self._check_deadline()
         if parser.retry_ms is not None:
-            self.reconnect_s = parser.retry_ms / 1000
+            self.reconnect_s = min(parser.retry_ms / 1000, self.transport.retry.max_wait_s)
         return None
 
     def _poll(self) -> Generator[Update, None, Job | None]:
@@ -154,10 +154,14 @@ class Follower:
             raise exc
 
     def _wait_after(self, exc: Exception) -> float:
+        """The server's ``Retry-After``, else a backoff; never more than the retry policy's
+        ``max_wait_s`` (a server asking for days is not obeyed: the job is looked at again)."""
         retry_after = exc.retry_after if isinstance(exc, ApiError) else None
         wait = self.transport.retry.backoff(self.failures)
         self.failures += 1
-        return retry_after if retry_after is not None else wait
+        return min(
+            retry_after if retry_after is not None else wait, self.transport.retry.max_wait_s
+        )
 
     def _sleep(self, seconds: float) -> None:
         self._check_deadline()

@@ -36,6 +36,11 @@ USER_AGENT = "phantomchain-client/1"
 READ_CHUNK = 64 * 1024
 #: Statuses retried after the server's ``Retry-After`` (or a backoff when it sent none).
 RETRIED_STATUSES = frozenset({429, 503})
+#: The most of an answer read into memory (a job with all its events is far less): a body
+#: without end — a server gone wrong, or hostile — must not take the sender's memory.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+#: The most of an error's body read: its sentence is in the first few hundred bytes.
+MAX_ERROR_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -133,10 +138,12 @@ class Transport:
                     url,
                     body=body() if body is not None else data,
                     headers=sent_headers,
-                    preload_content=not stream,
+                    preload_content=False,
                     decode_content=False,
                     redirect=False,
                 )
+                if not stream and (response.status < 400 or response.status in accepted):
+                    response = _read_whole(response)
             except (Urllib3Error, OSError) as exc:
                 error = ConnectionFailed(f"{method} {url}: {describe(exc)}")
                 if not idempotent:
@@ -196,14 +203,56 @@ def read_model(build: Callable[[Any], T], body: Any) -> T:
         ) from None
 
 
-def error_of(response: urllib3.BaseHTTPResponse) -> ApiError:
-    """The API's error in ``response`` (read whole here, its connection given back)."""
+def read_at_most(response: urllib3.BaseHTTPResponse, limit: int) -> tuple[bytes, bool]:
+    """Up to ``limit`` bytes of an unread answer's body, and whether all of it came."""
+    pieces: list[bytes] = []
+    size = 0
+    while size <= limit:
+        piece = response.read1(min(READ_CHUNK, limit + 1 - size))
+        if not piece:
+            return b"".join(pieces), True
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)[:limit], False
+
+
+def _read_whole(response: urllib3.BaseHTTPResponse) -> urllib3.BaseHTTPResponse:
+    """``response`` with its body read (up to :data:`MAX_ANSWER_BYTES`), its connection given
+    back.
+
+    :raises ConnectionFailed: the body is larger than that.
+    """
+    whole = False
     try:
-        raw = response.data  # read here when streamed; kept from the read when not
-    except (Urllib3Error, OSError):
-        raw = b""
+        data, whole = read_at_most(response, MAX_ANSWER_BYTES)
     finally:
+        if not whole:  # the rest left unread: the connection cannot carry another request
+            response.close()
         response.release_conn()
+    if not whole:
+        raise ConnectionFailed(
+            f"the answer ({response.status}) is larger than {MAX_ANSWER_BYTES} bytes"
+        )
+    return urllib3.HTTPResponse(
+        body=data,
+        headers=response.headers,
+        status=response.status,
+        reason=response.reason,
+        preload_content=False,
+        decode_content=False,
+    )
+
+
+def error_of(response: urllib3.BaseHTTPResponse) -> ApiError:
+    """The API's error in ``response`` (its first :data:`MAX_ERROR_BYTES` read here, its
+    connection given back)."""
+    try:
+        raw, whole = read_at_most(response, MAX_ERROR_BYTES)
+    except (Urllib3Error, OSError):
+        raw, whole = b"", False
+    if not whole:  # the rest left unread: the connection cannot carry another request
+        response.close()
+    response.release_conn()
     code, message = f"http_{response.status}", response.reason or "error"
     try:
         body = json.loads(raw)
