@@ -298,7 +298,14 @@ def send(
     status and its loudness, tempo and key — or the sentence saying why it failed. Exit status
     1 when any file was refused or its job failed.
     """
-    from app.client import BadRequest, Conflict, PayloadTooLarge, PhantomChainError, RateLimited
+    from app.client import (
+        BadRequest,
+        Conflict,
+        FileUnreadable,
+        PayloadTooLarge,
+        PhantomChainError,
+        RateLimited,
+    )
 
     show = _renderer()
     rows: list[dict[str, Any]] = []
@@ -326,6 +333,10 @@ def send(
             except (PayloadTooLarge, RateLimited, Conflict) as exc:
                 show.end(name, f"refused: {exc.message}")
                 rows.append(record(name, None, None, status="refused", error=exc.message))
+                continue
+            except FileUnreadable as exc:  # this file only: the others are still sent
+                show.end(name, f"not sent: {exc}")
+                rows.append(record(name, None, None, status="refused", error=str(exc)))
                 continue
             show.end(name, f"queued as job {accepted.job_id}")
             rows.append(

@@ -55,7 +55,7 @@ from app.client.models import (
     Output,
     Upload,
 )
-from app.client.multipart import FilePart, MultipartBody, Progress
+from app.client.multipart import FilePart, FileUnreadable, MultipartBody, Progress
 from app.client.retries import RetryPolicy
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "ConnectionFailed",
     "Downloaded",
     "FileExists",
+    "FileUnreadable",
     "Forbidden",
     "Job",
     "JobEvent",
@@ -236,6 +237,7 @@ class Client:
         :raises BadRequest: not audio (``code == "not_audio"``), a bad option.
         :raises PayloadTooLarge: over the server's ``MAX_UPLOAD_MB``.
         :raises RateLimited: over the tenant's quota (``retry_after`` says when it frees).
+        :raises FileUnreadable: the file cannot be read, or changed while it was being sent.
         """
         source = Path(path)
         body = MultipartBody(

@@ -4,6 +4,12 @@ is read in :data:`CHUNK`-byte pieces, so a file of any size costs that much memo
 
 A body can be sent again (:meth:`MultipartBody.chunks` reopens the files): what a retry of an
 upload needs.
+
+A file that cannot be read, or whose size changed since it was measured (still being
+written, cut, removed), raises :class:`FileUnreadable` — not an :class:`OSError`, which the
+transport would take for a broken connection and retry — and never sends more or fewer bytes
+than the ``Content-Length`` announced (more would be read as a next request; fewer would leave
+the server waiting).
 """
 
 from __future__ import annotations
@@ -14,10 +20,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.client.errors import PhantomChainError
+
 CHUNK = 64 * 1024
 
 #: ``(sent_bytes, total_bytes)`` of one file, called as its bytes are handed to the socket.
 Progress = Callable[[int, int], None]
+
+
+class FileUnreadable(PhantomChainError):
+    """A file to send cannot be read, or changed while it was being sent."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,7 @@ class MultipartBody:
         self.content_type = f"multipart/form-data; boundary={self.boundary}"
         self._fields = list(fields)
         self._files = list(files)
-        self._sizes = [os.stat(part.path).st_size for part in self._files]
+        self._sizes = [_size_of(part.path) for part in self._files]
 
     def _field_head(self, name: str) -> bytes:
         return (
@@ -50,11 +62,11 @@ class MultipartBody:
         ).encode()
 
     def _file_head(self, part: FilePart) -> bytes:
-        return (
+        return (  # a name not UTF-8 on disk (surrogates): "?" in their place
             f"--{self.boundary}\r\nContent-Disposition: form-data; "
             f'name="file"; filename="{_quoted(part.filename)}"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
+        ).encode("utf-8", "replace")
 
     def _tail(self) -> bytes:
         return f"--{self.boundary}--\r\n".encode()
@@ -78,14 +90,38 @@ class MultipartBody:
         yield self._field_bytes()
         for part, size in zip(self._files, self._sizes, strict=True):
             yield self._file_head(part)
-            sent = 0
             if part.on_progress:
                 part.on_progress(0, size)
-            with open(part.path, "rb") as file:
-                while piece := file.read(CHUNK):
-                    yield piece
-                    sent += len(piece)
-                    if part.on_progress:
-                        part.on_progress(sent, size)
+            yield from _read_exactly(part, size)
             yield b"\r\n"
         yield self._tail()
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError as exc:
+        raise FileUnreadable(f"{path}: {exc.strerror or exc}") from None
+
+
+def _read_exactly(part: FilePart, size: int) -> Iterator[bytes]:
+    """The ``size`` bytes of ``part``'s file, telling its progress.
+
+    :raises FileUnreadable: it cannot be read, or it holds fewer or more bytes now.
+    """
+    sent = 0
+    try:
+        with open(part.path, "rb") as file:
+            while sent < size and (piece := file.read(min(CHUNK, size - sent))):
+                yield piece
+                sent += len(piece)
+                if part.on_progress:
+                    part.on_progress(sent, size)
+            grew = bool(file.read(1))
+    except OSError as exc:
+        raise FileUnreadable(f"{part.path}: {exc.strerror or exc}") from None
+    if sent != size or grew:
+        raise FileUnreadable(
+            f"{part.path} changed while it was being sent (it held {size} bytes when the upload "
+            "began): nothing was kept; send it again once it is complete"
+        )

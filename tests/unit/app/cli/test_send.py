@@ -4,6 +4,9 @@ status, the progress lines on a terminal and elsewhere, and the settings' exit s
 from __future__ import annotations
 
 import io
+import json
+import os
+import threading
 
 from click.testing import CliRunner
 
@@ -99,3 +102,27 @@ def test_a_server_that_does_not_answer_is_exit_3(monkeypatch):
     result = CliRunner().invoke(main, ["status", "j1", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == EXIT_UNREACHABLE
     assert "cannot reach http://127.0.0.1:9" in result.output
+
+
+def test_a_file_name_that_is_not_utf8_is_sent_and_told_as_json(tmp_path):
+    from tests.unit.app.client.conftest import Scripted
+
+    scripted = Scripted()
+    thread = threading.Thread(target=scripted.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        accepted = {"upload_id": "u1", "job_id": "j1", "status": "queued"}
+        scripted.answers = [
+            (202, {"Content-Type": "application/json"}, json.dumps(accepted).encode())
+        ]
+        name = os.fsdecode(b"n\xff\xfe.wav")
+        (tmp_path / name).write_bytes(b"RIFF")
+        result = CliRunner().invoke(
+            main, ["send", "--json", "--url", scripted.url, str(tmp_path / name)]
+        )
+    finally:
+        scripted.shutdown()
+        scripted.server_close()
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.splitlines()
+    assert json.loads(line)["job_id"] == "j1"
