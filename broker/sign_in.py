@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+from collections import UserString
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ class NatsSignIn:
         """Keyword arguments for nats-py's ``Client.connect`` (empty when nothing is set)."""
         options: dict[str, Any] = {}
         if self.creds_file:
-            options["user_credentials"] = self.creds_file
+            options["user_credentials"] = CredsForNatsPy(self.creds_file)
         if self.nkey_seed:
             options["nkeys_seed_str"] = self.nkey_seed
         elif self.nkey_seed_file:
@@ -156,6 +157,35 @@ def creds_line(text: str, section: str) -> str | None:
             following = [rest.strip() for rest in lines[i + 1 :] if rest.strip()]
             return following[0] if following else None
     return None
+
+
+class CredsForNatsPy(UserString):
+    """A ``.creds`` file as nats-py's ``user_credentials``, read anew each time nats-py signs
+    a nonce (renewed credentials are picked up at the next connection), and handed to it as
+    ``nsc`` writes it.
+
+    nats-py takes the line right after each marker byte for byte: a file with CRLF line ends,
+    a blank line after a marker or indented lines — which the server and our own checks
+    (:func:`creds_line`) take — would give it a seed it cannot decode. Its text (the seed)
+    is never kept here.
+    """
+
+    def __init__(self, path: str) -> None:  # no UserString.__init__: ``data`` is read, not kept
+        self.path = path
+
+    @property
+    def data(self) -> str:  # type: ignore[override]  # what nats-py reads: ``creds.data``
+        text = Path(self.path).read_text(encoding="utf-8")
+        jwt, seed = creds_line(text, "NATS USER JWT"), creds_line(text, "USER NKEY SEED")
+        if jwt is None or seed is None:
+            raise ValueError(f"{self.path} is not a .creds file")
+        return (
+            f"-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n"
+            f"-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        )
+
+    def __repr__(self) -> str:
+        return f"CredsForNatsPy({self.path!r})"
 
 
 class SignInRefused(BrokerConnectionError):

@@ -162,6 +162,32 @@ def test_operator_mode_creds_sign_in_the_broker_and_readyz(operator_server, wire
     round_trip(config, wire=wire)
 
 
+@pytest.mark.parametrize("layout", ["crlf", "blank-lines", "indented"])
+@pytest.mark.parametrize("wire", [True, False], ids=["wire", "nats-py"])
+def test_a_creds_file_saved_otherwise_than_nsc_writes_it_signs_in(
+    operator_server, tmp_path, layout, wire
+):
+    """Windows line ends, a blank line after each marker, indented lines: the checks at start
+    take them, so the broker (nats-py as well as the wire client) and the bucket must too."""
+    text = operator_server.creds.read_text()
+    if layout == "crlf":
+        text = text.replace("\n", "\r\n")
+    elif layout == "blank-lines":
+        text = text.replace("-----\n", "-----\n\n")
+    else:
+        text = "".join(f"  {line}\n" for line in text.splitlines())
+    creds = tmp_path / "saved.creds"
+    creds.write_bytes(text.encode())
+    creds.chmod(0o600)
+    config = settings(
+        operator_server.server.url,
+        NATS_CREDS=str(creds),
+        STORAGE_URL=f"nats:///signed-{uuid.uuid4().hex[:8]}",
+    )
+    round_trip(config, wire=wire)
+    bucket_round_trip(config)
+
+
 def test_operator_mode_creds_sign_in_the_object_store(operator_server):
     config = settings(
         operator_server.server.url,

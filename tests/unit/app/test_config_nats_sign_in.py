@@ -39,7 +39,10 @@ def test_a_creds_file_is_taken(tmp_path, operator):
     assert config.nats_sign_in.creds == str(creds)
     sign_in = config.nats_sign_in.for_broker()
     assert sign_in.signs_nonce and not sign_in.uses_tls  # the wire client signs the nonce
-    assert sign_in.connect_options() == {"user_credentials": str(creds)}
+    options = sign_in.connect_options()
+    assert list(options) == ["user_credentials"]  # read by nats-py at each connection
+    assert options["user_credentials"].path == str(creds)
+    assert user.seed not in repr(options)
 
 
 def test_no_sign_in_settings():
