@@ -35,9 +35,13 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def filename_of(response: urllib3.BaseHTTPResponse) -> str | None:
-    """The file name the server suggests (``Content-Disposition``), reduced to a plain name."""
+    """The file name the server suggests (``Content-Disposition``), reduced to a plain name;
+    None for one holding a control character (a NUL no path can hold; an escape sequence that
+    would be shown to the terminal that lists the folder, or prints the path)."""
     found = _FILENAME.search(response.headers.get("Content-Disposition") or "")
     name = os.path.basename(found.group(1)) if found else ""
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        return None
     return name if name and name not in (".", "..") else None
 
 

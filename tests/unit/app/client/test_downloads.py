@@ -62,6 +62,15 @@ def test_into_a_folder_by_the_servers_name(server, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["s.mp3"]
 
 
+@pytest.mark.parametrize("name", ["a\x00b.mp3", "\x1b]0;owned\x07.mp3", "../..", "/"])
+def test_a_name_no_file_should_have_falls_back_to_the_uploads(server, tmp_path, name):
+    server.answers = [(200, {"Content-Disposition": f'attachment; filename="{name}"'}, WHOLE)]
+    with Client(server.url, "tok") as client:
+        got = client.download("u1", "mp3", tmp_path)
+    assert got.path == str(tmp_path / "u1.mp3")
+    assert [p.name for p in tmp_path.iterdir()] == ["u1.mp3"]
+
+
 def test_the_etag_of_the_first_answer_goes_with_the_resumed_request(server, tmp_path):
     (tmp_path / "s.mp3.part.etag").write_text('"v2"')
     got, _ = download(server, tmp_path, [rest(HAVE)])
