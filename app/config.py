@@ -173,7 +173,9 @@ class Config:
         nats_url = text("NATS_URL", cls.nats_url) or cls.nats_url
         for part in nats_url.split(","):
             if urlparse(part.strip()).scheme not in ("nats", "tls", "ws", "wss"):
-                problems.append(f"NATS_URL must be nats://host:port, got {part.strip()!r}")
+                problems.append(
+                    f"NATS_URL must be nats://host:port, got {redacted(part.strip())!r}"
+                )
         nats_sign_in = SignInSettings(
             creds=text("NATS_CREDS"),
             nkey_seed=text("NATS_NKEY_SEED"),

@@ -105,8 +105,11 @@ def _refused_line(exc: BaseException) -> str | None:
 
 
 def _nats_url() -> str:
+    """NATS_URL as it may be shown: a token or user:password in it as ``***``."""
+    from broker.sign_in import shown
+
     try:
-        return Config.from_env(cli_environment()).nats_url
+        return shown(Config.from_env(cli_environment()).nats_url)
     except ConfigError:  # the settings changed under the command (var/dev.env went away)
         return "NATS_URL"
 

@@ -88,6 +88,15 @@ def test_every_problem_is_reported_at_once():
         assert expected in message
 
 
+def test_a_nats_url_of_another_scheme_is_refused_without_its_password():
+    with pytest.raises(ConfigError) as error:
+        Config.from_env(
+            {"DATABASE_URL": "postgres://x/y", "NATS_URL": "natz://bob:hunter2@h:4222,nats://h:2"}
+        )
+    assert "got 'natz://***@h:4222'" in str(error.value)
+    assert "hunter2" not in str(error.value)
+
+
 def test_an_s3_url_is_checked_with_the_rest_and_its_secret_not_shown():
     bad = "s3://Bad_Bucket/p?colour=1&secret_access_key=hunter2"
     with pytest.raises(ConfigError) as error:

@@ -76,6 +76,18 @@ def test_cli_exits_1_with_one_line_when_a_server_does_not_answer(make_stack):
         assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
 
 
+def test_cli_does_not_show_the_password_in_nats_url_when_nats_does_not_answer(make_stack):
+    from app.embedded.nats_server import free_port
+
+    stack = make_stack()
+    nobody = free_port()
+    env = stack.env(NATS_URL=f"nats://bob:hunter2@127.0.0.1:{nobody}")
+    no_nats = stack.cli("dlq", "list", env=env)
+    assert no_nats.returncode == 1, no_nats.stderr
+    assert no_nats.stderr.startswith(f"error: cannot reach NATS at nats://***@127.0.0.1:{nobody}")
+    assert "hunter2" not in no_nats.stderr
+
+
 def test_cli_jobs_cancel_says_what_became_of_each_id(make_stack, short_song):
     """No worker runs: the job stays queued until canceled. One line per id; exit 1 when any
     could not be canceled (unknown, or already ended), as ``retry`` does."""
