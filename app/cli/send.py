@@ -170,7 +170,9 @@ def _renderer() -> Renderer:
 
 def follow_all(client: Client, rows: list[dict[str, Any]], show: Renderer) -> None:
     """Wait for the job of each row (in turn: they run at once on the server), showing its
-    stages; Ctrl-C ends the command with how to follow them."""
+    stages; Ctrl-C — or a server gone away — ends the command with how to follow them."""
+    from app.client import PhantomChainError
+
     try:
         for row in rows:
             if row["job_id"] is None or row["status"] in ("done", "failed", "canceled"):
@@ -179,17 +181,25 @@ def follow_all(client: Client, rows: list[dict[str, Any]], show: Renderer) -> No
             job = client.follow(row["job_id"], show.stepper(name))
             row.update(status=job.status, error=job.error)
             show.end(name, job.status if job.error is None else f"{job.status}: {job.error}")
+    except PhantomChainError:  # the server unreachable: said by the caller, exit status 3
+        show.close()
+        click.echo(f"follow them with: phantomchain status --wait {_waiting(rows)}", err=True)
+        raise
     except KeyboardInterrupt:
         show.close()
-        waiting = [
-            r["job_id"] for r in rows if r["job_id"] and r["status"] in ("queued", "running")
-        ]
         click.echo(
             "\nstopped waiting; the jobs go on on the server. Follow them with:\n"
-            f"  phantomchain status --wait {' '.join(waiting)}",
+            f"  phantomchain status --wait {_waiting(rows)}",
             err=True,
         )
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _waiting(rows: Sequence[dict[str, Any]]) -> str:
+    """The ids of the jobs not known to have ended."""
+    return " ".join(
+        r["job_id"] for r in rows if r["job_id"] and r["status"] in ("queued", "running")
+    )
 
 
 def download_outputs(

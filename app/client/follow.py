@@ -8,7 +8,10 @@ and none comes twice. When it cannot be had — refused (429: the tenant's share
 open; 503), or the server away — the job is polled (``GET /api/jobs/{id}``, whose events are
 the same log) every ``poll_interval_s``, and the stream tried again after the server's
 ``Retry-After`` (or a backoff). Outages of the server's database or queue are waited out: the
-job is kept there, and a follower only gives up at its own ``timeout``.
+job is kept there, and a follower only gives up at its own ``timeout``. A server that gives no
+answer at all — its address refuses, or never answers — for longer than the retry policy's
+``max_wait_s`` is given up on (:class:`ConnectionFailed`): a sender would otherwise wait for
+good, saying nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class Follower:
         self.dropped = False
         #: Seconds before a stream the server ended is opened again (its ``retry:`` hint).
         self.reconnect_s = 0.5
+        #: When the server last answered anything (clock): an answer is no outage of it.
+        self.heard_at = clock()
 
     def updates(self) -> Iterator[Update]:
         """Each new event, then the ended job.
@@ -110,6 +115,7 @@ class Follower:
         )  # fmt: skip
         self.failures = 0
         self.opened = True
+        self.heard_at = self.clock()
         parser = SseParser()
         for chunk in read_chunks(response):
             for event in parser.feed(chunk):
@@ -134,6 +140,7 @@ class Follower:
             response = self.transport.request(
                 "GET", path_of("api", "jobs", self.job_id), retry_statuses=False, idempotent=False
             )
+            self.heard_at = self.clock()
             job = read_model(Job.from_json, json_of(response))
         except (ConnectionFailed, ApiError) as exc:
             self._raise_if_final(exc)
@@ -149,9 +156,15 @@ class Follower:
         return job if job.ended else None
 
     def _raise_if_final(self, exc: Exception) -> None:
-        """Errors that waiting does not cure: an unknown job, a bad token…"""
-        if isinstance(exc, ApiError) and exc.status not in (429, 502, 503, 504):
-            raise exc
+        """Errors that waiting does not cure: an unknown job, a bad token…; and no answer from
+        the server for longer than ``max_wait_s``."""
+        if isinstance(exc, ApiError):
+            self.heard_at = self.clock()
+            if exc.status not in (429, 502, 503, 504):
+                raise exc
+        elif self.clock() - self.heard_at > self.transport.retry.max_wait_s:
+            unheard = self.clock() - self.heard_at
+            raise ConnectionFailed(f"no answer from the server for {unheard:.0f} s: {exc}")
 
     def _wait_after(self, exc: Exception) -> float:
         """The server's ``Retry-After``, else a backoff; never more than the retry policy's

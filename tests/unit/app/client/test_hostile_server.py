@@ -14,6 +14,7 @@ import pytest
 from app.client import Client, RetryPolicy
 from app.client.errors import ConnectionFailed, ServerError
 from app.client.events import MAX_EVENT_CHARS, SseParser
+from app.client.follow import Follower
 from app.client.http import MAX_ANSWER_BYTES
 from tests.unit.app.client.test_transport import JOB
 
@@ -120,3 +121,22 @@ def test_a_stream_asking_to_wait_years_before_reconnecting_is_not_obeyed(server)
     client = Client(server.url, "tok", retry=RetryPolicy(max_wait_s=30), sleep=slept.append)
     assert client.follow("j1").status == "done"
     assert slept == [30]
+
+
+def test_a_follower_gives_up_on_a_server_that_no_longer_answers_at_all():
+    """Connections refused (the server gone) past ``max_wait_s``: ConnectionFailed (the
+    sender's exit status 3), not a wait for good. Time is a fake clock moved by the sleeps."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"  # nothing listens there
+    now = [0.0]
+    client = Client(
+        url,
+        "tok",
+        retry=RetryPolicy(max_wait_s=60, max_retries=0),
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
+    follower = Follower(client._http, "j1", timeout_s=3600, clock=lambda: now[0])
+    with pytest.raises(ConnectionFailed, match="no answer from the server for"):
+        list(follower.updates())
+    assert 60 < now[0] < 120
