@@ -120,8 +120,10 @@ class NatsBroker(dramatiq.Broker):
         self.queues: set[str] = set()
         self._ready_queues: set[str] = set()
         self._streams_ready = False
-        # The wire client speaks no TLS (it signs nonces: creds and nkey seeds keep it).
-        wire = wire and not self.sign_in.uses_tls
+        # The wire client speaks no TLS (it signs nonces: creds and nkey seeds keep it): TLS
+        # files or a tls:// server leave everything to nats-py, which keeps to TLS.
+        tls_url = any(s.lower().startswith(("tls://", "ws://", "wss://")) for s in servers)
+        wire = wire and not tls_url and not self.sign_in.uses_tls
         self.use_wire = wire
         self._publisher: BlockingPublisher | None = (
             BlockingPublisher(servers, timeout=PUBLISH_ACK_TIMEOUT_S, sign_in=self.sign_in)

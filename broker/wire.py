@@ -80,6 +80,7 @@ class WireConnection:
     :param name: client name shown by the server.
     :param sign_in: signs the server's nonce where it sends one (its TLS files are not used:
         a server requiring TLS raises :class:`WireUnsupported`).
+    :raises WireUnsupported: also for a ``tls://`` (or ``ws://``) URL, before connecting.
     """
 
     def __init__(
@@ -87,6 +88,8 @@ class WireConnection:
     ) -> None:
         self.sign_in = sign_in or NatsSignIn()
         parsed = urlparse(url if "://" in url else f"nats://{url}")
+        if parsed.scheme != "nats":  # tls:// asks for TLS: never a plain socket (nor CONNECT)
+            raise WireUnsupported(f"{parsed.scheme}:// is not spoken by the wire client")
         self.sock = socket.create_connection(
             (parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout=timeout
         )

@@ -480,3 +480,35 @@ def test_a_server_offering_tls_without_requiring_it_is_spoken_to_over_tls(tmp_pa
         finally:
             broker.close()
     assert connections and all(c.get("tls_version") for c in connections), connections
+
+
+def test_a_tls_url_without_tls_files_keeps_every_connection_on_tls(tmp_path, monkeypatch):
+    """``tls://user:password@…`` with the server's CA from ``SSL_CERT_FILE`` (no NATS_TLS_*):
+    the wire client speaks no TLS, so it is not used — it would have sent CONNECT, password
+    and all, in the clear to a server that also takes plain connections."""
+    certs = make_certificates(tmp_path / "pki")
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca))
+    config = (
+        "tls {\n"
+        f"  cert_file: {json.dumps(str(certs.server_cert))}\n"
+        f"  key_file: {json.dumps(str(certs.server_key))}\n"
+        "}\n"
+        "allow_non_tls: true\n"
+        "authorization { user: bob, password: hunter2 }\n"
+    )
+    monitoring = free_port()
+    with configured_server(tmp_path / "server", f"http_port: {monitoring}\n{config}") as server:
+        url = f"tls://bob:hunter2@127.0.0.1:{server.port}"
+        with pytest.raises(WireUnsupported):
+            WireConnection(url, CONNECT_TIMEOUT_S)
+        broker = broker_of(settings(url))  # the wire client asked for, as by default
+        try:
+            assert not broker.use_wire
+            round_trip_on(broker)
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{monitoring}/connz", timeout=10
+            ) as answer:
+                connections = json.load(answer)["connections"]
+        finally:
+            broker.close()
+    assert connections and all(c.get("tls_version") for c in connections), connections
