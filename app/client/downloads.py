@@ -96,6 +96,9 @@ class Download:
 
     def _open(self) -> tuple[urllib3.BaseHTTPResponse, int]:
         """The answer to read, and how many bytes of the file are already in ``part``."""
+        if self.part.is_symlink() or self.etag_file.is_symlink():
+            # not left by us (another user's, in a shared folder): never written through
+            self._restart()
         have = self.part.stat().st_size if self.part.exists() else 0
         response = self._get(have)
         if have and response.status == 206 and self._continues(response, have):

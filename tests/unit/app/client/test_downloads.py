@@ -71,6 +71,20 @@ def test_a_name_no_file_should_have_falls_back_to_the_uploads(server, tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["u1.mp3"]
 
 
+@pytest.mark.parametrize("planted", [".u1.mp3.part", ".u1.mp3.part.etag"])
+def test_a_part_file_that_is_a_symlink_is_never_written_through(server, tmp_path, planted):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / planted).symlink_to(victim)
+    server.answers = [whole()]
+    with Client(server.url, "tok") as client:
+        got = client.download("u1", "mp3", folder)
+    assert got.path == str(folder / "s.mp3") and (folder / "s.mp3").read_bytes() == WHOLE
+    assert victim.read_bytes() == b"" and not (folder / planted).exists()
+
+
 def test_the_etag_of_the_first_answer_goes_with_the_resumed_request(server, tmp_path):
     (tmp_path / "s.mp3.part.etag").write_text('"v2"')
     got, _ = download(server, tmp_path, [rest(HAVE)])
