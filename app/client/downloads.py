@@ -136,8 +136,11 @@ class Download:
         raise ConnectionFailed(f"{self.path}: too many redirects")
 
     def _continues(self, response: urllib3.BaseHTTPResponse, have: int) -> bool:
+        """Whether the answer is the rest asked for: from ``have`` to the file's end."""
         match = _CONTENT_RANGE.match((response.headers.get("Content-Range") or "").strip())
-        return match is not None and int(match.group(1)) == have
+        if match is None or int(match.group(1)) != have or int(match.group(2)) < have:
+            return False
+        return match.group(3) == "*" or int(match.group(2)) + 1 == int(match.group(3))
 
     def _restart(self) -> None:
         for stale in (self.part, self.etag_file):
@@ -159,6 +162,9 @@ class Download:
                 received += len(chunk)
                 if self.on_progress:
                     self.on_progress(received, total)
+        if total is not None and received > total:  # not the file: nothing of it is kept
+            self._restart()
+            raise ConnectionFailed(f"{self.path}: {received} bytes came of a {total}-byte file")
         if total is not None and received != total:
             raise ConnectionFailed(f"{self.path}: {received} of {total} bytes came")
         return received

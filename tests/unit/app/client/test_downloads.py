@@ -85,6 +85,25 @@ def test_a_part_file_that_is_a_symlink_is_never_written_through(server, tmp_path
     assert victim.read_bytes() == b"" and not (folder / planted).exists()
 
 
+@pytest.mark.parametrize(
+    "content_range",
+    [f"bytes {HAVE}-{HAVE - 1}/{len(WHOLE)}", f"bytes {HAVE}-{len(WHOLE) - 1}/{HAVE + 5}"],
+    ids=["ends-before-it-starts", "file-smaller-than-the-range"],
+)
+def test_a_bogus_content_range_is_not_appended(server, tmp_path, content_range):
+    bogus = (206, {"ETag": '"v2"', "Content-Range": content_range}, b"junk" * 100)
+    _, ranges = download(server, tmp_path, [bogus, whole()])
+    assert ranges == [f"bytes={HAVE}-", None]
+
+
+def test_more_bytes_than_the_file_has_are_not_kept(server, tmp_path):
+    """A range that claims the file's end but whose body is longer: the part is dropped, and
+    the retry starts again rather than resume after bytes that are not the file's."""
+    longer = 206, rest(HAVE)[1], WHOLE[HAVE:] + b"junk"
+    _, ranges = download(server, tmp_path, [longer, whole()])
+    assert ranges == [f"bytes={HAVE}-", None]
+
+
 def test_the_etag_of_the_first_answer_goes_with_the_resumed_request(server, tmp_path):
     (tmp_path / "s.mp3.part.etag").write_text('"v2"')
     got, _ = download(server, tmp_path, [rest(HAVE)])
