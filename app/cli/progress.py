@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 BAR = 24
 
 
+def printable(text: str) -> str:
+    """``text`` with its control characters as ``?``: what a server says (an event, an error,
+    a job's fields) is shown on the sender's terminal, where an escape sequence would act."""
+    return "".join("?" if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in text)
+
+
 def bar(done: int, total: int) -> str:
     """``[######------------------]  25%``."""
     fraction = 1.0 if total <= 0 else min(1.0, max(0.0, done / total))
@@ -42,7 +48,7 @@ class Renderer:
         self._told: dict[str, str] = {}  # the last plain line per file, not to repeat it
 
     def _show(self, name: str, text: str, final: bool = False) -> None:
-        line = f"{name}: {text}"
+        line = printable(f"{name}: {text}")
         if self.tty:
             self.stream.write(f"\r\x1b[2K{line}" + ("\n" if final else ""))
             self._open = not final

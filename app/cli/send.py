@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from app.cli.common import short, table
-from app.cli.progress import Renderer
+from app.cli.progress import Renderer, printable
 
 if TYPE_CHECKING:
     from app.client import Client, Job
@@ -36,7 +36,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _stop(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {printable(message)}", err=True)
     sys.exit(code)
 
 
@@ -146,7 +146,8 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
         else:
             figures = [short(row["error"] or "", 60), "", ""]
         lines.append([row["job_id"] or "-", row["file"] or "", row["status"], *figures])
-    return table(["job", "file", "status", "loudness", "bpm", "key"], lines)
+    shown = [[printable(c) if isinstance(c, str) else c for c in line] for line in lines]
+    return table(["job", "file", "status", "loudness", "bpm", "key"], shown)
 
 
 def emit(rows: Sequence[dict[str, Any]], as_json: bool) -> None:

@@ -126,3 +126,15 @@ def test_a_file_name_that_is_not_utf8_is_sent_and_told_as_json(tmp_path):
     assert result.exit_code == 0, result.output
     (line,) = result.stdout.splitlines()
     assert json.loads(line)["job_id"] == "j1"
+
+
+def test_what_a_server_says_reaches_the_terminal_without_control_characters():
+    hostile = "bad\x1b]0;owned\x07\x1b[2J"
+    out = io.StringIO()
+    show = Renderer(out, tty=True)
+    show.step("a.flac", hostile)
+    show.end("a.flac", f"failed: {hostile}")
+    shown = out.getvalue().replace("\r\x1b[2K", "")  # the renderer's own redraw
+    assert "\x1b" not in shown and "\x07" not in shown and "bad?]0;owned?" in shown
+    table = results_table([row("failed", error=hostile, file="x\x1b[31m.flac")])
+    assert "\x1b" not in table and "\x07" not in table
