@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import urllib3
 
@@ -146,6 +147,11 @@ class Client:
         poll_interval_s: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if "@" in urlsplit(url if "://" in url else f"//{url}").netloc:
+            raise PhantomChainError(  # not quoted: it holds a password
+                "the URL must not hold a user or password (they would not be sent, only shown "
+                "in errors): give the tenant's token as PHANTOMCHAIN_TOKEN (or --token)"
+            )
         if not url.startswith(("http://", "https://")):
             raise PhantomChainError(f"the URL must start with http:// or https://, not {url!r}")
         if timeout is None:

@@ -33,3 +33,12 @@ def test_the_token_goes_to_the_server_only():
     ours = client._http._headers_for("http://audio.example:8080/api/jobs/x", {})
     theirs = client._http._headers_for("https://bucket.s3.example/key?sig=1", {})
     assert ours["Authorization"] == "Bearer secret" and "Authorization" not in theirs
+
+
+@pytest.mark.parametrize(
+    "url", ["http://bob:hunter2@audio.example", "bob:hunter2@audio.example:8080", "ftp://hunter2@x"]
+)
+def test_a_url_holding_a_password_is_refused_without_showing_it(url):
+    with pytest.raises(PhantomChainError, match="must not hold a user or password") as raised:
+        Client(url)
+    assert "hunter2" not in str(raised.value)
