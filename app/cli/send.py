@@ -240,6 +240,16 @@ def download_outputs(
     show.close()
 
 
+def _plain_name(name: str) -> bool:
+    """Whether ``name`` (from the server) may name a file in --out as it is."""
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and printable(name) == name
+        and not any(c in name for c in "/\\")
+    )
+
+
 def write_analysis(analysis: dict[str, Any], path: Path, overwrite: bool) -> Path:
     """``analysis`` as indented JSON at ``path``.
 
@@ -454,7 +464,9 @@ def fetch(
         _stop(
             f"job {job_id} made no {', '.join(missing)} (it made {', '.join(analysis.outputs)})", 1
         )
-    stem = Path(client.get_upload(job.upload_id).filename).stem or job.upload_id
+    stem = Path(client.get_upload(job.upload_id).filename).stem  # the server's: checked
+    if not _plain_name(stem):
+        stem = job.upload_id if _plain_name(job.upload_id) else "upload"
     kept = []
     for fmt in wanted:
         try:

@@ -411,6 +411,9 @@ class Client:
             downloaded).
         :raises NotFound: no such upload, or no output in that format.
         """
+        for name in (upload_id, fmt):  # both name files here, and may come from the server
+            if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+                raise PhantomChainError(f"not an upload id or format: {name!r}")
         target = Path(dest)
         into_dir = target.is_dir() or os.fspath(dest).endswith(("/", os.sep))
         if not into_dir and target.exists() and not overwrite:

@@ -138,3 +138,27 @@ def test_what_a_server_says_reaches_the_terminal_without_control_characters():
     assert "\x1b" not in shown and "\x07" not in shown and "bad?]0;owned?" in shown
     table = results_table([row("failed", error=hostile, file="x\x1b[31m.flac")])
     assert "\x1b" not in table and "\x07" not in table
+
+
+def test_fetch_names_the_analysis_by_the_upload_only_when_its_name_is_plain(tmp_path):
+    from tests.unit.app.client.conftest import Scripted
+
+    scripted = Scripted()
+    thread = threading.Thread(target=scripted.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    as_json = {"Content-Type": "application/json"}
+    job = {"id": "j1", "upload_id": "u1", "status": "done", "events": []}
+    analysis = {"upload_id": "u1", "outputs": {}}
+    upload = {"id": "u1", "filename": "a\x00b\x1b]0;x\x07.flac"}
+    scripted.answers = [
+        (200, as_json, json.dumps(body).encode()) for body in (job, analysis, upload)
+    ]
+    try:
+        result = CliRunner().invoke(
+            main, ["fetch", "--url", scripted.url, "--out", str(tmp_path), "j1"]
+        )
+    finally:
+        scripted.shutdown()
+        scripted.server_close()
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["u1.analysis.json"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.client import Client, FileExists
+from app.client import Client, FileExists, PhantomChainError, RetryPolicy
 from tests.unit.app.client.conftest import Scripted
 
 WHOLE = bytes(range(256)) * 40
@@ -126,3 +126,13 @@ def test_a_file_already_there_is_not_replaced_unless_asked(server, tmp_path):
         server.answers = [whole()]
         got = client.download("u1", "mp3", tmp_path, overwrite=True)
     assert got.path == str(original) and original.read_bytes() == WHOLE
+
+
+@pytest.mark.parametrize(
+    ("upload_id", "fmt"), [("../../evil", "sh"), ("u1", "../x"), ("..", "mp3")]
+)
+def test_an_upload_id_or_format_that_is_no_plain_name_is_refused(tmp_path, upload_id, fmt):
+    client = Client("http://127.0.0.1:9", "tok", retry=RetryPolicy(max_retries=0))
+    with client, pytest.raises(PhantomChainError, match="not an upload id or format"):
+        client.download(upload_id, fmt, tmp_path)
+    assert list(tmp_path.iterdir()) == []
