@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -90,25 +91,28 @@ def test_other_errors_are_typed_and_not_retried(server):
     assert slept == []
 
 
-def closed_port() -> int:
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port that refuses connections: bound for the test, never listening (so no other
+    process of the suite can take it meanwhile and leave a connection hanging)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        yield probe.getsockname()[1]
 
 
-def test_a_refused_connection_is_retried_for_a_get_with_backoff_then_raised():
+def test_a_refused_connection_is_retried_for_a_get_with_backoff_then_raised(closed_port):
     slept: list[float] = []
-    client = client_of(f"http://127.0.0.1:{closed_port()}", slept, max_retries=3, backoff_s=0.5)
+    client = client_of(f"http://127.0.0.1:{closed_port}", slept, max_retries=3, backoff_s=0.5)
     with pytest.raises(ConnectionFailed, match="refused"):
         client.job("j1")
     assert slept == [0.5, 1.0, 2.0]
 
 
-def test_a_batch_is_not_sent_again_after_a_connection_failure(tmp_path):
+def test_a_batch_is_not_sent_again_after_a_connection_failure(tmp_path, closed_port):
     song = tmp_path / "a.flac"
     song.write_bytes(b"fLaC" + b"\0" * 100)
     slept: list[float] = []
-    client = client_of(f"http://127.0.0.1:{closed_port()}", slept)
+    client = client_of(f"http://127.0.0.1:{closed_port}", slept)
     with pytest.raises(ConnectionFailed):
         client.upload_batch([song])
     assert slept == []
