@@ -247,11 +247,19 @@ def refused_line(refused: SignInRefused, settings: SignInSettings, servers: str)
     return f"NATS at {shown(servers)} refused the sign-in ({refused.reason}): check {check}"
 
 
+def _signs_in_by_url(servers: str) -> bool:
+    """Whether a server URL asks for TLS (``tls://``) or holds a token or user:password."""
+    from urllib.parse import urlsplit
+
+    urls = [urlsplit(url.strip()) for url in servers.split(",")]
+    return any(url.scheme in ("tls", "wss") or "@" in url.netloc for url in urls)
+
+
 def check_at_start(broker: NatsBroker, settings: SignInSettings, servers: str) -> str | None:
-    """Connect once where sign-in settings are given: the one line to end the process with
-    when NATS refuses them, else ``None`` (a NATS that does not answer yet is ridden out as
-    ever, not a reason to stop)."""
-    if not settings.any:
+    """Connect once where sign-in settings are given, or ``servers`` ask for TLS or carry a
+    token or password: the one line to end the process with when NATS refuses them, else
+    ``None`` (a NATS that does not answer yet is ridden out as ever, not a reason to stop)."""
+    if not settings.any and not _signs_in_by_url(servers):
         return None
     from dramatiq.errors import BrokerConnectionError
 

@@ -101,6 +101,8 @@ def register(app: Flask) -> None:
         if error.code == 413:
             limit = current.config().max_upload_mb
             message = f"the upload is larger than MAX_UPLOAD_MB ({limit} MB)"
+        elif error.code == 404:  # no route matched: often an id that is not one
+            message = "no such route, or an id that is not one (ids are UUIDs)"
         response = error_response(error.code or 500, code, message)
         # Werkzeug's own headers go with its answer: a 405's Allow (the methods the route
         # takes, RFC 9110 §15.5.6), a 401's WWW-Authenticate, a 503's Retry-After…

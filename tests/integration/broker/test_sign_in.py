@@ -433,12 +433,15 @@ def test_tls_asked_of_a_server_offering_none_sends_nothing_in_the_clear(asked, t
 
     threading.Thread(target=pose, daemon=True).start()
     certs = make_certificates(tmp_path / "pki")
-    url = f"tls://tok:secret@127.0.0.1:{port}"
-    env = {"NATS_TLS_CA": str(certs.ca)}
+    url, env = f"tls://tok:secret@127.0.0.1:{port}", {}  # the system's CAs
     if asked == "tls-files":
-        url = f"nats://tok:secret@127.0.0.1:{port}"
-    broker = broker_of(settings(url, **env))
+        url, env = f"nats://tok:secret@127.0.0.1:{port}", {"NATS_TLS_CA": str(certs.ca)}
+    config = settings(url, **env)
+    broker = broker_of(config)
     try:
+        # what a process starting with these settings says (TLS asked by the URL alone too)
+        said = check_at_start(broker, config.nats_sign_in, config.nats_url)
+        assert said is not None and said.endswith("nothing was sent in the clear)")
         with pytest.raises(SignInRefused) as refused:
             broker.check_sign_in()
         assert nats_checks(broker)["nats"] == (

@@ -109,6 +109,10 @@ def test_missing_file_unknown_format_and_unknown_ids(api_only, song):
     assert api_only.get("/api/uploads/nope/analysis").json["error"]["code"] == "not_found"
     assert api_only.get("/api/jobs/nope").status_code == 404
     assert api_only.get("/api/no/such/route").json["error"]["code"] == "not_found"
+    # a sentence for an API's user, not the framework's "If you entered the URL manually…"
+    assert api_only.get("/api/jobs/nope").json["error"]["message"] == (
+        "no such route, or an id that is not one (ids are UUIDs)"
+    )
 
 
 def test_oversized_upload_is_413(make_client, song):
