@@ -9,7 +9,6 @@ the outage has been met.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 
@@ -39,27 +38,6 @@ def song_file(tmp_path_factory):
     path = folder / "short.flac"
     path.write_bytes(song)
     return path
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def client_log() -> Iterator[Lines]:
-    lines = Lines()
-    logger = logging.getLogger("app.client")
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(lines)
-    yield lines
-    logger.removeHandler(lines)
-    logger.setLevel(level)
 
 
 def follow_in_thread(client: Client, job_id: str) -> tuple[threading.Thread, list, list]:
@@ -105,7 +83,7 @@ def test_postgres_away_while_the_client_waits(stack, song_file):
     assert ended and ended[0].status == "done"
 
 
-def test_nats_away_while_the_client_waits(stack, song_file, client_log):
+def test_nats_away_while_the_client_waits(stack, song_file):
     client = Client(f"http://127.0.0.1:{stack.api.port}", poll_interval_s=0.2)
     try:
         with paused(stack.workers):

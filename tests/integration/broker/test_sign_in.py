@@ -461,25 +461,38 @@ def test_tls_asked_of_a_server_offering_none_sends_nothing_in_the_clear(asked, t
     )
 
 
+def tls_optional_config(certs: Certificates, monitoring: int, *more: str) -> str:
+    """nats-server settings offering TLS without requiring it, with the monitoring port."""
+    return "\n".join(
+        (
+            f"http_port: {monitoring}",
+            "tls {",
+            f"  cert_file: {json.dumps(str(certs.server_cert))}",
+            f"  key_file: {json.dumps(str(certs.server_key))}",
+            "}",
+            "allow_non_tls: true",
+            *more,
+            "",
+        )
+    )
+
+
+def client_connections(monitoring: int) -> list[dict]:
+    """The server's client connections, as its monitoring port lists them (``/connz``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{monitoring}/connz", timeout=10) as answer:
+        return json.load(answer)["connections"]
+
+
 def test_a_server_offering_tls_without_requiring_it_is_spoken_to_over_tls(tmp_path):
     certs = make_certificates(tmp_path / "pki")
-    config = (
-        "tls {\n"
-        f"  cert_file: {json.dumps(str(certs.server_cert))}\n"
-        f"  key_file: {json.dumps(str(certs.server_key))}\n"
-        "}\n"
-        "allow_non_tls: true\n"
-    )
     monitoring = free_port()
-    with configured_server(tmp_path / "server", f"http_port: {monitoring}\n{config}") as server:
+    config = tls_optional_config(certs, monitoring)
+    with configured_server(tmp_path / "server", config) as server:
         tls_url = f"tls://127.0.0.1:{server.port}"
         broker = broker_of(settings(tls_url, NATS_TLS_CA=str(certs.ca)), wire=False)
         try:
             round_trip_on(broker)
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{monitoring}/connz", timeout=10
-            ) as answer:
-                connections = json.load(answer)["connections"]
+            connections = client_connections(monitoring)
         finally:
             broker.close()
     assert connections and all(c.get("tls_version") for c in connections), connections
@@ -491,16 +504,10 @@ def test_a_tls_url_without_tls_files_keeps_every_connection_on_tls(tmp_path, mon
     and all, in the clear to a server that also takes plain connections."""
     certs = make_certificates(tmp_path / "pki")
     monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca))
-    config = (
-        "tls {\n"
-        f"  cert_file: {json.dumps(str(certs.server_cert))}\n"
-        f"  key_file: {json.dumps(str(certs.server_key))}\n"
-        "}\n"
-        "allow_non_tls: true\n"
-        "authorization { user: bob, password: hunter2 }\n"
-    )
     monitoring = free_port()
-    with configured_server(tmp_path / "server", f"http_port: {monitoring}\n{config}") as server:
+    password = "authorization { user: bob, password: hunter2 }"
+    config = tls_optional_config(certs, monitoring, password)
+    with configured_server(tmp_path / "server", config) as server:
         url = f"tls://bob:hunter2@127.0.0.1:{server.port}"
         with pytest.raises(WireUnsupported):
             WireConnection(url, CONNECT_TIMEOUT_S)
@@ -508,10 +515,7 @@ def test_a_tls_url_without_tls_files_keeps_every_connection_on_tls(tmp_path, mon
         try:
             assert not broker.use_wire
             round_trip_on(broker)
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{monitoring}/connz", timeout=10
-            ) as answer:
-                connections = json.load(answer)["connections"]
+            connections = client_connections(monitoring)
         finally:
             broker.close()
     assert connections and all(c.get("tls_version") for c in connections), connections

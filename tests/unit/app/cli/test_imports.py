@@ -3,28 +3,13 @@ until a command that needs one runs."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.support.paths import ROOT
+from tests.support import fresh_python
 
 HEAVY = ("sqlalchemy", "psycopg", "dramatiq", "nats", "av", "numpy", "scipy", "tasks")
 
 
 def loaded_after(code: str) -> list[str]:
-    probe = (
-        f"import json, sys\n{code}\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return fresh_python.loaded_after(code, HEAVY)
 
 
 def test_the_command_group_loads_nothing_heavy():

@@ -3,11 +3,7 @@ sender commands) loads no web framework, database driver, audio library or NATS 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.support.paths import ROOT
+from tests.support import fresh_python
 
 SERVER_SIDE = (
     "flask",
@@ -26,17 +22,7 @@ SERVER_SIDE = (
 
 def loaded_after(code: str) -> list[str]:
     """The server-side modules loaded once ``code`` ran, in a fresh interpreter."""
-    loaded = f"[m for m in {SERVER_SIDE!r} if m in sys.modules]"
-    probe = f"import json, sys\n{code}\nprint(json.dumps({loaded}))"
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return fresh_python.loaded_after(code, SERVER_SIDE)
 
 
 def test_the_client_loads_nothing_of_the_server():

@@ -7,11 +7,7 @@ the audio stack behind it (PyAV, numpy, scipy) never load in it.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.support.paths import ROOT
+from tests.support.fresh_python import last_json_line
 
 HEAVY = ("av", "numpy", "scipy", "tasks", "tasks.pipeline", "tasks.stages", "audio.transcode")
 
@@ -37,15 +33,8 @@ print(json.dumps({"answers": answers, "bad_format": bad_format,
 
 def test_the_web_process_loads_neither_the_audio_stack_nor_the_worker(tmp_path):
     probe = PROBE % {"storage": tmp_path, "heavy": HEAVY}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.splitlines()[-1])
+    report = last_json_line(probe)
+    assert isinstance(report, dict)
     assert report["answers"] == [200, 200]
     # The upload route checked the formats …
     assert report["bad_format"]["error"]["code"] == "unknown_format"
@@ -57,12 +46,5 @@ def test_the_probe_sees_a_heavy_import_when_there_is_one(tmp_path):
     """The check above can fail: the same probe, after importing the worker, reports it."""
     probe = PROBE % {"storage": tmp_path, "heavy": HEAVY}
     probe = probe.replace("import app.cli", "import app.cli\nimport numpy")
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1])["loaded"] == ["numpy"]
+    report = last_json_line(probe)
+    assert isinstance(report, dict) and report["loaded"] == ["numpy"]
